@@ -1,0 +1,18 @@
+"""s3drop: take images from your users straight into S3-compatible storage, safely."""
+
+from __future__ import annotations
+
+from .config import Settings as Settings
+from .errors import S3DropError as S3DropError
+from .policy import UploadForm as UploadForm
+from .uploads import S3Drop as S3Drop
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "S3Drop",
+    "S3DropError",
+    "Settings",
+    "UploadForm",
+    "__version__",
+]

@@ -1,0 +1,3 @@
+from s3drop.cli import main
+
+main()

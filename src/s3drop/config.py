@@ -1,0 +1,231 @@
+"""Settings: the only module that reads the environment.
+
+Zero configuration works: the embedded local backend, a data folder in the working directory, bound
+to 127.0.0.1:8000. Set a bucket (``S3DROP_BUCKET``, or ``AWS_BUCKET_NAME`` / ``BUCKET_NAME`` as the
+original Next.js example did) and s3drop signs for S3 instead, with credentials, region and endpoint
+from the standard AWS variables and boto3's own chain.
+
+Bad settings fail at start with a message that names the setting::
+
+    >>> Settings(max_bytes=0)
+    Traceback (most recent call last):
+    s3drop.errors.ConfigurationError: S3DROP_MAX_BYTES: ...
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .errors import ConfigurationError
+
+#: Every image type s3drop knows, with the one extension its keys use.
+KNOWN_TYPES: dict[str, str] = {
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "image/webp": "webp",
+    "image/gif": "gif",
+    "image/avif": "avif",
+}
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3}
+
+
+def parse_size(value: object) -> int:
+    """``10485760``, ``"10MiB"``, ``"500 kB"`` -> bytes (``Ki``/``Mi``/``Gi`` are powers of 1024)."""
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(str(value))
+    if not match:
+        raise ValueError(f"not a size: {value!r} (try 10MiB or 10485760)")
+    number, unit = int(match[1]), (match[2] or "").lower()
+    if "i" in unit:
+        return number << (10 * ("kmg".index(unit[0]) + 1))
+    return number * _UNITS[unit[:1]]
+
+
+def _comma_list(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything s3drop can be told. Environment names are ``S3DROP_<FIELD>`` unless noted."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="S3DROP_",
+        env_file=".env",
+        extra="ignore",
+        populate_by_name=True,
+        validate_default=True,
+    )
+
+    # --- storage
+    backend: Literal["local", "s3"] | None = Field(
+        None, description="local (default) or s3 (default once a bucket is set)"
+    )
+    data_dir: Path = Field(Path("s3drop-data"), description="Folder of the local backend")
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Signing secret of the local backend; generated once into the data folder",
+    )
+    bucket: str | None = Field(
+        None,
+        validation_alias=AliasChoices("S3DROP_BUCKET", "AWS_BUCKET_NAME", "BUCKET_NAME", "bucket"),
+    )
+    region: str | None = Field(
+        None, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION", "region")
+    )
+    endpoint_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "endpoint_url"),
+    )
+    public_base_url: str | None = Field(
+        None, description="Serve promoted images from this base URL (a CDN) instead of signed GETs"
+    )
+    public_url: str | None = Field(
+        None,
+        description="The app's own external URL, for absolute links; relative links when unset",
+    )
+
+    # --- what may be uploaded
+    allowed_types: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["image/png", "image/jpeg"]
+    )
+    max_bytes: int = 10 * 1024 * 1024
+    expires_in: int = Field(600, description="Seconds a signed upload form stays valid")
+    get_expires_in: int = Field(3600, description="Seconds a signed image URL stays valid")
+    max_pixels: int = 50_000_000
+    max_side: int = 20_000
+    max_frames: int = 500
+    thumbnail_size: int = 320
+
+    # --- serving
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+
+    @field_validator("allowed_types", mode="before")
+    @classmethod
+    def _split_types(cls, value: object) -> object:
+        return _comma_list(value)
+
+    @field_validator("allowed_types")
+    @classmethod
+    def _known_types(cls, value: list[str]) -> list[str]:
+        value = [item.lower() for item in value]
+        unknown = [item for item in value if item not in KNOWN_TYPES]
+        if unknown:
+            raise ValueError(f"unknown type {unknown[0]!r}; choose from {', '.join(KNOWN_TYPES)}")
+        if not value:
+            raise ValueError("allow at least one type")
+        return list(dict.fromkeys(value))
+
+    @field_validator("max_bytes", mode="before")
+    @classmethod
+    def _size(cls, value: object) -> int:
+        return parse_size(value)
+
+    @field_validator("max_bytes")
+    @classmethod
+    def _size_range(cls, value: int) -> int:
+        if not 1 <= value <= 5 * 1024**3:
+            raise ValueError("must be between 1 byte and 5 GiB (the S3 limit for one POST)")
+        return value
+
+    @field_validator("expires_in", "get_expires_in")
+    @classmethod
+    def _expiry(cls, value: int) -> int:
+        if not 1 <= value <= 7 * 24 * 3600:
+            raise ValueError("must be between 1 second and 7 days (the SigV4 limit)")
+        return value
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, value: int) -> int:
+        if not 0 <= value <= 65535:
+            raise ValueError("must be a TCP port, 0 to 65535")
+        return value
+
+    @field_validator("max_pixels", "max_side", "max_frames", "thumbnail_size", "workers")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+
+    @field_validator("public_base_url", "public_url", "endpoint_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"not an http(s) URL: {value!r}")
+        return value.rstrip("/")
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigurationError(_explain(exc)) from None
+        if self.backend is None:
+            self.backend = "s3" if self.bucket else "local"
+        if self.backend == "s3" and not self.bucket:
+            raise ConfigurationError(
+                "S3DROP_BUCKET: the s3 backend needs a bucket (S3DROP_BUCKET, AWS_BUCKET_NAME or "
+                "BUCKET_NAME)"
+            )
+
+    @property
+    def storage_backend(self) -> Literal["local", "s3"]:
+        return self.backend or "local"
+
+    def local_secret(self) -> bytes:
+        """The local backend's signing secret: given, or generated once and kept in the data folder.
+
+        Every worker and every restart reads the same file; creating it is atomic (``O_EXCL``), so
+        workers racing at first start still agree.
+        """
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.data_dir / "secret.key"
+        try:
+            return path.read_bytes().strip()
+        except FileNotFoundError:
+            pass
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".secret.{secrets.token_hex(8)}")
+        tmp.write_bytes(secrets.token_urlsafe(48).encode())
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)  # atomic: fails if another worker won the race
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+        return path.read_bytes().strip()
+
+
+def _explain(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "settings"
+        env = _ENV_NAMES.get(field, f"S3DROP_{field.upper()}")
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{env}: {message} (got {error.get('input')!r})")
+    return "; ".join(lines)
+
+
+_ENV_NAMES = {
+    "bucket": "S3DROP_BUCKET",
+    "region": "AWS_REGION",
+    "endpoint_url": "AWS_ENDPOINT_URL_S3",
+}

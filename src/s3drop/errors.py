@@ -1,0 +1,163 @@
+"""Every error s3drop raises, in one tree.
+
+Each class carries the HTTP status and a stable machine-readable ``code``; the web layer turns any of
+them into ``{"error": {"code": ..., "message": ...}}`` with that status, the CLI into one line and a
+non-zero exit. Third-party errors (boto3, Pillow) are translated into this tree once, where they
+happen, with ``raise ... from exc``.
+
+    S3DropError                      500 internal
+    ├── ConfigurationError           500 bad_configuration   (raised at start-up, names the setting)
+    ├── StorageError                 502 storage_error
+    │   ├── StorageUnavailable       503 storage_unavailable
+    │   ├── StorageAccessDenied      502 storage_access_denied
+    │   └── BucketMissing            502 bucket_missing
+    ├── NotFound                     404 not_found
+    ├── UploadRefused                400 upload_refused      (nothing was signed)
+    │   ├── TypeNotAllowed           415 type_not_allowed
+    │   ├── FileTooLarge             413 file_too_large
+    │   ├── FileEmpty                400 file_empty
+    │   └── InvalidRequest           400 invalid_request
+    ├── ImageRejected                422 image_rejected      (the upload was deleted)
+    │   ├── NotAnImage               422 not_an_image
+    │   ├── TypeMismatch             422 type_mismatch
+    │   ├── TooManyPixels            422 too_many_pixels
+    │   ├── TooManyFrames            422 too_many_frames
+    │   ├── CorruptImage             422 corrupt_image
+    │   ├── ChecksumMismatch         422 checksum_mismatch
+    │   └── SizeMismatch             422 size_mismatch
+    ├── PostRejected                 403 AccessDenied        (a storage-side POST refusal, S3's codes)
+    ├── NotAuthenticated             401 not_authenticated
+    ├── Forbidden                    403 forbidden
+    └── RateLimited                  429 rate_limited        (carries retry_after seconds)
+"""
+
+from __future__ import annotations
+
+
+class S3DropError(Exception):
+    """The root of every error s3drop raises on purpose."""
+
+    status: int = 500
+    code: str = "internal"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigurationError(S3DropError):
+    code = "bad_configuration"
+
+
+class StorageError(S3DropError):
+    status = 502
+    code = "storage_error"
+
+
+class StorageUnavailable(StorageError):
+    status = 503
+    code = "storage_unavailable"
+
+
+class StorageAccessDenied(StorageError):
+    code = "storage_access_denied"
+
+
+class BucketMissing(StorageError):
+    code = "bucket_missing"
+
+
+class NotFound(S3DropError):
+    status = 404
+    code = "not_found"
+
+
+class UploadRefused(S3DropError):
+    status = 400
+    code = "upload_refused"
+
+
+class TypeNotAllowed(UploadRefused):
+    status = 415
+    code = "type_not_allowed"
+
+
+class FileTooLarge(UploadRefused):
+    status = 413
+    code = "file_too_large"
+
+
+class FileEmpty(UploadRefused):
+    code = "file_empty"
+
+
+class InvalidRequest(UploadRefused):
+    code = "invalid_request"
+
+
+class ImageRejected(S3DropError):
+    status = 422
+    code = "image_rejected"
+
+
+class NotAnImage(ImageRejected):
+    code = "not_an_image"
+
+
+class TypeMismatch(ImageRejected):
+    code = "type_mismatch"
+
+
+class TooManyPixels(ImageRejected):
+    code = "too_many_pixels"
+
+
+class TooManyFrames(ImageRejected):
+    code = "too_many_frames"
+
+
+class CorruptImage(ImageRejected):
+    code = "corrupt_image"
+
+
+class ChecksumMismatch(ImageRejected):
+    code = "checksum_mismatch"
+
+
+class SizeMismatch(ImageRejected):
+    code = "size_mismatch"
+
+
+class PostRejected(S3DropError):
+    """What the local backend answers a browser's POST with, in S3's own statuses and codes.
+
+    ``code`` is S3's (``AccessDenied``, ``EntityTooLarge``, ``EntityTooSmall``, ``InvalidArgument``),
+    so a client that talks to S3 needs no second code path for the embedded default.
+    """
+
+    status = 403
+    code = "AccessDenied"
+
+    def __init__(self, message: str, *, code: str = "AccessDenied", status: int = 403) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class NotAuthenticated(S3DropError):
+    status = 401
+    code = "not_authenticated"
+
+
+class Forbidden(S3DropError):
+    status = 403
+    code = "forbidden"
+
+
+class RateLimited(S3DropError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,0 +1,108 @@
+"""The storage contract: what s3drop needs from a place that keeps bytes.
+
+Two backends fulfil it: :class:`~s3drop.storage.local.LocalStorage` (the embedded default, files on
+disk, S3's POST policy semantics enforced by s3drop itself) and :class:`~s3drop.storage.s3.S3Storage`
+(boto3, for S3 and every S3-compatible store). Both return the same :class:`UploadForm` from
+:meth:`Storage.presign_post`, so the page and the CLI never branch on the backend::
+
+    storage = open_storage(Settings())
+    form = storage.presign_post(request, expires_in=600)
+    # the browser posts form.fields + the file to form.url
+    info = storage.head(form.key)          # ObjectInfo or None
+    head = storage.read(form.key, end=64)  # the first 64 bytes
+
+Keys are always made by s3drop (see :mod:`s3drop.policy`); backends still refuse anything that could
+leave their root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..config import Settings
+from ..errors import ConfigurationError
+from ..policy import UploadForm, UploadRequest
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What storage knows of one object without reading it."""
+
+    key: str
+    size: int
+    content_type: str
+    last_modified: datetime
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class Storage:
+    """One backend. Subclasses implement every method; all of them are thread-safe."""
+
+    name: str = "base"
+
+    def presign_post(self, request: UploadRequest, *, expires_in: int) -> UploadForm:
+        """Sign a browser POST of exactly ``request`` (key, type, size range, metadata)."""
+        raise NotImplementedError
+
+    def presign_get(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
+        """A URL that reads ``key`` until it expires, refusing any change to it."""
+        raise NotImplementedError
+
+    def head(self, key: str) -> ObjectInfo | None:
+        """Size, type and metadata of ``key``, or None when it does not exist."""
+        raise NotImplementedError
+
+    def read(self, key: str, *, start: int = 0, end: int | None = None) -> bytes:
+        """Bytes ``start`` to ``end`` (exclusive; None for the end) of ``key``.
+
+        Raises :class:`~s3drop.errors.NotFound` when the object does not exist.
+        """
+        raise NotImplementedError
+
+    def put(self, key: str, data: bytes, *, content_type: str, metadata: dict[str, str]) -> None:
+        """Store ``data`` at ``key`` whole, or not at all."""
+        raise NotImplementedError
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; removing what is not there is not an error."""
+        raise NotImplementedError
+
+    def list_objects(
+        self, prefix: str, *, start_after: str | None = None, limit: int = 1000
+    ) -> list[ObjectInfo]:
+        """Up to ``limit`` objects under ``prefix`` in key order, after ``start_after``.
+
+        The metadata of listed objects may be empty (S3 does not list it); use :meth:`head`.
+        """
+        raise NotImplementedError
+
+    def iter_all(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object under ``prefix``, page by page."""
+        after: str | None = None
+        while True:
+            page = self.list_objects(prefix, start_after=after, limit=1000)
+            yield from page
+            if len(page) < 1000:
+                return
+            after = page[-1].key
+
+    def check(self) -> None:
+        """Raise a :class:`~s3drop.errors.StorageError` unless storage answers now."""
+        raise NotImplementedError
+
+
+def open_storage(settings: Settings) -> Storage:
+    """The backend the settings name."""
+    if settings.storage_backend == "local":
+        from .local import LocalStorage
+
+        return LocalStorage(settings)
+    try:
+        from .s3 import S3Storage
+    except ImportError as exc:  # pragma: no cover - boto3 is a dependency
+        raise ConfigurationError(
+            "S3DROP_BACKEND: the s3 backend needs boto3 (pip install boto3)"
+        ) from exc
+    return S3Storage(settings)

@@ -1,0 +1,434 @@
+"""The embedded default: objects as files on disk, S3's POST policy semantics enforced by s3drop.
+
+The app itself receives the browser's ``multipart/form-data`` POST (:meth:`LocalStorage.receive_post`)
+and checks it as S3 would: SigV4 signature over the policy (constant-time), expiry, every condition
+(exact key, exact Content-Type), no field the policy does not cover, and the size range, counted
+while the body streams, so a body is cut off the moment it passes the limit. Refusals carry S3's
+statuses and codes (:class:`~s3drop.errors.PostRejected`).
+
+Bytes stream into ``<data>/tmp`` and are renamed into ``<data>/objects`` only when the whole body
+arrived and passed; a refused, aborted or half-sent upload leaves nothing behind. Each object's type
+and metadata sit beside it in ``<data>/meta/<key>.json``, written before the object appears, removed
+after it is gone: an object exists exactly when its file does.
+
+Reads go through signed, expiring URLs (:meth:`presign_get`, checked by :meth:`check_get`): an
+HMAC over key, expiry and disposition; any change is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import quote, urlencode
+
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from ..config import Settings
+from ..errors import InvalidRequest, NotFound, PostRejected, StorageUnavailable
+from ..policy import (
+    CheckedPost,
+    Credentials,
+    UploadForm,
+    UploadRequest,
+    sign_post,
+    verify_post,
+)
+from .base import ObjectInfo, Storage
+
+#: Where the app mounts the local backend's endpoints.
+MOUNT = "/storage"
+BUCKET = "local"
+REGION = "local"
+ACCESS_KEY = "s3drop-local"
+_MAX_FIELD_BYTES = 64 * 1024
+_MAX_FORM_BYTES = 256 * 1024
+#: After a refusal, read and discard at most this much more of the body, so the client gets to see
+#: the answer rather than a reset connection; past it the connection is dropped.
+_DRAIN_LIMIT = 16 * 1024 * 1024
+
+
+class LocalStorage(Storage):
+    name = "local"
+
+    def __init__(self, settings: Settings) -> None:
+        self.root = settings.data_dir.resolve()
+        self.objects = self.root / "objects"
+        self.meta = self.root / "meta"
+        self.tmp = self.root / "tmp"
+        for folder in (self.objects, self.meta, self.tmp):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.credentials = Credentials(ACCESS_KEY, settings.local_secret().decode())
+        self._get_key = hmac.new(
+            self.credentials.secret_key.encode(), b"s3drop-local-get", hashlib.sha256
+        ).digest()
+        self.base_url = (settings.public_url or "") + MOUNT
+
+    # --- paths ---------------------------------------------------------------------------------
+
+    def _path(self, key: str, folder: Path | None = None) -> Path:
+        parts = key.split("/")
+        if (
+            not key
+            or key.startswith("/")
+            or any(part in {"", ".", ".."} for part in parts)
+            or "\\" in key
+            or "\0" in key
+            or len(key) > 512
+        ):
+            raise InvalidRequest(f"invalid object key: {key!r}")
+        return (folder or self.objects).joinpath(*parts)
+
+    def _meta_path(self, key: str) -> Path:
+        return self._path(key, self.meta).with_name(self._path(key).name + ".json")
+
+    # --- the contract --------------------------------------------------------------------------
+
+    def presign_post(self, request: UploadRequest, *, expires_in: int) -> UploadForm:
+        fields, expires_at = sign_post(
+            request,
+            bucket=BUCKET,
+            credentials=self.credentials,
+            region=REGION,
+            expires_in=expires_in,
+        )
+        return UploadForm(
+            id=request.id,
+            key=request.key,
+            url=self.base_url,
+            fields=fields,
+            content_type=request.content_type,
+            max_bytes=request.max_bytes,
+            expires_at=expires_at,
+        )
+
+    def presign_get(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
+        self._path(key)
+        expires = int(time.time()) + expires_in
+        query = {"expires": str(expires)}
+        if filename:
+            query["filename"] = filename
+        query["signature"] = self._get_signature(key, query)
+        return f"{self.base_url}/{quote(key)}?{urlencode(query)}"
+
+    def _get_signature(self, key: str, query: dict[str, str]) -> str:
+        message = "\n".join(["GET", key, query.get("expires", ""), query.get("filename", "")])
+        return hmac.new(self._get_key, message.encode(), hashlib.sha256).hexdigest()
+
+    def check_get(self, key: str, query: dict[str, str]) -> None:
+        """Refuse a read whose URL was changed or has expired (403, as S3 does)."""
+        given = query.get("signature", "")
+        expected = self._get_signature(key, query)
+        if not hmac.compare_digest(given, expected):
+            raise PostRejected(
+                "The request signature we calculated does not match the signature you provided.",
+                code="SignatureDoesNotMatch",
+            )
+        try:
+            expires = int(query.get("expires", ""))
+        except ValueError:
+            raise PostRejected("Expires is not a number.") from None
+        if time.time() > expires:
+            raise PostRejected("Request has expired")
+
+    def head(self, key: str) -> ObjectInfo | None:
+        path = self._path(key)
+        try:
+            stat = path.stat()
+            meta = json.loads(self._meta_path(key).read_text())
+        except FileNotFoundError:
+            return None
+        return ObjectInfo(
+            key=key,
+            size=stat.st_size,
+            content_type=meta.get("content_type", "binary/octet-stream"),
+            last_modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+            metadata=meta.get("metadata", {}),
+        )
+
+    def open(self, key: str) -> IO[bytes]:
+        try:
+            return self._path(key).open("rb")
+        except FileNotFoundError:
+            raise NotFound(f"no object {key!r}") from None
+
+    def read(self, key: str, *, start: int = 0, end: int | None = None) -> bytes:
+        with self.open(key) as file:
+            file.seek(start)
+            return file.read(-1 if end is None else max(0, end - start))
+
+    def put(self, key: str, data: bytes, *, content_type: str, metadata: dict[str, str]) -> None:
+        path = self._path(key)
+        tmp = self._tmp_path()
+        try:
+            tmp.write_bytes(data)
+            self._commit(tmp, key, path, content_type, metadata)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+        self._meta_path(key).unlink(missing_ok=True)
+
+    def list_objects(
+        self, prefix: str, *, start_after: str | None = None, limit: int = 1000
+    ) -> list[ObjectInfo]:
+        folder = prefix.rpartition("/")[0]
+        base = self._path(folder) if folder else self.objects
+        found: list[ObjectInfo] = []
+        for key in self._walk(base, folder + "/" if folder else "", start_after):
+            if not key.startswith(prefix) or (start_after is not None and key <= start_after):
+                continue
+            info = self.head(key)
+            if info is not None:
+                found.append(info)
+                if len(found) >= limit:
+                    break
+        return found
+
+    def _walk(self, base: Path, key_prefix: str, start_after: str | None) -> list[str]:
+        """Keys under ``base`` in S3's order (byte order of the whole key)."""
+        try:
+            entries = sorted(os.scandir(base), key=lambda entry: entry.name)
+        except FileNotFoundError:
+            return []
+        keys: list[str] = []
+        for entry in entries:
+            key = key_prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                keys.extend(self._walk(Path(entry.path), key + "/", start_after))
+            elif start_after is None or key > start_after:
+                keys.append(key)
+        return sorted(keys)
+
+    def check(self) -> None:
+        try:
+            probe = self.tmp / f".probe-{secrets.token_hex(4)}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise StorageUnavailable(f"the data folder {self.root} is not writable: {exc}") from exc
+
+    # --- receiving the browser's POST ----------------------------------------------------------
+
+    def _tmp_path(self) -> Path:
+        return self.tmp / f"{secrets.token_hex(12)}.part"
+
+    def _commit(
+        self, tmp: Path, key: str, path: Path, content_type: str, metadata: dict[str, str]
+    ) -> None:
+        meta_path = self._meta_path(key)
+        meta_path.parent.mkdir(parents=True, exist_ok=True)
+        meta_tmp = meta_path.with_name(f".{meta_path.name}.{secrets.token_hex(4)}")
+        meta_tmp.write_text(json.dumps({"content_type": content_type, "metadata": metadata}))
+        os.replace(meta_tmp, meta_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, path)
+
+    async def receive_post(
+        self, content_type: str | None, body: AsyncIterator[bytes]
+    ) -> CheckedPost:
+        """Take one browser POST: check the form as S3 does, stream the file, store it whole.
+
+        Raises :class:`PostRejected` (S3's status and code) and stores nothing on any refusal,
+        including a body that stops before its end.
+        """
+        receiver = _PostReceiver(self, content_type)
+        try:
+            async for chunk in body:
+                receiver.feed(chunk)
+                if receiver.done:
+                    break
+            return receiver.finish()
+        finally:
+            receiver.cleanup()
+
+
+class _PostReceiver:
+    """The state of one streaming multipart POST."""
+
+    def __init__(self, storage: LocalStorage, content_type: str | None) -> None:
+        mime, options = parse_options_header(content_type or "")
+        boundary = options.get(b"boundary")
+        if mime != b"multipart/form-data" or not boundary:
+            raise PostRejected(
+                "POST requires multipart/form-data with a boundary.",
+                code="InvalidArgument",
+                status=400,
+            )
+        self.storage = storage
+        self.fields: dict[str, str] = {}
+        self.checked: CheckedPost | None = None
+        self.file: IO[bytes] | None = None
+        self.tmp: Path | None = None
+        self.size = 0
+        self.form_bytes = 0
+        self.ended = False
+        self.file_done = False
+        self.error: PostRejected | None = None
+        self._header_name = b""
+        self._header_value = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._name: str | None = None
+        self._value = bytearray()
+        self._in_file = False
+        callbacks: Any = {
+            "on_part_begin": self._part_begin,
+            "on_header_field": self._header_field,
+            "on_header_value": self._header_val,
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+            "on_end": self._end,
+        }
+        self.parser = MultipartParser(boundary, callbacks)
+
+    @property
+    def done(self) -> bool:
+        return self.error is not None or self.ended or self.file_done
+
+    def feed(self, chunk: bytes) -> None:
+        try:
+            self.parser.write(chunk)
+        except PostRejected as exc:
+            self.error = exc
+        except FormParserError:
+            self.error = PostRejected(
+                "The body of your POST request is not well-formed multipart/form-data.",
+                code="MalformedPOSTRequest",
+                status=400,
+            )
+
+    def finish(self) -> CheckedPost:
+        if self.error is not None:
+            raise self.error
+        if self.checked is None or self.file is None or self.tmp is None:
+            raise PostRejected(
+                "POST requires exactly one file upload per request.",
+                code="InvalidArgument",
+                status=400,
+            )
+        if not self.file_done:
+            raise PostRejected(
+                "The body ended before the whole file arrived.", code="IncompleteBody", status=400
+            )
+        if self.size < self.checked.min_bytes:
+            raise PostRejected(
+                "Your proposed upload is smaller than the minimum allowed size",
+                code="EntityTooSmall",
+                status=400,
+            )
+        self.file.close()
+        path = self.storage._path(self.checked.key)
+        self.storage._commit(
+            self.tmp, self.checked.key, path, self.checked.content_type, self.checked.metadata
+        )
+        self.tmp = None
+        return self.checked
+
+    def cleanup(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        if self.tmp is not None:
+            self.tmp.unlink(missing_ok=True)
+
+    # parser callbacks
+
+    def _part_begin(self) -> None:
+        self._headers = {}
+        self._name = None
+        self._value = bytearray()
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += data[start:end]
+
+    def _header_val(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _header_end(self) -> None:
+        self._headers[self._header_name.lower()] = self._header_value
+        self._header_name = self._header_value = b""
+
+    def _headers_finished(self) -> None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        name = options.get(b"name")
+        if name is None:
+            raise PostRejected("A form part has no name.", code="MalformedPOSTRequest", status=400)
+        self._name = name.decode("utf-8", "replace")
+        if self._name.lower() != "file":
+            return
+        if self.checked is not None:
+            raise PostRejected(
+                "POST requires exactly one file upload per request.",
+                code="InvalidArgument",
+                status=400,
+            )
+        # The file comes last: every field has arrived; check the form before taking a byte.
+        self.checked = verify_post(
+            self.fields,
+            bucket=BUCKET,
+            credentials=self.storage.credentials,
+            region=REGION,
+        )
+        self.storage._path(self.checked.key)
+        self.tmp = self.storage._tmp_path()
+        self.file = self.tmp.open("wb")
+        self._in_file = True
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._in_file:
+            assert self.file is not None
+            assert self.checked is not None
+            self.size += end - start
+            if self.size > self.checked.max_bytes:
+                raise PostRejected(
+                    "Your proposed upload exceeds the maximum allowed size",
+                    code="EntityTooLarge",
+                    status=400,
+                )
+            self.file.write(data[start:end])
+            return
+        self._value += data[start:end]
+        self.form_bytes += end - start
+        if len(self._value) > _MAX_FIELD_BYTES or self.form_bytes > _MAX_FORM_BYTES:
+            raise PostRejected(
+                "A form field is too large.", code="MaxPostPreDataLengthExceeded", status=400
+            )
+
+    def _part_end(self) -> None:
+        if self._in_file:
+            self._in_file = False
+            self.file_done = True
+            return
+        if self._name is not None:
+            name = self._name.lower()
+            if name in {n.lower() for n in self.fields}:
+                raise PostRejected(
+                    f"The field {self._name!r} appears more than once.",
+                    code="InvalidArgument",
+                    status=400,
+                )
+            self.fields[self._name] = self._value.decode("utf-8", "replace")
+
+    def _end(self) -> None:
+        self.ended = True
+
+
+async def drain(body: AsyncIterator[bytes], limit: int = _DRAIN_LIMIT) -> None:
+    """Read and drop what is left of a refused body, up to ``limit`` bytes."""
+    seen = 0
+    with contextlib.suppress(Exception):
+        async for chunk in body:
+            seen += len(chunk)
+            if seen > limit:
+                return

@@ -1,0 +1,66 @@
+"""The bundled web app: the upload page, a small JSON API, and the local backend's endpoints.
+
+``create_app()`` builds it from :class:`~s3drop.config.Settings`; a project that has its own web
+framework uses :class:`~s3drop.uploads.S3Drop` instead and needs none of this.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from .. import __version__
+from ..config import Settings
+from ..errors import S3DropError
+from ..storage.base import Storage
+from ..uploads import S3Drop
+from . import routes
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(settings: Settings | None = None, *, storage: Storage | None = None) -> FastAPI:
+    """The ASGI app for ``settings`` (read from the environment when None)."""
+    drop = S3Drop(settings, storage=storage)
+    app = FastAPI(
+        title="s3drop",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.drop = drop
+    app.include_router(routes.api)
+    app.include_router(routes.pages)
+    if drop.storage.name == "local":
+        app.include_router(routes.local_storage)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_exception_handler(S3DropError, _s3drop_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    return app
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+async def _s3drop_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, S3DropError)
+    response = error_response(exc.status, exc.code, exc.message)
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"] if part != "body")
+        problems.append(f"{where or 'body'}: {error['msg']}")
+    return error_response(400, "invalid_request", "; ".join(problems))

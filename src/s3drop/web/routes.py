@@ -1,0 +1,128 @@
+"""Small endpoint functions: parse, call the library, shape the answer. No logic lives here."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel, Field
+
+from ..errors import PostRejected
+from ..storage.local import MOUNT, LocalStorage, drain
+from ..uploads import S3Drop
+
+api = APIRouter(prefix="/api")
+pages = APIRouter()
+local_storage = APIRouter(prefix=MOUNT)
+
+
+def _drop(request: Request) -> S3Drop:
+    drop: S3Drop = request.app.state.drop
+    return drop
+
+
+class SignRequest(BaseModel):
+    """What the client claims about the file it wants to upload."""
+
+    filename: Annotated[str, Field(min_length=1, max_length=1024)]
+    content_type: Annotated[str, Field(min_length=1, max_length=255)]
+    size: Annotated[int, Field(ge=0)]
+    sha256: Annotated[str | None, Field(default=None, max_length=64)] = None
+
+
+@api.post("/uploads", status_code=201)
+async def sign_upload(body: SignRequest, request: Request) -> dict[str, object]:
+    form = _drop(request).presign(
+        content_type=body.content_type,
+        size=body.size,
+        filename=body.filename,
+        sha256=body.sha256,
+    )
+    return {"upload": form.to_dict()}
+
+
+@api.get("/config")
+async def client_config(request: Request) -> dict[str, object]:
+    """What the page needs to check files before it asks to sign them."""
+    settings = _drop(request).settings
+    return {
+        "allowed_types": settings.allowed_types,
+        "max_bytes": settings.max_bytes,
+        "backend": settings.storage_backend,
+    }
+
+
+@pages.get("/", include_in_schema=False)
+async def index() -> FileResponse:
+    from .app import STATIC
+
+    return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
+
+
+@pages.get("/healthz", include_in_schema=False)
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+# --- the local backend: the app is the storage server ----------------------------------------
+
+
+def _s3_error(exc: PostRejected) -> Response:
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{exc.code}</Code><Message>{_xml(exc.message)}</Message></Error>"
+    )
+    return Response(body, status_code=exc.status, media_type="application/xml")
+
+
+def _xml(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _local(request: Request) -> LocalStorage:
+    storage = _drop(request).storage
+    assert isinstance(storage, LocalStorage)
+    return storage
+
+
+@local_storage.post("", include_in_schema=False)
+async def receive_upload(request: Request) -> Response:
+    storage = _local(request)
+    body = request.stream()
+    try:
+        checked = await storage.receive_post(request.headers.get("content-type"), body)
+    except PostRejected as exc:
+        await drain(body)
+        return _s3_error(exc)
+    await drain(body)
+    return Response(status_code=checked.success_status)
+
+
+@local_storage.get("/{key:path}", include_in_schema=False)
+async def read_object(key: str, request: Request) -> Response:
+    storage = _local(request)
+    try:
+        storage.check_get(key, dict(request.query_params))
+        info = storage.head(key)
+    except PostRejected as exc:
+        return _s3_error(exc)
+    if info is None:
+        return _s3_error(
+            PostRejected("The specified key does not exist.", code="NoSuchKey", status=404)
+        )
+    filename = request.query_params.get("filename")
+    disposition = "inline"
+    if filename:
+        disposition += f"; filename*=UTF-8''{quote(filename)}"
+    return FileResponse(
+        storage._path(key),
+        media_type=info.content_type,
+        headers={
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": disposition,
+            "Cache-Control": "private, max-age=300",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        },
+    )
