@@ -139,8 +139,10 @@ def sanitize_filename(name: str) -> str:
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip(" .")
     if len(name) > _MAX_NAME:
         stem, dot, ext = name.rpartition(".")
-        keep = _MAX_NAME - len(ext) - 1 if dot and len(ext) <= 10 else _MAX_NAME
-        name = f"{stem[:keep]}.{ext}" if dot and len(ext) <= 10 else name[:_MAX_NAME]
+        if dot and len(ext) <= 10:
+            name = f"{stem[: _MAX_NAME - len(ext) - 1]}.{ext}"
+        else:
+            name = name[:_MAX_NAME]
     return name or "image"
 
 

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from s3drop.config import Settings, parse_size
+from s3drop.errors import ConfigurationError
+
+
+def test_zero_configuration_is_the_local_backend() -> None:
+    settings = Settings()
+    assert settings.storage_backend == "local"
+    assert settings.allowed_types == ["image/png", "image/jpeg"]
+    assert settings.max_bytes == 10 * 1024 * 1024
+    assert settings.expires_in == 600
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+
+
+def test_a_bucket_switches_to_s3() -> None:
+    assert Settings(bucket="photos").storage_backend == "s3"
+    assert Settings(bucket="photos", backend="local").storage_backend == "local"
+
+
+def test_s3_without_a_bucket_names_the_setting() -> None:
+    with pytest.raises(ConfigurationError, match="S3DROP_BUCKET"):
+        Settings(backend="s3")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (5, 5),
+        ("5", 5),
+        ("10MiB", 10 * 1024 * 1024),
+        ("10 mib", 10 * 1024 * 1024),
+        ("200KB", 200_000),
+        ("1k", 1000),
+        ("2GiB", 2 * 1024**3),
+    ],
+)
+def test_sizes(raw: object, expected: int) -> None:
+    assert parse_size(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("values", "setting"),
+    [
+        ({"max_bytes": 0}, "S3DROP_MAX_BYTES"),
+        ({"max_bytes": "ten megs"}, "S3DROP_MAX_BYTES"),
+        ({"max_bytes": "6GiB"}, "S3DROP_MAX_BYTES"),
+        ({"expires_in": 0}, "S3DROP_EXPIRES_IN"),
+        ({"expires_in": 8 * 24 * 3600}, "S3DROP_EXPIRES_IN"),
+        ({"allowed_types": "image/png,text/html"}, "S3DROP_ALLOWED_TYPES"),
+        ({"allowed_types": ""}, "S3DROP_ALLOWED_TYPES"),
+        ({"port": 70000}, "S3DROP_PORT"),
+        ({"max_pixels": 0}, "S3DROP_MAX_PIXELS"),
+        ({"public_base_url": "cdn.example.com"}, "S3DROP_PUBLIC_BASE_URL"),
+        ({"backend": "ftp"}, "S3DROP_BACKEND"),
+    ],
+)
+def test_bad_settings_fail_naming_the_setting(values: dict[str, object], setting: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Settings(**values)
+    assert caught.value.message.startswith(setting)
+
+
+def test_bad_environment_fails_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("S3DROP_MAX_BYTES", "lots")
+    with pytest.raises(ConfigurationError, match="S3DROP_MAX_BYTES"):
+        Settings()
+
+
+def test_allowed_types_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("S3DROP_ALLOWED_TYPES", "image/webp, IMAGE/PNG,image/webp")
+    assert Settings().allowed_types == ["image/webp", "image/png"]
+
+
+def test_secret_is_generated_once_and_shared(tmp_path: Path) -> None:
+    first = Settings(data_dir=tmp_path / "data").local_secret()
+    second = Settings(data_dir=tmp_path / "data").local_secret()
+    assert first == second
+    assert len(first) >= 32
+    assert (tmp_path / "data" / "secret.key").stat().st_mode & 0o777 == 0o600
+    assert Settings(data_dir=tmp_path / "other").local_secret() != first
+
+
+def test_given_secret_wins(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, secret_key="s3cret-from-the-operator")
+    assert settings.local_secret() == b"s3cret-from-the-operator"
+    assert not (tmp_path / "secret.key").exists()

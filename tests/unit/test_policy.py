@@ -1,0 +1,241 @@
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from s3drop.config import Settings
+from s3drop.errors import FileEmpty, FileTooLarge, InvalidRequest, PostRejected, TypeNotAllowed
+from s3drop.policy import (
+    Credentials,
+    check_upload,
+    decode_meta,
+    encode_meta,
+    id_time,
+    is_upload_id,
+    new_upload_id,
+    sanitize_filename,
+    sign_post,
+    verify_post,
+)
+
+CREDENTIALS = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+
+
+def _signed(**claims: object) -> dict[str, str]:
+    request = check_upload(
+        Settings(),
+        content_type=str(claims.get("content_type", "image/png")),
+        size=int(str(claims.get("size", 1000))),
+        filename=str(claims.get("filename", "cat.png")),
+    )
+    fields, _ = sign_post(
+        request,
+        bucket="photos",
+        credentials=CREDENTIALS,
+        region="eu-west-1",
+        expires_in=600,
+        now=NOW,
+    )
+    return fields
+
+
+def _verify(fields: dict[str, str], *, at: datetime = NOW) -> object:
+    return verify_post(
+        fields, bucket="photos", credentials=CREDENTIALS, region="eu-west-1", now=at
+    )
+
+
+def _policy(fields: dict[str, str]) -> dict[str, object]:
+    decoded: dict[str, object] = json.loads(base64.b64decode(fields["policy"]))
+    return decoded
+
+
+# --- keys ---------------------------------------------------------------------------------------
+
+
+def test_ids_sort_newest_first_and_carry_their_time() -> None:
+    older = new_upload_id(now=1_700_000_000.0)
+    newer = new_upload_id(now=1_700_000_000.5)
+    assert is_upload_id(older)
+    assert is_upload_id(newer)
+    assert newer < older
+    assert id_time(older) == datetime.fromtimestamp(1_700_000_000, tz=UTC)
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "../../etc/passwd", "8204119722354gcvd3nvk3", "8204119722354GCVD3NVK3J"]
+)
+def test_not_ids(bad: str) -> None:
+    assert not is_upload_id(bad)
+
+
+def test_the_server_chooses_the_key_never_from_the_filename() -> None:
+    request = check_upload(
+        Settings(), content_type="image/jpeg", size=10, filename="../../evil.html"
+    )
+    assert request.key == f"incoming/{request.id}.jpg"
+    assert "evil" not in request.key
+    assert request.metadata["filename"] == "evil.html"
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("cat.png", "cat.png"),
+        ("C:\\Users\\me\\cat.png", "cat.png"),
+        ("/etc/passwd", "passwd"),
+        ("a\x00b\nc.png", "abc.png"),
+        ("..", "image"),
+        ("", "image"),
+        ("chat-été.png", "chat-été.png"),
+        ("x" * 300 + ".jpeg", "x" * 115 + ".jpeg"),
+        ("y" * 300, "y" * 120),
+    ],
+)
+def test_filenames_are_sanitised(given: str, kept: str) -> None:
+    assert sanitize_filename(given) == kept
+
+
+def test_metadata_round_trips_as_ascii() -> None:
+    encoded = encode_meta("chat été 😺.png")
+    assert encoded.isascii()
+    assert decode_meta(encoded) == "chat été 😺.png"
+
+
+# --- what the server agrees to sign ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("claims", "error"),
+    [
+        ({"content_type": "text/html"}, TypeNotAllowed),
+        ({"content_type": "image/svg+xml"}, TypeNotAllowed),
+        ({"content_type": "image/webp"}, TypeNotAllowed),
+        ({"content_type": ""}, TypeNotAllowed),
+        ({"size": 0}, FileEmpty),
+        ({"size": -1}, FileEmpty),
+        ({"size": 10 * 1024 * 1024 + 1}, FileTooLarge),
+    ],
+)
+def test_refusals_sign_nothing(claims: dict[str, object], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        _signed(**claims)
+
+
+def test_checksum_must_be_hex_sha256() -> None:
+    with pytest.raises(InvalidRequest):
+        check_upload(Settings(), content_type="image/png", size=1, filename="a", sha256="abc")
+    request = check_upload(
+        Settings(), content_type="image/png", size=1, filename="a", sha256="AB" * 32
+    )
+    assert request.metadata["sha256"] == "ab" * 32
+
+
+def test_selectable_types() -> None:
+    settings = Settings(allowed_types="image/webp,image/avif")
+    request = check_upload(settings, content_type="image/avif", size=5, filename="a")
+    assert request.key.endswith(".avif")
+    with pytest.raises(TypeNotAllowed):
+        check_upload(settings, content_type="image/png", size=5, filename="a")
+
+
+def test_every_field_is_a_condition_and_the_type_is_exact() -> None:
+    fields = _signed()
+    policy = _policy(fields)
+    conditions = policy["conditions"]
+    assert isinstance(conditions, list)
+    assert policy["expiration"] == "2026-11-28T12:10:00Z"
+    assert {"Content-Type": "image/png"} in conditions
+    assert ["content-length-range", 1, 10 * 1024 * 1024] in conditions
+    assert {"bucket": "photos"} in conditions
+    assert not any(isinstance(c, list) and c[0] == "starts-with" for c in conditions)
+    signed = {next(iter(c)).lower() for c in conditions if isinstance(c, dict)}
+    assert {name.lower() for name in fields} - {"policy", "x-amz-signature"} <= signed
+    assert fields["x-amz-credential"] == "AKIDEXAMPLE/20261128/eu-west-1/s3/aws4_request"
+
+
+# --- checking posted forms as S3 does -----------------------------------------------------------
+
+
+def test_an_untouched_form_passes() -> None:
+    checked = _verify(_signed())
+    assert checked.content_type == "image/png"  # type: ignore[attr-defined]
+    assert checked.max_bytes == 10 * 1024 * 1024  # type: ignore[attr-defined]
+    assert checked.metadata == {"filename": "cat.png"}  # type: ignore[attr-defined]
+
+
+def test_field_names_are_case_insensitive() -> None:
+    fields = _signed()
+    fields["content-type"] = fields.pop("Content-Type")
+    _verify(fields)
+
+
+def _tamper(name: str, value: str | None) -> dict[str, str]:
+    fields = _signed()
+    if value is None:
+        del fields[name]
+    else:
+        fields[name] = value
+    return fields
+
+
+def _self_made_policy() -> dict[str, str]:
+    fields = _signed()
+    policy = _policy(fields)
+    policy["conditions"] = [c for c in policy["conditions"] if "content-length-range" not in c]  # type: ignore[attr-defined]
+    fields["policy"] = base64.b64encode(json.dumps(policy).encode()).decode()
+    return fields
+
+
+@pytest.mark.parametrize(
+    ("fields", "code", "status"),
+    [
+        (_tamper("Content-Type", "text/html"), "AccessDenied", 403),
+        (_tamper("key", "incoming/other.png"), "AccessDenied", 403),
+        (_tamper("key", "../secret.key"), "AccessDenied", 403),
+        (_tamper("x-amz-meta-filename", "x.html"), "AccessDenied", 403),
+        (_tamper("x-amz-meta-owner", "mallory"), "AccessDenied", 403),
+        (_tamper("acl", "public-read"), "AccessDenied", 403),
+        (_tamper("x-amz-signature", "0" * 64), "SignatureDoesNotMatch", 403),
+        (_tamper("x-amz-signature", None), "InvalidArgument", 400),
+        (_tamper("policy", None), "InvalidArgument", 400),
+        (_tamper("x-amz-credential", "OTHERKEY/20261128/eu-west-1/s3/aws4_request"), "InvalidAccessKeyId", 403),
+        (_tamper("x-amz-credential", "AKIDEXAMPLE/20261128/us-east-1/s3/aws4_request"), "AccessDenied", 403),
+        (_tamper("x-amz-algorithm", "AWS4-HMAC-SHA1"), "InvalidArgument", 400),
+        (_self_made_policy(), "SignatureDoesNotMatch", 403),
+    ],
+)
+def test_tampered_forms_are_refused(fields: dict[str, str], code: str, status: int) -> None:
+    with pytest.raises(PostRejected) as caught:
+        _verify(fields)
+    assert (caught.value.code, caught.value.status) == (code, status)
+
+
+def test_expired_forms_are_refused() -> None:
+    fields = _signed()
+    _verify(fields, at=NOW + timedelta(seconds=599))
+    with pytest.raises(PostRejected, match="expired"):
+        _verify(fields, at=NOW + timedelta(seconds=600))
+
+
+def test_another_secret_does_not_verify() -> None:
+    with pytest.raises(PostRejected) as caught:
+        verify_post(
+            _signed(),
+            bucket="photos",
+            credentials=Credentials("AKIDEXAMPLE", "another-secret"),
+            region="eu-west-1",
+            now=NOW,
+        )
+    assert caught.value.code == "SignatureDoesNotMatch"
+
+
+def test_another_bucket_does_not_verify() -> None:
+    with pytest.raises(PostRejected, match="bucket"):
+        verify_post(
+            _signed(), bucket="other", credentials=CREDENTIALS, region="eu-west-1", now=NOW
+        )
