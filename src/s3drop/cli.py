@@ -6,7 +6,6 @@ exit (a traceback only with ``--debug``).
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .config import Settings
+from .config import Settings, is_loopback
 from .errors import S3DropError
 
 
@@ -53,7 +52,19 @@ def cli(ctx: click.Context, debug: bool) -> None:
     help="Folder of the local backend (default ./s3drop-data).",
 )
 @click.option("--workers", type=int, help="Worker processes (default 1).")
-def serve(host: str | None, port: int | None, data_dir: Path | None, workers: int | None) -> None:
+@click.option(
+    "--public",
+    is_flag=True,
+    default=None,
+    help="Allow binding a non-loopback address with no authentication (logs a warning).",
+)
+def serve(
+    host: str | None,
+    port: int | None,
+    data_dir: Path | None,
+    workers: int | None,
+    public: bool | None,
+) -> None:
     """Serve the upload page, the JSON API and, on the local backend, storage itself.
 
     \b
@@ -69,6 +80,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, workers: in
             "port": port,
             "data_dir": data_dir,
             "workers": workers,
+            "public": public,
         }.items()
         if value is not None
     }
@@ -78,7 +90,12 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, workers: in
         os.environ[f"S3DROP_{name.upper()}"] = str(value)
     if settings.storage_backend == "local":
         settings.local_secret()  # created once here, before workers race for it
-    _warn_if_public(settings.host)
+    if settings.auth_mode == "none" and not is_loopback(settings.host):
+        click.echo(
+            f"warning: serving on {settings.host} with no authentication (--public): anyone "
+            "who can reach it can upload",
+            err=True,
+        )
     click.echo(
         f"s3drop {__version__}: {settings.storage_backend} storage, "
         f"http://{settings.host}:{settings.port}/",
@@ -91,17 +108,21 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, workers: in
         port=settings.port,
         workers=settings.workers,
         log_level="info",
+        log_config=_log_config(),
         timeout_graceful_shutdown=10,
+        server_header=False,
     )
 
 
-def _warn_if_public(host: str) -> None:
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = host == "localhost"
-    if not loopback:
-        click.echo(f"warning: serving on {host}, reachable from other machines", err=True)
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, plus s3drop's own loggers (the audit trail among them) at INFO."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["s3drop"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
 
 
 def main() -> None:

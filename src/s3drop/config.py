@@ -14,6 +14,7 @@ Bad settings fail at start with a message that names the setting::
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -112,6 +113,25 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins whose pages may call the API and post to the bucket; the app's own "
+        "origin is always allowed",
+    )
+
+    # --- who may upload, and how much
+    auth: Literal["none", "token", "basic"] | None = Field(
+        None, description="none, token or basic; chosen from tokens/users when unset"
+    )
+    tokens: SecretStr | None = Field(None, description="Bearer tokens: name:token,name:token")
+    users: SecretStr | None = Field(None, description="Basic users: name:password,name:password")
+    public: bool = Field(False, description="Allow a non-loopback bind with no authentication")
+    shared: bool = Field(
+        False, description="Everyone sees and deletes every image (else only their own)"
+    )
+    rate_per_minute: int = Field(60, description="Sign requests per minute per user or address")
+    bytes_per_hour: int = Field(1024**3, description="Bytes signed per hour per user or address")
+    max_images: int = Field(10_000, description="Images stored in total per user or address")
 
     @field_validator("allowed_types", mode="before")
     @classmethod
@@ -129,7 +149,27 @@ class Settings(BaseSettings):
             raise ValueError("allow at least one type")
         return list(dict.fromkeys(value))
 
-    @field_validator("max_bytes", mode="before")
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        return _comma_list(value)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if not re.match(r"^https?://[^/\s]+$", origin):
+                raise ValueError(f"not an origin (scheme://host[:port]): {origin!r}")
+        return [origin.lower() for origin in value]
+
+    @field_validator("tokens", "users")
+    @classmethod
+    def _credential_pairs(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            _pairs(value.get_secret_value())
+        return value
+
+    @field_validator("max_bytes", "bytes_per_hour", mode="before")
     @classmethod
     def _size(cls, value: object) -> int:
         return parse_size(value)
@@ -155,7 +195,15 @@ class Settings(BaseSettings):
             raise ValueError("must be a TCP port, 0 to 65535")
         return value
 
-    @field_validator("max_pixels", "max_side", "max_frames", "thumbnail_size", "workers")
+    @field_validator(
+        "max_pixels",
+        "max_side",
+        "max_frames",
+        "thumbnail_size",
+        "workers",
+        "rate_per_minute",
+        "max_images",
+    )
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:
@@ -178,6 +226,18 @@ class Settings(BaseSettings):
             raise ConfigurationError(_explain(exc)) from None
         if self.backend is None:
             self.backend = "s3" if self.bucket else "local"
+        if self.auth is None:
+            self.auth = "token" if self.tokens else "basic" if self.users else "none"
+        if self.auth == "token" and not self.tokens:
+            raise ConfigurationError("S3DROP_TOKENS: token authentication needs tokens")
+        if self.auth == "basic" and not self.users:
+            raise ConfigurationError("S3DROP_USERS: basic authentication needs users")
+        if self.auth == "none" and not self.public and not is_loopback(self.host):
+            raise ConfigurationError(
+                f"S3DROP_HOST: binding {self.host} with no authentication would let anyone who "
+                "can reach it upload; set S3DROP_TOKENS or S3DROP_USERS, or say --public "
+                "(S3DROP_PUBLIC=true) if that is what you want"
+            )
         if self.backend == "s3" and not self.bucket:
             raise ConfigurationError(
                 "S3DROP_BUCKET: the s3 backend needs a bucket (S3DROP_BUCKET, AWS_BUCKET_NAME or "
@@ -187,6 +247,27 @@ class Settings(BaseSettings):
     @property
     def storage_backend(self) -> Literal["local", "s3"]:
         return self.backend or "local"
+
+    @property
+    def auth_mode(self) -> Literal["none", "token", "basic"]:
+        return self.auth or "none"
+
+    def token_map(self) -> dict[str, str]:
+        """Bearer tokens by name (``S3DROP_TOKENS=alice:token,bob:token``)."""
+        return _pairs(self.tokens.get_secret_value()) if self.tokens else {}
+
+    def user_map(self) -> dict[str, str]:
+        """Basic-auth passwords by user (``S3DROP_USERS=alice:password``)."""
+        return _pairs(self.users.get_secret_value()) if self.users else {}
+
+    def origins(self) -> list[str]:
+        """The allowed origins, with the app's own (both loopback spellings on loopback)."""
+        own = [f"http://{self.host}:{self.port}"]
+        if is_loopback(self.host):
+            own = [f"http://127.0.0.1:{self.port}", f"http://localhost:{self.port}"]
+        if self.public_url:
+            own.append(self.public_url.lower())
+        return list(dict.fromkeys([*own, *self.allowed_origins]))
 
     def local_secret(self) -> bytes:
         """The local backend's signing secret: given, or generated once and kept in the data folder.
@@ -214,16 +295,46 @@ class Settings(BaseSettings):
         return path.read_bytes().strip()
 
 
+_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+
+
+def _pairs(raw: str) -> dict[str, str]:
+    """``name:secret,name:secret`` -> {name: secret}; names are owners, so kept simple."""
+    pairs: dict[str, str] = {}
+    for item in raw.split(","):
+        name, sep, secret = item.strip().partition(":")
+        if not sep or not _NAME.match(name):
+            raise ValueError(
+                "expected name:secret pairs separated by commas (names: letters, digits, _ . @ -)"
+            )
+        if len(secret) < 12:
+            raise ValueError(f"the secret for {name!r} is shorter than 12 characters")
+        if name in pairs:
+            raise ValueError(f"{name!r} appears twice")
+        pairs[name] = secret
+    return pairs
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def _explain(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else "settings"
         env = _ENV_NAMES.get(field, f"S3DROP_{field.upper()}")
         message = error["msg"].removeprefix("Value error, ")
-        lines.append(f"{env}: {message} (got {error.get('input')!r})")
+        shown = "" if field in _SECRET_FIELDS else f" (got {error.get('input')!r})"
+        lines.append(f"{env}: {message}{shown}")
     return "; ".join(lines)
 
 
+_SECRET_FIELDS = {"tokens", "users", "secret_key"}
 _ENV_NAMES = {
     "bucket": "S3DROP_BUCKET",
     "region": "AWS_REGION",

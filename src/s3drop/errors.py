@@ -28,7 +28,8 @@ happen, with ``raise ... from exc``.
     ├── PostRejected                 403 AccessDenied        (a storage-side POST refusal, S3's codes)
     ├── NotAuthenticated             401 not_authenticated
     ├── Forbidden                    403 forbidden
-    └── RateLimited                  429 rate_limited        (carries retry_after seconds)
+    ├── RateLimited                  429 rate_limited        (carries retry_after seconds)
+    └── Unreachable                  503 unreachable         (client: no answer after retries)
 """
 
 from __future__ import annotations
@@ -161,3 +162,10 @@ class RateLimited(S3DropError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class Unreachable(S3DropError):
+    """A server or storage gave no usable answer, even after retries (:mod:`s3drop.client`)."""
+
+    status = 503
+    code = "unreachable"

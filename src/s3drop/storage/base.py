@@ -92,6 +92,10 @@ class Storage:
         """Raise a :class:`~s3drop.errors.StorageError` unless storage answers now."""
         raise NotImplementedError
 
+    def browser_origins(self) -> list[str]:
+        """Origins other than the app's that the page posts to or loads images from."""
+        return []
+
 
 def open_storage(settings: Settings) -> Storage:
     """The backend the settings name."""

@@ -10,22 +10,35 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
+from ..auth import Authenticator
 from ..config import Settings
-from ..errors import S3DropError
+from ..errors import NotAuthenticated, RateLimited, S3DropError
+from ..limits import LimitStore
 from ..storage.base import Storage
 from ..uploads import S3Drop
 from . import routes
+from .security import SecurityMiddleware
 
 STATIC = Path(__file__).parent / "static"
 
 
-def create_app(settings: Settings | None = None, *, storage: Storage | None = None) -> FastAPI:
-    """The ASGI app for ``settings`` (read from the environment when None)."""
-    drop = S3Drop(settings, storage=storage)
+def create_app(
+    settings: Settings | None = None,
+    *,
+    storage: Storage | None = None,
+    authenticate: Authenticator | None = None,
+    limit_store: LimitStore | None = None,
+) -> FastAPI:
+    """The ASGI app for ``settings`` (read from the environment when None).
+
+    ``storage``, ``authenticate`` and ``limit_store`` replace the built-ins the settings choose.
+    """
+    drop = S3Drop(settings, storage=storage, authenticate=authenticate, limit_store=limit_store)
     app = FastAPI(
         title="s3drop",
         version=__version__,
@@ -41,6 +54,17 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(S3DropError, _s3drop_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    origins = drop.settings.origins()
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_methods=["GET", "POST", "DELETE"],
+        allow_headers=["Authorization", "Content-Type"],
+        max_age=600,
+    )
+    app.add_middleware(
+        SecurityMiddleware, origins=origins, storage_origins=drop.storage.browser_origins()
+    )
     return app
 
 
@@ -51,9 +75,12 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
 async def _s3drop_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, S3DropError)
     response = error_response(exc.status, exc.code, exc.message)
-    retry_after = getattr(exc, "retry_after", None)
-    if retry_after is not None:
-        response.headers["Retry-After"] = str(retry_after)
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, NotAuthenticated):
+        drop: S3Drop = request.app.state.drop
+        scheme = "Basic" if drop.settings.auth_mode == "basic" else "Bearer"
+        response.headers["WWW-Authenticate"] = f'{scheme} realm="s3drop"'
     return response
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
+from ..auth import Principal
 from ..errors import PostRejected
 from ..storage.local import MOUNT, LocalStorage, drain
 from ..uploads import S3Drop
@@ -32,13 +33,23 @@ class SignRequest(BaseModel):
     sha256: Annotated[str | None, Field(default=None, max_length=64)] = None
 
 
+def current_principal(request: Request) -> Principal:
+    """Who is calling, by the app's authenticator; 401 (NotAuthenticated) otherwise."""
+    client = request.client.host if request.client else None
+    return _drop(request).authenticate(request.headers, client)
+
+
+Caller = Annotated[Principal, Depends(current_principal)]
+
+
 @api.post("/uploads", status_code=201)
-async def sign_upload(body: SignRequest, request: Request) -> dict[str, object]:
+def sign_upload(body: SignRequest, request: Request, principal: Caller) -> dict[str, object]:
     form = _drop(request).presign(
         content_type=body.content_type,
         size=body.size,
         filename=body.filename,
         sha256=body.sha256,
+        principal=principal,
     )
     return {"upload": form.to_dict()}
 

@@ -1,0 +1,128 @@
+"""Browser-facing hardening, as one ASGI middleware in front of the app.
+
+- Every response carries ``X-Content-Type-Options: nosniff`` and a strict ``Referrer-Policy``; pages
+  carry a Content-Security-Policy with no inline script, ``frame-ancestors 'none'`` and only the
+  storage origins the page must reach.
+- State-changing API calls (POST, PUT, PATCH, DELETE under ``/api``) from a browser must come from
+  an allowed origin: a cross-site form post or fetch cannot sign, complete or delete. Requests
+  without ``Origin`` (curl, the CLI) carry no ambient browser credentials and pass on to
+  authentication as usual.
+- JSON API bodies are capped (:data:`MAX_JSON_BYTES`): a larger body is refused with 413 before it
+  is read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MAX_JSON_BYTES = 16 * 1024
+_STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def origin_of(url: str) -> str | None:
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def content_security_policy(storage_origins: Iterable[str]) -> str:
+    extra = " ".join(sorted(set(storage_origins)))
+    sources = f"'self' {extra}".strip()
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            f"img-src {sources} blob: data:",
+            f"connect-src {sources}",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+class SecurityMiddleware:
+    """Headers on every response, Origin checks and body caps on the API."""
+
+    def __init__(self, app: ASGIApp, *, origins: Iterable[str], storage_origins: Iterable[str]):
+        self.app = app
+        self.origins = {origin.lower() for origin in origins}
+        self.csp = content_security_policy(storage_origins).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path.startswith("/api/") and scope["method"] in _STATE_CHANGING:
+            refusal = self._refuse(scope, dict(scope["headers"]))
+            if refusal is not None:
+                await _error(send, *refusal)
+                return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra = [
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                ]
+                response_headers = message.setdefault("headers", [])
+                content_type = next(
+                    (value for name, value in response_headers if name == b"content-type"), b""
+                )
+                if content_type.startswith(b"text/html"):
+                    extra += [
+                        (b"content-security-policy", self.csp),
+                        (b"x-frame-options", b"DENY"),
+                        (b"cross-origin-opener-policy", b"same-origin"),
+                    ]
+                present = {name for name, _ in response_headers}
+                response_headers.extend(item for item in extra if item[0] not in present)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _refuse(self, scope: Scope, headers: dict[bytes, bytes]) -> tuple[int, str, str] | None:
+        origin = headers.get(b"origin", b"").decode("latin-1").lower()
+        if origin:
+            host = headers.get(b"host", b"").decode("latin-1").lower()
+            own = f"{scope.get('scheme', 'http')}://{host}"
+            if origin != own and origin not in self.origins:
+                return (403, "forbidden_origin", f"requests from {origin} are not allowed")
+        elif headers.get(b"sec-fetch-site", b"") == b"cross-site":
+            return (403, "forbidden_origin", "cross-site requests are not allowed")
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > MAX_JSON_BYTES
+            except ValueError:
+                return (400, "invalid_request", "Content-Length is not a number")
+            if too_big:
+                return (413, "body_too_large", f"the request body is over {MAX_JSON_BYTES} bytes")
+        elif headers.get(b"transfer-encoding"):
+            return (411, "length_required", "send a Content-Length with API requests")
+        return None
+
+
+async def _error(send: Send, status: int, code: str, message: str) -> None:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-content-type-options", b"nosniff"),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
