@@ -12,6 +12,7 @@ store: implement the two methods of :class:`LimitStore` over Redis (``INCRBY`` +
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import threading
 import time
@@ -65,17 +66,26 @@ class SQLiteLimitStore:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self._connect() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS counters (key TEXT NOT NULL, start INTEGER NOT NULL, "
-                "used INTEGER NOT NULL, PRIMARY KEY (key, start)) WITHOUT ROWID"
-            )
+        # Switching to WAL and creating the table take locks that SQLite may refuse at once
+        # (without waiting) while another process does the same: retry, briefly.
+        for attempt in range(100):
+            try:
+                db = self._connect()
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS counters (key TEXT NOT NULL, start INTEGER NOT "
+                    "NULL, used INTEGER NOT NULL, PRIMARY KEY (key, start)) WITHOUT ROWID"
+                )
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 99:
+                    raise
+                time.sleep(0.01 + random.random() * 0.02)
 
     def _connect(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
             db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
         return db
