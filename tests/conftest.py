@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +132,7 @@ class RGW:
     access_key: str
     secret_key: str
     directory: Path
+    _client: Any = field(default=None, repr=False)
 
     def env(self, bucket: str) -> dict[str, str]:
         return {
@@ -143,17 +144,20 @@ class RGW:
         }
 
     def client(self) -> Any:
-        import boto3
-        from botocore.config import Config
+        """One boto3 client for the session (closed when RGW stops: no sockets left to the GC)."""
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
 
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-            region_name="us-east-1",
-            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-        )
+            self._client = boto3.client(
+                "s3",
+                endpoint_url=self.endpoint,
+                aws_access_key_id=self.access_key,
+                aws_secret_access_key=self.secret_key,
+                region_name="us-east-1",
+                config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+            )
+        return self._client
 
     def script(self, name: str, *args: str) -> None:
         env = {**os.environ, "CEPH_S3_DIR": str(self.directory)}
@@ -204,6 +208,8 @@ def rgw() -> Iterator[RGW]:
     try:
         yield server
     finally:
+        if server._client is not None:
+            server._client.close()
         subprocess.run(
             ["bash", str(ROOT / "tests" / "ceph" / "ceph-stop.sh"), "--wipe"],
             env=env,

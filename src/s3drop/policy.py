@@ -35,11 +35,17 @@ from .errors import FileEmpty, FileTooLarge, InvalidRequest, PostRejected, TypeN
 QUARANTINE_PREFIX = "incoming/"
 IMAGES_PREFIX = "images/"
 THUMBS_PREFIX = "thumbs/"
+OWNERS_PREFIX = "owners/"
 ALGORITHM = "AWS4-HMAC-SHA256"
 
 _ISO8601 = "%Y-%m-%dT%H:%M:%SZ"
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 _ID = re.compile(r"^[0-9]{13}[a-z2-7]{10}$")
+#: ``<id>.<width>x<height>.<bytes>.<ext>``, the name of a promoted image (see image_key).
+_IMAGE_NAME = re.compile(
+    r"^([0-9]{13}[a-z2-7]{10})\.([1-9][0-9]{0,7})x([1-9][0-9]{0,7})\.([0-9]{1,12})\.([a-z]+)$"
+)
+_EXTENSION_TYPES = {ext: content_type for content_type, ext in KNOWN_TYPES.items()}
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MAX_NAME = 120
 
@@ -121,8 +127,65 @@ def quarantine_key(upload_id: str, content_type: str) -> str:
     return f"{QUARANTINE_PREFIX}{upload_id}.{KNOWN_TYPES[content_type]}"
 
 
-def image_key(upload_id: str, content_type: str) -> str:
-    return f"{IMAGES_PREFIX}{upload_id}.{KNOWN_TYPES[content_type]}"
+def image_key(upload_id: str, content_type: str, *, width: int, height: int, size: int) -> str:
+    """``images/<id>.<width>x<height>.<bytes>.<ext>``: a promoted image's key carries the facts the
+    gallery shows, so a page of the gallery is one listing and no read per image.
+
+    The id has a fixed length, so key order is still newest first; find an image by its id with
+    ``list_objects(image_prefix(id), limit=1)``.
+    """
+    return f"{IMAGES_PREFIX}{upload_id}.{width}x{height}.{size}.{KNOWN_TYPES[content_type]}"
+
+
+def image_prefix(upload_id: str) -> str:
+    """What every key of image ``upload_id`` starts with (``images/<id>.``)."""
+    return f"{IMAGES_PREFIX}{upload_id}."
+
+
+@dataclass(frozen=True)
+class ImageKey:
+    """What a promoted image's key says (see :func:`image_key`)."""
+
+    id: str
+    width: int
+    height: int
+    size: int
+    content_type: str
+
+    @property
+    def key(self) -> str:
+        return image_key(
+            self.id, self.content_type, width=self.width, height=self.height, size=self.size
+        )
+
+
+def parse_image_key(key: str) -> ImageKey | None:
+    """The facts in an image key, or in an owner's index entry for it; None for any other key."""
+    match = _IMAGE_NAME.match(key.rpartition("/")[2])
+    if match is None or match[5] not in _EXTENSION_TYPES:
+        return None
+    return ImageKey(
+        id=match[1],
+        width=int(match[2]),
+        height=int(match[3]),
+        size=int(match[4]),
+        content_type=_EXTENSION_TYPES[match[5]],
+    )
+
+
+def owner_prefix(owner: str) -> str:
+    """``owners/<owner>/``: the index of one owner's images (the name percent-encoded into one
+    path segment, so any name is safe in a key)."""
+    segment = quote(owner, safe="")
+    if segment.strip(".") == "":  # "", "." and ".." are not names a path may carry
+        segment = "".join(f"%{byte:02X}" for byte in owner.encode()) or "%00"
+    return f"{OWNERS_PREFIX}{segment}/"
+
+
+def owner_key(owner: str, key: str) -> str:
+    """The zero-byte entry in ``owner``'s index for the image at ``key``: the same name, under
+    :func:`owner_prefix`; listing that prefix lists one owner's images, as fast as all of them."""
+    return owner_prefix(owner) + key.rpartition("/")[2]
 
 
 def thumbnail_key(upload_id: str) -> str:

@@ -12,13 +12,41 @@ are thin edges over it::
 
 from __future__ import annotations
 
-from . import audit
+import hashlib
+import os
+import threading
+from datetime import UTC, datetime, timedelta
+
+from . import audit, images
 from .auth import Authenticator, Principal, from_settings
-from .config import Settings
-from .errors import S3DropError
+from .config import KNOWN_TYPES, Settings
+from .errors import (
+    ChecksumMismatch,
+    Forbidden,
+    ImageRejected,
+    NotAnImage,
+    NotFound,
+    S3DropError,
+    SizeMismatch,
+    TypeMismatch,
+)
+from .gallery import Image, ImagePage, describe_stored, find_image, list_page
 from .limits import Limits, LimitStore, SQLiteLimitStore
-from .policy import UploadForm, check_upload
-from .storage.base import Storage, open_storage
+from .policy import (
+    IMAGES_PREFIX,
+    QUARANTINE_PREFIX,
+    UploadForm,
+    check_upload,
+    decode_meta,
+    image_key,
+    is_upload_id,
+    owner_key,
+    owner_prefix,
+    parse_image_key,
+    quarantine_key,
+    thumbnail_key,
+)
+from .storage.base import ObjectInfo, Storage, open_storage
 
 #: Who calls the library when the caller names nobody.
 ANONYMOUS = Principal("anonymous", anonymous=True)
@@ -45,6 +73,9 @@ class S3Drop:
         self.authenticate: Authenticator = authenticate or from_settings(self.settings)
         store = limit_store or SQLiteLimitStore(self.settings.data_dir / "limits.sqlite3")
         self.limits = Limits(self.settings, store)
+        self.image_limits = images.ImageLimits.from_settings(self.settings)
+        # Decoding is memory-heavy: at most one image per core at a time, however many requests.
+        self._decoders = threading.BoundedSemaphore(os.cpu_count() or 2)
 
     def presign(
         self,
@@ -80,3 +111,252 @@ class S3Drop:
         form = self.storage.presign_post(request, expires_in=self.settings.expires_in)
         audit.record("sign", who=principal.name, key=form.key, size=size, type=content_type)
         return form
+
+    # --- verify and promote -------------------------------------------------------------------
+
+    def complete(self, upload_id: str, *, principal: Principal | None = None) -> Image:
+        """Verify an upload and promote it into the gallery; the promoted :class:`Image`.
+
+        Reads the quarantined object (its size, then its first bytes, then the whole) and accepts
+        it only when its real format is the signed type, its dimensions and frames are within the
+        limits, it decodes fully and it matches the SHA-256 it was signed with. A refused upload is
+        deleted and :class:`~s3drop.errors.ImageRejected` says why. Safe to retry and to call
+        twice: an upload already promoted is returned as it is. ``principal``, when given, must be
+        the upload's owner (:class:`~s3drop.errors.Forbidden`); None is a trusted caller.
+
+        Raises :class:`~s3drop.errors.NotFound` when there is no such upload.
+        """
+        if not is_upload_id(upload_id):
+            raise NotFound(f"no upload {upload_id!r}")
+        info = self._find_upload(upload_id)
+        if info is None:
+            promoted = self._find_image(upload_id)
+            if promoted is None:
+                raise NotFound(f"no upload {upload_id}: it never arrived, was rejected, or expired")
+            self._check_owner(promoted, principal)
+            return describe_stored(self.storage, self.settings, promoted)
+        self._check_owner(info, principal)
+        who = principal.name if principal else _owner(info)
+        try:
+            processed = self._verify(info)
+        except ImageRejected as exc:
+            self.storage.delete(info.key)
+            audit.record("reject", who=who, key=info.key, reason=exc.code, detail=exc.message)
+            raise
+        except NotFound:  # gone while being read: a concurrent completion finished it
+            promoted = self._find_image(upload_id)
+            if promoted is None:
+                raise
+            return describe_stored(self.storage, self.settings, promoted)
+        metadata = {
+            "width": str(processed.width),
+            "height": str(processed.height),
+            "format": processed.format,
+            "bytes": str(len(processed.data)),
+            "sha256": hashlib.sha256(processed.data).hexdigest(),
+            "filename": info.metadata.get("filename", ""),
+            "owner": info.metadata.get("owner", ANONYMOUS.name),
+        }
+        key = image_key(
+            upload_id,
+            processed.content_type,
+            width=processed.width,
+            height=processed.height,
+            size=len(processed.data),
+        )
+        # Thumbnail first, then the image, then its owner's index entry, then the quarantine copy
+        # goes: a crash between any two leaves the quarantine copy, and a retry finishes the job.
+        self.storage.put(
+            thumbnail_key(upload_id), processed.thumbnail, content_type="image/webp", metadata={}
+        )
+        self.storage.put(
+            key, processed.data, content_type=processed.content_type, metadata=metadata
+        )
+        self.storage.put(
+            owner_key(_owner(info), key), b"", content_type="application/x-empty", metadata={}
+        )
+        self.storage.delete(info.key)
+        limit_key = _limit_key(info, principal)
+        if limit_key is not None:
+            self.limits.stored(limit_key, 1)
+        audit.record("accept", who=who, key=key, size=len(processed.data), type=processed.format)
+        stored = ObjectInfo(
+            key=key,
+            size=len(processed.data),
+            content_type=processed.content_type,
+            last_modified=datetime.now(UTC),
+            metadata=metadata,
+        )
+        return describe_stored(self.storage, self.settings, stored)
+
+    def _find_upload(self, upload_id: str) -> ObjectInfo | None:
+        """The upload's object in quarantine, whatever its type (a HEAD per type, the allowed
+        types first)."""
+        allowed = self.settings.allowed_types
+        for content_type in [*allowed, *(t for t in KNOWN_TYPES if t not in allowed)]:
+            info = self.storage.head(quarantine_key(upload_id, content_type))
+            if info is not None:
+                return info
+        return None
+
+    def _find_image(self, upload_id: str) -> ObjectInfo | None:
+        """The promoted image ``upload_id`` with its metadata: a listing call and a HEAD."""
+        for key in find_image(self.storage, upload_id):
+            if parse_image_key(key) is not None:
+                return self.storage.head(key)
+        return None
+
+    def _check_owner(
+        self, info: ObjectInfo, principal: Principal | None, *, shared: bool = False
+    ) -> None:
+        """Refuse a principal that does not own ``info`` (:class:`Forbidden`); ``shared`` lets
+        everyone act on every image, and None is a trusted caller."""
+        if principal is not None and not shared and _owner(info) != principal.name:
+            raise Forbidden("this image belongs to someone else")
+
+    def _verify(self, info: ObjectInfo) -> images.ProcessedImage:
+        """Judge the quarantined object; what to store, or ImageRejected."""
+        declared = _declared_type(info.key)
+        if info.size == 0:
+            raise NotAnImage("the file is empty (0 bytes)")
+        if info.size > self.settings.max_bytes:
+            raise SizeMismatch(
+                f"the stored file is {info.size} bytes; the limit is {self.settings.max_bytes}"
+            )
+        stored_type = info.content_type.split(";")[0].strip().lower()
+        if stored_type != declared:
+            raise TypeMismatch(
+                f"the file was stored as {stored_type or 'no type'}, but its upload was signed "
+                f"for {declared}"
+            )
+        limits, allowed = self.image_limits, self.settings.allowed_types
+        head = self.storage.read(info.key, end=images.HEADER_BYTES)
+        whole = len(head) >= info.size
+        content_type = images.check_header(
+            head, declared=declared, allowed=allowed, limits=limits, whole=whole
+        )
+        data = head if whole else self.storage.read(info.key)
+        del head
+        if content_type is None:  # the header is longer than the first read: judge it whole
+            content_type = images.check_header(
+                data, declared=declared, allowed=allowed, limits=limits, whole=True
+            )
+            assert content_type is not None
+        if len(data) != info.size:
+            raise SizeMismatch(
+                f"the file changed while it was checked ({len(data)} bytes, not {info.size})"
+            )
+        expected = info.metadata.get("sha256")
+        if expected:
+            actual = hashlib.sha256(data).hexdigest()
+            if actual != expected.lower():
+                raise ChecksumMismatch(
+                    f"the stored file's SHA-256 is {actual}, not the {expected} it was signed "
+                    "with: it changed on the way"
+                )
+        with self._decoders:
+            return images.process(data, content_type, limits)
+
+    # --- the gallery --------------------------------------------------------------------------
+
+    def list_images(
+        self, *, cursor: str | None = None, limit: int = 50, principal: Principal | None = None
+    ) -> ImagePage:
+        """One page of promoted images, newest first; pass ``next_cursor`` on for the next.
+
+        One listing call per page, however many images there are, and no read per image (the
+        keys carry the facts; ``filename`` is None, see :meth:`get_image`). ``principal``, unless
+        the settings say the gallery is ``shared``, sees only their own images; None (a trusted
+        caller) sees all. ``limit`` is 1 to 100.
+        """
+        prefix = IMAGES_PREFIX
+        if principal is not None and not self.settings.shared:
+            prefix = owner_prefix(principal.name)
+        return list_page(self.storage, self.settings, prefix=prefix, cursor=cursor, limit=limit)
+
+    def get_image(self, image_id: str, *, principal: Principal | None = None) -> Image:
+        """One image with everything known of it, its original filename included (a listing
+        call and a HEAD). :class:`~s3drop.errors.NotFound` when there is no such image;
+        :class:`~s3drop.errors.Forbidden` when it is someone else's and the gallery is not shared.
+        """
+        info = self._find_image(image_id) if is_upload_id(image_id) else None
+        if info is None:
+            raise NotFound(f"no image {image_id!r}")
+        self._check_owner(info, principal, shared=self.settings.shared)
+        return describe_stored(self.storage, self.settings, info)
+
+    def delete_image(self, image_id: str, *, principal: Principal | None = None) -> None:
+        """Delete an image, its thumbnail and its owner's index entry;
+        :class:`~s3drop.errors.NotFound` if none of them exists.
+
+        ``principal``, when given, must be the image's owner unless the gallery is ``shared``
+        (:class:`~s3drop.errors.Forbidden`, and nothing changes); None is a trusted caller.
+        """
+        if not is_upload_id(image_id):
+            raise NotFound(f"no image {image_id!r}")
+        keys = find_image(self.storage, image_id)
+        thumb = thumbnail_key(image_id)
+        if not keys:
+            # What an interrupted delete left: the thumbnail, the caller's own index entry.
+            left = [thumb] if self.storage.head(thumb) is not None else []
+            if principal is not None:
+                prefix = owner_prefix(principal.name) + image_id + "."
+                left += [info.key for info in self.storage.list_objects(prefix, limit=8)]
+            if not left:
+                raise NotFound(f"no image {image_id}")
+            for key in left:
+                self.storage.delete(key)
+            return
+        infos = [info for info in map(self.storage.head, keys) if info is not None]
+        for info in infos:
+            self._check_owner(info, principal, shared=self.settings.shared)
+        # Out of every listing first (the image), then out of its owner's, then the thumbnail.
+        for info in infos:
+            self.storage.delete(info.key)
+            self.storage.delete(owner_key(_owner(info), info.key))
+        self.storage.delete(thumb)
+        for info in infos:
+            limit_key = _limit_key(info, principal)
+            if limit_key is not None:
+                self.limits.stored(limit_key, -1)
+            who = principal.name if principal else "library"
+            audit.record("delete", who=who, key=info.key)
+
+    def sweep(
+        self, *, older_than: timedelta = timedelta(days=1), now: datetime | None = None
+    ) -> int:
+        """Delete quarantined uploads older than ``older_than`` that nobody completed; how many.
+
+        S3's lifecycle rule (``s3drop bucket init``) does the same on S3; this works on any
+        backend, and the bundled app runs it hourly on the local one.
+        """
+        cutoff = (now or datetime.now(UTC)) - older_than
+        stale = [
+            info.key
+            for info in self.storage.iter_all(QUARANTINE_PREFIX)
+            if info.last_modified < cutoff
+        ]
+        for key in stale:
+            self.storage.delete(key)
+        if stale:
+            audit.record("sweep", who="library", count=len(stale))
+        return len(stale)
+
+
+def _declared_type(key: str) -> str:
+    ext = key.rsplit(".", 1)[-1]
+    return next(t for t, e in KNOWN_TYPES.items() if e == ext)
+
+
+def _owner(info: ObjectInfo) -> str:
+    """Who uploaded ``info``: the owner recorded in its metadata (``anonymous`` if none is)."""
+    owner = info.metadata.get("owner")
+    return decode_meta(owner) if owner is not None else ANONYMOUS.name
+
+
+def _limit_key(info: ObjectInfo, principal: Principal | None) -> str | None:
+    """Whose stored-images count an image counts against: its owner's."""
+    owner = _owner(info)
+    if principal is not None and principal.name == owner:
+        return principal.limit_key
+    return f"user:{owner}" if owner != ANONYMOUS.name else None

@@ -6,16 +6,22 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from s3drop.config import Settings
+from s3drop.config import KNOWN_TYPES, Settings
 from s3drop.errors import FileEmpty, FileTooLarge, InvalidRequest, PostRejected, TypeNotAllowed
 from s3drop.policy import (
     Credentials,
+    ImageKey,
     check_upload,
     decode_meta,
     encode_meta,
     id_time,
+    image_key,
+    image_prefix,
     is_upload_id,
     new_upload_id,
+    owner_key,
+    owner_prefix,
+    parse_image_key,
     sanitize_filename,
     sign_post,
     verify_post,
@@ -44,9 +50,7 @@ def _signed(**claims: object) -> dict[str, str]:
 
 
 def _verify(fields: dict[str, str], *, at: datetime = NOW) -> object:
-    return verify_post(
-        fields, bucket="photos", credentials=CREDENTIALS, region="eu-west-1", now=at
-    )
+    return verify_post(fields, bucket="photos", credentials=CREDENTIALS, region="eu-west-1", now=at)
 
 
 def _policy(fields: dict[str, str]) -> dict[str, object]:
@@ -203,8 +207,16 @@ def _self_made_policy() -> dict[str, str]:
         (_tamper("x-amz-signature", "0" * 64), "SignatureDoesNotMatch", 403),
         (_tamper("x-amz-signature", None), "InvalidArgument", 400),
         (_tamper("policy", None), "InvalidArgument", 400),
-        (_tamper("x-amz-credential", "OTHERKEY/20261128/eu-west-1/s3/aws4_request"), "InvalidAccessKeyId", 403),
-        (_tamper("x-amz-credential", "AKIDEXAMPLE/20261128/us-east-1/s3/aws4_request"), "AccessDenied", 403),
+        (
+            _tamper("x-amz-credential", "OTHERKEY/20261128/eu-west-1/s3/aws4_request"),
+            "InvalidAccessKeyId",
+            403,
+        ),
+        (
+            _tamper("x-amz-credential", "AKIDEXAMPLE/20261128/us-east-1/s3/aws4_request"),
+            "AccessDenied",
+            403,
+        ),
         (_tamper("x-amz-algorithm", "AWS4-HMAC-SHA1"), "InvalidArgument", 400),
         (_self_made_policy(), "SignatureDoesNotMatch", 403),
     ],
@@ -236,6 +248,66 @@ def test_another_secret_does_not_verify() -> None:
 
 def test_another_bucket_does_not_verify() -> None:
     with pytest.raises(PostRejected, match="bucket"):
-        verify_post(
-            _signed(), bucket="other", credentials=CREDENTIALS, region="eu-west-1", now=NOW
-        )
+        verify_post(_signed(), bucket="other", credentials=CREDENTIALS, region="eu-west-1", now=NOW)
+
+
+# --- promoted images' keys and owners' indexes ------------------------------------------------
+
+
+@pytest.mark.parametrize("content_type", list(KNOWN_TYPES))
+def test_an_image_key_carries_the_gallery_facts(content_type: str) -> None:
+    upload_id = new_upload_id(now=1_700_000_000.0)
+    key = image_key(upload_id, content_type, width=300, height=200, size=48213)
+    ext = KNOWN_TYPES[content_type]
+    assert key == f"images/{upload_id}.300x200.48213.{ext}"
+    assert key.startswith(image_prefix(upload_id))
+    facts = parse_image_key(key)
+    assert facts == ImageKey(upload_id, 300, 200, 48213, content_type)
+    assert facts.key == key
+    assert parse_image_key(owner_key("alice", key)) == facts  # an index entry says the same
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "thumbs/8204119722354gcvd3nvk3j.webp",
+        "images/8204119722354gcvd3nvk3j.png",  # no facts in it
+        "images/8204119722354gcvd3nvk3j.0x200.10.png",
+        "images/8204119722354gcvd3nvk3j.300x200.10.exe",
+        "images/8204119722354gcvd3nvk3j.300x200.png",
+        "images/820411972235.300x200.10.png",
+        "images/8204119722354gcvd3nvk3j.300x200.10.png.html",
+        "",
+    ],
+)
+def test_other_keys_are_not_images(key: str) -> None:
+    assert parse_image_key(key) is None
+
+
+def test_image_keys_sort_newest_first_whatever_their_facts() -> None:
+    older, newer = new_upload_id(now=1_700_000_000.0), new_upload_id(now=1_700_000_000.001)
+    keys = [
+        image_key(older, "image/png", width=1, height=1, size=1),
+        image_key(newer, "image/jpeg", width=99999, height=99999, size=10**10),
+    ]
+    assert sorted(keys) == keys[::-1]
+    # A page's cursor: after every key of an image ('/' > '.'), before every older image.
+    assert keys[1] < f"images/{newer}/" < keys[0]
+
+
+@pytest.mark.parametrize(
+    ("owner", "prefix"),
+    [
+        ("alice", "owners/alice/"),
+        ("alice@example.org", "owners/alice%40example.org/"),
+        ("a/../b", "owners/a%2F..%2Fb/"),
+        ("zoë", "owners/zo%C3%AB/"),
+        (".", "owners/%2E/"),
+        ("..", "owners/%2E%2E/"),
+        ("", "owners/%00/"),
+    ],
+)
+def test_an_owner_is_one_path_segment(owner: str, prefix: str) -> None:
+    assert owner_prefix(owner) == prefix
+    key = image_key(new_upload_id(), "image/png", width=3, height=2, size=1)
+    assert owner_key(owner, key) == prefix + key.removeprefix("images/")

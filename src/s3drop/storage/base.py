@@ -72,9 +72,11 @@ class Storage:
     def list_objects(
         self, prefix: str, *, start_after: str | None = None, limit: int = 1000
     ) -> list[ObjectInfo]:
-        """Up to ``limit`` objects under ``prefix`` in key order, after ``start_after``.
+        """Up to ``limit`` objects under ``prefix`` in key order (byte order of the whole key),
+        after ``start_after``.
 
-        The metadata of listed objects may be empty (S3 does not list it); use :meth:`head`.
+        Listed objects carry key, size and time only, no type or metadata (S3 lists none, and no
+        backend reads more to list): use :meth:`head`.
         """
         raise NotImplementedError
 

@@ -19,16 +19,18 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import heapq
 import hmac
 import json
 import os
+import re
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, quote_plus
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -55,6 +57,10 @@ _MAX_FORM_BYTES = 256 * 1024
 #: After a refusal, read and discard at most this much more of the body, so the client gets to see
 #: the answer rather than a reset connection; past it the connection is dropped.
 _DRAIN_LIMIT = 16 * 1024 * 1024
+#: Keys any path may carry as they are (no segment starting with a dot, nothing to quote in a URL):
+#: every key s3drop makes but an owner's index entry; anything else gets the full check.
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*")
+_MAX_KEY = 512
 
 
 class LocalStorage(Storage):
@@ -68,25 +74,17 @@ class LocalStorage(Storage):
         for folder in (self.objects, self.meta, self.tmp):
             folder.mkdir(parents=True, exist_ok=True)
         self.credentials = Credentials(ACCESS_KEY, settings.local_secret().decode())
-        self._get_key = hmac.new(
+        get_key = hmac.new(
             self.credentials.secret_key.encode(), b"s3drop-local-get", hashlib.sha256
         ).digest()
+        self._get_mac = hmac.new(get_key, digestmod=hashlib.sha256)  # copied for each URL
         self.base_url = (settings.public_url or "") + MOUNT
 
     # --- paths ---------------------------------------------------------------------------------
 
     def _path(self, key: str, folder: Path | None = None) -> Path:
-        parts = key.split("/")
-        if (
-            not key
-            or key.startswith("/")
-            or any(part in {"", ".", ".."} for part in parts)
-            or "\\" in key
-            or "\0" in key
-            or len(key) > 512
-        ):
-            raise InvalidRequest(f"invalid object key: {key!r}")
-        return (folder or self.objects).joinpath(*parts)
+        _check_key(key)
+        return (folder or self.objects).joinpath(*key.split("/"))
 
     def _meta_path(self, key: str) -> Path:
         return self._path(key, self.meta).with_name(self._path(key).name + ".json")
@@ -112,22 +110,25 @@ class LocalStorage(Storage):
         )
 
     def presign_get(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
-        self._path(key)
-        expires = int(time.time()) + expires_in
-        query = {"expires": str(expires)}
-        if filename:
-            query["filename"] = filename
-        query["signature"] = self._get_signature(key, query)
-        return f"{self.base_url}/{quote(key)}?{urlencode(query)}"
+        if len(key) <= _MAX_KEY and _PLAIN_KEY.fullmatch(key):
+            path = key  # nothing in it to check further, or to quote
+        else:
+            _check_key(key)
+            path = quote(key)
+        expires = str(int(time.time()) + expires_in)
+        signature = self._get_signature(key, expires, filename or "")
+        named = f"&filename={quote_plus(filename)}" if filename else ""
+        return f"{self.base_url}/{path}?expires={expires}{named}&signature={signature}"
 
-    def _get_signature(self, key: str, query: dict[str, str]) -> str:
-        message = "\n".join(["GET", key, query.get("expires", ""), query.get("filename", "")])
-        return hmac.new(self._get_key, message.encode(), hashlib.sha256).hexdigest()
+    def _get_signature(self, key: str, expires: str, filename: str) -> str:
+        mac = self._get_mac.copy()
+        mac.update(f"GET\n{key}\n{expires}\n{filename}".encode())
+        return mac.hexdigest()
 
     def check_get(self, key: str, query: dict[str, str]) -> None:
         """Refuse a read whose URL was changed or has expired (403, as S3 does)."""
         given = query.get("signature", "")
-        expected = self._get_signature(key, query)
+        expected = self._get_signature(key, query.get("expires", ""), query.get("filename", ""))
         if not hmac.compare_digest(given, expected):
             raise PostRejected(
                 "The request signature we calculated does not match the signature you provided.",
@@ -182,33 +183,28 @@ class LocalStorage(Storage):
     def list_objects(
         self, prefix: str, *, start_after: str | None = None, limit: int = 1000
     ) -> list[ObjectInfo]:
-        folder = prefix.rpartition("/")[0]
-        base = self._path(folder) if folder else self.objects
+        """As S3 lists: keys in byte order, sizes and times, no type or metadata (:meth:`head`
+        has those). One pass over the folders the prefix reaches, stopping at ``limit``."""
+        folder, _, rest = prefix.rpartition("/")
+        key_prefix = folder + "/" if folder else ""
+        after: str | None = None
+        if start_after is not None:
+            if start_after.startswith(key_prefix):
+                after = start_after[len(key_prefix) :]
+            elif start_after > key_prefix:
+                return []  # every key under the prefix sorts before start_after
+        base = str(self._path(folder)) if folder else str(self.objects)
         found: list[ObjectInfo] = []
-        for key in self._walk(base, folder + "/" if folder else "", start_after):
-            if not key.startswith(prefix) or (start_after is not None and key <= start_after):
+        for key, path in _walk(base, key_prefix, rest, after, limit):
+            try:
+                stat = os.stat(path)
+            except FileNotFoundError:  # deleted since it was listed
                 continue
-            info = self.head(key)
-            if info is not None:
-                found.append(info)
-                if len(found) >= limit:
-                    break
+            modified = datetime.fromtimestamp(stat.st_mtime, tz=UTC)
+            found.append(ObjectInfo(key, stat.st_size, "", modified))
+            if len(found) >= limit:
+                break
         return found
-
-    def _walk(self, base: Path, key_prefix: str, start_after: str | None) -> list[str]:
-        """Keys under ``base`` in S3's order (byte order of the whole key)."""
-        try:
-            entries = sorted(os.scandir(base), key=lambda entry: entry.name)
-        except FileNotFoundError:
-            return []
-        keys: list[str] = []
-        for entry in entries:
-            key = key_prefix + entry.name
-            if entry.is_dir(follow_symlinks=False):
-                keys.extend(self._walk(Path(entry.path), key + "/", start_after))
-            elif start_after is None or key > start_after:
-                keys.append(key)
-        return sorted(keys)
 
     def check(self) -> None:
         try:
@@ -422,6 +418,71 @@ class _PostReceiver:
 
     def _end(self) -> None:
         self.ended = True
+
+
+def _check_key(key: str) -> None:
+    """Refuse a key that could leave the root, or that no S3 store would take."""
+    if len(key) <= _MAX_KEY and _PLAIN_KEY.fullmatch(key):
+        return
+    if (
+        not key
+        or key.startswith("/")
+        or any(part in {"", ".", ".."} for part in key.split("/"))
+        or "\\" in key
+        or "\0" in key
+        or len(key) > _MAX_KEY
+    ):
+        raise InvalidRequest(f"invalid object key: {key!r}")
+
+
+def _walk(
+    base: str, key_prefix: str, rest: str, after: str | None, want: int
+) -> Iterator[tuple[str, str]]:
+    """``(key, path)`` of each file under the folder ``base`` (whose keys start with
+    ``key_prefix``) whose name starts with ``rest`` and whose key, less ``key_prefix``, sorts
+    after ``after``: lazily, in byte order of the whole key.
+
+    A folder sorts among the files by its name plus ``/``, which is where its keys fall: ``a/x``
+    comes after ``a-b`` and ``a.png`` ('-' and '.' sort before '/'), whatever the folder name's
+    own place. Folders that hold only keys at or before ``after`` are never opened. When the
+    caller wants a few keys (``want``) of a large folder, only the first few names are put in
+    order; the rest only if it reads on.
+    """
+    names: list[str] = []
+    try:
+        with os.scandir(base) as entries:
+            for entry in entries:
+                name = entry.name
+                if rest and not name.startswith(rest):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    name += "/"
+                    if after is not None and name <= after and not after.startswith(name):
+                        continue
+                elif after is not None and name <= after:
+                    continue
+                names.append(name)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if want * 4 < len(names):
+        first = heapq.nsmallest(want, names)
+        yield from _entries(base, key_prefix, after, want, first)
+        names = sorted(name for name in names if name > first[-1])
+    else:
+        names.sort()
+    yield from _entries(base, key_prefix, after, want, names)
+
+
+def _entries(
+    base: str, key_prefix: str, after: str | None, want: int, names: list[str]
+) -> Iterator[tuple[str, str]]:
+    """The files ``names`` (in order) of the folder ``base`` stand for, folders walked."""
+    for name in names:
+        if name[-1] == "/":
+            inner = after[len(name) :] if after is not None and after.startswith(name) else None
+            yield from _walk(os.path.join(base, name[:-1]), key_prefix + name, "", inner, want)
+        else:
+            yield key_prefix + name, os.path.join(base, name)
 
 
 async def drain(body: AsyncIterator[bytes], limit: int = _DRAIN_LIMIT) -> None:

@@ -1,19 +1,32 @@
 """S3 and every S3-compatible store (Ceph RGW, MinIO, Cloudflare R2), through boto3.
 
-One client per process, SigV4 always, path-style addressing for custom endpoints. Upload forms are
-signed by :func:`s3drop.policy.sign_post` with the credentials boto3's own chain resolves
-(environment, profile, instance role; refreshed when they expire). No ACLs: the bucket stays
-private and images are read through presigned GETs, or a configured public base URL (a CDN).
+One client per process, SigV4 always (boto3 would otherwise sign presigned requests with SigV2 in
+us-east-1), path-style addressing for custom endpoints (``127.0.0.1`` has no bucket subdomains).
+Upload forms are signed locally by :func:`s3drop.policy.sign_post` with the credentials boto3's own
+chain resolves (environment, profile, instance role; refreshed when they expire): signing touches
+no network. No ACLs: the bucket stays private and images are read through presigned GETs, or a
+configured public base URL (a CDN).
 
-boto3's errors are translated here, once, into :mod:`s3drop.errors`.
+boto3's errors are translated here, once, by :func:`translate`, into :mod:`s3drop.errors`::
+
+    NoSuchBucket                         -> BucketMissing
+    NoSuchKey, 404                       -> NotFound (head() answers None)
+    AccessDenied, InvalidAccessKeyId,
+      SignatureDoesNotMatch, 403, ...    -> StorageAccessDenied
+    SlowDown, 503, InternalError, ...    -> StorageUnavailable
+    EndpointConnectionError, timeouts    -> StorageUnavailable
+    NoCredentialsError, wrong region,
+      InvalidBucketName                  -> ConfigurationError
+    anything else                        -> StorageError
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import boto3
 import botocore.exceptions
@@ -23,6 +36,7 @@ from ..config import Settings
 from ..errors import (
     BucketMissing,
     ConfigurationError,
+    InvalidRequest,
     NotFound,
     StorageAccessDenied,
     StorageError,
@@ -30,42 +44,115 @@ from ..errors import (
 )
 from ..policy import Credentials, UploadForm, UploadRequest, sign_post
 from .base import ObjectInfo, Storage
+from .sigv4 import GetSigner
 
 if TYPE_CHECKING:
+    from botocore.credentials import Credentials as BotoCredentials
     from mypy_boto3_s3 import S3Client
 
-_ACCESS_DENIED = {
-    "AccessDenied",
-    "InvalidAccessKeyId",
-    "SignatureDoesNotMatch",
-    "InvalidToken",
-    "ExpiredToken",
-    "AllAccessDisabled",
-    "AuthorizationHeaderMalformed",
-}
-_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
-_UNAVAILABLE = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "503", "500"}
+#: Codes that mean "storage refused these credentials or this request".
+ACCESS_DENIED_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AllAccessDisabled",
+        "AccountProblem",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "InvalidToken",
+        "ExpiredToken",
+        "TokenRefreshRequired",
+        "RequestTimeTooSkewed",
+        "403",
+    }
+)
+#: Codes that mean "no such object" (HEAD answers carry only the status).
+NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+#: Codes that mean "storage cannot answer now; try again later".
+UNAVAILABLE_CODES = frozenset(
+    {
+        "SlowDown",
+        "ServiceUnavailable",
+        "InternalError",
+        "RequestTimeout",
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "500",
+        "502",
+        "503",
+        "504",
+    }
+)
+#: Codes that mean "the bucket is in another region than AWS_REGION says".
+WRONG_REGION_CODES = frozenset(
+    {
+        "PermanentRedirect",
+        "AuthorizationHeaderMalformed",
+        "IllegalLocationConstraintException",
+        "301",
+    }
+)
+_CONNECTION_ERRORS = (
+    botocore.exceptions.EndpointConnectionError,
+    botocore.exceptions.ConnectTimeoutError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.ConnectionClosedError,
+    botocore.exceptions.ResponseStreamingError,
+)
+
+
+def error_code(exc: botocore.exceptions.ClientError) -> str:
+    """S3's error code of a boto3 ``ClientError`` (``"404"`` etc. for body-less HEAD answers)."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def translate(exc: Exception, *, bucket: str, key: str | None = None) -> Exception:
-    """The s3drop error for a boto3/botocore error (returned, for ``raise ... from exc``)."""
+    """The s3drop error for a boto3/botocore error (returned, for ``raise ... from exc``).
+
+    Messages are for the operator: they say what is wrong and which setting fixes it.
+    """
     if isinstance(exc, botocore.exceptions.ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
-        message = str(error.get("Message", "") or code)
+        message = str(error.get("Message") or code)
         if code == "NoSuchBucket":
-            return BucketMissing(
-                f"bucket {bucket!r} does not exist; create it with `s3drop bucket init`"
+            return bucket_missing(bucket)
+        if code in NOT_FOUND_CODES:
+            return NotFound(f"no object {key!r}" if key else f"not found: {message}")
+        if code == "InvalidAccessKeyId":
+            return StorageAccessDenied(
+                "storage does not know the access key (InvalidAccessKeyId): check AWS_ACCESS_KEY_ID"
             )
-        if code in _NOT_FOUND:
-            return NotFound(f"no object {key!r}" if key else message)
-        if code in _ACCESS_DENIED or code == "403":
+        if code == "SignatureDoesNotMatch":
+            return StorageAccessDenied(
+                "storage refused the request signature (SignatureDoesNotMatch): check "
+                "AWS_SECRET_ACCESS_KEY"
+            )
+        if code in {"InvalidToken", "ExpiredToken", "TokenRefreshRequired"}:
+            return StorageAccessDenied(
+                f"storage refused the session token ({code}): refresh AWS_SESSION_TOKEN"
+            )
+        if code == "RequestTimeTooSkewed":
+            return StorageAccessDenied(
+                "storage refused the request time (RequestTimeTooSkewed): fix this machine's clock"
+            )
+        if code in ACCESS_DENIED_CODES:
             return StorageAccessDenied(
                 f"storage refused access to bucket {bucket!r} ({code}): check the credentials "
                 "and the bucket policy"
             )
-        if code in _UNAVAILABLE:
-            return StorageUnavailable(f"storage is unavailable ({code}): {message}")
+        if code in WRONG_REGION_CODES:
+            region = error.get("Region") or exc.response.get("ResponseMetadata", {}).get(
+                "HTTPHeaders", {}
+            ).get("x-amz-bucket-region")
+            where = f"; the bucket is in {region}" if region else ""
+            return ConfigurationError(
+                f"AWS_REGION: bucket {bucket!r} is in another region ({code}{where})"
+            )
+        if code == "InvalidBucketName":
+            return ConfigurationError(f"S3DROP_BUCKET: {bucket!r} is not a valid bucket name")
+        if code in UNAVAILABLE_CODES:
+            return StorageUnavailable(f"storage is unavailable ({code}): {message}; try again")
         return StorageError(f"storage error {code}: {message}")
     if isinstance(
         exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError
@@ -74,45 +161,89 @@ def translate(exc: Exception, *, bucket: str, key: str | None = None) -> Excepti
             "AWS_ACCESS_KEY_ID: no S3 credentials found (set AWS_ACCESS_KEY_ID and "
             "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with an instance role)"
         )
-    if isinstance(
-        exc,
-        botocore.exceptions.EndpointConnectionError
-        | botocore.exceptions.ConnectTimeoutError
-        | botocore.exceptions.ReadTimeoutError
-        | botocore.exceptions.ConnectionClosedError,
-    ):
-        return StorageUnavailable(f"storage is unreachable: {exc}")
+    if isinstance(exc, botocore.exceptions.CredentialRetrievalError):
+        return ConfigurationError(
+            f"AWS_PROFILE: boto3 could not get S3 credentials ({exc}): check the profile or role"
+        )
+    if isinstance(exc, _CONNECTION_ERRORS):
+        return StorageUnavailable(
+            f"storage is unreachable ({exc}): check AWS_ENDPOINT_URL_S3 and the network"
+        )
     if isinstance(exc, botocore.exceptions.BotoCoreError):
         return StorageError(f"storage error: {exc}")
     return exc
 
 
+def bucket_missing(bucket: str) -> BucketMissing:
+    return BucketMissing(
+        f"bucket {bucket!r} does not exist: create it with `s3drop bucket init`, or set "
+        "S3DROP_BUCKET to an existing bucket"
+    )
+
+
+def aws_endpoint(region: str) -> str:
+    """S3's regional endpoint (``https://s3.eu-west-3.amazonaws.com``)."""
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://s3.{region}.{suffix}"
+
+
+def post_url(bucket: str, *, region: str, endpoint_url: str | None) -> str:
+    """Where browsers post forms for ``bucket``: the URL boto3's ``generate_presigned_post`` gives.
+
+    Path-style on a custom endpoint; on AWS the regional virtual host (path-style for a bucket
+    name with dots, which would not match the TLS certificate as a host name).
+    """
+    if endpoint_url:
+        return f"{endpoint_url}/{quote(bucket)}"
+    endpoint = aws_endpoint(region)
+    if "." in bucket:
+        return f"{endpoint}/{quote(bucket)}"
+    return endpoint.replace("https://", f"https://{bucket}.", 1) + "/"
+
+
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
 class S3Storage(Storage):
+    """A bucket on S3 or an S3-compatible store. One boto3 client, shared by every thread.
+
+    ``session`` is a ``boto3.Session`` to take credentials from (default: boto3's own chain).
+    """
+
     name = "s3"
 
     def __init__(self, settings: Settings, *, session: boto3.Session | None = None) -> None:
-        assert settings.bucket is not None
+        if not settings.bucket:
+            raise ConfigurationError("S3DROP_BUCKET: the s3 backend needs a bucket")
         self.bucket = settings.bucket
         self.endpoint_url = settings.endpoint_url
         self.public_base_url = settings.public_base_url
         self.session = session or boto3.Session()
         self.region = settings.region or self.session.region_name or "us-east-1"
+        # On AWS: the regional endpoint, bucket as a virtual host (boto3 falls back to path-style
+        # for names with dots), so forms and reads go to one host in the bucket's region.
         config = Config(
             signature_version="s3v4",
-            s3={"addressing_style": "path" if self.endpoint_url else "auto"},
+            s3={"addressing_style": "path" if self.endpoint_url else "virtual"},
             retries={"max_attempts": 3, "mode": "standard"},
             connect_timeout=5,
             read_timeout=30,
+            max_pool_connections=32,
         )
         self.client: S3Client = self.session.client(
-            "s3", region_name=self.region, endpoint_url=self.endpoint_url, config=config
+            "s3",
+            region_name=self.region,
+            endpoint_url=self.endpoint_url or aws_endpoint(self.region),
+            config=config,
         )
-        if self.endpoint_url:
-            self.post_url = f"{self.endpoint_url}/{quote(self.bucket)}"
-        elif self.region == "us-east-1":
-            self.post_url = f"https://{self.bucket}.s3.amazonaws.com"
-        else:
-            self.post_url = f"https://{self.bucket}.s3.{self.region}.amazonaws.com"
+        self.post_url = post_url(self.bucket, region=self.region, endpoint_url=self.endpoint_url)
+        # Objects are read where forms are posted: the same host and, path-style, the same path.
+        self.get_signer = GetSigner(self.post_url, region=self.region)
+        self._lock = threading.Lock()
+        self._credentials: BotoCredentials | None = None
 
     @contextmanager
     def _errors(self, key: str | None = None) -> Iterator[None]:
@@ -122,8 +253,13 @@ class S3Storage(Storage):
             raise translate(exc, bucket=self.bucket, key=key) from exc
 
     def credentials(self) -> Credentials:
+        """The current credentials from boto3's chain (refreshed by boto3 when they expire)."""
+        with self._lock:
+            if self._credentials is None:
+                with self._errors():
+                    self._credentials = self.session.get_credentials()
+            found = self._credentials
         with self._errors():
-            found = self.session.get_credentials()
             if found is None:
                 raise botocore.exceptions.NoCredentialsError()
             frozen = found.get_frozen_credentials()
@@ -152,15 +288,19 @@ class S3Storage(Storage):
         )
 
     def presign_get(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
+        """The URL boto3's ``generate_presigned_url`` would give, signed here in microseconds
+        (:mod:`s3drop.storage.sigv4`)."""
+        if not key or len(key.encode()) > 1024:  # what S3 (and boto3) would refuse
+            raise InvalidRequest(f"invalid object key: {key!r}")
         if self.public_base_url:
             return f"{self.public_base_url}/{quote(key)}"
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
-        if filename:
-            params["ResponseContentDisposition"] = f"inline; filename*=UTF-8''{quote(filename)}"
-        with self._errors(key):
-            return self.client.generate_presigned_url(
-                "get_object", Params=params, ExpiresIn=expires_in
-            )
+        disposition = f"inline; filename*=UTF-8''{quote(filename)}" if filename else None
+        return self.get_signer.url(
+            key,
+            credentials=self.credentials(),
+            expires_in=expires_in,
+            disposition=disposition,
+        )
 
     def head(self, key: str) -> ObjectInfo | None:
         try:
@@ -183,8 +323,14 @@ class S3Storage(Storage):
                 return b""
             extra["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
         with self._errors(key):
-            answer = self.client.get_object(Bucket=self.bucket, Key=key, **extra)
-            return answer["Body"].read()
+            try:
+                answer = self.client.get_object(Bucket=self.bucket, Key=key, **extra)
+            except botocore.exceptions.ClientError as exc:
+                if error_code(exc) == "InvalidRange":  # start at or past the end
+                    return b""
+                raise
+            body: bytes = answer["Body"].read()
+            return body
 
     def put(self, key: str, data: bytes, *, content_type: str, metadata: dict[str, str]) -> None:
         with self._errors(key):
@@ -214,6 +360,16 @@ class S3Storage(Storage):
             for item in answer.get("Contents", [])
         ]
 
+    def browser_origins(self) -> list[str]:
+        """The store's origin (forms are posted there, images read from there), and the CDN's."""
+        origins = [_origin(self.post_url)]
+        if self.public_base_url:
+            origins.append(_origin(self.public_base_url))
+        return list(dict.fromkeys(origins))
+
     def check(self) -> None:
-        with self._errors():
-            self.client.head_bucket(Bucket=self.bucket)
+        try:
+            with self._errors():
+                self.client.head_bucket(Bucket=self.bucket)
+        except NotFound as exc:  # HEAD has no body: a bare 404 is the bucket
+            raise bucket_missing(self.bucket) from exc

@@ -6,6 +6,10 @@ framework uses :class:`~s3drop.uploads.S3Drop` instead and needs none of this.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -21,7 +25,7 @@ from ..errors import NotAuthenticated, RateLimited, S3DropError
 from ..limits import LimitStore
 from ..storage.base import Storage
 from ..uploads import S3Drop
-from . import routes
+from . import ops, routes
 from .security import SecurityMiddleware
 
 STATIC = Path(__file__).parent / "static"
@@ -45,10 +49,12 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url="/api/openapi.json",
+        lifespan=_lifespan,
     )
     app.state.drop = drop
     app.include_router(routes.api)
     app.include_router(routes.pages)
+    app.include_router(ops.router)
     if drop.storage.name == "local":
         app.include_router(routes.local_storage)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -65,7 +71,32 @@ def create_app(
     app.add_middleware(
         SecurityMiddleware, origins=origins, storage_origins=drop.storage.browser_origins()
     )
+    app.add_middleware(ops.LatencyMiddleware)  # outermost: times every answer
     return app
+
+
+#: How often the local backend removes uploads nobody completed (S3 has a lifecycle rule).
+SWEEP_EVERY = 3600
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    drop: S3Drop = app.state.drop
+    sweeper = asyncio.create_task(_sweep(drop)) if drop.storage.name == "local" else None
+    yield
+    if sweeper is not None:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+
+
+async def _sweep(drop: S3Drop) -> None:
+    while True:
+        try:
+            await asyncio.to_thread(drop.sweep)
+        except S3DropError as exc:
+            logging.getLogger("s3drop").warning("sweep failed: %s", exc.message)
+        await asyncio.sleep(SWEEP_EVERY)
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:

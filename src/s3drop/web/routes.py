@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
+from .. import metrics
 from ..auth import Principal
 from ..errors import PostRejected
 from ..storage.local import MOUNT, LocalStorage, drain
@@ -51,7 +52,38 @@ def sign_upload(body: SignRequest, request: Request, principal: Caller) -> dict[
         sha256=body.sha256,
         principal=principal,
     )
+    metrics.signed(form.content_type)
     return {"upload": form.to_dict()}
+
+
+@api.post("/uploads/{upload_id}/complete")
+def complete_upload(upload_id: str, request: Request, principal: Caller) -> dict[str, object]:
+    with metrics.completion() as accepted:
+        image = _drop(request).complete(upload_id, principal=principal)
+        accepted(image.bytes)
+    return {"image": image.to_dict()}
+
+
+@api.get("/images")
+def list_images(
+    request: Request,
+    principal: Caller,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+) -> dict[str, object]:
+    page = _drop(request).list_images(cursor=cursor, limit=limit, principal=principal)
+    return page.to_dict()
+
+
+@api.get("/images/{image_id}")
+def get_image(image_id: str, request: Request, principal: Caller) -> dict[str, object]:
+    return {"image": _drop(request).get_image(image_id, principal=principal).to_dict()}
+
+
+@api.delete("/images/{image_id}", status_code=204)
+def delete_image(image_id: str, request: Request, principal: Caller) -> Response:
+    _drop(request).delete_image(image_id, principal=principal)
+    return Response(status_code=204)
 
 
 @api.get("/config")
@@ -106,8 +138,11 @@ async def receive_upload(request: Request) -> Response:
         checked = await storage.receive_post(request.headers.get("content-type"), body)
     except PostRejected as exc:
         await drain(body)
+        metrics.post_refused(exc.code)
         return _s3_error(exc)
     await drain(body)
+    stored = storage.head(checked.key)
+    metrics.received(stored.size if stored else 0)
     return Response(status_code=checked.success_status)
 
 

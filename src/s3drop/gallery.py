@@ -1,0 +1,176 @@
+"""The promoted images, as the gallery shows them: newest first, one listing call per page.
+
+Upload ids start with inverted milliseconds, so key order is newest first, and a promoted image's
+key carries the facts a gallery item shows: ``images/<id>.<width>x<height>.<bytes>.<ext>`` (see
+:func:`s3drop.policy.image_key`). A page is therefore one ``list_objects`` call and, per image,
+only two signed URLs computed locally: no read per image, and a cost that does not grow with the
+number of images. The next page starts after the last id of this one.
+
+Whose images: each promotion also writes a zero-byte entry of the same name into its owner's
+index, ``owners/<owner>/`` (:func:`s3drop.policy.owner_key`). Unless the gallery is shared
+(``S3DROP_SHARED``), a user's page lists that index: their own images only, just as fast. A
+trusted caller (no principal: the CLI's ``--direct``, or a framework that checks access itself)
+lists ``images/``.
+
+The original filename, checksum and owner are the image object's metadata; :func:`describe_stored`
+turns one HEAD answer into the full :class:`Image` (``GET /api/images/{id}``, completion).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .config import Settings
+from .errors import InvalidRequest
+from .headers import FORMATS
+from .policy import (
+    IMAGES_PREFIX,
+    ImageKey,
+    decode_meta,
+    id_time,
+    image_prefix,
+    is_upload_id,
+    parse_image_key,
+    thumbnail_key,
+)
+from .storage.base import ObjectInfo, Storage
+
+#: The most images one page may hold.
+MAX_PAGE = 100
+
+
+@dataclass(frozen=True)
+class Image:
+    """One promoted image: where to read it and its thumbnail, and its facts.
+
+    ``filename``, ``sha256`` and ``owner`` are known only where the image's metadata was read
+    (:meth:`S3Drop.get_image <s3drop.uploads.S3Drop.get_image>`, completion); gallery pages leave
+    them None.
+    """
+
+    id: str
+    key: str
+    url: str
+    thumbnail_url: str
+    width: int
+    height: int
+    format: str
+    bytes: int
+    uploaded_at: datetime
+    filename: str | None = None
+    sha256: str | None = None
+    owner: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The API's JSON for an image (``filename`` is null in gallery pages)."""
+        return {
+            "id": self.id,
+            "url": self.url,
+            "thumbnail_url": self.thumbnail_url,
+            "width": self.width,
+            "height": self.height,
+            "format": self.format,
+            "bytes": self.bytes,
+            "uploaded_at": self.uploaded_at.isoformat(timespec="milliseconds").replace(
+                "+00:00", "Z"
+            ),
+            "filename": self.filename,
+        }
+
+
+@dataclass(frozen=True)
+class ImagePage:
+    """One page of the gallery; pass ``next_cursor`` back for the next (None: the last page)."""
+
+    images: list[Image]
+    next_cursor: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "images": [image.to_dict() for image in self.images],
+            "next_cursor": self.next_cursor,
+        }
+
+
+def describe(
+    storage: Storage,
+    settings: Settings,
+    facts: ImageKey,
+    *,
+    filename: str | None = None,
+    sha256: str | None = None,
+    owner: str | None = None,
+) -> Image:
+    """The gallery's view of one promoted image, from what its key says (and its metadata, when
+    read). With a ``filename``, the image URL serves it under that name."""
+    key = facts.key
+    expires_in = settings.get_expires_in
+    return Image(
+        id=facts.id,
+        key=key,
+        url=storage.presign_get(key, expires_in=expires_in, filename=filename),
+        thumbnail_url=storage.presign_get(thumbnail_key(facts.id), expires_in=expires_in),
+        width=facts.width,
+        height=facts.height,
+        format=FORMATS[facts.content_type],
+        bytes=facts.size,
+        uploaded_at=id_time(facts.id),
+        filename=filename,
+        sha256=sha256,
+        owner=owner,
+    )
+
+
+def describe_stored(storage: Storage, settings: Settings, info: ObjectInfo) -> Image:
+    """The full view of one promoted image from its HEAD answer: facts, filename, owner."""
+    facts = parse_image_key(info.key)
+    if facts is None:
+        raise ValueError(f"not a promoted image's key: {info.key!r}")
+    meta = info.metadata
+    owner = meta.get("owner")
+    return describe(
+        storage,
+        settings,
+        facts,
+        filename=decode_meta(meta.get("filename", "")) or facts.key.rpartition("/")[2],
+        sha256=meta.get("sha256"),
+        owner=decode_meta(owner) if owner is not None else None,
+    )
+
+
+def find_image(storage: Storage, upload_id: str) -> list[str]:
+    """Every key of image ``upload_id`` (one, unless something other than s3drop wrote there):
+    one listing call, like a HEAD."""
+    return [info.key for info in storage.list_objects(image_prefix(upload_id), limit=8)]
+
+
+def list_page(
+    storage: Storage,
+    settings: Settings,
+    *,
+    prefix: str = IMAGES_PREFIX,
+    cursor: str | None,
+    limit: int,
+) -> ImagePage:
+    """Up to ``limit`` images after ``cursor``, newest first, from one listing of ``prefix``
+    (``images/``, or one owner's index)."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}")
+    start_after = None
+    if cursor:
+        if not is_upload_id(cursor):
+            raise InvalidRequest("cursor is not one this server gave out")
+        # Every key of that image sorts before this ('.' < '/'), every older image after it.
+        start_after = f"{prefix}{cursor}/"
+    listed = storage.list_objects(prefix, start_after=start_after, limit=limit + 1)
+    more = len(listed) > limit
+    listed = listed[:limit]
+    images = []
+    for info in listed:
+        facts = parse_image_key(info.key)
+        if facts is not None:  # anything else under the prefix is not the gallery's
+            images.append(describe(storage, settings, facts))
+    next_cursor = listed[-1].key.rpartition("/")[2][:23] if more else None
+    return ImagePage(images=images, next_cursor=next_cursor)

@@ -1,0 +1,334 @@
+"""Judge an image by its bytes, then make the copy s3drop stores and its thumbnail.
+
+Two steps, cheapest first, so a hostile file costs little:
+
+1. :func:`check_header` on the first bytes only (:mod:`s3drop.headers`): the real format from the magic bytes (never the
+   name or the declared type), then the dimensions from the header, against the pixel cap and the
+   maximum side, before any decoder runs. A decompression bomb stops here.
+2. :func:`process` on the whole file: the structure walk of :mod:`s3drop.containers` (truncation,
+   data after the end, the frame cap, a copy without metadata), then a full decode of exactly the
+   bytes that will be stored, then the thumbnail.
+
+What is stored is upright and carries no EXIF, XMP, comments or text chunks, but keeps its ICC
+colour profile; it is the original bytes minus metadata, except when an EXIF orientation has to be
+applied (a JPEG is then re-encoded with its own quantisation tables, so quality holds) or an AVIF
+carries metadata items. A JPEG is decoded at the scale of its thumbnail (libjpeg's DCT scaling):
+every entropy-coded byte is still decoded, so truncation and corrupt scans are still found, at a
+fraction of the time and memory of a full-size decode.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from PIL import Image, ImageCms, JpegImagePlugin
+
+from .config import Settings
+from .containers import Layout, walk
+from .errors import CorruptImage, NotAnImage, TooManyFrames, TooManyPixels, TypeMismatch
+from .headers import FORMAT_NAMES, FORMATS, NeedMore, header_size, sniff
+
+#: How many bytes :func:`check_header` needs to judge almost any file.
+HEADER_BYTES = 64 * 1024
+
+_TRANSPOSE: dict[int, Image.Transpose] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """What an accepted image may be."""
+
+    max_pixels: int = 50_000_000
+    max_side: int = 20_000
+    max_frames: int = 500
+    thumbnail_size: int = 320
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ImageLimits:
+        return cls(
+            max_pixels=settings.max_pixels,
+            max_side=settings.max_side,
+            max_frames=settings.max_frames,
+            thumbnail_size=settings.thumbnail_size,
+        )
+
+
+@dataclass(frozen=True)
+class ProcessedImage:
+    """An accepted image: the bytes to store, their facts, and a WebP thumbnail."""
+
+    content_type: str
+    format: str
+    width: int
+    height: int
+    frames: int
+    data: bytes
+    thumbnail: bytes
+
+
+def check_header(
+    head: bytes, *, declared: str, allowed: Sequence[str], limits: ImageLimits, whole: bool
+) -> str | None:
+    """Judge a file by its first bytes: its real content type, or None when more bytes are needed.
+
+    ``declared`` is the type the upload was signed for; ``whole`` says ``head`` is the whole file.
+    Raises :class:`NotAnImage`, :class:`TypeMismatch`, :class:`TooManyPixels` or
+    :class:`CorruptImage`.
+    """
+    if not head:
+        raise NotAnImage("the file is empty (0 bytes)")
+    found = sniff(head)
+    if found.content_type is None:
+        raise NotAnImage(f"the file is {found.description}, not an image")
+    if found.content_type != declared:
+        raise TypeMismatch(f"the file is {found.description}, but it was uploaded as {declared}")
+    if found.content_type not in allowed:
+        raise TypeMismatch(f"{declared} is no longer an allowed type ({', '.join(allowed)})")
+    try:
+        width, height = header_size(head, found.content_type)
+    except NeedMore:
+        if not whole:
+            return None
+        name = FORMAT_NAMES[FORMATS[found.content_type]]
+        raise CorruptImage(f"the {name} image is truncated: it ends inside its header") from None
+    check_dimensions(width, height, limits)
+    return found.content_type
+
+
+def check_dimensions(width: int, height: int, limits: ImageLimits) -> None:
+    """Refuse an image too large to decode safely (:class:`TooManyPixels`)."""
+    if width < 1 or height < 1:
+        raise CorruptImage(f"the image declares a size of {width} x {height} pixels")
+    if width * height > limits.max_pixels:
+        raise TooManyPixels(
+            f"the image is {width} x {height} pixels ({width * height / 1e6:.1f} megapixels); the "
+            f"limit is {limits.max_pixels / 1e6:g} megapixels"
+        )
+    if max(width, height) > limits.max_side:
+        raise TooManyPixels(
+            f"the image is {width} x {height} pixels; the limit is {limits.max_side} pixels on "
+            "a side"
+        )
+
+
+def process(data: bytes, content_type: str, limits: ImageLimits) -> ProcessedImage:
+    """Verify the whole file and make what s3drop stores: upright, without metadata, a thumbnail.
+
+    ``data`` must have passed :func:`check_header`. Raises an
+    :class:`~s3drop.errors.ImageRejected` subclass for anything that is not a whole, sound image.
+    """
+    layout = walk(data, content_type, max_frames=limits.max_frames)
+    check_dimensions(layout.width, layout.height, limits)
+    _allow_pixels(limits.max_pixels)
+    fmt = FORMATS[content_type]
+    with _decoding(fmt):
+        if fmt == "jpeg":
+            return _process_jpeg(layout, limits)
+        return _process_other(fmt, content_type, layout, limits)
+
+
+# --- JPEG -------------------------------------------------------------------------------------
+
+
+def _process_jpeg(layout: Layout, limits: ImageLimits) -> ProcessedImage:
+    size = limits.thumbnail_size
+    image = Image.open(io.BytesIO(layout.stripped), formats=["JPEG"])
+    assert isinstance(image, JpegImagePlugin.JpegImageFile)
+    icc = image.info.get("icc_profile")
+    if layout.orientation == 1:
+        # Scaled decode: every scan is entropy-decoded (truncation is found), at 1/2..1/8 size.
+        image.draft(None, (size, size))
+        image.load()
+        return ProcessedImage(
+            content_type="image/jpeg",
+            format="jpeg",
+            width=layout.width,
+            height=layout.height,
+            frames=1,
+            data=layout.stripped,
+            thumbnail=_thumbnail(image, size, icc),
+        )
+    # Orientation has to be applied: re-encode with the original's own quantisation tables.
+    transpose = _TRANSPOSE[layout.orientation]
+    qtables = image.quantization
+    if layout.orientation >= 5:  # rotated a quarter turn: horizontal and vertical swap
+        qtables = {k: [t[(i % 8) * 8 + i // 8] for i in range(64)] for k, t in qtables.items()}
+    sampling = JpegImagePlugin.get_sampling(image)
+    progressive = bool(image.info.get("progressive"))
+    image.load()
+    upright = image.transpose(transpose)
+    image.close()
+    out = io.BytesIO()
+    options: dict[str, object] = {"qtables": qtables, "progressive": progressive}
+    if sampling != -1:
+        options["subsampling"] = sampling
+    if icc:
+        options["icc_profile"] = icc
+    upright.save(out, "JPEG", **options)
+    return ProcessedImage(
+        content_type="image/jpeg",
+        format="jpeg",
+        width=upright.width,
+        height=upright.height,
+        frames=1,
+        data=out.getvalue(),
+        thumbnail=_thumbnail(upright, size, icc),
+    )
+
+
+# --- PNG, GIF, WebP, AVIF ---------------------------------------------------------------------
+
+
+def _process_other(
+    fmt: str, content_type: str, layout: Layout, limits: ImageLimits
+) -> ProcessedImage:
+    image = Image.open(io.BytesIO(layout.stripped), formats=[fmt.upper()])
+    frames = int(getattr(image, "n_frames", 1))
+    if frames > limits.max_frames:
+        raise TooManyFrames(f"the animation has {frames} frames; the limit is {limits.max_frames}")
+    icc = image.info.get("icc_profile")
+    image.load()
+    if frames > 1:
+        _decode_frames(image, frames, limits.max_pixels)
+    orientation = layout.orientation
+    if fmt == "avif":  # Pillow reports AVIF's irot/imir as an EXIF orientation
+        orientation = int(image.getexif().get(0x0112, 1) or 1)
+    upright: Image.Image = image
+    if orientation in _TRANSPOSE and frames == 1:
+        upright = image.transpose(_TRANSPOSE[orientation])
+    data = layout.stripped
+    if upright is not image or layout.needs_reencode:
+        data = _encode(upright, fmt, icc, animated=frames > 1)
+    return ProcessedImage(
+        content_type=content_type,
+        format=fmt,
+        width=upright.width,
+        height=upright.height,
+        frames=frames,
+        data=data,
+        thumbnail=_thumbnail(upright, limits.thumbnail_size, icc),
+    )
+
+
+def _decode_frames(image: Image.Image, frames: int, budget: int) -> None:
+    """Decode the frames after the first while the pixels decoded stay within ``budget``.
+
+    The structure walk already proved every frame is whole; this finds corrupt frame data without
+    letting hundreds of full-size frames cost hundreds of decodes. Ends on the first frame.
+    """
+    decoded = image.width * image.height
+    for index in range(1, frames):
+        decoded += image.width * image.height
+        if decoded > budget:
+            break
+        image.seek(index)
+        image.load()
+    image.seek(0)
+    image.load()
+
+
+def _encode(image: Image.Image, fmt: str, icc: bytes | None, *, animated: bool) -> bytes:
+    """``image`` without metadata, for what no lossless strip covers (orientation, AVIF items)."""
+    out = io.BytesIO()
+    options: dict[str, object] = {**_quality(fmt)}
+    if icc:
+        options["icc_profile"] = icc
+    if animated:  # stored as it plays; only its metadata goes
+        options["save_all"] = True
+    image.save(out, fmt.upper(), **options)
+    return out.getvalue()
+
+
+def _quality(fmt: str) -> dict[str, object]:
+    if fmt == "avif":
+        return {"quality": 90}
+    if fmt == "webp":
+        return {"quality": 95}
+    return {}
+
+
+# --- thumbnails -------------------------------------------------------------------------------
+
+
+def _thumbnail(image: Image.Image, size: int, icc: bytes | None) -> bytes:
+    """A WebP of ``image`` (its current frame) within a ``size`` square, in sRGB or its profile."""
+    small = _thumbnail_mode(image)
+    width, height = small.size
+    if max(width, height) > size:
+        if width >= height:
+            target = (size, max(1, round(height * size / width)))
+        else:
+            target = (max(1, round(width * size / height)), size)
+        small = small.resize(target, Image.Resampling.BICUBIC, reducing_gap=2.0)
+    small, icc = _to_rgb(small, icc)
+    out = io.BytesIO()
+    options: dict[str, object] = {"quality": 80, "method": 4}
+    if icc:
+        options["icc_profile"] = icc
+    small.save(out, "WEBP", **options)
+    return out.getvalue()
+
+
+def _thumbnail_mode(image: Image.Image) -> Image.Image:
+    """A mode that resizes well: no palettes, no 16-bit integers."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        return image.convert("I").point(lambda value: value * (1 / 256)).convert("L")
+    if image.mode == "F":
+        return image.convert("L")
+    if image.mode in ("P", "PA", "1"):
+        return image.convert("RGBA" if image.has_transparency_data else "RGB")
+    return image
+
+
+def _to_rgb(image: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
+    """RGB or RGBA for WebP, colour-managed into sRGB when the profile is not an RGB one."""
+    if image.mode in ("RGB", "RGBA"):
+        return image, icc if icc and _profile_space(icc) == "RGB " else None
+    if icc and image.mode in ("CMYK", "L"):
+        try:
+            profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            converted = ImageCms.profileToProfile(image, profile, _SRGB, outputMode="RGB")
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            converted = None
+        if converted is not None:
+            return converted, None
+    mode = "RGBA" if "A" in image.mode or image.has_transparency_data else "RGB"
+    return image.convert(mode), None
+
+
+def _profile_space(icc: bytes) -> str:
+    return icc[16:20].decode("latin-1") if len(icc) >= 20 else ""
+
+
+# --- Pillow's errors, translated once ---------------------------------------------------------
+
+
+def _allow_pixels(max_pixels: int) -> None:
+    """Pillow's own bomb check must not refuse what ours allowed (ours runs first)."""
+    if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = max_pixels
+
+
+@contextmanager
+def _decoding(fmt: str) -> Iterator[None]:
+    name = FORMAT_NAMES[fmt]
+    try:
+        yield
+    except Image.DecompressionBombError as exc:
+        raise TooManyPixels(f"the {name} image is too large to decode: {exc}") from exc
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, zlib.error) as exc:
+        detail = str(exc) or type(exc).__name__
+        raise CorruptImage(f"the {name} image could not be decoded: {detail}") from exc

@@ -1,0 +1,96 @@
+"""Browser fixtures: one Debian chromium per session, a fresh context (and page) per test.
+
+Playwright drives the system chromium at /usr/bin/chromium; no browser is ever downloaded. Each
+page records JavaScript errors and Content-Security-Policy violations; a test that caused either
+fails at teardown, so every browser test also proves the page runs under the CSP the app sends.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.conftest import LiveServer, start_server
+
+CHROMIUM = "/usr/bin/chromium"
+
+#: Runs before the page's own scripts (injected by the browser, so the CSP does not apply to it).
+_WATCH = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__cspViolations.push(`${event.violatedDirective} blocked ${event.blockedURI}`);
+});
+"""
+
+
+@dataclass
+class PageProblems:
+    """What went wrong in the page while a test drove it."""
+
+    errors: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"{CHROMIUM} is missing: run ./scripts/test, which installs Debian's chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+def _module_server(
+    tmp_path_factory: pytest.TempPathFactory, env: dict[str, str] | None = None
+) -> LiveServer:
+    with pytest.MonkeyPatch.context() as patch:  # the same isolation as tests/conftest.py
+        for name in list(os.environ):
+            if name.startswith(("AWS_", "S3DROP_", "BUCKET_NAME")):
+                patch.delenv(name)
+        return start_server(tmp_path_factory.mktemp("shared-server"), env=env)
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One s3drop on the embedded default, shared by a module's tests that only add to it.
+
+    Tests using it compare the data folder before and after (nothing new stored), rather than
+    expecting it empty; tests that count what is stored start their own server.
+    """
+    server = _module_server(tmp_path_factory)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """Like ``shared_server``, with a 200 kB limit (S3DROP_MAX_BYTES=200KB)."""
+    server = _module_server(tmp_path_factory, {"S3DROP_MAX_BYTES": "200KB"})
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A page in a fresh context (no shared storage or cache), 1200 x 900 CSS pixels."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900}, locale="en-GB")
+    context.add_init_script(_WATCH)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    problems = PageProblems()
+    page.on("pageerror", lambda error: problems.errors.append(f"page error: {error}"))
+    yield page
+    violations: list[str] = []
+    if not page.is_closed() and page.url.startswith("http"):
+        violations = page.evaluate("window.__cspViolations || []")
+    context.close()
+    assert not problems.errors, problems.errors
+    assert not violations, f"Content-Security-Policy violations: {violations}"

@@ -1,0 +1,186 @@
+"""S3Storage against a real S3 engine (Ceph RGW): the storage contract, errors, an unreachable store."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from tests.conftest import RGW, LiveServer, free_port
+
+from s3drop import Settings
+from s3drop.errors import (
+    BucketMissing,
+    NotFound,
+    S3DropError,
+    StorageAccessDenied,
+    StorageUnavailable,
+)
+from s3drop.policy import new_upload_id
+from s3drop.storage.s3 import S3Storage
+
+
+@pytest.fixture
+def make_storage(rgw: RGW) -> Iterator[Callable[..., S3Storage]]:
+    """Factory: ``make_storage(bucket, secret=..., **settings)``; clients closed after the test."""
+    made: list[S3Storage] = []
+
+    def make(
+        bucket: str, *, access: str | None = None, secret: str | None = None, **settings: Any
+    ) -> S3Storage:
+        session = boto3.Session(
+            aws_access_key_id=access or rgw.access_key,
+            aws_secret_access_key=secret or rgw.secret_key,
+        )
+        values = {"bucket": bucket, "endpoint_url": rgw.endpoint, "region": "us-east-1"}
+        made.append(S3Storage(Settings(**{**values, **settings}), session=session))
+        return made[-1]
+
+    yield make
+    for storage in made:
+        storage.client.close()
+
+
+@pytest.fixture
+def storage(make_storage: Callable[..., S3Storage], bucket: str) -> S3Storage:
+    return make_storage(bucket)
+
+
+def test_put_head_read_delete(storage: S3Storage) -> None:
+    storage.put("images/a.png", b"0123456789", content_type="image/png", metadata={"k": "v%20w"})
+    info = storage.head("images/a.png")
+    assert info is not None
+    assert (info.size, info.content_type, info.metadata) == (10, "image/png", {"k": "v%20w"})
+    assert storage.read("images/a.png") == b"0123456789"
+    assert storage.read("images/a.png", start=2, end=5) == b"234"
+    assert storage.read("images/a.png", start=8) == b"89"
+    assert storage.read("images/a.png", end=3) == b"012"
+    assert storage.read("images/a.png", start=5, end=5) == b""
+    assert storage.read("images/a.png", start=10) == b""
+    storage.delete("images/a.png")
+    assert storage.head("images/a.png") is None
+    storage.delete("images/a.png")  # deleting what is not there is not an error
+    storage.check()
+
+
+def test_missing_objects(storage: S3Storage) -> None:
+    assert storage.head("images/none.png") is None
+    with pytest.raises(NotFound):
+        storage.read("images/none.png")
+
+
+def test_listing_is_in_key_order_with_start_after_and_pages(storage: S3Storage) -> None:
+    for name in ["b", "a", "c", "d"]:
+        storage.put(f"images/{name}.png", b"x", content_type="image/png", metadata={})
+    storage.put("thumbs/a.webp", b"xy", content_type="image/webp", metadata={})
+    keys = [info.key for info in storage.list_objects("images/")]
+    assert keys == ["images/a.png", "images/b.png", "images/c.png", "images/d.png"]
+    page = storage.list_objects("images/", start_after="images/b.png", limit=1)
+    assert [info.key for info in page] == ["images/c.png"]
+    assert [(i.key, i.size) for i in storage.iter_all("thumbs/")] == [("thumbs/a.webp", 2)]
+
+
+def test_a_missing_bucket_is_named(make_storage: Callable[..., S3Storage]) -> None:
+    storage = make_storage("no-such-bucket-here")
+    with pytest.raises(BucketMissing, match="s3drop bucket init"):
+        storage.check()
+    with pytest.raises(BucketMissing):
+        storage.list_objects("images/")
+    with pytest.raises(BucketMissing):
+        storage.put("images/a.png", b"x", content_type="image/png", metadata={})
+
+
+def test_a_wrong_secret_is_access_denied(
+    make_storage: Callable[..., S3Storage], bucket: str
+) -> None:
+    storage = make_storage(bucket, secret="not-the-secret")
+    with pytest.raises(StorageAccessDenied, match="AWS_SECRET_ACCESS_KEY"):
+        storage.list_objects("images/")
+    with pytest.raises(StorageAccessDenied):
+        storage.check()
+    with pytest.raises(StorageAccessDenied):
+        storage.put("images/a.png", b"x", content_type="image/png", metadata={})
+    assert make_storage(bucket).list_objects("") == []
+
+
+def test_an_unknown_access_key_is_access_denied(
+    make_storage: Callable[..., S3Storage], bucket: str
+) -> None:
+    storage = make_storage(bucket, access="nobody", secret="x")
+    with pytest.raises(StorageAccessDenied, match="AWS_ACCESS_KEY_ID"):
+        storage.list_objects("")
+
+
+# --- an unreachable store ---------------------------------------------------------------------
+
+
+def _dead_endpoint() -> str:
+    return f"http://127.0.0.1:{free_port()}"  # nothing listens there
+
+
+CALLS: list[tuple[str, Callable[[S3Storage], object]]] = [
+    ("check", lambda s: s.check()),
+    ("head", lambda s: s.head("images/a.png")),
+    ("read", lambda s: s.read("images/a.png")),
+    ("list", lambda s: s.list_objects("images/")),
+    ("put", lambda s: s.put("images/a.png", b"x", content_type="image/png", metadata={})),
+    ("delete", lambda s: s.delete("images/a.png")),
+]
+
+
+@pytest.mark.parametrize("call", [c[1] for c in CALLS], ids=[c[0] for c in CALLS])
+def test_an_unreachable_store_raises_storage_unavailable(
+    call: Callable[[S3Storage], object],
+) -> None:
+    session = boto3.Session(aws_access_key_id="AK", aws_secret_access_key="SK")
+    storage = S3Storage(Settings(bucket="photos", endpoint_url=_dead_endpoint()), session=session)
+    started = time.monotonic()
+    with pytest.raises(StorageUnavailable, match="AWS_ENDPOINT_URL_S3") as caught:
+        call(storage)
+    assert caught.value.status == 503
+    assert time.monotonic() - started < 15  # a few quick retries, not a hang
+
+
+def test_an_unreachable_store_is_a_503_with_a_reason_over_http(
+    make_server: Callable[..., LiveServer],
+) -> None:
+    """Every storage-touching endpoint answers 503 with a JSON reason; signing needs no store."""
+    server = make_server(
+        env={
+            "S3DROP_BUCKET": "photos",
+            "AWS_ENDPOINT_URL_S3": _dead_endpoint(),
+            "AWS_ACCESS_KEY_ID": "AK",
+            "AWS_SECRET_ACCESS_KEY": "SK",
+            "AWS_REGION": "us-east-1",
+        }
+    )
+    upload_id = new_upload_id()
+    probes = [
+        ("GET", "/readyz"),
+        ("GET", "/api/images"),
+        ("POST", f"/api/uploads/{upload_id}/complete"),
+        ("DELETE", f"/api/images/{upload_id}"),
+    ]
+    with server.client() as client:
+        for method, path in probes:
+            answer = client.request(method, path)
+            assert answer.status_code == 503, (method, path, answer.text)
+            error = answer.json()["error"]
+            assert error["code"] == "storage_unavailable", (path, error)
+            assert "unreachable" in error["message"]
+        signed = client.post(
+            "/api/uploads", json={"filename": "a.png", "content_type": "image/png", "size": 10}
+        )
+        assert signed.status_code == 201, signed.text
+        assert signed.json()["upload"]["url"].endswith("/photos")
+    assert "Traceback" not in server.output()
+
+
+def test_invalid_parameters_are_translated_too() -> None:
+    """Nothing from botocore escapes the backend: the web layer only maps S3DropError."""
+    session = boto3.Session(aws_access_key_id="AK", aws_secret_access_key="SK")
+    storage = S3Storage(Settings(bucket="photos", endpoint_url=_dead_endpoint()), session=session)
+    with pytest.raises(S3DropError):
+        storage.presign_get("", expires_in=60)  # boto3 refuses an empty key

@@ -1,0 +1,173 @@
+"""Image files for the tests, made here with Pillow or by hand: good ones, odd ones, hostile ones.
+
+Nothing is downloaded. Every hostile file is the smallest thing that shows the attack.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from typing import Any
+
+from PIL import ExifTags, Image
+
+#: The colours of the four quadrants of :func:`quadrants`, as an upright viewer shows them.
+TOP_LEFT, TOP_RIGHT = (220, 30, 30), (30, 200, 40)
+BOTTOM_LEFT, BOTTOM_RIGHT = (30, 40, 220), (240, 220, 30)
+
+#: Pillow's transpose that undoes each EXIF orientation, and the one that makes it.
+UNDO: dict[int, Image.Transpose] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+MAKE: dict[int, Image.Transpose] = {
+    **UNDO,
+    6: Image.Transpose.ROTATE_90,
+    8: Image.Transpose.ROTATE_270,
+}
+XMP = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-'
+    b'syntax-ns#"><rdf:Description xmlns:exif="http://ns.adobe.com/exif/1.0/" '
+    b'exif:GPSLatitude="52,22.0N"/></rdf:RDF></x:xmpmeta>'
+)
+
+
+def encode(image: Image.Image, fmt: str, **options: Any) -> bytes:
+    out = io.BytesIO()
+    image.save(out, fmt, **options)
+    return out.getvalue()
+
+
+def quadrants(size: tuple[int, int] = (160, 96)) -> Image.Image:
+    """Four solid quadrants: any rotation or flip shows in the corners."""
+    width, height = size
+    image = Image.new("RGB", size, TOP_LEFT)
+    image.paste(TOP_RIGHT, (width // 2, 0, width, height // 2))
+    image.paste(BOTTOM_LEFT, (0, height // 2, width // 2, height))
+    image.paste(BOTTOM_RIGHT, (width // 2, height // 2, width, height))
+    return image
+
+
+def photo(seed: int = 0, size: tuple[int, int] = (320, 240)) -> Image.Image:
+    """A colourful image with detail, different for every seed."""
+    across = Image.linear_gradient("L").resize(size)
+    down = Image.linear_gradient("L").rotate(90).resize(size)
+    noise = Image.effect_noise(size, 40 + seed % 20)
+    return Image.merge("RGB", [across, down, noise])
+
+
+def png(seed: int = 0, size: tuple[int, int] = (320, 240), **options: Any) -> bytes:
+    return encode(photo(seed, size), "PNG", **options)
+
+
+def jpeg(seed: int = 0, size: tuple[int, int] = (320, 240), **options: Any) -> bytes:
+    return encode(photo(seed, size), "JPEG", quality=90, **options)
+
+
+def gps_exif(orientation: int | None = None) -> Image.Exif:
+    """EXIF with a camera, a capture time, GPS coordinates and (optionally) an orientation."""
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "TestPhone"
+    exif[ExifTags.Base.DateTime] = "2024:05:01 12:00:00"
+    if orientation is not None:
+        exif[ExifTags.Base.Orientation] = orientation
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    gps[ExifTags.GPS.GPSLatitudeRef] = "N"
+    gps[ExifTags.GPS.GPSLatitude] = (52.0, 22.0, 7.5)
+    gps[ExifTags.GPS.GPSLongitudeRef] = "E"
+    gps[ExifTags.GPS.GPSLongitude] = (4.0, 53.0, 1.25)
+    return exif
+
+
+def oriented_jpeg(orientation: int, *, size: tuple[int, int] = (160, 96)) -> bytes:
+    """A JPEG whose pixels are stored turned so that ``orientation`` shows :func:`quadrants`
+    upright; with GPS EXIF, XMP and a comment."""
+    upright = quadrants(size)
+    stored = upright.transpose(MAKE[orientation]) if orientation in MAKE else upright
+    return encode(
+        stored,
+        "JPEG",
+        quality=95,
+        exif=gps_exif(orientation),
+        xmp=XMP,
+        comment=b"shot at home",
+    )
+
+
+def cmyk_jpeg() -> bytes:
+    return encode(photo(3).convert("CMYK"), "JPEG", quality=90)
+
+
+def png16() -> bytes:
+    """A 16-bit greyscale gradient: left black, right white."""
+    image = Image.new("I;16", (256, 32))
+    image.putdata([x * 257 for _ in range(32) for x in range(256)])
+    return encode(image, "PNG")
+
+
+def gif(frames: int = 1, size: tuple[int, int] = (64, 48)) -> bytes:
+    images = [photo(i, size).convert("P") for i in range(frames)]
+    return encode(images[0], "GIF", save_all=True, append_images=images[1:], duration=50)
+
+
+def gif_of_frames(count: int) -> bytes:
+    """A 1 x 1 GIF of ``count`` frames, written by hand (Pillow would take long to make it)."""
+    header = b"GIF89a" + struct.pack("<HHBBB", 1, 1, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+    loop = b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"
+    frames = []
+    for index in range(count):
+        pixel = index % 2
+        lzw = 4 | (pixel << 3) | (5 << 6)  # clear, the pixel, end: three 3-bit codes
+        frames.append(
+            b"\x21\xf9\x04\x00\x02\x00\x00\x00"  # 20 ms
+            + b"\x2c"
+            + struct.pack("<HHHHB", 0, 0, 1, 1, 0)
+            + b"\x02\x02"
+            + lzw.to_bytes(2, "little")
+            + b"\x00"
+        )
+    return header + loop + b"".join(frames) + b"\x3b"
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def bomb_png(width: int = 30000, height: int = 30000) -> bytes:
+    """A PNG of a few hundred bytes that declares ``width`` x ``height`` pixels (900 megapixels
+    by default, about 2.7 GB decoded): an IHDR written by hand, then a little compressed data."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    rows = zlib.compress(b"\x00" * (1 + 3 * width) * 4, 9)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", rows)
+        + png_chunk(b"IEND", b"")
+    )
+
+
+HTML = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script></body></html>\n"
+SVG = (
+    b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
+    b"<script>alert(document.cookie)</script><rect width='10' height='10'/></svg>\n"
+)
+
+
+def hostile_files() -> dict[str, tuple[bytes, str]]:
+    """Every hostile file the API must refuse: name -> (bytes, the type it is declared as)."""
+    good = jpeg(7)
+    return {
+        "HTML declared image/png": (HTML, "image/png"),
+        "SVG with a script declared image/png": (SVG, "image/png"),
+        "PNG with HTML appended": (png(1) + HTML, "image/png"),
+        "truncated JPEG": (good[: len(good) // 2], "image/jpeg"),
+        "decompression bomb (30000 x 30000 PNG)": (bomb_png(), "image/png"),
+        "GIF of 3000 frames": (gif_of_frames(3000), "image/gif"),
+        "JPEG declared image/png": (good, "image/png"),
+    }

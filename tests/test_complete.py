@@ -1,0 +1,430 @@
+"""Completion: verify an upload, then promote it or delete it with the exact reason.
+
+Library-level tests write the quarantined object with ``storage.put`` (the browser's POST is not
+the point there; and storage would refuse an empty body, so that is the only way to test one). The
+API tests go the whole way over real HTTP: sign, post the form to storage (the local backend or a
+real Ceph RGW), complete, list, delete. Every refusal proves nothing remains in quarantine or in
+the gallery. The API's answers to the hostile files are written to
+``test-output/hostile-files.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from s3drop import Settings
+from s3drop.auth import Principal
+from s3drop.errors import (
+    ChecksumMismatch,
+    Forbidden,
+    ImageRejected,
+    NotAnImage,
+    NotFound,
+    SizeMismatch,
+    TypeMismatch,
+)
+from s3drop.limits import MemoryLimitStore
+from s3drop.policy import encode_meta, new_upload_id, quarantine_key
+from s3drop.uploads import S3Drop
+
+from . import samples
+from .conftest import OUTPUT
+from .flow import Backend, live_backend, post, sign, upload
+
+TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"]
+
+#: The code and message the API must answer each hostile file with.
+EXPECTED: dict[str, tuple[str, str]] = {
+    "HTML declared image/png": ("not_an_image", "the file is an HTML document, not an image"),
+    "SVG with a script declared image/png": (
+        "not_an_image",
+        "the file is an SVG document, not an image",
+    ),
+    "PNG with HTML appended": (
+        "corrupt_image",
+        f"{len(samples.HTML)} bytes of other data follow the end of the PNG image; a file hidden "
+        "behind a picture is not accepted",
+    ),
+    "truncated JPEG": (
+        "corrupt_image",
+        "the JPEG image is truncated: its last scan is cut off",
+    ),
+    "decompression bomb (30000 x 30000 PNG)": (
+        "too_many_pixels",
+        "the image is 30000 x 30000 pixels (900.0 megapixels); the limit is 50 megapixels",
+    ),
+    "GIF of 3000 frames": (
+        "too_many_frames",
+        "the animation has more than 500 frames; the limit is 500",
+    ),
+    "JPEG declared image/png": (
+        "type_mismatch",
+        "the file is a JPEG image, but it was uploaded as image/png",
+    ),
+}
+
+
+# --- library level ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def drop(tmp_path: Path) -> S3Drop:
+    settings = Settings(data_dir=tmp_path / "data", allowed_types=TYPES)
+    return S3Drop(settings, limit_store=MemoryLimitStore())
+
+
+def quarantine(
+    drop: S3Drop,
+    data: bytes,
+    content_type: str,
+    *,
+    sha256: str | None = None,
+    owner: str | None = None,
+    filename: str = "photo from the café.jpg",
+    stored_as: str | None = None,
+) -> str:
+    """Put ``data`` where the browser's POST would have: ``incoming/<id>.<ext>``."""
+    upload_id = new_upload_id()
+    metadata = {"filename": encode_meta(filename)}
+    if sha256 is not None:
+        metadata["sha256"] = sha256
+    if owner is not None:
+        metadata["owner"] = encode_meta(owner)
+    drop.storage.put(
+        quarantine_key(upload_id, content_type),
+        data,
+        content_type=stored_as or content_type,
+        metadata=metadata,
+    )
+    return upload_id
+
+
+def keys(drop: S3Drop, prefix: str) -> list[str]:
+    return [info.key for info in drop.storage.iter_all(prefix)]
+
+
+def assert_nothing_stored(drop: S3Drop) -> None:
+    assert keys(drop, "incoming/") == []
+    assert keys(drop, "images/") == []
+    assert keys(drop, "thumbs/") == []
+    assert keys(drop, "owners/") == []
+    assert drop.list_images().images == []
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_each_hostile_file_is_refused_and_deleted(drop: S3Drop, name: str) -> None:
+    data, declared = samples.hostile_files()[name]
+    upload_id = quarantine(drop, data, declared)
+    with pytest.raises(ImageRejected) as refused:
+        drop.complete(upload_id)
+    assert (refused.value.code, refused.value.message) == EXPECTED[name]
+    assert refused.value.status == 422
+    assert_nothing_stored(drop)
+
+
+def test_a_zero_byte_file_is_refused_and_deleted(drop: S3Drop) -> None:
+    upload_id = quarantine(drop, b"", "image/png")
+    with pytest.raises(NotAnImage, match=r"^the file is empty \(0 bytes\)$"):
+        drop.complete(upload_id)
+    assert_nothing_stored(drop)
+
+
+def test_an_object_stored_with_another_type_than_signed_is_refused(drop: S3Drop) -> None:
+    upload_id = quarantine(drop, samples.png(), "image/png", stored_as="text/html")
+    with pytest.raises(TypeMismatch, match="stored as text/html, but its upload was signed for"):
+        drop.complete(upload_id)
+    assert_nothing_stored(drop)
+
+
+def test_an_object_over_the_size_limit_is_refused(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", max_bytes=1000)
+    small = S3Drop(settings, limit_store=MemoryLimitStore())
+    upload_id = quarantine(small, samples.png(), "image/png")
+    with pytest.raises(SizeMismatch, match="bytes; the limit is 1000"):
+        small.complete(upload_id)
+    assert_nothing_stored(small)
+
+
+def test_a_checksum_mismatch_is_refused(drop: S3Drop) -> None:
+    data = samples.png()
+    upload_id = quarantine(drop, data, "image/png", sha256=hashlib.sha256(b"other").hexdigest())
+    with pytest.raises(ChecksumMismatch, match=hashlib.sha256(data).hexdigest()):
+        drop.complete(upload_id)
+    assert_nothing_stored(drop)
+
+
+def test_a_matching_checksum_is_accepted(drop: S3Drop) -> None:
+    data = samples.png()
+    image = drop.complete(
+        quarantine(drop, data, "image/png", sha256=hashlib.sha256(data).hexdigest())
+    )
+    assert image.format == "png"
+
+
+def test_an_accepted_image_is_promoted_with_its_facts(drop: S3Drop) -> None:
+    data = samples.jpeg(size=(640, 480), exif=samples.gps_exif(1))
+    upload_id = quarantine(drop, data, "image/jpeg", owner="alice")
+    image = drop.complete(upload_id)
+    assert (image.id, image.width, image.height, image.format) == (upload_id, 640, 480, "jpeg")
+    assert image.filename == "photo from the café.jpg"
+    assert image.owner == "alice"
+    assert keys(drop, "incoming/") == []
+    name = f"{upload_id}.640x480.{image.bytes}.jpg"  # the key carries the gallery's facts
+    assert keys(drop, "images/") == [f"images/{name}"] == [image.key]
+    assert keys(drop, "thumbs/") == [f"thumbs/{upload_id}.webp"]
+    assert keys(drop, "owners/") == [f"owners/alice/{name}"]  # alice's index
+    assert drop.storage.read(f"owners/alice/{name}") == b""
+    info = drop.storage.head(image.key)
+    assert info is not None
+    stored = drop.storage.read(info.key)
+    assert info.content_type == "image/jpeg"
+    assert info.metadata == {
+        "width": "640",
+        "height": "480",
+        "format": "jpeg",
+        "bytes": str(len(stored)),
+        "sha256": hashlib.sha256(stored).hexdigest(),
+        "filename": encode_meta("photo from the café.jpg"),
+        "owner": "alice",
+    }
+    assert image.bytes == len(stored) < len(data)  # the EXIF went
+    thumb = drop.storage.head(f"thumbs/{upload_id}.webp")
+    assert thumb is not None
+    assert thumb.content_type == "image/webp"
+    assert Image.open(io.BytesIO(drop.storage.read(thumb.key))).size == (320, 240)
+    as_json = image.to_dict()
+    assert set(as_json) == {
+        "id", "url", "thumbnail_url", "width", "height", "format", "bytes", "uploaded_at",
+        "filename",
+    }  # fmt: skip
+    assert as_json["uploaded_at"].endswith("Z")
+
+
+@pytest.mark.parametrize(
+    ("make", "declared", "mode"),
+    [(samples.cmyk_jpeg, "image/jpeg", "CMYK"), (samples.png16, "image/png", "I;16")],
+)
+def test_cmyk_jpeg_and_16_bit_png_are_accepted(
+    drop: S3Drop, make: Any, declared: str, mode: str
+) -> None:
+    data = make()
+    image = drop.complete(quarantine(drop, data, declared))
+    stored = Image.open(io.BytesIO(drop.storage.read(image.key)))
+    assert stored.mode == mode
+    assert drop.storage.read(image.key) == data
+    assert keys(drop, "incoming/") == []
+
+
+def test_a_jpeg_with_orientation_6_and_gps_is_stored_upright_without_exif(drop: S3Drop) -> None:
+    data = samples.oriented_jpeg(6)
+    as_stored = Image.open(io.BytesIO(data))
+    assert as_stored.size == (96, 160)  # the pixels lie on their side
+    assert as_stored.getexif().get_ifd(0x8825)  # with GPS
+    image = drop.complete(quarantine(drop, data, "image/jpeg"))
+    assert (image.width, image.height) == (160, 96)
+    promoted = drop.storage.read(image.key)
+    shown = Image.open(io.BytesIO(promoted))
+    assert shown.size == (160, 96)
+    red = shown.convert("RGB").getpixel((4, 4))
+    assert isinstance(red, tuple)
+    assert all(abs(a - b) < 24 for a, b in zip(red, samples.TOP_LEFT, strict=True))
+    assert not shown.getexif()
+    for trace in (b"Exif\0\0", b"TestPhone", b"GPS", b"52,22", b"shot at home"):
+        assert trace not in promoted
+
+
+def test_completing_twice_returns_the_same_image(drop: S3Drop) -> None:
+    upload_id = quarantine(drop, samples.png(), "image/png")
+    first = drop.complete(upload_id)
+    second = drop.complete(upload_id)
+    assert (second.id, second.key, second.bytes, second.width) == (
+        first.id,
+        first.key,
+        first.bytes,
+        first.width,
+    )
+    assert keys(drop, "images/") == [first.key]
+
+
+def test_a_retry_after_a_crash_before_the_quarantine_delete_finishes_the_job(drop: S3Drop) -> None:
+    data = samples.png()
+    upload_id = quarantine(drop, data, "image/png")
+    first = drop.complete(upload_id)
+    # As if the process had died after promoting, before deleting the quarantined copy:
+    drop.storage.put(
+        quarantine_key(upload_id, "image/png"), data, content_type="image/png", metadata={}
+    )
+    again = drop.complete(upload_id)
+    assert again.key == first.key
+    assert keys(drop, "incoming/") == []
+    assert keys(drop, "images/") == [first.key]
+
+
+@pytest.mark.parametrize("upload_id", [new_upload_id(), "../../etc/passwd", "x" * 23, ""])
+def test_completing_an_unknown_upload_is_not_found(drop: S3Drop, upload_id: str) -> None:
+    with pytest.raises(NotFound):
+        drop.complete(upload_id)
+
+
+def test_only_the_owner_completes_an_upload(drop: S3Drop) -> None:
+    upload_id = quarantine(drop, samples.png(), "image/png", owner="alice")
+    with pytest.raises(Forbidden):
+        drop.complete(upload_id, principal=Principal("bob"))
+    assert len(keys(drop, "incoming/")) == 1  # not someone else's to reject, nor to promote
+    assert keys(drop, "images/") == keys(drop, "thumbs/") == keys(drop, "owners/") == []
+    assert drop.complete(upload_id, principal=Principal("alice")).owner == "alice"
+    with pytest.raises(Forbidden):  # nor to ask about once promoted
+        drop.complete(upload_id, principal=Principal("bob"))
+
+
+def test_an_upload_with_no_recorded_owner_is_anonymous(drop: S3Drop) -> None:
+    upload_id = quarantine(drop, samples.png(), "image/png")
+    image = drop.complete(upload_id)
+    assert image.owner == "anonymous"
+    assert keys(drop, "owners/") == [image.key.replace("images/", "owners/anonymous/")]
+    anonymous = Principal("anonymous", anonymous=True)
+    assert [found.id for found in drop.list_images(principal=anonymous).images] == [upload_id]
+    assert drop.list_images(principal=Principal("alice")).images == []
+
+
+def test_an_accepted_image_counts_against_its_owners_stored_images(drop: S3Drop) -> None:
+    alice = Principal("alice")
+    image = drop.complete(
+        quarantine(drop, samples.png(), "image/png", owner="alice"), principal=alice
+    )
+    store = drop.limits.store
+    assert isinstance(store, MemoryLimitStore)
+    assert store._counts[("user:alice:images", 0)] == 1
+    drop.delete_image(image.id, principal=alice)
+    assert store._counts[("user:alice:images", 0)] == 0
+
+
+# --- over HTTP, against a live server on each backend -----------------------------------------
+
+
+HOSTILE_ROWS: list[tuple[str, str, str, int, str, str]] = []
+
+
+@pytest.fixture(scope="module", params=["local", "rgw"])
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Backend]:
+    with live_backend(
+        request, tmp_path_factory, env={"S3DROP_ALLOWED_TYPES": ",".join(TYPES)}
+    ) as found:
+        yield found
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _hostile_table() -> Iterator[None]:
+    yield
+    if not HOSTILE_ROWS:
+        return
+    OUTPUT.mkdir(exist_ok=True)
+    lines = [
+        "| file | declared as | backend | status | code | message |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, declared, backend, status, code, message in sorted(HOSTILE_ROWS):
+        lines.append(f"| {name} | {declared} | {backend} | {status} | {code} | {message} |")
+    (OUTPUT / "hostile-files.md").write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_the_api_refuses_each_hostile_file_with_422_and_its_reason(
+    backend: Backend, name: str
+) -> None:
+    data, declared = samples.hostile_files()[name]
+    with backend.server.client() as http:
+        upload_id = upload(backend, http, data, declared)
+        answer = http.post(f"/api/uploads/{upload_id}/complete")
+        assert answer.status_code == 422, answer.text
+        error = answer.json()["error"]
+        HOSTILE_ROWS.append(
+            (name, declared, backend.name, answer.status_code, error["code"], error["message"])
+        )
+        assert (error["code"], error["message"]) == EXPECTED[name]
+        assert backend.keys(f"incoming/{upload_id}") == []
+        assert backend.keys(f"images/{upload_id}") == []
+        assert backend.keys(f"thumbs/{upload_id}") == []
+        listed = http.get("/api/images", params={"limit": 100}).json()["images"]
+        assert upload_id not in [image["id"] for image in listed]
+        # Completing it again: it is gone.
+        assert http.post(f"/api/uploads/{upload_id}/complete").status_code == 404
+
+
+def test_the_api_refuses_an_empty_file_before_signing(backend: Backend) -> None:
+    with backend.server.client() as http:
+        answer = http.post(
+            "/api/uploads", json={"filename": "empty.png", "content_type": "image/png", "size": 0}
+        )
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    HOSTILE_ROWS.append(
+        ("zero-byte file", "image/png", backend.name, 400, error["code"], error["message"])
+    )
+    assert error["code"] == "file_empty"
+
+
+def test_the_whole_flow_over_http(backend: Backend) -> None:
+    data = samples.oriented_jpeg(6)
+    digest = hashlib.sha256(data).hexdigest()
+    with backend.server.client() as http:
+        form = sign(http, data, "image/jpeg", sha256=digest)
+        post(backend, form, data)
+        answer = http.post(f"/api/uploads/{form['id']}/complete")
+        assert answer.status_code == 200, answer.text
+        image = answer.json()["image"]
+        assert image["id"] == form["id"]
+        assert (image["width"], image["height"], image["format"]) == (160, 96, "jpeg")
+        assert image["filename"] == "upload.bin"
+        again = http.post(f"/api/uploads/{form['id']}/complete")
+        assert again.status_code == 200
+        assert again.json()["image"]["bytes"] == image["bytes"]
+        assert backend.keys(f"incoming/{form['id']}") == []
+
+        listed = http.get("/api/images").json()
+        assert form["id"] in [item["id"] for item in listed["images"]]
+        full = httpx.get(backend.url(image["url"]), timeout=30)
+        assert full.status_code == 200
+        assert full.headers["content-type"] == "image/jpeg"
+        assert len(full.content) == image["bytes"]
+        assert b"Exif" not in full.content
+        assert Image.open(io.BytesIO(full.content)).size == (160, 96)
+        thumb = httpx.get(backend.url(image["thumbnail_url"]), timeout=30)
+        assert thumb.status_code == 200
+        assert Image.open(io.BytesIO(thumb.content)).format == "WEBP"
+
+        assert http.delete(f"/api/images/{form['id']}").status_code == 204
+        assert backend.keys(f"images/{form['id']}") == []
+        assert backend.keys(f"thumbs/{form['id']}") == []
+        gone = http.delete(f"/api/images/{form['id']}")
+        assert gone.status_code == 404
+        assert gone.json()["error"]["code"] == "not_found"
+
+
+def test_a_checksum_mismatch_over_http(backend: Backend) -> None:
+    data = samples.png(4)
+    with backend.server.client() as http:
+        form = sign(http, data, "image/png", sha256=hashlib.sha256(b"something else").hexdigest())
+        post(backend, form, data)
+        answer = http.post(f"/api/uploads/{form['id']}/complete")
+    assert answer.status_code == 422
+    assert answer.json()["error"]["code"] == "checksum_mismatch"
+    assert backend.keys(f"incoming/{form['id']}") == []
+
+
+@pytest.mark.parametrize("upload_id", [new_upload_id(), "not-an-id"])
+def test_completing_an_unknown_upload_over_http_is_404(backend: Backend, upload_id: str) -> None:
+    with backend.server.client() as http:
+        answer = http.post(f"/api/uploads/{upload_id}/complete")
+    assert answer.status_code == 404
+    assert answer.json()["error"]["code"] == "not_found"

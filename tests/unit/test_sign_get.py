@@ -1,0 +1,159 @@
+"""GetSigner against boto3's generate_presigned_url: the same URL for the same inputs and clock.
+
+boto3's side is the very client S3Storage builds (its addressing style, endpoint and region), so
+what is compared is what the gallery would have served before, and what it serves now.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit
+
+import boto3
+import botocore.auth
+import botocore.signers
+import pytest
+
+from s3drop.config import Settings
+from s3drop.policy import Credentials
+from s3drop.storage.s3 import S3Storage
+from s3drop.storage.sigv4 import GetSigner, canonical_host
+
+NOW = datetime(2024, 2, 29, 23, 59, 58, 765432, tzinfo=UTC)
+KEYS = [
+    "images/8204119722354gcvd3nvk3j.300x200.48213.png",
+    "thumbs/8204119722354gcvd3nvk3j.webp",
+    "images/odd name ~ +%&=?#;,ü🐈.png",
+]
+
+
+def _freeze_botocore(monkeypatch: pytest.MonkeyPatch, now: datetime) -> None:
+    frozen = now.replace(tzinfo=None)  # botocore works in naive UTC
+    for module in (botocore.auth, botocore.signers):
+        if hasattr(module, "get_current_datetime"):  # botocore >= 1.35
+            monkeypatch.setattr(module, "get_current_datetime", lambda *a, **k: frozen)
+        else:  # older botocore: datetime.datetime.utcnow()
+
+            class _Frozen(datetime):
+                @classmethod
+                def utcnow(cls) -> datetime:  # type: ignore[override]
+                    return frozen
+
+            monkeypatch.setattr(module.datetime, "datetime", _Frozen)
+
+
+def _storage(tmp_path: Path, credentials: Credentials, **settings: Any) -> S3Storage:
+    session = boto3.Session(
+        aws_access_key_id=credentials.access_key,
+        aws_secret_access_key=credentials.secret_key,
+        aws_session_token=credentials.token,
+    )
+    return S3Storage(Settings(data_dir=tmp_path, **settings), session=session)
+
+
+def _boto3_url(
+    storage: S3Storage, key: str, *, expires_in: int, filename: str | None = None
+) -> str:
+    params: dict[str, Any] = {"Bucket": storage.bucket, "Key": key}
+    if filename is not None:
+        params["ResponseContentDisposition"] = f"inline; filename*=UTF-8''{quote(filename)}"
+    url: str = storage.client.generate_presigned_url(
+        "get_object", Params=params, ExpiresIn=expires_in
+    )
+    return url
+
+
+STORES: list[tuple[str, dict[str, Any]]] = [
+    (
+        "rgw-path-style",
+        {"bucket": "photos", "endpoint_url": "http://127.0.0.1:7480", "region": "us-east-1"},
+    ),
+    ("aws-virtual-host", {"bucket": "photos", "region": "eu-west-3"}),
+    ("aws-us-east-1", {"bucket": "photos", "region": "us-east-1"}),
+    ("aws-dotted-bucket", {"bucket": "my.photos", "region": "ap-southeast-2"}),
+    (
+        "custom-path-default-port",
+        {"bucket": "b", "endpoint_url": "https://Store.Example.COM:443/base", "region": "auto"},
+    ),
+]
+CREDENTIALS = [
+    Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+    Credentials("ASIAEXAMPLE", "secret", "FwoGZXIvYXdzEBYaDH+/=token with spaces"),
+]
+
+
+@pytest.mark.parametrize(("store", "settings"), STORES, ids=[name for name, _ in STORES])
+@pytest.mark.parametrize("credentials", CREDENTIALS, ids=["plain", "session-token"])
+@pytest.mark.parametrize("filename", [None, 'photo from the café 🐈 "x" 100%.jpg'])
+def test_byte_identical_to_boto3(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    store: str,
+    settings: dict[str, Any],
+    credentials: Credentials,
+    filename: str | None,
+) -> None:
+    _freeze_botocore(monkeypatch, NOW)
+    storage = _storage(tmp_path, credentials, **settings)
+    disposition = f"inline; filename*=UTF-8''{quote(filename)}" if filename else None
+    for key in KEYS:
+        for expires_in in (1, 3600, 7 * 24 * 3600):
+            ours = storage.get_signer.url(
+                key,
+                credentials=credentials,
+                expires_in=expires_in,
+                disposition=disposition,
+                now=NOW,
+            )
+            theirs = _boto3_url(storage, key, expires_in=expires_in, filename=filename)
+            assert ours == theirs
+
+
+def test_presign_get_signs_with_the_storage_credentials_and_the_clock(tmp_path: Path) -> None:
+    credentials = Credentials("AK", "SK", "TOKEN")
+    storage = _storage(
+        tmp_path, credentials, bucket="photos", endpoint_url="http://127.0.0.1:9", region="r"
+    )
+    before = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    url = storage.presign_get(KEYS[0], expires_in=600, filename="cat.png")
+    after = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"http://127.0.0.1:9/photos/{KEYS[0]}"
+    assert before <= query["X-Amz-Date"] <= after
+    assert query["X-Amz-Credential"] == f"AK/{query['X-Amz-Date'][:8]}/r/s3/aws4_request"
+    assert query["X-Amz-Security-Token"] == "TOKEN"
+    assert query["X-Amz-Expires"] == "600"
+    assert query["response-content-disposition"] == "inline; filename*=UTF-8''cat.png"
+
+
+def test_a_different_clock_gives_a_different_url(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The comparison above is not vacuous: boto3's answer depends on the frozen clock."""
+    _freeze_botocore(monkeypatch, NOW)
+    credentials = CREDENTIALS[0]
+    storage = _storage(tmp_path, credentials, bucket="photos", region="eu-west-3")
+    ours = storage.get_signer.url(
+        KEYS[0], credentials=credentials, expires_in=60, now=NOW.replace(second=1)
+    )
+    assert ours != _boto3_url(storage, KEYS[0], expires_in=60)
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("http://127.0.0.1:7480/photos", "127.0.0.1:7480"),
+        ("https://Example.COM:443/base/b", "example.com"),
+        ("http://example.com:80", "example.com"),
+        ("http://example.com:443", "example.com:443"),
+        ("http://[::1]:7480/b", "[::1]:7480"),
+        ("https://photos.s3.eu-west-3.amazonaws.com", "photos.s3.eu-west-3.amazonaws.com"),
+    ],
+)
+def test_the_signed_host_is_botocores(url: str, host: str) -> None:
+    assert canonical_host(url) == host
+    assert GetSigner(url, region="r").host == host
+    assert host == botocore.auth._host_from_url(url)
