@@ -278,3 +278,34 @@ def test_public_is_an_explicit_choice() -> None:
     assert Settings(host="0.0.0.0", public=True).auth_mode == "none"
     assert Settings(host="0.0.0.0", tokens=f"alice:{ALICE}").auth_mode == "token"
     assert Settings(host="::1").auth_mode == "none"
+
+
+def test_a_custom_authentication_hook(tmp_path: Path) -> None:
+    """The hook a framework plugs in: here a header set by a trusted proxy, else 401."""
+    import asyncio
+    from collections.abc import Mapping
+
+    from s3drop import Principal, Settings
+    from s3drop.errors import NotAuthenticated
+    from s3drop.web.app import create_app
+
+    def from_proxy(headers: Mapping[str, str], client: str | None) -> Principal:
+        user = headers.get("x-authenticated-user")
+        if not user:
+            raise NotAuthenticated("sign in first")
+        return Principal(user, address=client)
+
+    app = create_app(Settings(data_dir=tmp_path / "data"), authenticate=from_proxy)
+
+    async def calls() -> tuple[httpx.Response, httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as c:
+            refused = await c.post("/api/uploads", json=CLAIM)
+            user = {"X-Authenticated-User": "dora"}
+            return refused, await c.post("/api/uploads", json=CLAIM, headers=user)
+
+    refused, signed = asyncio.run(calls())
+    assert refused.status_code == 401
+    assert refused.json()["error"]["message"] == "sign in first"
+    assert signed.status_code == 201
+    assert signed.json()["upload"]["fields"]["x-amz-meta-owner"] == "dora"

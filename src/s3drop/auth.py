@@ -1,7 +1,8 @@
 """Who is asking: a pluggable hook that turns a request into a :class:`Principal`, or refuses.
 
 An authenticator is any callable ``(headers, client_address) -> Principal`` that raises
-:class:`~s3drop.errors.NotAuthenticated` to refuse. Framework users pass their own (a Django
+:class:`~s3drop.errors.NotAuthenticated` to refuse. The bundled app runs it in a thread pool, so it
+may block (a database lookup), unless it has ``blocking = False``, as the built-ins do. Framework users pass their own (a Django
 session, a Flask-Login user) to the library calls as ``owner=principal.name``; the bundled app picks
 one of the built-ins from settings:
 
@@ -45,9 +46,16 @@ class Principal:
 Authenticator = Callable[[Mapping[str, str], str | None], Principal]
 
 
-def anonymous(headers: Mapping[str, str], client: str | None) -> Principal:
+class _Anonymous:
     """No authentication: everyone is ``anonymous``; limits count per client address."""
-    return Principal("anonymous", anonymous=True, address=client)
+
+    blocking = False
+
+    def __call__(self, headers: Mapping[str, str], client: str | None) -> Principal:
+        return Principal("anonymous", anonymous=True, address=client)
+
+
+anonymous = _Anonymous()
 
 
 def _matches(secrets: Mapping[str, str], given: str) -> str | None:
@@ -63,6 +71,7 @@ class BearerTokens:
     """``Authorization: Bearer <token>`` against named tokens (name -> token)."""
 
     scheme = "Bearer"
+    blocking = False  # only compares in memory: safe on the event loop
 
     def __init__(self, tokens: Mapping[str, str]) -> None:
         if not tokens:
@@ -83,6 +92,7 @@ class BasicAuth:
     """HTTP basic authentication against named users (name -> password)."""
 
     scheme = "Basic"
+    blocking = False
 
     def __init__(self, users: Mapping[str, str]) -> None:
         if not users:

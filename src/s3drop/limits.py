@@ -85,7 +85,7 @@ class SQLiteLimitStore:
     def _connect(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            db = sqlite3.connect(self.path, timeout=2, isolation_level=None)
             db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
         return db

@@ -8,6 +8,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from .. import metrics
 from ..auth import Principal
@@ -34,17 +35,24 @@ class SignRequest(BaseModel):
     sha256: Annotated[str | None, Field(default=None, max_length=64)] = None
 
 
-def current_principal(request: Request) -> Principal:
-    """Who is calling, by the app's authenticator; 401 (NotAuthenticated) otherwise."""
+async def current_principal(request: Request) -> Principal:
+    """Who is calling, by the app's authenticator; 401 (NotAuthenticated) otherwise.
+
+    The built-in authenticators only read headers, so they run on the event loop; a custom hook
+    (which may query a database) runs in the thread pool unless it says ``blocking = False``.
+    """
     client = request.client.host if request.client else None
-    return _drop(request).authenticate(request.headers, client)
+    authenticate = _drop(request).authenticate
+    if getattr(authenticate, "blocking", True):
+        return await run_in_threadpool(authenticate, request.headers, client)
+    return authenticate(request.headers, client)
 
 
 Caller = Annotated[Principal, Depends(current_principal)]
 
 
 @api.post("/uploads", status_code=201)
-def sign_upload(body: SignRequest, request: Request, principal: Caller) -> dict[str, object]:
+async def sign_upload(body: SignRequest, request: Request, principal: Caller) -> dict[str, object]:
     form = _drop(request).presign(
         content_type=body.content_type,
         size=body.size,
