@@ -51,7 +51,7 @@ from . import fixes
 
 async def _principal_async(request: Request) -> Principal:
     """The sign route's authentication, as an ``async def`` dependency (no threadpool hop)."""
-    return current_principal(request)
+    return await current_principal(request)
 
 
 AsyncCaller = Annotated[Principal, Depends(_principal_async)]

@@ -184,7 +184,7 @@ def run(workdir: Path, resources: Any, *, rounds: int, count: int) -> Report:
     report = Report("e2e", f"End to end on RGW: {count} images of 1-5 MB, {CLIENTS} clients")
     report.details["bytes_per_round"] = total
     bucket = server.new_bucket("e2e")
-    client = server.client(pool=CLIENTS * 2)
+    client = server.new_client(pool=CLIENTS * 2)
     storage, settings = _storage(server, bucket, workdir)
     ours: list[float] = []
     floor: list[float] = []

@@ -155,7 +155,7 @@ def rgw(workdir: Path, server: Any, *, rounds: int, count: int) -> tuple[Row, di
     )
     drop = _drop(settings, S3Storage(settings, session=session))
     key_for, data, content_type, metadata = _template(drop)
-    client = server.client(pool=32)
+    client = server.new_client(pool=32)
     start = time.monotonic()
 
     def put(upload_id: str) -> None:

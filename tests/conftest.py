@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from .ceph.cluster import RGW, CephMissing, free_port, throwaway_rgw
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "test-output"
@@ -37,13 +36,6 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.chdir(tmp_path)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -124,98 +116,14 @@ def live_server(make_server: Callable[..., LiveServer]) -> LiveServer:
 # --- Ceph RGW -----------------------------------------------------------------------------------
 
 
-@dataclass
-class RGW:
-    """A throwaway Ceph cluster with a RADOS Gateway on loopback."""
-
-    endpoint: str
-    access_key: str
-    secret_key: str
-    directory: Path
-    _client: Any = field(default=None, repr=False)
-
-    def env(self, bucket: str) -> dict[str, str]:
-        return {
-            "AWS_ACCESS_KEY_ID": self.access_key,
-            "AWS_SECRET_ACCESS_KEY": self.secret_key,
-            "AWS_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL_S3": self.endpoint,
-            "S3DROP_BUCKET": bucket,
-        }
-
-    def client(self) -> Any:
-        """One boto3 client for the session (closed when RGW stops: no sockets left to the GC)."""
-        if self._client is None:
-            import boto3
-            from botocore.config import Config
-
-            self._client = boto3.client(
-                "s3",
-                endpoint_url=self.endpoint,
-                aws_access_key_id=self.access_key,
-                aws_secret_access_key=self.secret_key,
-                region_name="us-east-1",
-                config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-            )
-        return self._client
-
-    def script(self, name: str, *args: str) -> None:
-        env = {**os.environ, "CEPH_S3_DIR": str(self.directory)}
-        result = subprocess.run(
-            ["bash", str(ROOT / "tests" / "ceph" / name), *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"{name} failed:\n{result.stdout}\n{result.stderr}")
-
-    def stop(self) -> None:
-        self.script("ceph-stop.sh")
-
-    def restart(self) -> None:
-        self.script("ceph-start.sh", "--keep")
-
-
 @pytest.fixture(scope="session")
 def rgw() -> Iterator[RGW]:
     """Ceph RGW for the whole session (about 2 s to start). Fails, never skips, without Ceph."""
-    if shutil.which("radosgw") is None:
-        pytest.fail("Ceph RGW is not installed: run ./scripts/test, which installs it")
-    # Keep the path short: Ceph's admin socket paths must stay under 107 characters.
-    directory = Path(tempfile.mkdtemp(prefix="s3d-ceph-", dir="/tmp"))
-    access, secret = "s3drop-test", secrets.token_hex(16)
-    port = free_port()
-    server = RGW(f"http://127.0.0.1:{port}", access, secret, directory)
-    env = {
-        **os.environ,
-        "CEPH_S3_DIR": str(directory),
-        "RGW_PORT": str(port),
-        "MON_PORT": str(free_port()),
-        "S3_ACCESS_KEY": access,
-        "S3_SECRET_KEY": secret,
-    }
-    result = subprocess.run(
-        ["bash", str(ROOT / "tests" / "ceph" / "ceph-start.sh")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"Ceph RGW did not start:\n{result.stdout}\n{result.stderr}")
     try:
-        yield server
-    finally:
-        if server._client is not None:
-            server._client.close()
-        subprocess.run(
-            ["bash", str(ROOT / "tests" / "ceph" / "ceph-stop.sh"), "--wipe"],
-            env=env,
-            capture_output=True,
-            timeout=120,
-        )
+        with throwaway_rgw() as server:
+            yield server
+    except (CephMissing, RuntimeError) as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture
