@@ -309,3 +309,53 @@ def test_a_custom_authentication_hook(tmp_path: Path) -> None:
     assert refused.json()["error"]["message"] == "sign in first"
     assert signed.status_code == 201
     assert signed.json()["upload"]["fields"]["x-amz-meta-owner"] == "dora"
+
+
+def _upload_and_complete(server: LiveServer, client: httpx.Client, seed: int) -> httpx.Response:
+    from . import samples
+
+    data = samples.png(seed, (40, 30))
+    claim = {"filename": f"{seed}.png", "content_type": "image/png", "size": len(data)}
+    signed = client.post("/api/uploads", json=claim)
+    if signed.status_code != 201:
+        return signed
+    form = signed.json()["upload"]
+    stored = httpx.post(
+        server.url + form["url"],
+        data=form["fields"],
+        files={"file": (f"{seed}.png", data, "image/png")},
+        timeout=30,
+    )
+    assert stored.status_code == 204, stored.text
+    return client.post(f"/api/uploads/{form['id']}/complete")
+
+
+def test_images_in_total_per_user(make_server: Callable[..., LiveServer]) -> None:
+    server = make_server(env={**TOKENS, "S3DROP_MAX_IMAGES": "2"})
+    with server.client(headers=_bearer(ALICE)) as alice, server.client(headers=_bearer(BOB)) as bob:
+        assert _upload_and_complete(server, alice, 1).status_code == 200
+        assert _upload_and_complete(server, alice, 2).status_code == 200
+        refused = _upload_and_complete(server, alice, 3)
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "rate_limited"
+        assert "image limit" in refused.json()["error"]["message"]
+        assert int(refused.headers["retry-after"]) > 0
+        assert len(_signs(server)) == 2
+        assert _upload_and_complete(server, bob, 4).status_code == 200  # bob has his own count
+        first = alice.get("/api/images").json()["images"][0]["id"]
+        assert alice.delete(f"/api/images/{first}").status_code == 204
+        assert _upload_and_complete(server, alice, 5).status_code == 200  # room again
+
+
+def test_served_files_are_inert(live_server: LiveServer) -> None:
+    with live_server.client() as client:
+        image = _upload_and_complete(live_server, client, 7).json()["image"]
+        served = httpx.get(live_server.url + image["url"], timeout=30)
+        thumb = httpx.get(live_server.url + image["thumbnail_url"], timeout=30)
+    assert served.status_code == 200
+    assert served.headers["content-type"] == "image/png"
+    assert served.headers["x-content-type-options"] == "nosniff"
+    assert served.headers["content-disposition"] == "inline; filename*=UTF-8''7.png"
+    assert "sandbox" in served.headers["content-security-policy"]
+    assert thumb.headers["content-type"] == "image/webp"
+    assert thumb.headers["x-content-type-options"] == "nosniff"

@@ -101,7 +101,9 @@ def _walk_png(data: bytes, max_frames: int) -> Layout:
     frames = 1
     fctl = 0
     orientation = 1
+    chunks = 0
     while True:
+        chunks += 1
         if pos + 12 > len(data):
             raise CorruptImage("the PNG image is truncated: it ends before its end chunk (IEND)")
         length, kind = struct.unpack(">I4s", data[pos : pos + 8])
@@ -137,7 +139,9 @@ def _walk_png(data: bytes, max_frames: int) -> Layout:
             break
     if pos != len(data):
         raise _trailing("PNG", len(data) - pos)
-    return Layout(width, height, frames, orientation, b"".join(keep))
+    # Nothing to drop (the usual case): the bytes themselves, not a copy as large as the file.
+    stripped = data if len(keep) == 1 + chunks else b"".join(keep)
+    return Layout(width, height, frames, orientation, stripped)
 
 
 # JPEG

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote, quote_plus
 
+import anyio.to_thread
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
@@ -54,6 +55,8 @@ REGION = "local"
 ACCESS_KEY = "s3drop-local"
 _MAX_FIELD_BYTES = 64 * 1024
 _MAX_FORM_BYTES = 256 * 1024
+#: Bytes of the file held in memory before they are written out (in a thread).
+_FLUSH_BYTES = 1024 * 1024
 #: After a refusal, read and discard at most this much more of the body, so the client gets to see
 #: the answer rather than a reset connection; past it the connection is dropped.
 _DRAIN_LIMIT = 16 * 1024 * 1024
@@ -244,6 +247,10 @@ class LocalStorage(Storage):
                 receiver.feed(chunk)
                 if receiver.done:
                     break
+                if len(receiver.pending) >= _FLUSH_BYTES:
+                    # Write in a thread: the event loop goes on receiving the body meanwhile,
+                    # so network and disk overlap instead of taking turns.
+                    await anyio.to_thread.run_sync(receiver.flush)
             return receiver.finish()
         finally:
             receiver.cleanup()
@@ -267,6 +274,7 @@ class _PostReceiver:
         self.file: IO[bytes] | None = None
         self.tmp: Path | None = None
         self.size = 0
+        self.pending = bytearray()
         self.form_bytes = 0
         self.ended = False
         self.file_done = False
@@ -305,6 +313,12 @@ class _PostReceiver:
                 status=400,
             )
 
+    def flush(self) -> None:
+        """Write what the parser has taken of the file so far."""
+        if self.pending and self.file is not None:
+            buffer, self.pending = self.pending, bytearray()
+            self.file.write(buffer)
+
     def finish(self) -> CheckedPost:
         if self.error is not None:
             raise self.error
@@ -324,6 +338,7 @@ class _PostReceiver:
                 code="EntityTooSmall",
                 status=400,
             )
+        self.flush()
         self.file.close()
         path = self.storage._path(self.checked.key)
         self.storage._commit(
@@ -392,7 +407,7 @@ class _PostReceiver:
                     code="EntityTooLarge",
                     status=400,
                 )
-            self.file.write(data[start:end])
+            self.pending += data[start:end]
             return
         self._value += data[start:end]
         self.form_bytes += end - start
