@@ -283,6 +283,7 @@ def test_public_is_an_explicit_choice() -> None:
 def test_a_custom_authentication_hook(tmp_path: Path) -> None:
     """The hook a framework plugs in: here a header set by a trusted proxy, else 401."""
     import asyncio
+    import concurrent.futures
     from collections.abc import Mapping
 
     from s3drop import Principal, Settings
@@ -304,7 +305,9 @@ def test_a_custom_authentication_hook(tmp_path: Path) -> None:
             user = {"X-Authenticated-User": "dora"}
             return refused, await c.post("/api/uploads", json=CLAIM, headers=user)
 
-    refused, signed = asyncio.run(calls())
+    # In a thread of its own: the browser tests' Playwright keeps an event loop in this one.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        refused, signed = pool.submit(asyncio.run, calls()).result()
     assert refused.status_code == 401
     assert refused.json()["error"]["message"] == "sign in first"
     assert signed.status_code == 201
