@@ -218,6 +218,11 @@ def decode_meta(value: str) -> str:
     return unquote(value)
 
 
+def inline_disposition(filename: str | None) -> str:
+    """``Content-Disposition`` for showing an image in the browser, under its original name."""
+    return f"inline; filename*=UTF-8''{quote(filename)}" if filename else "inline"
+
+
 # --- what the server agrees to sign -----------------------------------------------------------
 
 

@@ -114,46 +114,46 @@ def final_state(item: Locator, expected: str, timeout: float = 15_000) -> str:
     return message
 
 
-def drop_files(
-    page: Page, files: list[tuple[str, bytes, str]], selector: str = "#dropzone"
+def _dispatch_files(
+    page: Page, files: list[tuple[str, bytes, str]], *, how: str, selector: str = ""
 ) -> None:
-    """Drop files on ``selector`` as a user would: dragenter, dragover, drop with a DataTransfer."""
+    """Hand ``files`` to the page as a user would: ``how`` is "drop" (dragenter, dragover, drop
+    on ``selector``) or "paste" (a paste event carrying the files)."""
     encoded = [
         {"name": name, "type": mime, "data": base64.b64encode(data).decode()}
         for name, data, mime in files
     ]
     page.evaluate(
-        """({files, selector}) => {
+        """({files, how, selector}) => {
             const transfer = new DataTransfer();
             for (const file of files) {
                 const bytes = Uint8Array.from(atob(file.data), (c) => c.charCodeAt(0));
                 transfer.items.add(new File([bytes], file.name, {type: file.type}));
+            }
+            const options = {bubbles: true, cancelable: true};
+            if (how === "paste") {
+                document.dispatchEvent(new ClipboardEvent("paste", {...options, clipboardData: transfer}));
+                return;
             }
             const target = document.querySelector(selector);
             for (const type of ["dragenter", "dragover", "drop"]) {
-                target.dispatchEvent(new DragEvent(type, {bubbles: true, cancelable: true, dataTransfer: transfer}));
+                target.dispatchEvent(new DragEvent(type, {...options, dataTransfer: transfer}));
             }
         }""",
-        {"files": encoded, "selector": selector},
+        {"files": encoded, "how": how, "selector": selector},
     )
+
+
+def drop_files(
+    page: Page, files: list[tuple[str, bytes, str]], selector: str = "#dropzone"
+) -> None:
+    """Drop files on ``selector`` with a DataTransfer, as a user's drag and drop does."""
+    _dispatch_files(page, files, how="drop", selector=selector)
 
 
 def paste_files(page: Page, files: list[tuple[str, bytes, str]]) -> None:
-    encoded = [
-        {"name": name, "type": mime, "data": base64.b64encode(data).decode()}
-        for name, data, mime in files
-    ]
-    page.evaluate(
-        """(files) => {
-            const transfer = new DataTransfer();
-            for (const file of files) {
-                const bytes = Uint8Array.from(atob(file.data), (c) => c.charCodeAt(0));
-                transfer.items.add(new File([bytes], file.name, {type: file.type}));
-            }
-            document.dispatchEvent(new ClipboardEvent("paste", {clipboardData: transfer, bubbles: true, cancelable: true}));
-        }""",
-        encoded,
-    )
+    """Paste files into the page, as a user's Ctrl+V of copied images does."""
+    _dispatch_files(page, files, how="paste")
 
 
 def sign_requests(page: Page) -> list[Request]:

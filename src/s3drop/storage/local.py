@@ -27,6 +27,7 @@ import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -43,6 +44,7 @@ from ..policy import (
     Credentials,
     UploadForm,
     UploadRequest,
+    inline_disposition,
     sign_post,
     verify_post,
 )
@@ -233,9 +235,27 @@ class LocalStorage(Storage):
         path.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, path)
 
+    def serve(self, key: str, query: dict[str, str]) -> ServedObject:
+        """What a signed GET URL reads: refuses a changed or expired URL (PostRejected, 403)
+        and a missing object (404), as S3 does; the file, its verified type and safe headers."""
+        self.check_get(key, query)
+        info = self.head(key)
+        if info is None:
+            raise PostRejected("The specified key does not exist.", code="NoSuchKey", status=404)
+        return ServedObject(
+            path=self._path(key),
+            content_type=info.content_type,
+            headers={
+                "X-Content-Type-Options": "nosniff",
+                "Content-Disposition": inline_disposition(query.get("filename")),
+                "Cache-Control": "private, max-age=300",
+                "Content-Security-Policy": "default-src 'none'; sandbox",
+            },
+        )
+
     async def receive_post(
         self, content_type: str | None, body: AsyncIterator[bytes]
-    ) -> CheckedPost:
+    ) -> ReceivedPost:
         """Take one browser POST: check the form as S3 does, stream the file, store it whole.
 
         Raises :class:`PostRejected` (S3's status and code) and stores nothing on any refusal,
@@ -254,6 +274,24 @@ class LocalStorage(Storage):
             return receiver.finish()
         finally:
             receiver.cleanup()
+
+
+@dataclass(frozen=True)
+class ReceivedPost:
+    """A browser POST that was stored: its key, the file's size, the status to answer."""
+
+    key: str
+    size: int
+    success_status: int
+
+
+@dataclass(frozen=True)
+class ServedObject:
+    """A file to send for a signed GET, with its type and headers."""
+
+    path: Path
+    content_type: str
+    headers: dict[str, str]
 
 
 class _PostReceiver:
@@ -319,7 +357,7 @@ class _PostReceiver:
             buffer, self.pending = self.pending, bytearray()
             self.file.write(buffer)
 
-    def finish(self) -> CheckedPost:
+    def finish(self) -> ReceivedPost:
         if self.error is not None:
             raise self.error
         if self.checked is None or self.file is None or self.tmp is None:
@@ -345,7 +383,7 @@ class _PostReceiver:
             self.tmp, self.checked.key, path, self.checked.content_type, self.checked.metadata
         )
         self.tmp = None
-        return self.checked
+        return ReceivedPost(self.checked.key, self.size, self.checked.success_status)
 
     def cleanup(self) -> None:
         if self.file is not None:

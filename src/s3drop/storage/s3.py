@@ -42,7 +42,7 @@ from ..errors import (
     StorageError,
     StorageUnavailable,
 )
-from ..policy import Credentials, UploadForm, UploadRequest, sign_post
+from ..policy import Credentials, UploadForm, UploadRequest, inline_disposition, sign_post
 from .base import ObjectInfo, Storage
 from .sigv4 import GetSigner
 
@@ -294,7 +294,7 @@ class S3Storage(Storage):
             raise InvalidRequest(f"invalid object key: {key!r}")
         if self.public_base_url:
             return f"{self.public_base_url}/{quote(key)}"
-        disposition = f"inline; filename*=UTF-8''{quote(filename)}" if filename else None
+        disposition = inline_disposition(filename) if filename else None
         return self.get_signer.url(
             key,
             credentials=self.credentials(),

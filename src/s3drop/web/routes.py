@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -141,43 +140,22 @@ def _local(request: Request) -> LocalStorage:
 
 @local_storage.post("", include_in_schema=False)
 async def receive_upload(request: Request) -> Response:
-    storage = _local(request)
     body = request.stream()
     try:
-        checked = await storage.receive_post(request.headers.get("content-type"), body)
+        received = await _local(request).receive_post(request.headers.get("content-type"), body)
     except PostRejected as exc:
         await drain(body)
         metrics.post_refused(exc.code)
         return _s3_error(exc)
     await drain(body)
-    stored = storage.head(checked.key)
-    metrics.received(stored.size if stored else 0)
-    return Response(status_code=checked.success_status)
+    metrics.received(received.size)
+    return Response(status_code=received.success_status)
 
 
 @local_storage.get("/{key:path}", include_in_schema=False)
 async def read_object(key: str, request: Request) -> Response:
-    storage = _local(request)
     try:
-        storage.check_get(key, dict(request.query_params))
-        info = storage.head(key)
+        served = _local(request).serve(key, dict(request.query_params))
     except PostRejected as exc:
         return _s3_error(exc)
-    if info is None:
-        return _s3_error(
-            PostRejected("The specified key does not exist.", code="NoSuchKey", status=404)
-        )
-    filename = request.query_params.get("filename")
-    disposition = "inline"
-    if filename:
-        disposition += f"; filename*=UTF-8''{quote(filename)}"
-    return FileResponse(
-        storage._path(key),
-        media_type=info.content_type,
-        headers={
-            "X-Content-Type-Options": "nosniff",
-            "Content-Disposition": disposition,
-            "Cache-Control": "private, max-age=300",
-            "Content-Security-Policy": "default-src 'none'; sandbox",
-        },
-    )
+    return FileResponse(served.path, media_type=served.content_type, headers=served.headers)
