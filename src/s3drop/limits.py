@@ -93,6 +93,11 @@ class SQLiteLimitStore:
     def take(self, key: str, amount: int, *, limit: int, window: int, now: float) -> int | None:
         start = _window_start(now, window)
         db = self._connect()
+        if amount == 0:  # only asking whether the counter is full: a read, no write lock
+            row = db.execute(
+                "SELECT used FROM counters WHERE key = ? AND start = ?", (key, start)
+            ).fetchone()
+            return _retry_after(now, start, window) if (row[0] if row else 0) > limit else None
         db.execute("BEGIN IMMEDIATE")
         try:
             row = db.execute(
