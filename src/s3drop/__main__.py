@@ -1,3 +1,4 @@
 from s3drop.cli import main
 
-main()
+if __name__ == "__main__":  # not when a decode worker (multiprocessing) imports it
+    main()

@@ -109,6 +109,20 @@ class Settings(BaseSettings):
     max_frames: int = 500
     thumbnail_size: int = 320
 
+    # --- the decode sandbox (s3drop.sandbox)
+    decode_workers: int | None = Field(
+        None, description="Decode worker processes; one per core when unset"
+    )
+    decode_cpu_seconds: float = Field(
+        10.0, description="CPU seconds one image may cost to verify; over it: 422 too_expensive"
+    )
+    decode_memory: int = Field(
+        1024**3, description="Address space of a decode worker; over it: 422 too_expensive"
+    )
+    decode_queue: int = Field(
+        16, description="Completions that may wait for a decode worker; beyond: 503 busy"
+    )
+
     # --- serving
     host: str = "127.0.0.1"
     port: int = 8000
@@ -169,7 +183,7 @@ class Settings(BaseSettings):
             _pairs(value.get_secret_value())
         return value
 
-    @field_validator("max_bytes", "bytes_per_hour", mode="before")
+    @field_validator("max_bytes", "bytes_per_hour", "decode_memory", mode="before")
     @classmethod
     def _size(cls, value: object) -> int:
         return parse_size(value)
@@ -179,6 +193,29 @@ class Settings(BaseSettings):
     def _size_range(cls, value: int) -> int:
         if not 1 <= value <= 5 * 1024**3:
             raise ValueError("must be between 1 byte and 5 GiB (the S3 limit for one POST)")
+        return value
+
+    @field_validator("decode_memory")
+    @classmethod
+    def _decode_memory(cls, value: int) -> int:
+        if value < 128 * 1024**2:
+            raise ValueError(
+                "must be at least 128MiB (Python and the image libraries need ~100 MiB)"
+            )
+        return value
+
+    @field_validator("decode_cpu_seconds")
+    @classmethod
+    def _decode_cpu(cls, value: float) -> float:
+        if not 0 < value <= 3600:
+            raise ValueError("must be more than 0 and at most 3600 seconds")
+        return value
+
+    @field_validator("decode_workers")
+    @classmethod
+    def _decode_workers(cls, value: int | None) -> int | None:
+        if value is not None and not 1 <= value <= 256:
+            raise ValueError("must be between 1 and 256")
         return value
 
     @field_validator("expires_in", "get_expires_in")
@@ -203,6 +240,7 @@ class Settings(BaseSettings):
         "workers",
         "rate_per_minute",
         "max_images",
+        "decode_queue",
     )
     @classmethod
     def _positive(cls, value: int) -> int:

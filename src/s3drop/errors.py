@@ -24,11 +24,14 @@ happen, with ``raise ... from exc``.
     │   ├── TooManyFrames            422 too_many_frames
     │   ├── CorruptImage             422 corrupt_image
     │   ├── ChecksumMismatch         422 checksum_mismatch
-    │   └── SizeMismatch             422 size_mismatch
+    │   ├── SizeMismatch             422 size_mismatch
+    │   └── TooExpensive             422 too_expensive       (the decode hit its CPU or memory limit)
     ├── PostRejected                 403 AccessDenied        (a storage-side POST refusal, S3's codes)
     ├── NotAuthenticated             401 not_authenticated
     ├── Forbidden                    403 forbidden
     ├── RateLimited                  429 rate_limited        (carries retry_after seconds)
+    ├── ServerBusy                   503 busy                (every decoder busy, or shutting down;
+    │                                                         carries retry_after seconds)
     └── Unreachable                  503 unreachable         (client: no answer after retries)
 """
 
@@ -129,6 +132,13 @@ class SizeMismatch(ImageRejected):
     code = "size_mismatch"
 
 
+class TooExpensive(ImageRejected):
+    """Decoding the image went over the sandbox's CPU-time or memory limit
+    (:mod:`s3drop.sandbox`)."""
+
+    code = "too_expensive"
+
+
 class PostRejected(S3DropError):
     """What the local backend answers a browser's POST with, in S3's own statuses and codes.
 
@@ -158,6 +168,21 @@ class Forbidden(S3DropError):
 class RateLimited(S3DropError):
     status = 429
     code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ServerBusy(S3DropError):
+    """Nothing is wrong with the request, but no decoder can take it now: try again later.
+
+    Every decode worker is busy and the queue is full, or the server is shutting down. The
+    upload stays in quarantine, so a retry completes it.
+    """
+
+    status = 503
+    code = "busy"
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)

@@ -20,6 +20,7 @@ fraction of the time and memory of a full-size decode.
 from __future__ import annotations
 
 import io
+import struct
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageCms, JpegImagePlugin
 
+from . import av1
 from .config import Settings
 from .containers import Layout, walk
 from .errors import CorruptImage, NotAnImage, TooManyFrames, TooManyPixels, TypeMismatch
@@ -124,16 +126,28 @@ def check_dimensions(width: int, height: int, limits: ImageLimits) -> None:
         )
 
 
+def header_pixels(data: bytes, content_type: str) -> int:
+    """Width x height as the header of ``data`` (which passed :func:`check_header`) states it."""
+    try:
+        width, height = header_size(data[:HEADER_BYTES], content_type)
+    except NeedMore:
+        width, height = header_size(data, content_type)
+    return width * height
+
+
 def process(data: bytes, content_type: str, limits: ImageLimits) -> ProcessedImage:
     """Verify the whole file and make what s3drop stores: upright, without metadata, a thumbnail.
 
     ``data`` must have passed :func:`check_header`. Raises an
     :class:`~s3drop.errors.ImageRejected` subclass for anything that is not a whole, sound image.
+    The server runs this in :mod:`s3drop.sandbox`, under CPU and memory limits.
     """
     layout = walk(data, content_type, max_frames=limits.max_frames)
     check_dimensions(layout.width, layout.height, limits)
     _allow_pixels(limits.max_pixels)
     fmt = FORMATS[content_type]
+    if fmt == "avif":
+        _check_coded_size(layout)
     with _decoding(fmt):
         if fmt == "jpeg":
             return _process_jpeg(layout, limits)
@@ -147,6 +161,7 @@ def _process_jpeg(layout: Layout, limits: ImageLimits) -> ProcessedImage:
     size = limits.thumbnail_size
     image = Image.open(io.BytesIO(layout.stripped), formats=["JPEG"])
     assert isinstance(image, JpegImagePlugin.JpegImageFile)
+    _check_size(image.size, layout, "JPEG")
     icc = image.info.get("icc_profile")
     if layout.orientation == 1:
         # Scaled decode: every scan is entropy-decoded (truncation is found), at 1/2..1/8 size.
@@ -200,9 +215,13 @@ def _process_other(
     if frames > limits.max_frames:
         raise TooManyFrames(f"the animation has {frames} frames; the limit is {limits.max_frames}")
     icc = image.info.get("icc_profile")
+    name = FORMAT_NAMES[fmt]
+    _check_size(image.size, layout, name)
     image.load()
+    _check_size(image.im.size, layout, name)
     if frames > 1:
         _decode_frames(image, frames, limits.max_pixels)
+        _check_size(image.im.size, layout, name)
     orientation = layout.orientation
     if fmt == "avif":  # Pillow reports AVIF's irot/imir as an EXIF orientation
         orientation = int(image.getexif().get(0x0112, 1) or 1)
@@ -258,6 +277,34 @@ def _quality(fmt: str) -> dict[str, object]:
     if fmt == "webp":
         return {"quality": 95}
     return {}
+
+
+# --- the size stated is the size decoded -----------------------------------------------------
+
+
+def _check_size(size: tuple[int, int], layout: Layout, name: str) -> None:
+    """Refuse an image whose decoder found another size than its header states (the pixel cap
+    judged the header's)."""
+    if size != (layout.width, layout.height):
+        raise CorruptImage(
+            f"the {name} image's header says {layout.width} x {layout.height} pixels, but it "
+            f"decodes to {size[0]} x {size[1]}"
+        )
+
+
+def _check_coded_size(layout: Layout) -> None:
+    """An AVIF's AV1 frames must not be larger than its ``ispe`` says (libavif would decode the
+    larger frame and crop it, silently)."""
+    try:
+        sizes = av1.coded_sizes(layout.stripped)
+    except (ValueError, IndexError, struct.error) as exc:
+        raise CorruptImage("the AVIF image is corrupt: a malformed AV1 sequence header") from exc
+    for width, height in sizes:
+        if width > layout.width or height > layout.height:
+            raise CorruptImage(
+                f"the AVIF image's header says {layout.width} x {layout.height} pixels, but its "
+                f"AV1 data is {width} x {height}"
+            )
 
 
 # --- thumbnails -------------------------------------------------------------------------------

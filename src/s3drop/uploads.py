@@ -13,8 +13,6 @@ are thin edges over it::
 from __future__ import annotations
 
 import hashlib
-import os
-import threading
 from datetime import UTC, datetime, timedelta
 
 from . import audit, images
@@ -46,6 +44,7 @@ from .policy import (
     quarantine_key,
     thumbnail_key,
 )
+from .sandbox import DecodePool, SandboxLimits
 from .storage.base import ObjectInfo, Storage, open_storage
 
 #: Who calls the library when the caller names nobody.
@@ -74,8 +73,13 @@ class S3Drop:
         store = limit_store or SQLiteLimitStore(self.settings.data_dir / "limits.sqlite3")
         self.limits = Limits(self.settings, store)
         self.image_limits = images.ImageLimits.from_settings(self.settings)
-        # Decoding is memory-heavy: at most one image per core at a time, however many requests.
-        self._decoders = threading.BoundedSemaphore(os.cpu_count() or 2)
+        # Decoding runs in worker processes under CPU and memory limits (s3drop.sandbox).
+        self.decoders = DecodePool.shared(SandboxLimits.from_settings(self.settings))
+
+    def close(self) -> None:
+        """Stop the decode workers (shared by every S3Drop of this process with the same limits);
+        a completion still running or waiting gets ServerBusy."""
+        self.decoders.close()
 
     def presign(
         self,
@@ -254,8 +258,8 @@ class S3Drop:
                     f"the stored file's SHA-256 is {actual}, not the {expected} it was signed "
                     "with: it changed on the way"
                 )
-        with self._decoders:
-            return images.process(data, content_type, limits)
+        pixels = images.header_pixels(data, content_type)
+        return self.decoders.process(data, content_type, limits, pixels=pixels)
 
     # --- the gallery --------------------------------------------------------------------------
 

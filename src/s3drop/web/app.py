@@ -9,8 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from types import FrameType
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,7 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from ..auth import Authenticator
 from ..config import Settings
-from ..errors import NotAuthenticated, RateLimited, S3DropError
+from ..errors import NotAuthenticated, RateLimited, S3DropError, ServerBusy
 from ..limits import LimitStore
 from ..storage.base import Storage
 from ..uploads import S3Drop
@@ -52,6 +55,7 @@ def create_app(
         lifespan=_lifespan,
     )
     app.state.drop = drop
+    app.state.completions = routes.CompletionGate(drop.decoders.capacity)
     app.include_router(routes.api)
     app.include_router(routes.pages)
     app.include_router(ops.router)
@@ -83,11 +87,45 @@ SWEEP_EVERY = 3600
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     drop: S3Drop = app.state.drop
     sweeper = asyncio.create_task(_sweep(drop)) if drop.storage.name == "local" else None
-    yield
-    if sweeper is not None:
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+    restore = _close_on_signal(drop, asyncio.get_running_loop())
+    try:
+        yield
+    finally:
+        restore()
+        drop.close()
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+
+
+def _close_on_signal(drop: S3Drop, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+    """Stop the decode workers as soon as SIGTERM or SIGINT arrives, then let the server's own
+    handler run: uvicorn waits for the requests in flight before it shuts down, and a completion
+    waiting on a decode ends at once (503 busy, the upload stays in quarantine) instead of
+    holding the shutdown up for as long as its decode may take. Returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {int(sig): signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(drop.close)
+        chained = previous[signum]
+        if callable(chained):
+            chained(signum, frame)
+        elif chained == signal.SIG_DFL:
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+
+    for sig in previous:
+        signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            if signal.getsignal(sig) is handler:
+                signal.signal(sig, old)
+
+    return restore
 
 
 async def _sweep(drop: S3Drop) -> None:
@@ -106,7 +144,7 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
 async def _s3drop_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, S3DropError)
     response = error_response(exc.status, exc.code, exc.message)
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RateLimited | ServerBusy):
         response.headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, NotAuthenticated):
         drop: S3Drop = request.app.state.drop

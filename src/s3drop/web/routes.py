@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from typing import Annotated, TypeVar
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
@@ -11,13 +16,50 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import metrics
 from ..auth import Principal
-from ..errors import PostRejected
+from ..errors import PostRejected, ServerBusy
+from ..sandbox import RETRY_AFTER
 from ..storage.local import MOUNT, LocalStorage, drain
 from ..uploads import S3Drop
 
 api = APIRouter(prefix="/api")
 pages = APIRouter()
 local_storage = APIRouter(prefix=MOUNT)
+
+
+T = TypeVar("T")
+
+
+class CompletionGate:
+    """How many completions the app takes at once, and the threads they wait on.
+
+    A completion reads storage and then waits for a decode worker (:mod:`s3drop.sandbox`); both
+    block, so it runs in a thread, but in a limiter of its own sized to the pool's capacity
+    (workers, the small lane and its queue): however many bombs arrive, the shared thread pool
+    that listing, deleting and ``/readyz`` use stays free. One completion more than the capacity
+    is answered at once with 503 ``busy`` and Retry-After, before any thread is taken.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.limiter = anyio.CapacityLimiter(capacity)
+        self.in_flight = 0
+
+    @contextmanager
+    def admit(self) -> Iterator[None]:
+        if self.in_flight >= self.capacity:
+            raise ServerBusy(
+                f"the server is verifying {self.in_flight} images already; try again in a few "
+                "seconds",
+                retry_after=RETRY_AFTER,
+            )
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+
+    async def run(self, call: Callable[[], T]) -> T:
+        return await anyio.to_thread.run_sync(call, limiter=self.limiter)
 
 
 def _drop(request: Request) -> S3Drop:
@@ -65,9 +107,13 @@ async def sign_upload(body: SignRequest, request: Request, principal: Caller) ->
 
 
 @api.post("/uploads/{upload_id}/complete")
-def complete_upload(upload_id: str, request: Request, principal: Caller) -> dict[str, object]:
-    with metrics.completion() as accepted:
-        image = _drop(request).complete(upload_id, principal=principal)
+async def complete_upload(upload_id: str, request: Request, principal: Caller) -> dict[str, object]:
+    # Completions wait on threads of their own, at most as many as the decode pool takes:
+    # listing, deleting and the probes keep the shared thread pool (see CompletionGate).
+    gate: CompletionGate = request.app.state.completions
+    drop = _drop(request)
+    with gate.admit(), metrics.completion() as accepted:
+        image = await gate.run(partial(drop.complete, upload_id, principal=principal))
         accepted(image.bytes)
     return {"image": image.to_dict()}
 

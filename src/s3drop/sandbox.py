@@ -1,0 +1,417 @@
+"""The bounded decode sandbox: every decode of untrusted bytes runs in a worker process with limits.
+
+:func:`s3drop.images.process` (the structure walk, the decode, orientation, the thumbnail, any
+re-encode) is the expensive part of a completion, and a hostile file can make it very expensive: a
+progressive JPEG that repeats its last scan a thousand times costs a minute of CPU, a 95 KB PNG
+decodes to 400 MB. So it never runs in the server's own process:
+
+- A :class:`DecodePool` keeps ``workers`` processes (one per core by default) plus one *small
+  lane* worker that only takes images of at most :data:`SMALL_PIXELS` pixels, so a legitimate
+  photo does not wait behind a queue of bombs. Waiting tasks are served smallest first (by the
+  header's pixel count), each worker through its own pipe.
+- Each worker runs under an address-space limit (``RLIMIT_AS``) and each task under a CPU-time
+  limit: the parent reads the worker's CPU time (``/proc/<pid>/stat``) while it waits and kills it
+  past the limit; ``RLIMIT_CPU`` is the backstop. A worker that hits a limit is killed and
+  replaced; its task alone fails, with :class:`~s3drop.errors.TooExpensive`. (This is why the pool
+  is not ``concurrent.futures.ProcessPoolExecutor``: there, one dead worker breaks the whole pool
+  and every task in it.)
+- Workers are plain ``python -c`` processes talking over a socket pair (not multiprocessing, so
+  an embedding program's ``__main__`` is never imported again), started on first use (~0.3 s).
+  A worker serves many tasks; one whose peak memory passed :data:`RECYCLE_RSS` is retired after
+  its task, so memory goes back to the operating system.
+- At most ``queue`` callers wait; one more gets :class:`~s3drop.errors.ServerBusy` (503, with
+  Retry-After). :meth:`DecodePool.close` kills the workers and fails the waiting and running tasks
+  with ``ServerBusy`` at once (the app calls it on SIGTERM).
+
+Peak memory of a server is therefore about ``(workers + 1) x memory`` plus the server process,
+whatever the number of concurrent completions.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import heapq
+import itertools
+import math
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from .config import Settings
+from .errors import CorruptImage, ImageRejected, S3DropError, ServerBusy, TooExpensive
+from .images import ImageLimits, ProcessedImage, process
+
+#: Images of at most this many pixels may use the small lane's worker (2000 x 2000).
+SMALL_PIXELS = 4_000_000
+#: A worker whose peak resident memory passed this is retired after its task.
+RECYCLE_RSS = 192 * 1024**2
+#: A worker is retired after this many tasks, whatever its memory.
+RECYCLE_TASKS = 500
+#: How often a waiting caller checks the worker's CPU time, in seconds.
+POLL = 0.02
+#: Retry-After of a busy answer, in seconds.
+RETRY_AFTER = 5
+
+
+_SHARED: dict[SandboxLimits, DecodePool] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_shared() -> None:
+    for pool in list(_SHARED.values()):
+        pool.close()
+
+
+def _mib(size: int) -> str:
+    value = size / 1024**2
+    text = f"{value:.1f}".removesuffix(".0")
+    return f"{text} MiB" if value < 1024 else f"{size / 1024**3:.1f}".removesuffix(".0") + " GiB"
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """What one decode may cost."""
+
+    workers: int
+    cpu_seconds: float
+    memory: int
+    queue: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SandboxLimits:
+        return cls(
+            workers=settings.decode_workers or os.cpu_count() or 2,
+            cpu_seconds=settings.decode_cpu_seconds,
+            memory=settings.decode_memory,
+            queue=settings.decode_queue,
+        )
+
+
+# --- the worker process -----------------------------------------------------------------------
+
+
+def _serve(conn: Connection, memory: int, cpu_seconds: float) -> None:
+    """A worker's life: limits first, then one task per message until the pipe closes."""
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    with contextlib.suppress(OSError, AttributeError):  # fewer malloc arenas: less address space
+        ctypes.CDLL(None).mallopt(-8, 2)  # M_ARENA_MAX
+    while True:
+        try:
+            content_type, limits = conn.recv()
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        used = sum(os.times()[:2])
+        backstop = math.ceil(used + cpu_seconds) + 2
+        resource.setrlimit(resource.RLIMIT_CPU, (backstop, backstop + 1))
+        try:
+            reply: tuple[str, Any] = ("ok", process(data, content_type, limits))
+        except MemoryError:
+            reply = ("memory", None)
+        except ImageRejected as exc:
+            # A decoder that cannot allocate often says "corrupt" rather than raising
+            # MemoryError: a failure at the address-space limit is the limit's doing.
+            reply = ("memory", None) if _near_limit(memory) else ("rejected", exc)
+        except Exception as exc:  # re-raised in the caller, as if it had run there
+            reply = ("error", exc)
+        del data
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        try:
+            conn.send((*reply, peak))
+        except Exception as exc:  # an exception that does not pickle
+            conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}"), peak))
+        if reply[0] == "memory":
+            return
+
+
+def _near_limit(memory: int) -> bool:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmPeak:"):
+                    return int(line.split()[1]) * 1024 > memory - 64 * 1024**2
+    except OSError:
+        pass
+    return False
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` (Linux), or None when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+# --- the pool ---------------------------------------------------------------------------------
+
+
+class _Worker:
+    """One worker process (``python -c``: no multiprocessing, so nothing of the embedding
+    program's ``__main__`` runs again) and the parent's end of its socket."""
+
+    def __init__(self, limits: SandboxLimits) -> None:
+        parent, child = socket.socketpair()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([_SOURCE, *sys.path[1:]])}
+        command = [sys.executable, "-c", _BOOT, str(child.fileno())]
+        command += [str(limits.memory), repr(limits.cpu_seconds)]
+        self.process = subprocess.Popen(
+            command, pass_fds=[child.fileno()], env=env, stdin=subprocess.DEVNULL
+        )
+        child.close()
+        self.conn = Connection(parent.detach())
+        self.tasks = 0
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            self.process.kill()
+        with contextlib.suppress(OSError):
+            self.conn.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=2)
+
+    def retire(self) -> None:
+        """Ask the worker to end: it reads EOF and exits."""
+        with contextlib.suppress(OSError):
+            self.conn.close()
+        try:
+            self.process.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+_SOURCE = str(Path(__file__).resolve().parent.parent)
+_BOOT = "import sys; from s3drop.sandbox import _main; _main(sys.argv[1:])"
+
+
+def _main(argv: list[str]) -> None:
+    """Entry point of a worker process: ``fd memory cpu_seconds``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server's Ctrl-C is for the server
+    fd, memory, cpu_seconds = int(argv[0]), int(argv[1]), float(argv[2])
+    _serve(Connection(fd), memory, cpu_seconds)
+
+
+@dataclass
+class _Slot:
+    """A place for one worker; ``max_pixels`` None takes any image."""
+
+    max_pixels: int | None
+    busy: bool = False
+    worker: _Worker | None = None
+
+    def fits(self, pixels: int) -> bool:
+        return self.max_pixels is None or pixels <= self.max_pixels
+
+
+@dataclass(order=True)
+class _Waiting:
+    pixels: int
+    seq: int
+    slot: _Slot | None = field(default=None, compare=False)
+
+
+class DecodePool:
+    """Worker processes that run :func:`s3drop.images.process` under CPU and memory limits.
+
+    Thread-safe; callers block in :meth:`process` (on a pipe, not on the GIL). Workers start on
+    first use. Build one per process (:class:`~s3drop.uploads.S3Drop` does).
+    """
+
+    def __init__(self, limits: SandboxLimits) -> None:
+        self.limits = limits
+        self._slots = [_Slot(None) for _ in range(limits.workers)] + [_Slot(SMALL_PIXELS)]
+        self._lock = threading.Condition()
+        self._waiting: list[_Waiting] = []
+        self._seq = itertools.count()
+        self._closed = False
+
+    @classmethod
+    def shared(cls, limits: SandboxLimits) -> DecodePool:
+        """The process's pool for ``limits``, made on first use (or after :meth:`close`): every
+        :class:`~s3drop.uploads.S3Drop` with the same limits shares its workers."""
+        with _SHARED_LOCK:
+            pool = _SHARED.get(limits)
+            if pool is None or pool.closed:
+                pool = _SHARED[limits] = cls(limits)
+            return pool
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def capacity(self) -> int:
+        """How many tasks may be in the pool at once, running or waiting."""
+        return len(self._slots) + self.limits.queue
+
+    def pids(self) -> list[int]:
+        """The live workers' process ids."""
+        with self._lock:
+            workers = [slot.worker for slot in self._slots if slot.worker is not None]
+        return [worker.pid for worker in workers]
+
+    def process(
+        self, data: bytes, content_type: str, limits: ImageLimits, *, pixels: int
+    ) -> ProcessedImage:
+        """:func:`s3drop.images.process` in a worker: its result, or its error.
+
+        ``pixels`` (from the header) orders the queue, smallest first, and picks the lane. Raises
+        :class:`~s3drop.errors.TooExpensive` past a limit, :class:`~s3drop.errors.ServerBusy`
+        when the queue is full or the pool is closed.
+        """
+        slot = self._acquire(pixels)
+        try:
+            return self._run(slot, data, content_type, limits)
+        finally:
+            with self._lock:
+                slot.busy = False
+                self._lock.notify_all()
+
+    def close(self) -> None:
+        """Kill every worker and fail every waiting and running task (:class:`ServerBusy`)."""
+        with self._lock:
+            self._closed = True
+            workers = [slot.worker for slot in self._slots if slot.worker is not None]
+            for slot in self._slots:
+                slot.worker = None
+            self._lock.notify_all()
+        for worker in workers:
+            worker.kill()
+
+    # --- scheduling
+
+    def _acquire(self, pixels: int) -> _Slot:
+        with self._lock:
+            self._check_open()
+            if len(self._waiting) >= self.limits.queue and not self._free_slot(pixels):
+                raise ServerBusy(
+                    f"every image decoder is busy and {len(self._waiting)} images are waiting; "
+                    "try again in a few seconds",
+                    retry_after=RETRY_AFTER,
+                )
+            me = _Waiting(pixels, next(self._seq))
+            heapq.heappush(self._waiting, me)
+            try:
+                while True:
+                    self._check_open()
+                    slot = self._slot_for(me)
+                    if slot is not None:
+                        slot.busy = True
+                        return slot
+                    self._lock.wait()
+            finally:
+                self._waiting.remove(me)
+                heapq.heapify(self._waiting)
+                self._lock.notify_all()
+
+    def _free_slot(self, pixels: int) -> bool:
+        return any(not slot.busy and slot.fits(pixels) for slot in self._slots)
+
+    def _slot_for(self, me: _Waiting) -> _Slot | None:
+        """A free slot ``me`` fits that no earlier (smaller) waiting task also fits."""
+        for slot in self._slots:
+            if slot.busy or not slot.fits(me.pixels):
+                continue
+            if any(other < me and slot.fits(other.pixels) for other in self._waiting):
+                continue
+            return slot
+        return None
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ServerBusy("the server is shutting down; try again", retry_after=RETRY_AFTER)
+
+    # --- one task
+
+    def _worker(self, slot: _Slot) -> _Worker:
+        if slot.worker is None or not slot.worker.alive():
+            slot.worker = _Worker(self.limits)
+        return slot.worker
+
+    def _run(
+        self, slot: _Slot, data: bytes, content_type: str, limits: ImageLimits
+    ) -> ProcessedImage:
+        worker = self._worker(slot)
+        pid = worker.pid
+        start = _cpu_seconds(pid) or 0.0
+        cpu_limit = self.limits.cpu_seconds
+        # A backstop for a worker that neither answers nor uses CPU (never seen; cheap to have).
+        deadline = time.monotonic() + max(60.0, 10 * cpu_limit)
+        try:
+            worker.conn.send((content_type, limits))
+            worker.conn.send_bytes(data)
+            while not worker.conn.poll(POLL):
+                if self._closed:
+                    raise ServerBusy(
+                        "the server is shutting down; try again", retry_after=RETRY_AFTER
+                    )
+                used = _cpu_seconds(pid)
+                if used is not None and used - start > cpu_limit:
+                    raise self._too_expensive_cpu()
+                if time.monotonic() > deadline:
+                    raise self._too_expensive_cpu()
+                if not worker.alive() and not worker.conn.poll(0):
+                    raise EOFError
+            reply = worker.conn.recv()
+        except (EOFError, OSError, ServerBusy, TooExpensive) as exc:
+            worker.kill()
+            slot.worker = None
+            if isinstance(exc, ServerBusy | TooExpensive):
+                raise
+            raise self._died(worker) from None
+        kind, value, peak = reply
+        worker.tasks += 1
+        if kind == "memory" or peak > RECYCLE_RSS or worker.tasks >= RECYCLE_TASKS:
+            worker.retire()
+            slot.worker = None
+        if kind == "ok":
+            assert isinstance(value, ProcessedImage)
+            return value
+        if kind == "memory":
+            raise self._too_expensive_memory()
+        assert isinstance(value, Exception)
+        raise value
+
+    def _too_expensive_cpu(self) -> TooExpensive:
+        return TooExpensive(
+            f"verifying the image took more than {self.limits.cpu_seconds:g} s of CPU time, the "
+            "limit for one image; it was refused"
+        )
+
+    def _too_expensive_memory(self) -> TooExpensive:
+        return TooExpensive(
+            f"decoding the image needed more than {_mib(self.limits.memory)} of memory, the "
+            "limit for one image; it was refused"
+        )
+
+    def _died(self, worker: _Worker) -> S3DropError:
+        if self._closed:
+            return ServerBusy("the server is shutting down; try again", retry_after=RETRY_AFTER)
+        code = worker.process.poll()
+        if code in (-signal.SIGXCPU, -signal.SIGKILL):
+            return self._too_expensive_cpu()
+        return CorruptImage(f"the image could not be decoded: the decoder stopped (exit {code})")
