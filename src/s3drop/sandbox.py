@@ -50,7 +50,7 @@ from typing import Any
 
 from .config import Settings
 from .errors import CorruptImage, ImageRejected, S3DropError, ServerBusy, TooExpensive
-from .images import ImageLimits, ProcessedImage, process
+from .images import ImageLimits, ProcessedImage, header_pixels, process
 
 #: Images of at most this many pixels may use the small lane's worker (2000 x 2000).
 SMALL_PIXELS = 4_000_000
@@ -60,6 +60,8 @@ RECYCLE_RSS = 192 * 1024**2
 RECYCLE_TASKS = 500
 #: How often a waiting caller checks the worker's CPU time, in seconds.
 POLL = 0.02
+#: How long a new worker may take to import Pillow and say it is ready, in seconds.
+STARTUP = 60.0
 #: Retry-After of a busy answer, in seconds.
 RETRY_AFTER = 5
 
@@ -107,6 +109,7 @@ def _serve(conn: Connection, memory: int, cpu_seconds: float) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     with contextlib.suppress(OSError, AttributeError):  # fewer malloc arenas: less address space
         ctypes.CDLL(None).mallopt(-8, 2)  # M_ARENA_MAX
+    conn.send("ready")  # imports done: from here on, CPU time is the tasks'
     while True:
         try:
             content_type, limits = conn.recv()
@@ -120,10 +123,13 @@ def _serve(conn: Connection, memory: int, cpu_seconds: float) -> None:
             reply: tuple[str, Any] = ("ok", process(data, content_type, limits))
         except MemoryError:
             reply = ("memory", None)
-        except ImageRejected as exc:
+        except CorruptImage as exc:
             # A decoder that cannot allocate often says "corrupt" rather than raising
             # MemoryError: a failure at the address-space limit is the limit's doing.
-            reply = ("memory", None) if _near_limit(memory) else ("rejected", exc)
+            short = _out_of_memory(memory, data, content_type)
+            reply = ("memory", None) if short else ("rejected", exc)
+        except ImageRejected as exc:
+            reply = ("rejected", exc)
         except Exception as exc:  # re-raised in the caller, as if it had run there
             reply = ("error", exc)
         del data
@@ -136,15 +142,31 @@ def _serve(conn: Connection, memory: int, cpu_seconds: float) -> None:
             return
 
 
-def _near_limit(memory: int) -> bool:
+def _out_of_memory(memory: int, data: bytes, content_type: str) -> bool:
+    """Whether a decode failure was the address-space limit: the worker came close to it, or its
+    size now plus one 32-bit copy of the pixels (the decoder's first allocation) exceeds it."""
+    status = _vm_status()
+    if status.get("VmPeak", 0) > memory - 64 * 1024**2:
+        return True
+    try:
+        pixels = header_pixels(data, content_type)
+    except Exception:
+        return False
+    return status.get("VmSize", 0) + 4 * pixels > memory
+
+
+def _vm_status() -> dict[str, int]:
+    """VmPeak, VmSize (bytes) of this process, from /proc (Linux); {} elsewhere."""
+    found: dict[str, int] = {}
     try:
         with open("/proc/self/status") as status:
             for line in status:
-                if line.startswith("VmPeak:"):
-                    return int(line.split()[1]) * 1024 > memory - 64 * 1024**2
-    except OSError:
+                name, _, value = line.partition(":")
+                if name in ("VmPeak", "VmSize"):
+                    found[name] = int(value.split()[0]) * 1024
+    except (OSError, ValueError):
         pass
-    return False
+    return found
 
 
 def _cpu_seconds(pid: int) -> float | None:
@@ -349,7 +371,16 @@ class DecodePool:
 
     def _worker(self, slot: _Slot) -> _Worker:
         if slot.worker is None or not slot.worker.alive():
-            slot.worker = _Worker(self.limits)
+            worker = _Worker(self.limits)
+            try:
+                if not worker.conn.poll(STARTUP) or worker.conn.recv() != "ready":
+                    raise EOFError
+            except (EOFError, OSError):
+                worker.kill()
+                raise ServerBusy(
+                    "an image decoder did not start; try again", retry_after=RETRY_AFTER
+                ) from None
+            slot.worker = worker
         return slot.worker
 
     def _run(

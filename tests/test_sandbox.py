@@ -1,0 +1,348 @@
+"""The bounded decode sandbox (issue 10: CPU bomb, memory bomb, AVIF header lie, SIGTERM).
+
+Over real HTTP against live servers, on the local backend and on Ceph RGW. The bombs are
+structurally normal images that are merely expensive to decode (a 5000 x 5000 JPEG that must be
+rotated, a 95 KB 7000 x 7000 16-bit PNG, a tiny 7000 x 7000 lossless WebP), so these tests prove
+the sandbox's limits whatever structural caps the parsers add; the servers run with low limits
+(``S3DROP_DECODE_CPU_SECONDS=0.1``, ``S3DROP_DECODE_MEMORY=200MiB``) so the bombs are cheap.
+Every refusal proves nothing was stored, and while the bombs are in flight a probe loop proves
+``/healthz`` and ``/api/images`` answered within 200 ms throughout.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+from s3drop import Settings, av1
+from s3drop.errors import CorruptImage, ServerBusy, TooExpensive
+from s3drop.images import ImageLimits
+from s3drop.sandbox import DecodePool, SandboxLimits
+
+from . import samples
+from .conftest import LiveServer
+from .flow import Backend, live_backend, upload
+
+TYPES = "image/png,image/jpeg,image/webp,image/avif"
+
+
+@functools.cache
+def rotated_jpeg() -> bytes:
+    """5000 x 5000, EXIF orientation 6: decoded in full, rotated, re-encoded (~0.25 s CPU)."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return samples.encode(Image.new("RGB", (5000, 5000), (200, 30, 30)), "JPEG", exif=exif)
+
+
+@functools.cache
+def png16() -> bytes:
+    """95 KB, 7000 x 7000, 16 bits: ~400 MB decoded (the issue's memory bomb)."""
+    return samples.encode(Image.new("I;16", (7000, 7000)), "PNG")
+
+
+@functools.cache
+def lossless_webp() -> bytes:
+    """2 KB, 7000 x 7000 lossless WebP: ~0.9 s of CPU and ~800 MB to verify."""
+    return samples.encode(Image.new("RGB", (7000, 7000)), "WEBP", lossless=True)
+
+
+@functools.cache
+def lying_avif() -> bytes:
+    """A 1024 x 768 AVIF whose ``ispe`` says 100 x 100."""
+    data = bytearray(samples.encode(Image.new("RGB", (1024, 768), (1, 2, 3)), "AVIF", speed=10))
+    at = data.find(b"ispe")
+    data[at + 8 : at + 16] = struct.pack(">II", 100, 100)
+    return bytes(data)
+
+
+def small_png() -> bytes:
+    return samples.encode(Image.new("RGB", (32, 32), (10, 200, 10)), "PNG")
+
+
+class Probe:
+    """Asks ``/healthz`` and ``/api/images`` in turn, as fast as they answer; the slowest answer."""
+
+    def __init__(self, server: LiveServer) -> None:
+        self.server = server
+        self.worst = 0.0
+        self.count = 0
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        with httpx.Client(base_url=self.server.url, timeout=10) as http:
+            while not self._stop.is_set():
+                for path in ("/healthz", "/api/images"):
+                    start = time.perf_counter()
+                    answer = http.get(path)
+                    self.worst = max(self.worst, time.perf_counter() - start)
+                    self.count += 1
+                    if answer.status_code != 200:
+                        self.failures.append(f"{path}: {answer.status_code}")
+                time.sleep(0.01)
+
+    def __enter__(self) -> Probe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def complete_all(server: LiveServer, ids: list[str]) -> list[httpx.Response]:
+    """Complete every upload at once, each on a connection of its own."""
+
+    def one(upload_id: str) -> httpx.Response:
+        with httpx.Client(base_url=server.url, timeout=120) as http:
+            return http.post(f"/api/uploads/{upload_id}/complete")
+
+    with ThreadPoolExecutor(len(ids)) as pool:
+        return list(pool.map(one, ids))
+
+
+def assert_nothing_stored(backend: Backend, upload_id: str, *, quarantine: bool = False) -> None:
+    assert len(backend.keys(f"incoming/{upload_id}")) == (1 if quarantine else 0)
+    assert backend.keys(f"images/{upload_id}") == []
+    assert backend.keys(f"thumbs/{upload_id}") == []
+    with backend.server.client() as http:
+        listed = http.get("/api/images", params={"limit": 100}).json()["images"]
+    assert upload_id not in [image["id"] for image in listed]
+
+
+def sandboxed(env: dict[str, str]) -> Callable[..., Iterator[Backend]]:
+    @pytest.fixture(scope="module", params=["local", "rgw"])
+    def fixture(
+        request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    ) -> Iterator[Backend]:
+        with live_backend(
+            request, tmp_path_factory, env={"S3DROP_ALLOWED_TYPES": TYPES, **env}
+        ) as found:
+            yield found
+
+    return fixture
+
+
+cpu_limited = sandboxed({"S3DROP_DECODE_CPU_SECONDS": "0.1"})
+memory_limited = sandboxed({"S3DROP_DECODE_MEMORY": "200MiB"})
+
+
+# --- over HTTP ---------------------------------------------------------------------------------
+
+
+def test_cpu_bombs_are_refused_while_the_server_keeps_answering(cpu_limited: Backend) -> None:
+    backend = cpu_limited
+    with backend.server.client() as http:
+        bombs = [upload(backend, http, rotated_jpeg(), "image/jpeg") for _ in range(6)]
+        legit = upload(backend, http, small_png(), "image/png")
+    with Probe(backend.server) as probe:
+        answers = complete_all(backend.server, [*bombs, legit])
+    for upload_id, answer in zip(bombs, answers, strict=False):
+        assert answer.status_code == 422, answer.text
+        error = answer.json()["error"]
+        assert error["code"] == "too_expensive"
+        assert error["message"] == (
+            "verifying the image took more than 0.1 s of CPU time, the limit for one image; it "
+            "was refused"
+        )
+        assert_nothing_stored(backend, upload_id)
+    assert answers[-1].status_code == 200, answers[-1].text
+    assert backend.keys(f"images/{legit}") != []
+    assert probe.count >= 10
+    assert not probe.failures
+    assert probe.worst < 0.2, f"a probe waited {probe.worst * 1000:.0f} ms"
+    assert backend.server.output().count('"reason":"too_expensive"') >= 6  # audited
+
+
+def test_memory_bombs_are_refused_while_the_server_keeps_answering(
+    memory_limited: Backend,
+) -> None:
+    backend = memory_limited
+    with backend.server.client() as http:
+        bombs = [upload(backend, http, png16(), "image/png") for _ in range(4)]
+        bombs.append(upload(backend, http, lossless_webp(), "image/webp"))
+    with Probe(backend.server) as probe:
+        answers = complete_all(backend.server, bombs)
+    for upload_id, answer in zip(bombs, answers, strict=True):
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"] == {
+            "code": "too_expensive",
+            "message": "decoding the image needed more than 200 MiB of memory, the limit for one "
+            "image; it was refused",
+        }
+        assert_nothing_stored(backend, upload_id)
+    assert probe.count >= 10
+    assert not probe.failures
+    assert probe.worst < 0.2, f"a probe waited {probe.worst * 1000:.0f} ms"
+    with backend.server.client() as http:  # and the replaced workers still verify
+        legit = upload(backend, http, small_png(), "image/png")
+        assert http.post(f"/api/uploads/{legit}/complete").status_code == 200
+
+
+def test_an_avif_larger_than_its_header_says_is_refused(memory_limited: Backend) -> None:
+    backend = memory_limited
+    with backend.server.client() as http:
+        upload_id = upload(backend, http, lying_avif(), "image/avif")
+        answer = http.post(f"/api/uploads/{upload_id}/complete")
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"] == {
+        "code": "corrupt_image",
+        "message": "the AVIF image's header says 100 x 100 pixels, but its AV1 data is 1024 x 768",
+    }
+    assert_nothing_stored(backend, upload_id)
+
+
+def test_completions_beyond_the_queue_get_503_busy_and_stay_retryable(
+    make_server: Callable[..., LiveServer],
+) -> None:
+    # One worker, the small lane and one waiting: the fourth and later get 503 at once.
+    server = make_server(env={"S3DROP_DECODE_WORKERS": "1", "S3DROP_DECODE_QUEUE": "1"})
+    backend = Backend("local", server)
+    with server.client() as http:
+        ids = [upload(backend, http, png16(), "image/png") for _ in range(8)]
+    answers = complete_all(server, ids)
+    busy = [(i, a) for i, a in zip(ids, answers, strict=True) if a.status_code == 503]
+    assert busy, [a.status_code for a in answers]
+    assert {a.status_code for a in answers} <= {200, 503}
+    for upload_id, answer in busy:
+        assert answer.headers["Retry-After"] == "5"
+        assert answer.json()["error"]["code"] == "busy"
+        assert_nothing_stored(backend, upload_id, quarantine=True)  # kept: a retry completes it
+    with server.client() as http:
+        retried = http.post(f"/api/uploads/{busy[0][0]}/complete")
+    assert retried.status_code == 200, retried.text
+
+
+def test_sigterm_with_bombs_in_flight_stops_the_server_promptly(
+    make_server: Callable[..., LiveServer],
+) -> None:
+    server = make_server(
+        env={
+            "S3DROP_ALLOWED_TYPES": TYPES,
+            "S3DROP_DECODE_WORKERS": "1",
+            "S3DROP_DECODE_CPU_SECONDS": "60",
+            "S3DROP_DECODE_MEMORY": "2GiB",
+        }
+    )
+    backend = Backend("local", server)
+    with server.client() as http:
+        ids = [upload(backend, http, lossless_webp(), "image/webp") for _ in range(12)]
+    results: list[httpx.Response | Exception] = []
+
+    def one(upload_id: str) -> None:
+        try:
+            with httpx.Client(base_url=server.url, timeout=120) as http:
+                results.append(http.post(f"/api/uploads/{upload_id}/complete"))
+        except httpx.HTTPError as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=one, args=(upload_id,)) for upload_id in ids]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.5)  # in flight: one decoding, the rest queued (12 x ~1 s of CPU)
+    start = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    code = server.process.wait(timeout=30)
+    stopped = time.monotonic() - start
+    for thread in threads:
+        thread.join()
+    assert code == 0, server.output()
+    assert stopped < 3, f"the server took {stopped:.1f} s to stop"
+    assert len(results) == 12
+    for result in results:
+        if isinstance(result, httpx.Response):
+            assert result.status_code in (200, 503), result.text
+    assert backend.keys("images/") == [] or len(backend.keys("images/")) < 12
+
+
+# --- the pool itself ------------------------------------------------------------------------
+
+
+def test_a_killed_worker_fails_only_its_own_task() -> None:
+    pool = DecodePool(SandboxLimits(workers=2, cpu_seconds=60, memory=2 * 1024**3, queue=4))
+    limits = ImageLimits()
+    try:
+        pool.process(small_png(), "image/png", limits, pixels=1024)  # a worker is up
+        with ThreadPoolExecutor(2) as threads:
+            slow = threads.submit(
+                pool.process, lossless_webp(), "image/webp", limits, pixels=49_000_000
+            )
+            busy: list[int] = []
+            deadline = time.monotonic() + 20
+            while not busy and time.monotonic() < deadline:  # its worker started and took it
+                time.sleep(0.05)
+                busy = [slot.worker.pid for slot in pool._slots if slot.busy and slot.worker]
+            time.sleep(0.2)
+            assert len(busy) == 1
+            os.kill(busy[0], signal.SIGKILL)  # as the kernel's OOM killer would
+            other = threads.submit(pool.process, small_png(), "image/png", limits, pixels=1024)
+            assert other.result().width == 32
+            with pytest.raises(TooExpensive):
+                slow.result()
+        assert pool.process(small_png(), "image/png", limits, pixels=1024).width == 32
+    finally:
+        pool.close()
+    with pytest.raises(ServerBusy, match="shutting down"):
+        pool.process(small_png(), "image/png", limits, pixels=1024)
+
+
+def test_a_small_image_does_not_wait_behind_the_bombs() -> None:
+    pool = DecodePool(SandboxLimits(workers=1, cpu_seconds=60, memory=2 * 1024**3, queue=8))
+    limits = ImageLimits()
+    try:
+        pool.process(small_png(), "image/png", limits, pixels=1024)
+        with ThreadPoolExecutor(4) as threads:
+            bombs = [
+                threads.submit(
+                    pool.process, lossless_webp(), "image/webp", limits, pixels=49_000_000
+                )
+                for _ in range(3)
+            ]
+            time.sleep(0.3)
+            start = time.perf_counter()
+            assert pool.process(small_png(), "image/png", limits, pixels=1024).width == 32
+            waited = time.perf_counter() - start
+            assert not all(bomb.done() for bomb in bombs)  # they were still in flight
+            for bomb in bombs:
+                bomb.result()
+        assert waited < 2.5  # three bombs in a row take >= 2.7 s of CPU on one worker
+    finally:
+        pool.close()
+
+
+def test_decode_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("S3DROP_DECODE_MEMORY", "512MiB")
+    monkeypatch.setenv("S3DROP_DECODE_CPU_SECONDS", "2.5")
+    monkeypatch.setenv("S3DROP_DECODE_WORKERS", "3")
+    limits = SandboxLimits.from_settings(Settings())
+    assert limits == SandboxLimits(workers=3, cpu_seconds=2.5, memory=512 * 1024**2, queue=16)
+    default = SandboxLimits.from_settings(Settings(decode_workers=None))
+    assert default.workers == (os.cpu_count() or 2)
+
+
+def test_av1_coded_sizes(tmp_path: Path) -> None:
+    real = samples.encode(Image.new("RGB", (64, 48)), "AVIF", speed=10)
+    assert av1.coded_sizes(real) == [(64, 48)]
+    assert av1.coded_sizes(lying_avif()) == [(1024, 768)]
+    assert av1.coded_sizes(b"not an avif") == []
+
+
+def test_a_decoded_size_that_differs_from_the_header_is_refused() -> None:
+    pool = DecodePool(SandboxLimits(workers=1, cpu_seconds=10, memory=1024**3, queue=4))
+    try:
+        with pytest.raises(CorruptImage, match="header says 100 x 100 pixels"):
+            pool.process(lying_avif(), "image/avif", ImageLimits(), pixels=10_000)
+    finally:
+        pool.close()
