@@ -1,6 +1,6 @@
 """``python -m bench [NAME...]``: run the benchmarks, print the table, write bench/results/latest.json.
 
-Names: sign, upload, verify, gallery, e2e (default: all, in that order). See bench/README.md.
+Names: sign, upload, verify, gallery, e2e, sandbox (default: all, in that order). See bench/README.md.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from rich.table import Table
 
 from .common import RESULTS, Pending, Report, Row, Series, machine
 
-NAMES = ("sign", "upload", "verify", "gallery", "e2e")
+NAMES = ("sign", "upload", "verify", "gallery", "e2e", "sandbox")
 
 
 class Resources:
@@ -72,7 +72,13 @@ def _runner(name: str) -> Callable[[Resources, argparse.Namespace], Report]:
 
         return module.run(res.workdir, res, rounds=args.rounds or 3, count=args.e2e_images)
 
+    def sandbox(res: Resources, args: argparse.Namespace) -> Report:
+        from . import sandbox as module
+
+        return module.run(res.workdir, rounds=args.rounds or 3)
+
     runners: dict[str, Callable[[Resources, argparse.Namespace], Report]] = {
+        "sandbox": sandbox,
         "sign": sign,
         "upload": upload,
         "verify": verify,

@@ -76,6 +76,7 @@ class Probe:
     def __init__(self, server: LiveServer) -> None:
         self.server = server
         self.worst = 0.0
+        self.slowest: dict[str, float] = {}
         self.count = 0
         self.failures: list[str] = []
         self._stop = threading.Event()
@@ -87,7 +88,9 @@ class Probe:
                 for path in ("/healthz", "/api/images"):
                     start = time.perf_counter()
                     answer = http.get(path)
-                    self.worst = max(self.worst, time.perf_counter() - start)
+                    took = time.perf_counter() - start
+                    self.worst = max(self.worst, took)
+                    self.slowest[path] = max(self.slowest.get(path, 0.0), took)
                     self.count += 1
                     if answer.status_code != 200:
                         self.failures.append(f"{path}: {answer.status_code}")
@@ -162,7 +165,7 @@ def test_cpu_bombs_are_refused_while_the_server_keeps_answering(cpu_limited: Bac
     assert backend.keys(f"images/{legit}") != []
     assert probe.count >= 10
     assert not probe.failures
-    assert probe.worst < 0.2, f"a probe waited {probe.worst * 1000:.0f} ms"
+    assert probe.worst < 0.2, f"slowest answers: {probe.slowest}"
     assert backend.server.output().count('"reason":"too_expensive"') >= 6  # audited
 
 
@@ -185,7 +188,7 @@ def test_memory_bombs_are_refused_while_the_server_keeps_answering(
         assert_nothing_stored(backend, upload_id)
     assert probe.count >= 10
     assert not probe.failures
-    assert probe.worst < 0.2, f"a probe waited {probe.worst * 1000:.0f} ms"
+    assert probe.worst < 0.2, f"slowest answers: {probe.slowest}"
     with backend.server.client() as http:  # and the replaced workers still verify
         legit = upload(backend, http, small_png(), "image/png")
         assert http.post(f"/api/uploads/{legit}/complete").status_code == 200

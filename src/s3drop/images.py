@@ -25,14 +25,17 @@ import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageCms, JpegImagePlugin
 
 from . import av1
-from .config import Settings
 from .containers import Layout, walk
 from .errors import CorruptImage, NotAnImage, TooManyFrames, TooManyPixels, TypeMismatch
 from .headers import FORMAT_NAMES, FORMATS, NeedMore, header_size, sniff
+
+if TYPE_CHECKING:  # the decode worker imports this module without pydantic
+    from .config import Settings
 
 #: How many bytes :func:`check_header` needs to judge almost any file.
 HEADER_BYTES = 64 * 1024
