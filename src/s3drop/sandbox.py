@@ -45,7 +45,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -140,8 +140,15 @@ def _serve(conn: Connection, memory: int, cpu_seconds: float) -> None:
             reply = ("error", exc)
         del data
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        kind, value = reply
+        if isinstance(value, ProcessedImage):  # the bytes go unpickled: no copy of them
+            conn.send((kind, replace(value, data=b"", thumbnail=b""), peak))
+            conn.send_bytes(value.data)
+            conn.send_bytes(value.thumbnail)
+            del value, reply
+            continue
         try:
-            conn.send((*reply, peak))
+            conn.send((kind, value, peak))
         except Exception as exc:  # an exception that does not pickle
             conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}"), peak))
         if reply[0] == "memory":
@@ -422,14 +429,17 @@ class DecodePool:
                     raise self._too_expensive_cpu()
                 if not worker.alive() and not worker.conn.poll(0):
                     raise EOFError
-            reply = worker.conn.recv()
+            kind, value, peak = worker.conn.recv()
+            if kind == "ok":
+                assert isinstance(value, ProcessedImage)
+                data = worker.conn.recv_bytes()
+                value = replace(value, data=data, thumbnail=worker.conn.recv_bytes())
         except (EOFError, OSError, ServerBusy, TooExpensive) as exc:
             worker.kill()
             slot.worker = None
             if isinstance(exc, ServerBusy | TooExpensive):
                 raise
             raise self._died(worker) from None
-        kind, value, peak = reply
         worker.tasks += 1
         if kind == "memory" or peak > RECYCLE_RSS or worker.tasks >= RECYCLE_TASKS:
             worker.retire()
