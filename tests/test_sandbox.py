@@ -349,3 +349,19 @@ def test_a_decoded_size_that_differs_from_the_header_is_refused() -> None:
             pool.process(lying_avif(), "image/avif", ImageLimits(), pixels=10_000)
     finally:
         pool.close()
+
+
+def test_a_retired_worker_is_replaced_in_the_background() -> None:
+    pool = DecodePool(SandboxLimits(workers=1, cpu_seconds=10, memory=200 * 1024**2, queue=2))
+    try:
+        with pytest.raises(TooExpensive, match="more than 200 MiB of memory"):
+            pool.process(png16(), "image/png", ImageLimits(), pixels=49_000_000)
+        deadline = time.monotonic() + 30
+        while pool._slots[0].worker is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # nobody asked: the replacement starts on its own
+        replacement = pool._slots[0].worker
+        assert replacement is not None
+        assert replacement.alive()
+        assert pool.process(small_png(), "image/png", ImageLimits(), pixels=1024).width == 32
+    finally:
+        pool.close()

@@ -20,7 +20,8 @@ decodes to 400 MB. So it never runs in the server's own process:
 - Workers are plain ``python -c`` processes talking over a socket pair (not multiprocessing, so
   an embedding program's ``__main__`` is never imported again), started on first use (~0.3 s).
   A worker serves many tasks; one whose peak memory passed :data:`RECYCLE_RSS` is retired after
-  its task, so memory goes back to the operating system.
+  its task, so memory goes back to the operating system, and its replacement starts at once in
+  the background, so the next task does not wait for it.
 - At most ``queue`` callers wait; one more gets :class:`~s3drop.errors.ServerBusy` (503, with
   Retry-After). :meth:`DecodePool.close` kills the workers and fails the waiting and running tasks
   with ``ServerBusy`` at once (the app calls it on SIGTERM).
@@ -266,6 +267,7 @@ class _Slot:
     max_pixels: int | None
     busy: bool = False
     worker: _Worker | None = None
+    starting: threading.Lock = field(default_factory=threading.Lock)
 
     def fits(self, pixels: int) -> bool:
         return self.max_pixels is None or pixels <= self.max_pixels
@@ -377,7 +379,8 @@ class DecodePool:
 
     def _slot_for(self, me: _Waiting) -> _Slot | None:
         """A free slot ``me`` fits that no earlier (smaller) waiting task also fits."""
-        for slot in self._slots:
+        # Slots whose worker is up first: a task does not wait for a start it can avoid.
+        for slot in sorted(self._slots, key=lambda slot: slot.worker is None):
             if slot.busy or not slot.fits(me.pixels):
                 continue
             if any(other < me and slot.fits(other.pixels) for other in self._waiting):
@@ -392,18 +395,47 @@ class DecodePool:
     # --- one task
 
     def _worker(self, slot: _Slot) -> _Worker:
-        if slot.worker is None or not slot.worker.alive():
-            worker = _Worker(self.limits)
-            try:
-                if not worker.conn.poll(STARTUP) or worker.conn.recv() != "ready":
-                    raise EOFError
-            except (EOFError, OSError):
-                worker.kill()
-                raise ServerBusy(
-                    "an image decoder did not start; try again", retry_after=RETRY_AFTER
-                ) from None
-            slot.worker = worker
-        return slot.worker
+        """The slot's worker, started now unless it is up (or being started: then waited for)."""
+        with slot.starting:
+            if slot.worker is None or not slot.worker.alive():
+                slot.worker = self._start()
+            return slot.worker
+
+    def _start(self) -> _Worker:
+        worker = _Worker(self.limits)
+        try:
+            if not worker.conn.poll(STARTUP) or worker.conn.recv() != "ready":
+                raise EOFError
+        except (EOFError, OSError):
+            worker.kill()
+            raise ServerBusy(
+                "an image decoder did not start; try again", retry_after=RETRY_AFTER
+            ) from None
+        return worker
+
+    def warm(self) -> None:
+        """Start every worker now, in the background (the app calls this at start-up)."""
+        for slot in self._slots:
+            self._refill(slot)
+
+    def _refill(self, slot: _Slot) -> None:
+        """Start a worker for ``slot`` in the background, so its next task finds one ready."""
+
+        def start() -> None:
+            with slot.starting:
+                if self._closed or (slot.worker is not None and slot.worker.alive()):
+                    return
+                try:
+                    worker = self._start()
+                except ServerBusy:
+                    return
+                with self._lock:
+                    if self._closed:
+                        worker.kill()
+                        return
+                    slot.worker = worker
+
+        threading.Thread(target=start, name="s3drop-decode-start", daemon=True).start()
 
     def _run(
         self, slot: _Slot, data: bytes, content_type: str, limits: ImageLimits
@@ -437,6 +469,8 @@ class DecodePool:
         except (EOFError, OSError, ServerBusy, TooExpensive) as exc:
             worker.kill()
             slot.worker = None
+            if not self._closed:
+                self._refill(slot)
             if isinstance(exc, ServerBusy | TooExpensive):
                 raise
             raise self._died(worker) from None
@@ -444,6 +478,7 @@ class DecodePool:
         if kind == "memory" or peak > RECYCLE_RSS or worker.tasks >= RECYCLE_TASKS:
             worker.retire()
             slot.worker = None
+            self._refill(slot)
         if kind == "ok":
             assert isinstance(value, ProcessedImage)
             return value

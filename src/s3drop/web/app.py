@@ -88,6 +88,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     drop: S3Drop = app.state.drop
     sweeper = asyncio.create_task(_sweep(drop)) if drop.storage.name == "local" else None
     restore = _close_on_signal(drop, asyncio.get_running_loop())
+    drop.decoders.warm()  # the first completion does not wait for a worker to start
     try:
         yield
     finally:
