@@ -77,13 +77,18 @@ class Probe:
         self.server = server
         self.worst = 0.0
         self.slowest: dict[str, float] = {}
+        self.times: list[float] = []
         self.count = 0
         self.failures: list[str] = []
         self._stop = threading.Event()
+        self._ready = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def _loop(self) -> None:
         with httpx.Client(base_url=self.server.url, timeout=10) as http:
+            for path in ("/healthz", "/api/images"):  # untimed: the connection, boto3's first call
+                http.get(path)
+            self._ready.set()
             while not self._stop.is_set():
                 for path in ("/healthz", "/api/images"):
                     start = time.perf_counter()
@@ -91,13 +96,23 @@ class Probe:
                     took = time.perf_counter() - start
                     self.worst = max(self.worst, took)
                     self.slowest[path] = max(self.slowest.get(path, 0.0), took)
+                    self.times.append(took)
                     self.count += 1
                     if answer.status_code != 200:
                         self.failures.append(f"{path}: {answer.status_code}")
                 time.sleep(0.01)
 
+    def report(self) -> str:
+        ranked = sorted(self.times)
+        share = sum(t > 0.2 for t in ranked) / len(ranked)
+        return (
+            f"slowest by path {self.slowest}; {len(ranked)} answers, median "
+            f"{ranked[len(ranked) // 2] * 1000:.0f} ms, {share:.1%} over 200 ms"
+        )
+
     def __enter__(self) -> Probe:
         self._thread.start()
+        self._ready.wait(30)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -165,7 +180,7 @@ def test_cpu_bombs_are_refused_while_the_server_keeps_answering(cpu_limited: Bac
     assert backend.keys(f"images/{legit}") != []
     assert probe.count >= 10
     assert not probe.failures
-    assert probe.worst < 0.2, f"slowest answers: {probe.slowest}"
+    assert probe.worst < 0.2, probe.report()
     assert backend.server.output().count('"reason":"too_expensive"') >= 6  # audited
 
 
@@ -188,7 +203,7 @@ def test_memory_bombs_are_refused_while_the_server_keeps_answering(
         assert_nothing_stored(backend, upload_id)
     assert probe.count >= 10
     assert not probe.failures
-    assert probe.worst < 0.2, f"slowest answers: {probe.slowest}"
+    assert probe.worst < 0.2, probe.report()
     with backend.server.client() as http:  # and the replaced workers still verify
         legit = upload(backend, http, small_png(), "image/png")
         assert http.post(f"/api/uploads/{legit}/complete").status_code == 200
