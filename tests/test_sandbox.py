@@ -277,6 +277,7 @@ def test_sigterm_with_bombs_in_flight_stops_the_server_promptly(
     for thread in threads:
         thread.join()
     assert code == 0, server.output()
+    print(f"stopped {stopped:.2f} s after SIGTERM")
     assert stopped < 3, f"the server took {stopped:.1f} s to stop"
     assert len(results) == 12
     for result in results:
