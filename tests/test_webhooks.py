@@ -12,7 +12,9 @@ from __future__ import annotations
 import concurrent.futures
 import http.server
 import json
+import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -25,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
-from s3drop import Settings, WebhookRefused
+from s3drop import Principal, Settings, WebhookRefused
 from s3drop.errors import ConfigurationError
 from s3drop.policy import encode_meta, new_upload_id, quarantine_key
 from s3drop.uploads import S3Drop
@@ -387,3 +389,87 @@ def test_a_4xx_is_final_and_retries_are_bounded(
         caplog.text
     )
     assert "giving up after 3 attempt(s): ConnectError" in caplog.text
+
+
+# --- the README's section, run ------------------------------------------------------------------
+
+
+def readme_blocks(language: str) -> list[str]:
+    """The ``language`` code blocks of the README's "Callbacks and webhooks" section."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("### Callbacks and webhooks", 1)[1].split("\n## ", 1)[0]
+    return re.findall(rf"```{language}\n(.*?)```", section, re.DOTALL)
+
+
+def test_the_readme_callbacks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("S3DROP_DATA_DIR", str(tmp_path / "data"))
+    callbacks, _ = readme_blocks("python")
+    rows: list[dict[str, Any]] = []
+
+    class Photo:  # the host's model, as the snippet uses it
+        @staticmethod
+        def create(**row: Any) -> None:
+            rows.append(row)
+
+        @staticmethod
+        def delete_where(image_id: str) -> None:
+            rows[:] = [row for row in rows if row["image_id"] != image_id]
+
+    namespace: dict[str, Any] = {"Photo": Photo, "log": logging.getLogger("host")}
+    exec(callbacks, namespace)  # noqa: S102 (the README's own code, run as written)
+    drop: S3Drop = namespace["drop"]
+    upload_id = new_upload_id()
+    drop.storage.put(
+        quarantine_key(upload_id, "image/png"),
+        samples.png(6, (64, 48)),
+        content_type="image/png",
+        metadata={"filename": encode_meta("cat.png"), "owner": encode_meta("alice")},
+    )
+    drop.complete(upload_id)
+    assert rows == [{"image_id": upload_id, "owner": "alice", "width": 64}]
+    drop.delete_image(upload_id)
+    assert rows == []
+
+
+def test_the_readme_receiver_and_event_body(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    receiver: Receiver,
+) -> None:
+    """The receiver snippet accepts a real delivery once; the body shown has a real one's shape."""
+    monkeypatch.setenv("S3DROP_WEBHOOK_SECRET", SECRET)
+    _, receiver_code = readme_blocks("python")
+    namespace: dict[str, Any] = {}
+    exec(receiver_code, namespace)  # noqa: S102 (the README's own code, run as written)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        public_url="https://uploads.example.com",
+        webhook_url=receiver.url,
+        webhook_secret=SECRET,
+    )
+    drop = S3Drop(settings)
+    upload_id = new_upload_id()
+    drop.storage.put(
+        quarantine_key(upload_id, "image/png"),
+        samples.png(7, (64, 48)),
+        content_type="image/png",
+        metadata={"filename": encode_meta("cat.png"), "owner": encode_meta("alice")},
+    )
+    drop.complete(upload_id, principal=Principal("alice"))
+    (delivery,) = receiver.wait_for(1)
+    drop.close()
+    headers, body = delivery.headers, delivery.body
+    assert namespace["receive"](headers, body) == 204
+    assert capsys.readouterr().out == f"new image {upload_id} from alice\n"
+    assert namespace["receive"](headers, body) == 400  # replayed
+    assert namespace["receive"](headers, body.replace(b"alice", b"mallory")) == 400
+    (shown,) = readme_blocks("json")
+    example = json.loads(shown)
+    real = json.loads(body)
+    assert list(example) == list(real)
+    assert list(example["data"]) == list(real["data"])
+    assert {k: type(v) for k, v in example["data"].items()} == {
+        k: type(v) for k, v in real["data"].items()
+    }
+    assert real["data"]["url"].startswith("https://uploads.example.com/storage/images/")
