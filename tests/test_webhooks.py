@@ -473,3 +473,35 @@ def test_the_readme_receiver_and_event_body(
         k: type(v) for k, v in real["data"].items()
     }
     assert real["data"]["url"].startswith("https://uploads.example.com/storage/images/")
+
+
+FORKED_CHILD = """
+import os, sys, time
+from pathlib import Path
+from s3drop.webhooks import WebhookSender
+
+sender = WebhookSender(sys.argv[1], sys.argv[2], path=Path(sys.argv[3]))
+sender.start()
+pid = os.fork()
+if pid == 0:  # a worker forked after the library was built (gunicorn --preload)
+    sender.send("image.deleted.child", {"type": "image.deleted", "data": {"id": "child"}})
+    deadline = time.monotonic() + 10
+    while sender.pending() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os._exit(0 if not sender.pending() else 1)
+_, status = os.waitpid(pid, 0)
+sender.close()
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_forked_worker_sends_from_its_own_thread(tmp_path: Path, receiver: Receiver) -> None:
+    ran = subprocess.run(
+        [sys.executable, "-c", FORKED_CHILD, receiver.url, SECRET, str(tmp_path / "o.sqlite3")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ran.returncode == 0, ran.stderr
+    (delivery,) = receiver.wait_for(1)
+    assert delivery.data == {"id": "child"}

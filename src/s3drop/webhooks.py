@@ -28,15 +28,18 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
 import logging
+import os
 import random
 import secrets
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Mapping, MutableSet
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -253,13 +256,29 @@ class WebhookSender:
         self.poll = poll
         self._transport = transport
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, timeout=10, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._path = path
+        self._open()
         self._db.executescript(_SCHEMA)
+        self._thread: threading.Thread | None = None
+        # A server that forks its workers after building the library (gunicorn --preload): each
+        # child gets its own connection and thread; the outbox file is what they share.
+        os.register_at_fork(after_in_child=functools.partial(_after_fork, weakref.ref(self)))
+
+    def _open(self) -> None:
+        self._db = sqlite3.connect(
+            self._path, timeout=10, check_same_thread=False, isolation_level=None
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+
+    def _forked(self) -> None:
+        running = self._thread is not None and not self._stop.is_set()
+        self._open()
+        self._thread = None
+        if running:
+            self.start()
 
     # --- the caller's side
 
@@ -317,7 +336,9 @@ class WebhookSender:
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=self.timeout + 5)
+            # Not for a delivery in flight: its lease runs out and the next start sends it again
+            # (under the same webhook-id, which receivers deduplicate on).
+            self._thread.join(timeout=1.0)
             self._thread = None
         with self._lock:
             self._db.close()
@@ -411,6 +432,12 @@ class WebhookSender:
                 "DELETE FROM deliveries WHERE state != 'pending' AND done_at < ?",
                 (now - KEEP_DELIVERED,),
             )
+
+
+def _after_fork(ref: weakref.ref[WebhookSender]) -> None:
+    sender = ref()
+    if sender is not None:
+        sender._forked()
 
 
 def sender_from_settings(settings: Any) -> WebhookSender | None:
