@@ -482,15 +482,18 @@ from s3drop.webhooks import WebhookSender
 
 sender = WebhookSender(sys.argv[1], sys.argv[2], path=Path(sys.argv[3]))
 sender.start()
+ready, go = os.pipe()
 pid = os.fork()
 if pid == 0:  # a worker forked after the library was built (gunicorn --preload)
+    os.read(ready, 1)  # the parent's thread has stopped: only this process's can send
     sender.send("image.deleted.child", {"type": "image.deleted", "data": {"id": "child"}})
     deadline = time.monotonic() + 10
     while sender.pending() and time.monotonic() < deadline:
         time.sleep(0.01)
     os._exit(0 if not sender.pending() else 1)
-_, status = os.waitpid(pid, 0)
 sender.close()
+os.write(go, b"!")
+_, status = os.waitpid(pid, 0)
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
@@ -500,7 +503,7 @@ def test_a_forked_worker_sends_from_its_own_thread(tmp_path: Path, receiver: Rec
         [sys.executable, "-c", FORKED_CHILD, receiver.url, SECRET, str(tmp_path / "o.sqlite3")],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=30,
     )
     assert ran.returncode == 0, ran.stderr
     (delivery,) = receiver.wait_for(1)

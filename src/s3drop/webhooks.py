@@ -323,7 +323,14 @@ class WebhookSender:
 
     def start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="s3drop-webhooks", daemon=True)
+            # The client is made here, not in the thread: a fork while the thread was importing
+            # httpx would leave the child half-imported modules.
+            import httpx
+
+            http = httpx.Client(timeout=self.timeout, transport=self._transport)
+            self._thread = threading.Thread(
+                target=self._run, args=(http,), name="s3drop-webhooks", daemon=True
+            )
             self._thread.start()
 
     def close(self, *, wait: float = 0.0) -> None:
@@ -343,10 +350,8 @@ class WebhookSender:
         with self._lock:
             self._db.close()
 
-    def _run(self) -> None:
-        import httpx
-
-        with httpx.Client(timeout=self.timeout, transport=self._transport) as http:
+    def _run(self, http: httpx.Client) -> None:
+        with http:
             while not self._stop.is_set():
                 try:
                     row = self._claim()
