@@ -246,6 +246,34 @@ def test_each_accepted_image_arrives_once_signed(make_server: Any, receiver: Rec
         verify(generate_secret(), delivery.headers, delivery.body)
 
 
+def test_two_workers_racing_on_one_upload_send_one_webhook(
+    make_server: Any, receiver: Receiver
+) -> None:
+    """Two server processes share the data folder; each may promote the same upload when their
+    completes race (the in-process claim does not reach across processes), but the outbox they
+    share keys events by id: the receiver gets one delivery per image."""
+    server: LiveServer = make_server(env={**hooked_env(receiver), "S3DROP_WORKERS": "2"})
+    ids = []
+    with server.client() as http:
+        for seed in range(3):
+            upload_id = upload(server, http, samples.png(10 + seed, (40, 30)))
+            ids.append(upload_id)
+            with concurrent.futures.ThreadPoolExecutor(6) as pool:
+                answers = list(
+                    pool.map(
+                        lambda _, u=upload_id: httpx.post(
+                            f"{server.url}/api/uploads/{u}/complete", timeout=30
+                        ),
+                        range(6),
+                    )
+                )
+            assert [a.status_code for a in answers] == [200] * 6, [a.text for a in answers]
+    deliveries = receiver.wait_for(3)
+    time.sleep(0.5)
+    assert len(receiver.deliveries) == 3, receiver.deliveries
+    assert sorted(d.data["id"] for d in deliveries) == sorted(ids)
+
+
 def test_a_500_is_retried_and_a_replay_is_refused(make_server: Any, receiver: Receiver) -> None:
     receiver.failures = 2
     server: LiveServer = make_server(env=hooked_env(receiver))
