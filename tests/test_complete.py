@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -258,10 +259,12 @@ def test_a_retry_after_a_crash_before_the_quarantine_delete_finishes_the_job(dro
     data = samples.png()
     upload_id = quarantine(drop, data, "image/png")
     first = drop.complete(upload_id)
-    # As if the process had died after promoting, before deleting the quarantined copy:
-    drop.storage.put(
-        quarantine_key(upload_id, "image/png"), data, content_type="image/png", metadata={}
-    )
+    # As if the process had died after promoting, before deleting the quarantined copy (which
+    # arrived before the image was written):
+    leftover = quarantine_key(upload_id, "image/png")
+    drop.storage.put(leftover, data, content_type="image/png", metadata={})
+    promoted_at = (drop.settings.data_dir / "objects" / first.key).stat().st_mtime
+    os.utime(drop.settings.data_dir / "objects" / leftover, (promoted_at - 5, promoted_at - 5))
     again = drop.complete(upload_id)
     assert again.key == first.key
     assert keys(drop, "incoming/") == []

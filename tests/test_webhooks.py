@@ -249,9 +249,9 @@ def test_each_accepted_image_arrives_once_signed(make_server: Any, receiver: Rec
 def test_two_workers_racing_on_one_upload_send_one_webhook(
     make_server: Any, receiver: Receiver
 ) -> None:
-    """Two server processes share the data folder; each may promote the same upload when their
-    completes race (the in-process claim does not reach across processes), but the outbox they
-    share keys events by id: the receiver gets one delivery per image."""
+    """Two server processes race six completes of each upload: the claim in the limits store lets
+    one of them promote and announce it (one ``accept`` in the audit trail per image), and the
+    outbox they share keys events by id besides: one delivery per image."""
     server: LiveServer = make_server(env={**hooked_env(receiver), "S3DROP_WORKERS": "2"})
     ids = []
     with server.client() as http:
@@ -272,6 +272,7 @@ def test_two_workers_racing_on_one_upload_send_one_webhook(
     time.sleep(0.5)
     assert len(receiver.deliveries) == 3, receiver.deliveries
     assert sorted(d.data["id"] for d in deliveries) == sorted(ids)
+    assert server.output().count('"event":"accept"') == 3
 
 
 def test_a_500_is_retried_and_a_replay_is_refused(make_server: Any, receiver: Receiver) -> None:

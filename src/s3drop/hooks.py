@@ -11,7 +11,8 @@ Register them when building the library, or later (as decorators too)::
 The shapes:
 
 - ``on_accepted(image: Image, principal: Principal | None)``: once per accepted image, after it
-  was promoted (a retried or concurrent ``complete`` of the same id does not call it again);
+  was promoted, by the one call that promoted it (a retried or concurrent ``complete`` of the same
+  id, in this process or another sharing the limits store, does not call it again);
 - ``on_rejected(upload_id: str, error: ImageRejected, principal: Principal | None)``: once per
   refused upload, after it was deleted from quarantine;
 - ``on_deleted(image_id: str, principal: Principal | None)``: after ``delete_image`` (and so
