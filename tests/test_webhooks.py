@@ -31,7 +31,14 @@ from s3drop import Principal, Settings, WebhookRefused
 from s3drop.errors import ConfigurationError
 from s3drop.policy import encode_meta, new_upload_id, quarantine_key
 from s3drop.uploads import S3Drop
-from s3drop.webhooks import WebhookSender, generate_secret, sign, signed_headers, verify
+from s3drop.webhooks import (
+    RecentIds,
+    WebhookSender,
+    generate_secret,
+    sign,
+    signed_headers,
+    verify,
+)
 
 from . import samples
 from .conftest import LiveServer
@@ -537,3 +544,15 @@ def test_a_forked_worker_sends_from_its_own_thread(tmp_path: Path, receiver: Rec
     assert ran.returncode == 0, ran.stderr
     (delivery,) = receiver.wait_for(1)
     assert delivery.data == {"id": "child"}
+
+
+def test_recent_ids_forget_what_verify_would_refuse_anyway() -> None:
+    seen = RecentIds(ttl=0.2)
+    seen.add("a")
+    assert "a" in seen
+    assert len(seen) == 1
+    time.sleep(0.25)
+    seen.add("b")
+    assert "a" not in seen
+    assert "b" in seen
+    assert len(seen) == 1

@@ -40,11 +40,12 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Mapping, MutableSet
+from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .auth import Principal
 from .errors import ConfigurationError, ImageRejected, WebhookRefused
@@ -111,6 +112,49 @@ def signed_headers(
     }
 
 
+class SeenIds(Protocol):
+    """Where a receiver remembers the delivery ids it took: a ``set``, :class:`RecentIds`, or a
+    wrapper over a store its workers share (Redis ``SET id 1 NX EX 300``, a table)."""
+
+    def __contains__(self, msg_id: object) -> bool: ...
+
+    def add(self, msg_id: str) -> None: ...
+
+
+class RecentIds:
+    """The delivery ids of the last ``ttl`` seconds, in memory (one receiver process): older ones
+    are forgotten, since :func:`verify` refuses their timestamps anyway. Thread-safe."""
+
+    def __init__(self, ttl: float = 300.0) -> None:
+        self.ttl = ttl
+        self._ids: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __contains__(self, msg_id: object) -> bool:
+        with self._lock:
+            self._forget(time.monotonic())
+            return msg_id in self._ids
+
+    def add(self, msg_id: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._forget(now)
+            self._ids[msg_id] = now
+            self._ids.move_to_end(msg_id)
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._forget(time.monotonic())
+            return len(self._ids)
+
+    def _forget(self, now: float) -> None:
+        while self._ids:
+            oldest, when = next(iter(self._ids.items()))
+            if now - when <= self.ttl:
+                break
+            del self._ids[oldest]
+
+
 @dataclass(frozen=True)
 class WebhookEvent:
     """One verified delivery: its id (the same on every retry), type, send time and data."""
@@ -127,7 +171,7 @@ def verify(
     body: bytes | str,
     *,
     tolerance: int = 300,
-    seen: MutableSet[str] | None = None,
+    seen: SeenIds | None = None,
     now: float | None = None,
 ) -> WebhookEvent:
     """Check one delivery and return its event, or raise :class:`~s3drop.errors.WebhookRefused`.
@@ -135,9 +179,9 @@ def verify(
     ``headers`` are the request's (any case), ``body`` its raw bytes, before any JSON parsing.
     Refused: a missing header, a signature that is not s3drop's for this secret, a timestamp more
     than ``tolerance`` seconds from now (a replay of an old delivery) and, when ``seen`` is given
-    (a set, or anything with ``in`` and ``add`` shared by the receiver's workers), an id already
-    in it (a replay within the tolerance; every verified id is added). ``seen`` only needs to
-    remember ids for ``tolerance`` seconds.
+    (:class:`RecentIds`, or anything with ``in`` and ``add`` that the receiver's workers share),
+    an id already in it (a replay within the tolerance; every verified id is added). ``seen``
+    only needs to remember ids for ``tolerance`` seconds.
     """
     lower = {name.lower(): value for name, value in headers.items()}
     msg_id = lower.get("webhook-id", "")
