@@ -398,16 +398,21 @@ def test_the_outbox_survives_a_restart_and_is_bounded(
 def test_a_4xx_is_final_and_retries_are_bounded(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A 404 is not retried; a receiver that never answers is tried ``attempts`` times."""
+    """A 404 is not retried; a receiver that refuses connections, times out or keeps answering
+    503 is tried ``attempts`` times."""
     calls: list[str] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
         calls.append(request.url.path)
         if request.url.path == "/gone":
             return httpx.Response(404)
+        if request.url.path == "/slow":
+            raise httpx.ReadTimeout("timed out", request=request)
+        if request.url.path == "/busy":
+            return httpx.Response(503)
         raise httpx.ConnectError("refused", request=request)
 
-    for path, tries in [("/gone", 1), ("/down", 3)]:
+    for path, tries in [("/gone", 1), ("/down", 3), ("/slow", 3), ("/busy", 3)]:
         sender = WebhookSender(
             f"http://receiver.test{path}",
             SECRET,
@@ -425,6 +430,8 @@ def test_a_4xx_is_final_and_retries_are_bounded(
         caplog.text
     )
     assert "giving up after 3 attempt(s): ConnectError" in caplog.text
+    assert "giving up after 3 attempt(s): ReadTimeout" in caplog.text
+    assert "giving up after 3 attempt(s): answered 503" in caplog.text
 
 
 # --- the README's section, run ------------------------------------------------------------------
