@@ -29,11 +29,11 @@ import pytest
 
 from s3drop import Principal, Settings, WebhookRefused
 from s3drop.errors import ConfigurationError
+from s3drop.outbox import WebhookSender
 from s3drop.policy import encode_meta, new_upload_id, quarantine_key
 from s3drop.uploads import S3Drop
 from s3drop.webhooks import (
     RecentIds,
-    WebhookSender,
     generate_secret,
     sign,
     signed_headers,
@@ -521,7 +521,7 @@ def test_the_readme_receiver_and_event_body(
 FORKED_CHILD = """
 import os, sys, time
 from pathlib import Path
-from s3drop.webhooks import WebhookSender
+from s3drop.outbox import WebhookSender
 
 sender = WebhookSender(sys.argv[1], sys.argv[2], path=Path(sys.argv[3]))
 sender.start()

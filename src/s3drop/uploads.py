@@ -39,6 +39,7 @@ from .errors import (
 from .gallery import Image, ImagePage, describe_stored, find_image, list_page
 from .hooks import AcceptedHook, DeletedHook, Hooks, RejectedHook
 from .limits import Limits, LimitStore, SQLiteLimitStore
+from .outbox import WebhookSender, sender_from_settings
 from .policy import (
     IMAGES_PREFIX,
     QUARANTINE_PREFIX,
@@ -54,7 +55,6 @@ from .policy import (
     thumbnail_key,
 )
 from .storage.base import ObjectInfo, Storage, open_storage
-from .webhooks import WebhookSender, sender_from_settings
 
 #: Who calls the library when the caller names nobody.
 ANONYMOUS = Principal("anonymous", anonymous=True)
