@@ -387,6 +387,15 @@ def _host(server: LiveServer) -> str:
     return server.url.removeprefix("http://")
 
 
+def _counters(server: LiveServer) -> dict[str, int]:
+    """The server's limit counters (key -> used), straight from its SQLite file."""
+    import contextlib
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(server.data_dir / "limits.sqlite3")) as db:
+        return dict(db.execute("SELECT key, used FROM counters").fetchall())
+
+
 def test_dns_rebinding_a_foreign_host_is_refused_before_routing(live_server: LiveServer) -> None:
     """A page on rebind.evil.example whose name now resolves to 127.0.0.1 is same-origin with the
     loopback server: its requests name the attacker's Host and Origin. They are refused, whatever
@@ -416,6 +425,7 @@ def test_dns_rebinding_a_foreign_host_is_refused_before_routing(live_server: Liv
         # Nothing changed: the image is still there, nothing was signed or stored.
         assert sorted(_stored(live_server)) == stored
         assert len(_signs(live_server)) == 1
+        assert _counters(live_server)["addr:127.0.0.1:req"] == 1
         for own in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost"):
             listed = client.get("/api/images", headers={"Host": own})
             assert listed.status_code == 200, own
@@ -470,6 +480,7 @@ def test_forwarded_for_is_believed_only_from_named_proxies(
     assert spoofed(default, distinct) == [201] * 5 + [429] * 15
     assert len(_signs(default)) == 5
     assert _stored(default) == []
+    assert _counters(default) == {"addr:127.0.0.1:req": 5, "addr:127.0.0.1:bytes": 5000}
     # From a named proxy the header is the client's address: 20 clients, 20 signs; one client
     # sending 7 requests still meets its limit.
     assert spoofed(trusting, distinct) == [201] * 20
@@ -543,5 +554,6 @@ def test_a_locked_limits_database_answers_503_and_never_stalls_the_loop(
     assert max(probes) < 0.2, probes  # the loop was never held by the wait
     assert len(_signs(live_server)) == 1
     assert _stored(live_server) == []
+    assert _counters(live_server) == {"addr:127.0.0.1:req": 1, "addr:127.0.0.1:bytes": 1000}
     with live_server.client() as client:  # and once the lock is gone, signing works again
         assert client.post("/api/uploads", json=CLAIM).status_code == 201
