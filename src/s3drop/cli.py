@@ -205,6 +205,10 @@ def _run_uvicorn(settings: Settings, log_format: LogFormat) -> None:
         log_config=log_config(log_format),
         timeout_graceful_shutdown=10,
         server_header=False,
+        # X-Forwarded-For/-Proto only from the proxies the operator names (uvicorn would
+        # believe 127.0.0.1 by default: any local process could pick its client address).
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies),
     )
 
 
@@ -385,7 +389,10 @@ def remove_command(
         if direct:
             from .uploads import S3Drop
 
-            delete = S3Drop(_existing_store()).delete_image
+            drop = S3Drop(_existing_store())
+            # Webhooks of these deletes: a few seconds to go now; the server sends what is left.
+            stack.callback(drop.close, wait=10.0)
+            delete = drop.delete_image
         else:
             from .client import Client
 
@@ -463,6 +470,19 @@ def sweep(older_than: str, as_json: bool) -> None:
 
     removed = S3Drop(_existing_store()).sweep(older_than=timedelta(seconds=_duration(older_than)))
     click.echo(json.dumps({"removed": removed}) if as_json else f"removed {removed} stale uploads")
+
+
+@cli.command(name="webhook-secret")
+def webhook_secret() -> None:
+    """Print a new signing secret for S3DROP_WEBHOOK_SECRET (whsec_ and 32 random bytes).
+
+    \b
+    Example:
+        echo "S3DROP_WEBHOOK_SECRET=$(s3drop webhook-secret)" >> .env
+    """
+    from .webhooks import generate_secret
+
+    click.echo(generate_secret())
 
 
 @cli.group()
