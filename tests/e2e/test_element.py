@@ -8,6 +8,7 @@ element"), so every snippet shown there is run here. Events are observed from pa
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import threading
@@ -18,11 +19,14 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+from PIL import Image
 from playwright.sync_api import Page, expect
 
 from tests.ceph.cluster import RGW, free_port
 from tests.conftest import ROOT, LiveServer
 from tests.e2e.test_page import (
+    assert_stored,
+    drop_files,
     final_state,
     gradient_png,
     payload,
@@ -70,7 +74,7 @@ def host_page(api: str, *, body: str, css: str = "", head: str = "") -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Host</title>
 {head}
-<style>{css}</style>
+{f"<style>{css}</style>" if css else ""}
 </head><body>
 {body.replace(README_HOST, api)}
 </body></html>"""
@@ -84,7 +88,8 @@ class StaticHost:
     """A tiny web server on a free port: serves ``pages``, records form POSTs."""
 
     url: str
-    pages: dict[str, str] = field(default_factory=dict)
+    pages: dict[str, str] = field(default_factory=dict)  # path -> text (.js served as JavaScript)
+    headers: dict[str, str] = field(default_factory=dict)  # sent with every answer
     posts: list[tuple[str, list[tuple[str, str]]]] = field(default_factory=list)
 
 
@@ -95,8 +100,10 @@ def host() -> Iterator[StaticHost]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            page = site.pages.get(urlsplit(self.path).path)
-            self._answer(404 if page is None else 200, page or "not found")
+            path = urlsplit(self.path).path
+            page = site.pages.get(path)
+            kind = "text/javascript" if path.endswith(".js") else "text/html; charset=utf-8"
+            self._answer(404 if page is None else 200, page or "not found", kind)
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -104,11 +111,13 @@ def host() -> Iterator[StaticHost]:
             site.posts.append((self.path, parse_qsl(body, keep_blank_values=True)))
             self._answer(200, "<!doctype html><title>Saved</title><p>Saved")
 
-        def _answer(self, status: int, text: str) -> None:
+        def _answer(self, status: int, text: str, kind: str = "text/html; charset=utf-8") -> None:
             data = text.encode()
             self.send_response(status)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(data)))
+            for name, value in site.headers.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
 
@@ -223,6 +232,9 @@ def test_element_on_another_origin_reports_accepted_and_rejected_files(
     assert image["filename"] == "lighthouse.png"
     assert (image["width"], image["height"], image["bytes"]) == (300, 200, len(good))
     assert page.evaluate("document.querySelector('s3drop-uploader').value") == [image["id"]]
+    states = [e["state"] for e in events(page, "s3drop:progress") if e["file"] == "lighthouse.png"]
+    assert states[-1] == "done"
+    assert {"queued", "uploading", "verifying"} <= set(states[:-1])
 
     # rejected: by the server after upload (with its code), and in the browser before any upload.
     reasons = {event["file"]: event for event in events(page, "s3drop:rejected")}
@@ -420,3 +432,69 @@ def test_element_by_keyboard_replaces_a_single_image(
     stored = list(stored_objects(server))  # both images stay stored: removing is not deleting
     for image_id in (first_id, second_id):
         assert any(key.startswith(f"images/{image_id}.") for key in stored), stored
+
+
+# --- attributes, a self-hosted copy, a strict policy ------------------------------------------
+
+STATIC = ROOT / "src" / "s3drop" / "web" / "static"
+
+
+def test_self_hosted_copy_with_api_accept_theme_and_disabled_under_a_strict_csp(
+    page: Page, host: StaticHost, make_server: Callable[..., LiveServer]
+) -> None:
+    """The module copied into the host's own static folder (so ``api`` must say where the API
+    is), on a page whose Content-Security-Policy allows no inline script or style at all."""
+    server = make_server(env={"S3DROP_ALLOWED_ORIGINS": host.url})
+    host.headers["Content-Security-Policy"] = (
+        f"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: {server.url}; "
+        f"connect-src 'self' {server.url}; object-src 'none'; base-uri 'none'"
+    )
+    host.pages["/static/s3drop-uploader.js"] = (STATIC / "s3drop-uploader.js").read_text()
+    host.pages["/recorder.js"] = RECORDER
+    host.pages["/"] = host_page(
+        server.url,
+        head='<script src="/recorder.js"></script>',
+        body='<script type="module" src="/static/s3drop-uploader.js"></script>\n'
+        f'<s3drop-uploader api="{server.url}/api" accept="image/png" theme="dark" multiple>'
+        "</s3drop-uploader>",
+    )
+    chooser_opened: list[object] = []
+    page.on("filechooser", lambda chooser: chooser_opened.append(chooser))
+    page.goto(host.url)
+    uploader = page.locator("s3drop-uploader")
+    expect(uploader.locator("#dropzone-limits")).to_have_text("PNG · up to 10 MiB each")
+    assert uploader.locator("#file-input").get_attribute("accept") == "image/png,.png"
+    # theme="dark" on a light page: the element's own dark surface.
+    dropzone = uploader.locator("#dropzone")
+    assert dropzone.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(23, 28, 35)"
+
+    jpeg = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 40, 40)).save(jpeg, "JPEG")
+    png = gradient_png(91)
+    page.set_input_files(
+        "s3drop-uploader #file-input",
+        files=[payload("red.jpg", jpeg.getvalue(), "image/jpeg"), payload("ok.png", png)],
+    )
+    assert final_state(element_row(page, "red.jpg"), "refused") == (
+        "Not an allowed type: image/jpeg. Allowed: PNG"
+    )
+    final_state(element_row(page, "ok.png"), "done")
+    assert [e["code"] for e in events(page, "s3drop:rejected")] == ["type_not_allowed"]
+    assert_stored(server, {"ok.png": png})
+    assert not any(key.endswith(".jpg") for key in stored_objects(server))
+
+    # disabled: nothing new is taken, by drop or by keyboard.
+    uploader.evaluate("e => e.setAttribute('disabled', '')")
+    expect(dropzone).to_have_attribute("aria-disabled", "true")
+    drop_files(page, [("late.png", gradient_png(92), "image/png")])
+    dropzone.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(300)
+    assert chooser_opened == []
+    uploader.evaluate("e => e.removeAttribute('disabled')")  # the control: enabled, it opens
+    dropzone.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(300)
+    assert len(chooser_opened) == 1
+    expect(element_row(page, "late.png")).to_have_count(0)
+    assert len(uploader.evaluate("e => e.value")) == 1

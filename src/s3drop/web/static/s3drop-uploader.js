@@ -669,7 +669,7 @@ export class S3DropUploader extends HTMLElement {
       file,
       type: this.#fileType(file),
       el: row,
-      state: "queued",
+      state: "new",
       run: 0,
       sha256: undefined,
       controller: null,
