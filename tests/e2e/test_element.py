@@ -232,6 +232,11 @@ def test_element_on_another_origin_reports_accepted_and_rejected_files(
     assert image["filename"] == "lighthouse.png"
     assert (image["width"], image["height"], image["bytes"]) == (300, 200, len(good))
     assert page.evaluate("document.querySelector('s3drop-uploader').value") == [image["id"]]
+    assert page.evaluate("document.querySelector('s3drop-uploader').images[0].id") == image["id"]
+    assert page.evaluate("document.querySelector('s3drop-uploader').matches(':state(ready)')")
+    assert page.evaluate("document.querySelector('s3drop-uploader').apiBase.href") == (
+        f"{server.url}/api/"
+    )
     states = [e["state"] for e in events(page, "s3drop:progress") if e["file"] == "lighthouse.png"]
     assert states[-1] == "done"
     assert {"queued", "uploading", "verifying"} <= set(states[:-1])
@@ -357,6 +362,7 @@ def test_element_in_a_form_submits_the_accepted_ids(
     kept = [accepted[name] for name in (names[0], names[2], names[3])]
     assert uploader.evaluate("e => e.value") == kept
     assert uploader.evaluate("e => e.validity.valid") is True
+    assert len(events(page, "change")) == 5  # four accepted, one removed
 
     page.mouse.move(0, 0)
     screenshot(page, "element-in-form.png", full_page=True)

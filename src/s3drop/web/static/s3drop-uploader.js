@@ -496,7 +496,7 @@ export class S3DropUploader extends HTMLElement {
     if (name === "api" && this.isConnected) {
       this.#config = null;
       this.#configReady = this.#loadConfig();
-    } else if (name === "accept" || name === "multiple") {
+    } else if (name === "accept" || name === "multiple" || name === "max-files") {
       this.#applyConfig();
     } else if (name === "drop-target" && this.isConnected) {
       this.#unlisten();
