@@ -489,6 +489,20 @@ def test_self_hosted_copy_with_api_accept_theme_and_disabled_under_a_strict_csp(
     assert_stored(server, {"ok.png": png})
     assert not any(key.endswith(".jpg") for key in stored_objects(server))
 
+    # s3drop:add is cancelable: the host keeps files out before anything happens.
+    page.evaluate(
+        """document.querySelector("s3drop-uploader").addEventListener("s3drop:add", (event) => {
+            if (event.detail.files.some((file) => file.name.startsWith("private"))) {
+                event.preventDefault();
+            }
+        })"""
+    )
+    drop_files(page, [("private.png", gradient_png(93), "image/png")])
+    page.wait_for_timeout(200)
+    expect(element_row(page, "private.png")).to_have_count(0)
+    drop_files(page, [("public.png", gradient_png(94), "image/png")])  # the control
+    final_state(element_row(page, "public.png"), "done")
+
     # disabled: nothing new is taken, by drop or by keyboard.
     uploader.evaluate("e => e.setAttribute('disabled', '')")
     expect(dropzone).to_have_attribute("aria-disabled", "true")
@@ -503,4 +517,4 @@ def test_self_hosted_copy_with_api_accept_theme_and_disabled_under_a_strict_csp(
     page.wait_for_timeout(300)
     assert len(chooser_opened) == 1
     expect(element_row(page, "late.png")).to_have_count(0)
-    assert len(uploader.evaluate("e => e.value")) == 1
+    assert len(uploader.evaluate("e => e.value")) == 2

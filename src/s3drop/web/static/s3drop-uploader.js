@@ -16,6 +16,7 @@
  *
  * Events (all bubble and cross shadow roots; `event.detail` is documented in the README):
  *   s3drop:ready         the server's settings arrived: {config}
+ *   s3drop:add           files are about to join the list (cancelable: the host may refuse): {files}
  *   s3drop:progress      a file changed state or made progress: {file, state, percent, message}
  *   s3drop:accepted      the server verified and stored a file: {file, image}
  *   s3drop:rejected      a file was refused for good, here or by the server: {file, code, message}
@@ -521,6 +522,9 @@ export class S3DropUploader extends HTMLElement {
   addFiles(fileList) {
     const files = Array.from(fileList || []);
     if (!files.length || this.#disabled) return;
+    // The host may look first and say no (a cancelable event, as <file-attachment> does).
+    const add = new CustomEvent("s3drop:add", { detail: { files }, bubbles: true, composed: true, cancelable: true });
+    if (!this.dispatchEvent(add)) return;
     if (!this.#multiple) {
       for (const item of this.#items.slice()) this.#remove(item, { focus: false });
       files.splice(1);
