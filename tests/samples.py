@@ -5,7 +5,9 @@ Nothing is downloaded. Every hostile file is the smallest thing that shows the a
 
 from __future__ import annotations
 
+import functools
 import io
+import re
 import struct
 import zlib
 from typing import Any
@@ -171,3 +173,60 @@ def hostile_files() -> dict[str, tuple[bytes, str]]:
         "GIF of 3000 frames": (gif_of_frames(3000), "image/gif"),
         "JPEG declared image/png": (good, "image/png"),
     }
+
+
+# --- structural floods: cheap to send, costly to walk or decode (issue 10) --------------------
+
+
+def _after_soi(data: bytes) -> bytes:
+    assert data.startswith(b"\xff\xd8")
+    return data[2:]
+
+
+def com_flood_jpeg(count: int = 2_500_000) -> bytes:
+    """A small JPEG behind ``count`` empty comment segments (4 bytes each: 10 MB by default)."""
+    return b"\xff\xd8" + b"\xff\xfe\x00\x02" * count + _after_soi(jpeg(size=(16, 16)))
+
+
+def idat_flood_png(count: int = 800_000) -> bytes:
+    """A small PNG whose image data is preceded by ``count`` empty IDAT chunks (12 bytes each:
+    9.6 MB by default); an empty IDAT is valid, the zlib stream simply continues."""
+    good = png(size=(16, 16))
+    at = good.index(b"IDAT") - 4
+    return good[:at] + png_chunk(b"IDAT", b"") * count + good[at:]
+
+
+def jpeg_scans(data: bytes) -> list[tuple[int, int]]:
+    """Where each scan of a JPEG starts (its SOS marker) and ends (the next marker)."""
+    scans = []
+    for found in re.finditer(rb"\xff\xda", data):
+        start = found.start()
+        length = int.from_bytes(data[start + 2 : start + 4], "big")
+        end = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]").search(data, start + 2 + length)
+        assert end is not None
+        scans.append((start, end.start()))
+    return scans
+
+
+@functools.cache
+def many_scans_jpeg(scans: int = 1000, size: tuple[int, int] = (7000, 7000)) -> bytes:
+    """A flat grey progressive JPEG of ``size`` whose last scan (an AC refinement) is repeated
+    until it has ``scans`` scans: 7000 x 7000 and 1000 scans is about 260 KB, and costs libjpeg a
+    full pass over every coefficient per scan (about a minute of CPU)."""
+    data = encode(Image.new("L", size, 128), "JPEG", progressive=True, quality=90)
+    found = jpeg_scans(data)
+    start, end = found[-1]
+    return data[:end] + data[start:end] * (scans - len(found)) + data[end:]
+
+
+def iso_box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def nested_avif(depth: int = 5000) -> bytes:
+    """An AVIF whose ``meta`` box holds ``depth`` item-property boxes, each inside the last."""
+    inner = iso_box(b"ispe", b"\x00\x00\x00\x00" + struct.pack(">II", 16, 16))
+    for _ in range(depth):
+        inner = iso_box(b"iprp", inner)
+    ftyp = iso_box(b"ftyp", b"avif\x00\x00\x00\x00avifmif1miaf")
+    return ftyp + iso_box(b"meta", b"\x00\x00\x00\x00" + inner) + iso_box(b"mdat", b"\x00" * 16)
