@@ -230,3 +230,102 @@ def nested_avif(depth: int = 5000) -> bytes:
         inner = iso_box(b"iprp", inner)
     ftyp = iso_box(b"ftyp", b"avif\x00\x00\x00\x00avifmif1miaf")
     return ftyp + iso_box(b"meta", b"\x00\x00\x00\x00" + inner) + iso_box(b"mdat", b"\x00" * 16)
+
+
+# --- data hidden in the segments s3drop keeps (issue 10) ---------------------------------------
+
+#: What a file smuggles; it must not be in anything s3drop stores.
+HIDDEN = b"HIDDEN-PAYLOAD-s3drop-0xC0FFEE"
+
+
+def jpeg_segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + (2 + len(payload)).to_bytes(2, "big") + payload
+
+
+def srgb_icc() -> bytes:
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def icc_with_hidden_bytes() -> bytes:
+    """A sound sRGB profile with :data:`HIDDEN` in its reserved header bytes and in a gap no tag
+    points at (its declared size grown to match)."""
+    profile = bytearray(srgb_icc())
+    profile[100 : 100 + len(HIDDEN[:28])] = HIDDEN[:28]
+    profile += HIDDEN
+    profile[:4] = len(profile).to_bytes(4, "big")
+    return bytes(profile)
+
+
+def _jpeg_with(*segments: bytes, jfif: bytes | None = None) -> bytes:
+    """A small JPEG with ``segments`` after its JFIF ``APP0`` (replaced by ``jfif`` if given)."""
+    data = jpeg(5, size=(64, 48))
+    assert data[2:4] == b"\xff\xe0"
+    app0_end = 4 + int.from_bytes(data[4:6], "big")
+    return b"\xff\xd8" + (jfif or data[2:app0_end]) + b"".join(segments) + data[app0_end:]
+
+
+def _png_with(*chunks: bytes) -> bytes:
+    """A small PNG with ``chunks`` right after its IHDR."""
+    data = png(5, size=(64, 48))
+    return data[:33] + b"".join(chunks) + data[33:]
+
+
+def hidden_in_kept_segments() -> dict[str, tuple[bytes, str]]:
+    """Files that hide :data:`HIDDEN` in a segment s3drop keeps: name -> (bytes, content type)."""
+    jfif = b"JFIF\x00\x01\x01\x01\x00\x48\x00\x48\x00\x00"  # 72 dpi, no thumbnail
+    adobe = b"Adobe\x00\x64\x00\x00\x00\x00\x01"  # transform 1: YCbCr
+    fake_icc = b"ICC_PROFILE\x00\x01\x01" + HIDDEN * 8
+    webp = encode(photo(5, (64, 48)), "WEBP", icc_profile=srgb_icc())
+    return {
+        "JPEG: JFIF APP0 tail": (_jpeg_with(jfif=jpeg_segment(0xE0, jfif + HIDDEN)), "image/jpeg"),
+        "JPEG: Adobe APP14 tail": (_jpeg_with(jpeg_segment(0xEE, adobe + HIDDEN)), "image/jpeg"),
+        "JPEG: a fake ICC profile": (_jpeg_with(jpeg_segment(0xE2, fake_icc)), "image/jpeg"),
+        "JPEG: ICC profile reserved bytes and gap": (
+            _jpeg_with(jpeg_segment(0xE2, b"ICC_PROFILE\x00\x01\x01" + icc_with_hidden_bytes())),
+            "image/jpeg",
+        ),
+        "JPEG: ICC profile with a tail past its size": (
+            _jpeg_with(jpeg_segment(0xE2, b"ICC_PROFILE\x00\x01\x01" + srgb_icc() + HIDDEN)),
+            "image/jpeg",
+        ),
+        "PNG: oversized gAMA": (
+            _png_with(png_chunk(b"gAMA", b"\0\0\xb1\x8f" + HIDDEN)),
+            "image/png",
+        ),
+        "PNG: oversized pHYs": (
+            _png_with(png_chunk(b"pHYs", b"\0\0\x0b\x13\0\0\x0b\x13\x01" + HIDDEN)),
+            "image/png",
+        ),
+        "PNG: oversized sRGB": (_png_with(png_chunk(b"sRGB", b"\0" + HIDDEN)), "image/png"),
+        "PNG: oversized cHRM": (_png_with(png_chunk(b"cHRM", bytes(32) + HIDDEN)), "image/png"),
+        "PNG: a fake ICC profile": (
+            _png_with(png_chunk(b"iCCP", b"icc\0\0" + zlib.compress(HIDDEN * 8, 0))),
+            "image/png",
+        ),
+        "PNG: ICC profile reserved bytes and gap": (
+            _png_with(png_chunk(b"iCCP", b"icc\0\0" + zlib.compress(icc_with_hidden_bytes(), 0))),
+            "image/png",
+        ),
+        "PNG: data after the ICC profile's zlib stream": (
+            _png_with(png_chunk(b"iCCP", b"icc\0\0" + zlib.compress(srgb_icc()) + HIDDEN)),
+            "image/png",
+        ),
+        "WebP: an unknown chunk": (
+            _riff(webp[12:] + b"HIDE" + len(HIDDEN).to_bytes(4, "little") + HIDDEN),
+            "image/webp",
+        ),
+        "GIF: a looping extension's extra sub-block": (_gif_with_looping_tail(), "image/gif"),
+    }
+
+
+def _riff(chunks: bytes) -> bytes:
+    return b"RIFF" + (4 + len(chunks)).to_bytes(4, "little") + b"WEBP" + chunks
+
+
+def _gif_with_looping_tail() -> bytes:
+    data = gif_of_frames(3)
+    at = data.index(b"NETSCAPE2.0") + 11 + 4  # after its one 3-byte sub-block
+    assert data[at] == 0
+    return data[:at] + bytes([len(HIDDEN)]) + HIDDEN + data[at:]
