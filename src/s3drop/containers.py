@@ -43,6 +43,7 @@ from .headers import (
     FORMATS,
     MAX_SCANS,
     SOF_MARKERS,
+    NeedMore,
     avif_size,
     iso_boxes,
     iso_tree,
@@ -79,7 +80,7 @@ def walk(data: bytes, content_type: str, *, max_frames: int) -> Layout:
     walker: Callable[[bytes, int], Layout] = _WALKERS[FORMATS[content_type]]
     try:
         return walker(data, max_frames)
-    except (struct.error, IndexError) as exc:
+    except (struct.error, IndexError, NeedMore) as exc:
         name = FORMAT_NAMES[FORMATS[content_type]]
         raise CorruptImage(f"the {name} image is truncated or malformed") from exc
 
