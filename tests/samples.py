@@ -316,8 +316,41 @@ def hidden_in_kept_segments() -> dict[str, tuple[bytes, str]]:
             _riff(webp[12:] + b"HIDE" + len(HIDDEN).to_bytes(4, "little") + HIDDEN),
             "image/webp",
         ),
+        "WebP: an unknown chunk in an animation frame": (_webp_frame_with_hidden(), "image/webp"),
         "GIF: a looping extension's extra sub-block": (_gif_with_looping_tail(), "image/gif"),
+        "AVIF: a free box": (
+            encode(photo(5, (64, 48)), "AVIF") + iso_box(b"free", HIDDEN),
+            "image/avif",
+        ),
+        "AVIF: an unknown box": (
+            encode(photo(5, (64, 48)), "AVIF") + iso_box(b"hide", HIDDEN),
+            "image/avif",
+        ),
     }
+
+
+def _webp_frame_with_hidden() -> bytes:
+    """An animated WebP whose first frame (``ANMF``) carries an unknown chunk after its image."""
+    frames = [photo(i, (64, 48)) for i in range(2)]
+    data = encode(frames[0], "WEBP", save_all=True, append_images=frames[1:])
+    at = data.index(b"ANMF")
+    size = int.from_bytes(data[at + 4 : at + 8], "little")
+    extra = b"HIDE" + len(HIDDEN).to_bytes(4, "little") + HIDDEN
+    assert size % 2 == 0
+    assert len(HIDDEN) % 2 == 0
+    frame = b"ANMF" + (size + len(extra)).to_bytes(4, "little") + data[at + 8 : at + 8 + size]
+    return _riff(data[12:at] + frame + extra + data[at + 8 + size :])
+
+
+def webp_with_odd_chunk() -> bytes:
+    """A WebP with an odd-sized ICC profile chunk whose padding byte is not zero."""
+    icc = bytearray(srgb_icc()) + b"\0"
+    icc[:4] = len(icc).to_bytes(4, "big")
+    data = encode(photo(5, (64, 48)), "WEBP", icc_profile=bytes(icc))
+    at = data.index(b"ICCP") + 8 + len(icc)
+    assert len(icc) % 2 == 1
+    assert data[at] == 0
+    return data[:at] + HIDDEN[:1] + data[at + 1 :]
 
 
 def _riff(chunks: bytes) -> bytes:

@@ -479,7 +479,11 @@ def _walk_webp(data: bytes, max_frames: int) -> Layout:
         if kind == b"ANMF":
             frames += 1
             _check_frames(frames, max_frames)
-        if kind in _WEBP_SIZE:
+            if size < 16:
+                raise CorruptImage("the WebP image is corrupt: an animation frame is too short")
+            frame, count = _webp_frame(data, pos + 8, pos + 8 + size, count, cap)
+            chunks.append(_riff_chunk(kind, frame))
+        elif kind in _WEBP_SIZE:
             if size < _WEBP_SIZE[kind]:
                 raise CorruptImage(f"the WebP image is corrupt: its {kind!r} chunk is too short")
             if kind == b"VP8X":
@@ -491,9 +495,13 @@ def _walk_webp(data: bytes, max_frames: int) -> Layout:
             clean = icc_profile(profile)
             if clean is not None:
                 icc = True
-                chunks.append(view[pos:end] if clean is profile else _riff_chunk(kind, clean))
+                chunks.append(
+                    _riff_kept(data, view, pos, size)
+                    if clean is profile
+                    else _riff_chunk(kind, clean)
+                )
         elif kind in _WEBP_KEEP:
-            chunks.append(view[pos:end])
+            chunks.append(_riff_kept(data, view, pos, size))
         pos = end
     if vp8x >= 0:
         header = bytes(chunks[vp8x])
@@ -503,6 +511,35 @@ def _walk_webp(data: bytes, max_frames: int) -> Layout:
     header = b"RIFF" + (len(body) + 4).to_bytes(4, "little") + b"WEBP"
     # WebP's EXIF orientation is not applied by browsers: the image stays as they showed it.
     return Layout(width, height, max(frames, 1), 1, header + body)
+
+
+def _webp_frame(data: bytes, start: int, end: int, count: int, cap: int) -> tuple[bytes, int]:
+    """An ``ANMF`` payload with only the image chunks it may hold (``ALPH``, ``VP8 ``, ``VP8L``),
+    and the count of chunks walked so far."""
+    view = memoryview(data)
+    kept: list[bytes | memoryview] = [view[start : start + 16]]
+    pos = start + 16
+    while pos < end:
+        count += 1
+        if count > cap:
+            raise too_complex("WebP", "chunks", cap)
+        kind = data[pos : pos + 4]
+        size = int.from_bytes(data[pos + 4 : pos + 8], "little")
+        chunk_end = pos + 8 + size + (size & 1)
+        if chunk_end > end:
+            raise CorruptImage(f"the WebP image is corrupt: its {kind!r} chunk overflows its frame")
+        if kind in (b"ALPH", b"VP8 ", b"VP8L"):
+            kept.append(_riff_kept(data, view, pos, size))
+        pos = chunk_end
+    return b"".join(kept), count
+
+
+def _riff_kept(data: bytes, view: memoryview, pos: int, size: int) -> bytes | memoryview:
+    """A chunk kept as it is, but for a padding byte that is not zero."""
+    end = pos + 8 + size
+    if size & 1 and data[end]:
+        return _riff_chunk(data[pos : pos + 4], data[pos + 8 : end])
+    return view[pos : end + (size & 1)]
 
 
 def _riff_chunk(kind: bytes, payload: bytes) -> bytes:
@@ -518,6 +555,10 @@ _AVIF_CONTAINERS = {
 }  # fmt: skip
 
 
+#: The top-level boxes an AVIF decoder reads; any other one is blanked.
+_AVIF_TOP = {b"ftyp", b"meta", b"mdat", b"moov"}
+
+
 def _walk_avif(data: bytes, max_frames: int) -> Layout:
     boxes = iso_boxes(data, 0, len(data), need_more=False)
     if not boxes or boxes[0][0] != b"ftyp":
@@ -525,13 +566,24 @@ def _walk_avif(data: bytes, max_frames: int) -> Layout:
     if boxes[-1][2] > len(data):
         raise CorruptImage("the AVIF image is truncated: its last box is cut off")
     metadata = False
+    blanked: bytearray | None = None
+    box_start = 0
     for kind, start, end in boxes:
         if kind in _AVIF_CONTAINERS:  # every box inside is whole, nested at most so deep
             iso_tree(data, start + _AVIF_CONTAINERS[kind], end, descend=_AVIF_CONTAINERS)
         if kind == b"meta":
             metadata = _avif_has_metadata(data, start + 4, end)
+        elif kind not in _AVIF_TOP and data.count(0, start, end) != end - start:
+            # A box no decoder reads (free, skip, anything unknown): blanked into an empty 'free'
+            # box of the same size, so every offset into the file stays right.
+            if blanked is None:
+                blanked = bytearray(data)
+            blanked[box_start + 4 : box_start + 8] = b"free"
+            blanked[start:end] = bytes(end - start)
+        box_start = end
     width, height = avif_size(data)
-    return Layout(width, height, 1, 1, data, needs_reencode=metadata)
+    stripped = data if blanked is None else bytes(blanked)
+    return Layout(width, height, 1, 1, stripped, needs_reencode=metadata)
 
 
 def _avif_has_metadata(data: bytes, start: int, end: int) -> bool:

@@ -304,6 +304,23 @@ def test_an_unchanged_png_is_stored_as_the_very_same_bytes() -> None:
     assert containers.walk(data, "image/png", max_frames=500).stripped is data
 
 
+def test_a_webp_chunks_padding_byte_is_stored_as_zero() -> None:
+    data = samples.webp_with_odd_chunk()
+    processed = judge(data, "image/webp")
+    at = data.index(b"ICCP") + 8 + int.from_bytes(data[data.index(b"ICCP") + 4 :][:4], "little")
+    assert data[at : at + 1] == samples.HIDDEN[:1]
+    assert processed.data == data[:at] + b"\0" + data[at + 1 :]
+    assert decoded(processed.data).info["icc_profile"] == decoded(data).info["icc_profile"]
+
+
+def test_an_avif_box_no_decoder_reads_is_blanked_in_place() -> None:
+    data, _ = samples.hidden_in_kept_segments()["AVIF: an unknown box"]
+    processed = judge(data, "image/avif")
+    size = 8 + len(samples.HIDDEN)
+    assert processed.data == data[:-size] + size.to_bytes(4, "big") + b"free" + bytes(size - 8)
+    assert decoded(processed.data).tobytes() == decoded(data).tobytes()
+
+
 def test_icc_profile_checks() -> None:
     icc = samples.srgb_icc()
     assert containers.icc_profile(icc) is icc  # a clean profile is not copied
