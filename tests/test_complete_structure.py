@@ -65,19 +65,19 @@ def backend(
 
 
 @contextmanager
-def probing(backend: Backend) -> Iterator[list[float]]:
+def probing(backend: Backend) -> Iterator[dict[str, list[float]]]:
     """``/healthz`` and ``/api/images`` asked in a loop from before the block starts until after it
-    ends: how long each answer took."""
-    took: list[float] = []
+    ends: how long each answer took, by path."""
+    took: dict[str, list[float]] = {"/healthz": [], "/api/images": []}
     going, done = threading.Event(), threading.Event()
 
     def probe() -> None:
         with backend.server.client() as http:
             while True:
-                for path in ("/healthz", "/api/images"):
+                for path, times in took.items():
                     started = time.perf_counter()
                     answer = http.get(path)
-                    took.append(time.perf_counter() - started)
+                    times.append(time.perf_counter() - started)
                     assert answer.status_code == 200, answer.text
                 going.set()
                 if done.is_set():
@@ -91,6 +91,15 @@ def probing(backend: Backend) -> Iterator[list[float]]:
     finally:
         done.set()
         thread.join(30)
+
+
+def _assert_answered_quickly(backend: Backend, took: dict[str, list[float]]) -> None:
+    """The server kept answering: /healthz within 200 ms, and /api/images too on the local
+    backend (on RGW a listing is RGW's own time, which a busy test machine stretches)."""
+    assert len(took["/healthz"]) >= 2, "the probes never answered"
+    assert max(took["/healthz"]) < 0.2, f"/healthz took {max(took['/healthz']):.3f} s"
+    bound = 0.2 if backend.name == "local" else 2
+    assert max(took["/api/images"]) < bound, f"/api/images took {max(took['/api/images']):.3f} s"
 
 
 def _audit(backend: Backend, event: str, key: str) -> list[dict[str, object]]:
@@ -132,8 +141,7 @@ def test_a_file_past_a_structural_cap_is_refused_quickly_and_nothing_stays(
         # Before: 6.6 s (comments), 3.6 s (IDAT), about a minute (scans), all three accepted; the
         # nested boxes a 500 that left the upload in quarantine. Now the walk stops at its cap.
         assert elapsed < 2, f"refused after {elapsed:.2f} s"
-        assert len(took) >= 4, "the probes never answered"
-        assert max(took) < 0.2, f"/healthz or /api/images took {max(took):.3f} s"
+        _assert_answered_quickly(backend, took)
         _assert_nothing_stored(backend, http, upload_id)
         [line] = _audit(backend, "reject", key)
         assert (line["reason"], line["detail"]) == ("too_complex", message)
