@@ -19,7 +19,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from .. import __version__
+from .._version import __version__
 from ..auth import Authenticator
 from ..config import Settings
 from ..errors import LimitsUnavailable, NotAuthenticated, RateLimited, S3DropError
