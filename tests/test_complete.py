@@ -28,6 +28,7 @@ from PIL import Image
 from s3drop import Settings
 from s3drop.auth import Principal
 from s3drop.errors import (
+    AlreadyCompleted,
     ChecksumMismatch,
     Forbidden,
     ImageRejected,
@@ -273,6 +274,48 @@ def test_a_retry_after_a_crash_before_the_quarantine_delete_finishes_the_job(dro
     assert again.key == first.key
     assert keys(drop, "incoming/") == []
     assert keys(drop, "images/") == [first.key]
+
+
+def test_a_form_posted_again_after_its_image_was_deleted_makes_no_image(
+    drop: S3Drop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The id was claimed once and has no image: no second image, however long after."""
+    monkeypatch.setattr("s3drop.uploads._AWAIT_PROMOTION", 0.2)  # no other process is writing
+    alice = Principal("alice")
+    data = samples.png(5)
+    upload_id = quarantine(drop, data, "image/png", owner="alice")
+    drop.delete_image(drop.complete(upload_id, principal=alice).id, principal=alice)
+    drop.storage.put(  # the same form, posted again: storage takes it
+        quarantine_key(upload_id, "image/png"),
+        data,
+        content_type="image/png",
+        metadata={"owner": "alice"},
+    )
+    with pytest.raises(AlreadyCompleted, match=f"^upload {upload_id} was already completed; a"):
+        drop.complete(upload_id, principal=alice)
+    assert_nothing_stored(drop)
+    store = drop.limits.store
+    assert isinstance(store, MemoryLimitStore)
+    assert store._counts[("user:alice:images", 0)] == 0
+
+
+def test_a_repost_as_old_as_its_image_is_judged_by_its_content(drop: S3Drop) -> None:
+    """Storage times may have one-second steps: a file posted again in the second its image was
+    written is verified, and refused because it is not that image."""
+    upload_id = quarantine(drop, samples.png(6, (64, 48), compress_level=0), "image/png")
+    image = drop.complete(upload_id)
+    promoted = drop.storage.read(image.key)
+    other = samples.png(7, (64, 48), compress_level=0)
+    key = quarantine_key(upload_id, "image/png")
+    drop.storage.put(key, other, content_type="image/png", metadata={})
+    written = (drop.settings.data_dir / "objects" / image.key).stat().st_mtime
+    os.utime(drop.settings.data_dir / "objects" / key, (written, written))
+    with pytest.raises(AlreadyCompleted, match=f"already completed as {image.key};"):
+        drop.complete(upload_id)
+    assert keys(drop, "incoming/") == []
+    assert keys(drop, "images/") == [image.key]
+    assert drop.storage.read(image.key) == promoted
+    assert drop.complete(upload_id).key == image.key  # a plain retry: the image
 
 
 @pytest.mark.parametrize("upload_id", [new_upload_id(), "../../etc/passwd", "x" * 23, ""])
