@@ -500,7 +500,7 @@ def _audited(backend: Backend, event: str, upload_id: str) -> list[dict[str, Any
         start = line.find('{"event":')
         if start >= 0:
             entry = json.loads(line[start:])
-            if entry["event"] == event and upload_id in entry.get("key", ""):
+            if entry["event"] == event and upload_id in (entry.get("key") or ""):
                 found.append(entry)
     return found
 
