@@ -154,7 +154,7 @@ def test_an_object_over_the_size_limit_is_refused(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data", max_bytes=1000)
     small = S3Drop(settings, limit_store=MemoryLimitStore())
     upload_id = quarantine(small, samples.png(), "image/png")
-    with pytest.raises(SizeMismatch, match="bytes; the limit is 1000"):
+    with pytest.raises(SizeMismatch, match="the limit is 1000 bytes"):
         small.complete(upload_id)
     assert_nothing_stored(small)
 

@@ -26,6 +26,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigurationError
+from .units import parse_size
 
 #: Every image type s3drop knows, with the one extension its keys use.
 KNOWN_TYPES: dict[str, str] = {
@@ -35,22 +36,6 @@ KNOWN_TYPES: dict[str, str] = {
     "image/gif": "gif",
     "image/avif": "avif",
 }
-
-_SIZE = re.compile(r"\s*(\d+)\s*([kmg]i?b?|b)?\s*", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3}
-
-
-def parse_size(value: object) -> int:
-    """``10485760``, ``"10MiB"``, ``"500 kB"`` -> bytes (``Ki``/``Mi``/``Gi`` are powers of 1024)."""
-    if isinstance(value, int):
-        return value
-    match = _SIZE.fullmatch(str(value))
-    if not match:
-        raise ValueError(f"not a size: {value!r} (try 10MiB or 10485760)")
-    number, unit = int(match[1]), (match[2] or "").lower()
-    if "i" in unit:
-        return number << (10 * ("kmg".index(unit[0]) + 1))
-    return number * _UNITS[unit[:1]]
 
 
 def _comma_list(value: object) -> object:
@@ -143,6 +128,20 @@ class Settings(BaseSettings):
     rate_per_minute: int = Field(60, description="Sign requests per minute per user or address")
     bytes_per_hour: int = Field(1024**3, description="Bytes signed per hour per user or address")
     max_images: int = Field(10_000, description="Images stored in total per user or address")
+
+    # --- telling the host app (see s3drop.webhooks)
+    webhook_url: str | None = Field(
+        None, description="Where to POST signed image.accepted/rejected/deleted events"
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="The webhooks' signing secret, whsec_<base64> (s3drop webhook-secret)"
+    )
+    webhook_timeout: float = Field(10.0, description="Seconds to wait for the receiver's answer")
+    webhook_attempts: int = Field(12, description="Tries per event before giving up")
+    webhook_backoff: float = Field(
+        1.0, description="Seconds before the first retry; each next one waits twice as long"
+    )
+    webhook_queue: int = Field(10_000, description="Undelivered events kept; more are dropped")
 
     @field_validator("allowed_types", mode="before")
     @classmethod
@@ -244,6 +243,8 @@ class Settings(BaseSettings):
         "workers",
         "rate_per_minute",
         "max_images",
+        "webhook_attempts",
+        "webhook_queue",
     )
     @classmethod
     def _positive(cls, value: int) -> int:
@@ -251,13 +252,30 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 1")
         return value
 
-    @field_validator("public_base_url", "public_url", "endpoint_url")
+    @field_validator("webhook_timeout", "webhook_backoff")
+    @classmethod
+    def _seconds(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError("must be a positive number of seconds")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from .webhooks import secret_key
+
+            secret_key(value.get_secret_value())
+        return value
+
+    @field_validator("public_base_url", "public_url", "endpoint_url", "webhook_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
         if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", value):
-            raise ValueError(f"not an http(s) URL: {value!r}")
+            hint = f" (try http://{value})" if "://" not in value else ""
+            raise ValueError(f"not an http(s) URL: {value!r}{hint}")
         return value.rstrip("/")
 
     def __init__(self, **values: Any) -> None:
@@ -278,6 +296,11 @@ class Settings(BaseSettings):
                 f"S3DROP_HOST: binding {self.host} with no authentication would let anyone who "
                 "can reach it upload; set S3DROP_TOKENS or S3DROP_USERS, or say --public "
                 "(S3DROP_PUBLIC=true) if that is what you want"
+            )
+        if self.webhook_url and self.webhook_secret is None:
+            raise ConfigurationError(
+                "S3DROP_WEBHOOK_SECRET: webhooks are signed; set a secret (make one with "
+                "`s3drop webhook-secret`) or unset S3DROP_WEBHOOK_URL"
             )
         if self.backend == "s3" and not self.bucket:
             raise ConfigurationError(
@@ -408,15 +431,26 @@ def is_loopback(host: str) -> bool:
 def _explain(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
-        field = str(error["loc"][0]) if error["loc"] else "settings"
-        env = _ENV_NAMES.get(field, f"S3DROP_{field.upper()}")
+        where = str(error["loc"][0]) if error["loc"] else "settings"
+        field = _ALIASES.get(where, where)  # an alias (AWS_REGION) stands for its field (region)
+        env = where if where in _ALIASES else _ENV_NAMES.get(field, f"S3DROP_{field.upper()}")
         message = error["msg"].removeprefix("Value error, ")
-        shown = "" if field in _SECRET_FIELDS else f" (got {error.get('input')!r})"
+        got = repr(error.get("input"))
+        # The value once: not when it is secret, nor when the message already quotes it.
+        shown = "" if field in _SECRET_FIELDS or got in message else f" (got {got})"
         lines.append(f"{env}: {message}{shown}")
     return "; ".join(lines)
 
 
 _SECRET_FIELDS = {"tokens", "users", "secret_key"}
+#: Environment names that stand for a field under another name (validation aliases).
+_ALIASES = {
+    alias: name
+    for name, info in Settings.model_fields.items()
+    if isinstance(info.validation_alias, AliasChoices)
+    for alias in info.validation_alias.choices
+    if isinstance(alias, str) and alias.isupper()
+}
 _ENV_NAMES = {
     "bucket": "S3DROP_BUCKET",
     "region": "AWS_REGION",
