@@ -6,7 +6,7 @@ rotated, a 95 KB 7000 x 7000 16-bit PNG, a tiny 7000 x 7000 lossless WebP), so t
 the sandbox's limits whatever structural caps the parsers add; the servers run with low limits
 (``S3DROP_DECODE_CPU_SECONDS=0.1``, ``S3DROP_DECODE_MEMORY=200MiB``) so the bombs are cheap.
 Every refusal proves nothing was stored, and while the bombs are in flight a probe loop proves
-``/healthz`` and ``/api/images`` answered within 200 ms throughout.
+``/healthz`` (and ``/api/images`` on the local backend) answered within 200 ms throughout.
 """
 
 from __future__ import annotations
@@ -120,6 +120,16 @@ class Probe:
         self._thread.join()
 
 
+def assert_answered_quickly(backend: Backend, probe: Probe) -> None:
+    """/healthz within 200 ms throughout, and /api/images too on the local backend; on RGW a
+    listing is RGW's own time, which a busy test machine stretches (its worst answer with nothing
+    in flight was 356 ms on a dev machine at load 12), so there it gets the 2 s that
+    tests/test_complete_structure.py gives it."""
+    assert probe.slowest["/healthz"] < 0.2, probe.report()
+    bound = 0.2 if backend.name == "local" else 2
+    assert probe.slowest["/api/images"] < bound, probe.report()
+
+
 def complete_all(server: LiveServer, ids: list[str]) -> list[httpx.Response]:
     """Complete every upload at once, each on a connection of its own."""
 
@@ -180,7 +190,7 @@ def test_cpu_bombs_are_refused_while_the_server_keeps_answering(cpu_limited: Bac
     assert backend.keys(f"images/{legit}") != []
     assert probe.count >= 10
     assert not probe.failures
-    assert probe.worst < 0.2, probe.report()
+    assert_answered_quickly(backend, probe)
     assert backend.server.output().count('"reason":"too_expensive"') >= 6  # audited
 
 
@@ -203,7 +213,7 @@ def test_memory_bombs_are_refused_while_the_server_keeps_answering(
         assert_nothing_stored(backend, upload_id)
     assert probe.count >= 10
     assert not probe.failures
-    assert probe.worst < 0.2, probe.report()
+    assert_answered_quickly(backend, probe)
     with backend.server.client() as http:  # and the replaced workers still verify
         legit = upload(backend, http, small_png(), "image/png")
         assert http.post(f"/api/uploads/{legit}/complete").status_code == 200

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -21,15 +22,15 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from .. import __version__
+from .._version import __version__
 from ..auth import Authenticator
 from ..config import Settings
-from ..errors import NotAuthenticated, RateLimited, S3DropError, ServerBusy
+from ..errors import LimitsUnavailable, NotAuthenticated, RateLimited, S3DropError, ServerBusy
 from ..limits import LimitStore
 from ..storage.base import Storage
 from ..uploads import S3Drop
 from . import ops, routes
-from .security import SecurityMiddleware
+from .security import HostMiddleware, SecurityMiddleware
 
 STATIC = Path(__file__).parent / "static"
 
@@ -63,6 +64,7 @@ def create_app(
         app.include_router(routes.local_storage)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(S3DropError, _s3drop_error)
+    app.add_exception_handler(Exception, _unexpected_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     origins = drop.settings.origins()
     app.add_middleware(
@@ -75,6 +77,7 @@ def create_app(
     app.add_middleware(
         SecurityMiddleware, origins=origins, storage_origins=drop.storage.browser_origins()
     )
+    app.add_middleware(HostMiddleware, hosts=drop.settings.hosts())  # before routing
     app.add_middleware(ops.LatencyMiddleware)  # outermost: times every answer
     return app
 
@@ -93,11 +96,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         restore()
-        drop.close()
         if sweeper is not None:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+        # The decode workers stop; webhooks not yet sent stay in the outbox.
+        await asyncio.to_thread(drop.close)
 
 
 def _close_on_signal(drop: S3Drop, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
@@ -138,15 +142,49 @@ async def _sweep(drop: S3Drop) -> None:
         await asyncio.sleep(SWEEP_EVERY)
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def error_response(
+    status: int, code: str, message: str, *, reference: str | None = None
+) -> JSONResponse:
+    error = {"code": code, "message": message}
+    if reference is not None:
+        error["reference"] = reference
+    return JSONResponse({"error": error}, status_code=status)
+
+
+#: What a person using the page is told when the server or its storage fails. The operator's
+#: details (which setting, which endpoint) go to the log under the same reference, never to them.
+_PUBLIC_MESSAGES = {
+    "storage_unavailable": "Storage cannot be reached right now. Please try again in a minute.",
+    "storage_access_denied": "Storage is not set up correctly, so uploads cannot be saved.",
+    "bucket_missing": "Storage is not set up correctly, so uploads cannot be saved.",
+    "storage_error": "Storage could not save or read the file. Please try again later.",
+}
+_PUBLIC_FALLBACK = "Something went wrong on the server. Please try again later."
+
+
+def _server_fault(status: int, code: str, detail: str) -> JSONResponse:
+    """A 5xx for people: a plain message and a reference they can quote; details in the log."""
+    reference = secrets.token_hex(4)
+    logging.getLogger("s3drop").error("%s (reference %s): %s", code, reference, detail)
+    message = f"{_PUBLIC_MESSAGES.get(code, _PUBLIC_FALLBACK)} (reference {reference})"
+    return error_response(status, code, message, reference=reference)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    return _server_fault(500, "internal", f"{type(exc).__name__}: {exc}")
 
 
 async def _s3drop_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, S3DropError)
-    response = error_response(exc.status, exc.code, exc.message)
-    if isinstance(exc, RateLimited | ServerBusy):
+    if exc.status >= 500 and not isinstance(exc, LimitsUnavailable | ServerBusy):
+        # A fault of the server or its storage: people get plain words and a reference.
+        response = _server_fault(exc.status, exc.code, exc.message)
+    else:
+        response = error_response(exc.status, exc.code, exc.message)
+    if isinstance(exc, RateLimited | LimitsUnavailable | ServerBusy):
         response.headers["Retry-After"] = str(exc.retry_after)
+    elif exc.status == 503:
+        response.headers["Retry-After"] = "30"
     if isinstance(exc, NotAuthenticated):
         drop: S3Drop = request.app.state.drop
         scheme = "Basic" if drop.settings.auth_mode == "basic" else "Bearer"
