@@ -8,6 +8,7 @@ from .errors import ImageRejected as ImageRejected
 from .errors import S3DropError as S3DropError
 from .gallery import Image as Image
 from .gallery import ImagePage as ImagePage
+from .gallery import ImageURL as ImageURL
 from .policy import UploadForm as UploadForm
 from .uploads import S3Drop as S3Drop
 
@@ -16,6 +17,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Image",
     "ImagePage",
+    "ImageURL",
     "ImageRejected",
     "Principal",
     "S3Drop",
