@@ -17,8 +17,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Image",
     "ImagePage",
-    "ImageURL",
     "ImageRejected",
+    "ImageURL",
     "Principal",
     "S3Drop",
     "S3DropError",
