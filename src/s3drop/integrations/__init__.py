@@ -1,0 +1,1 @@
+"""s3drop inside another web framework's app: one module per framework (:mod:`.fastapi`)."""
