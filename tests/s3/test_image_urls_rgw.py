@@ -98,7 +98,7 @@ def test_one_head_no_listing_and_a_url_rgw_serves(make_drop: Any) -> None:
 
 def test_a_cdn_base_url_is_used_and_cached_for_a_day(make_drop: Any) -> None:
     drop = make_drop(public_base_url="https://cdn.example.com/media")
-    image_id, _ = promote(drop)
+    image_id, _ = promote(drop, owner="anonymous")  # the app below has no login
     link = drop.image_url(image_id, variant="thumbnail")
     assert link.url == f"https://cdn.example.com/media/{thumbnail_key(image_id)}"
     assert link.expires_at is None
