@@ -26,7 +26,7 @@ cron job, or the host's own lifespan) to remove uploads nobody completed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Depends, FastAPI
@@ -35,7 +35,7 @@ from ..auth import Principal
 from ..errors import NotAuthenticated
 from ..uploads import S3Drop
 from ..web.app import build_app
-from ..web.routes import PrincipalDependency
+from ..web.routes import current_principal
 
 __all__ = ["principal_dependency", "uploads_app"]
 
@@ -58,12 +58,14 @@ def uploads_app(
     what it returns into the owner of the uploads (see :func:`principal_dependency`). ``drop``
     defaults to ``S3Drop()`` (settings from the environment).
     """
-    return build_app(drop or S3Drop(), principal=principal_dependency(user, principal))
+    app = build_app(drop or S3Drop())
+    app.dependency_overrides[current_principal] = principal_dependency(user, principal)
+    return app
 
 
 def principal_dependency(
     user: Callable[..., Any], principal: PrincipalMapper | None = None
-) -> PrincipalDependency:
+) -> Callable[..., Awaitable[Principal]]:
     """A FastAPI dependency naming the s3drop :class:`~s3drop.auth.Principal` from the host's
     ``user`` dependency: ``principal(user)`` (default: the user itself), which may give a
     Principal, a name (``Principal(name)``), or None (401). A blank name is refused (401), so

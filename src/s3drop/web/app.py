@@ -47,17 +47,18 @@ def create_app(
     ``storage``, ``authenticate`` and ``limit_store`` replace the built-ins the settings choose.
     """
     drop = S3Drop(settings, storage=storage, authenticate=authenticate, limit_store=limit_store)
-    app = build_app(drop, principal=routes.current_principal)
+    app = build_app(drop)
     app.include_router(routes.pages)
     app.include_router(ops.router)
     return app
 
 
-def build_app(drop: S3Drop, *, principal: routes.PrincipalDependency) -> FastAPI:
-    """What every s3drop web app has, with ``principal`` naming the caller: the JSON API, the
-    static files (the uploader element), the local backend's receiver, s3drop's error answers,
-    CORS and the browser hardening. :func:`create_app` adds the page and the operations
-    endpoints; :func:`s3drop.integrations.fastapi.uploads_app` a host app's own login."""
+def build_app(drop: S3Drop) -> FastAPI:
+    """What every s3drop web app has: the JSON API, the static files (the uploader element), the
+    local backend's receiver, s3drop's error answers, CORS and the browser hardening.
+    :func:`create_app` adds the page and the operations endpoints;
+    :func:`s3drop.integrations.fastapi.uploads_app` puts a host app's login in place of
+    :func:`~s3drop.web.routes.current_principal`."""
     app = FastAPI(
         title="s3drop",
         version=__version__,
@@ -67,7 +68,7 @@ def build_app(drop: S3Drop, *, principal: routes.PrincipalDependency) -> FastAPI
         lifespan=_lifespan,
     )
     app.state.drop = drop
-    app.include_router(routes.api_router(principal))
+    app.include_router(routes.api)
     if drop.storage.name == "local":
         app.include_router(routes.local_storage)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
