@@ -15,8 +15,9 @@ from starlette.types import ASGIApp
 
 from s3drop import S3Drop
 
-#: What the in-process client calls itself: the host every absolute URL names.
-BASE = "http://testserver"
+#: Where the in-process client sends requests: the host every absolute URL names (a loopback
+#: name, which every Host check accepts).
+BASE = "http://127.0.0.1:8000"
 
 
 class _PortalTransport(httpx.BaseTransport):

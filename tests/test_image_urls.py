@@ -22,7 +22,7 @@ from s3drop.uploads import S3Drop
 from s3drop.web.app import create_app
 
 from . import samples
-from .inprocess import asgi_client, upload
+from .inprocess import BASE, asgi_client, upload
 
 ALICE, BOB = Principal("alice"), Principal("bob")
 TOKENS = {"alice": "alice-secret-token", "bob": "bob-secret-token-2"}
@@ -171,7 +171,7 @@ def test_the_endpoint_redirects_to_a_fresh_url_the_browser_may_cache(
     assert answer.status_code == 302
     assert storage.calls == [f"head {thumbnail_key(image['id'])}"]
     location = answer.headers["location"]
-    assert location.startswith("http://testserver/storage/")  # absolute
+    assert location.startswith(f"{BASE}/storage/")  # absolute
     # Cacheable by this browser only, never past half of the signed URL's life (600 s).
     assert answer.headers["cache-control"] in ("private, max-age=299", "private, max-age=300")
     target = http.get(location)
