@@ -33,6 +33,7 @@ def mounted(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         if not name.startswith(("AWS_", "S3DROP_", "BUCKET_NAME"))
     }
     env["S3DROP_DATA_DIR"] = str(data)
+    env["S3DROP_PORT"] = str(port)  # where it is served: its origin may call the API
     log = tmp_path / "host.log"
     command = [sys.executable, "-m", "uvicorn", "tests.e2e.mounted_app:app", "--port", str(port)]
     with log.open("wb") as out:
