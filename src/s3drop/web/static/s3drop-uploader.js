@@ -16,6 +16,7 @@
  *
  * Events (all bubble and cross shadow roots; `event.detail` is documented in the README):
  *   s3drop:ready         the server's settings arrived: {config}
+ *   s3drop:add           files are about to join the list (cancelable: the host may refuse): {files}
  *   s3drop:progress      a file changed state or made progress: {file, state, percent, message}
  *   s3drop:accepted      the server verified and stored a file: {file, image}
  *   s3drop:rejected      a file was refused for good, here or by the server: {file, code, message}
@@ -496,7 +497,7 @@ export class S3DropUploader extends HTMLElement {
     if (name === "api" && this.isConnected) {
       this.#config = null;
       this.#configReady = this.#loadConfig();
-    } else if (name === "accept" || name === "multiple") {
+    } else if (name === "accept" || name === "multiple" || name === "max-files") {
       this.#applyConfig();
     } else if (name === "drop-target" && this.isConnected) {
       this.#unlisten();
@@ -521,6 +522,9 @@ export class S3DropUploader extends HTMLElement {
   addFiles(fileList) {
     const files = Array.from(fileList || []);
     if (!files.length || this.#disabled) return;
+    // The host may look first and say no (a cancelable event, as <file-attachment> does).
+    const add = new CustomEvent("s3drop:add", { detail: { files }, bubbles: true, composed: true, cancelable: true });
+    if (!this.dispatchEvent(add)) return;
     if (!this.#multiple) {
       for (const item of this.#items.slice()) this.#remove(item, { focus: false });
       files.splice(1);
@@ -669,13 +673,14 @@ export class S3DropUploader extends HTMLElement {
       file,
       type: this.#fileType(file),
       el: row,
-      state: "queued",
+      state: "new",
       run: 0,
       sha256: undefined,
       controller: null,
       xhr: null,
       upload: null,
       image: null,
+      admitted: false,
       verifyOnly: false,
       removed: false,
       previewUrl: null,
@@ -756,9 +761,11 @@ export class S3DropUploader extends HTMLElement {
         message: `Too big: ${formatSize(item.file.size)}, the limit is ${formatSize(config.max_bytes)}`,
       };
     }
-    const kept = this.#items.filter((other) => other !== item && !other.removed && !FINISHED.has(other.state));
-    const done = this.#items.filter((other) => other !== item && !other.removed && other.state === "done");
-    if (kept.length + done.length >= this.#maxFiles) {
+    // Files that passed this check count until they are refused, rejected or cancelled.
+    const kept = this.#items.filter(
+      (other) => other.admitted && !other.removed && (other.state === "done" || !FINISHED.has(other.state)),
+    );
+    if (kept.length >= this.#maxFiles) {
       const limit = this.#maxFiles === 1 ? "one file" : `${this.#maxFiles} files`;
       return { code: "too_many_files", message: `Too many files: this takes at most ${limit}` };
     }
@@ -771,6 +778,7 @@ export class S3DropUploader extends HTMLElement {
   }
 
   #enqueue(item) {
+    item.admitted = true;
     item.run += 1;
     this.#show(item, "queued", "Queued", { quiet: true });
     this.#waiting.push(item);
