@@ -139,14 +139,16 @@ def _posts(db: sqlite3.Connection, user: User) -> list[dict[str, Any]]:
 
 
 def _journal(
-    request: Request, db: sqlite3.Connection, user: User, *, error: str = "", status: int = 200
+    request: Request,
+    db: sqlite3.Connection,
+    user: User,
+    *,
+    error: str = "",
+    title: str = "",
+    status: int = 200,
 ) -> Response:
-    return templates.TemplateResponse(
-        request,
-        "journal.html",
-        {"user": user, "posts": _posts(db, user), "error": error},
-        status_code=status,
-    )
+    context = {"user": user, "posts": _posts(db, user), "error": error, "title": title}
+    return templates.TemplateResponse(request, "journal.html", context, status_code=status)
 
 
 @pages.get("/")
@@ -169,15 +171,17 @@ def publish(
     if not title.strip():
         return _journal(request, db, user, error="Give the post a title.", status=422)
     if not photos:
-        return _journal(request, db, user, error="Add at least one photo.", status=422)
+        return _journal(request, db, user, error="Add at least one photo.", title=title, status=422)
     if len(photos) > MAX_PHOTOS:
-        return _journal(request, db, user, error=f"At most {MAX_PHOTOS} photos.", status=422)
+        error = f"At most {MAX_PHOTOS} photos."
+        return _journal(request, db, user, error=error, title=title, status=422)
     drop: S3Drop = request.app.state.drop
     for image_id in photos:
         try:  # an accepted image of this user's (one HEAD, no listing)
             drop.image_url(image_id, principal=Principal(user.name))
         except S3DropError as exc:
-            return _journal(request, db, user, error=f"Photo {image_id}: {exc.message}", status=422)
+            error = f"Photo {image_id}: {exc.message}"
+            return _journal(request, db, user, error=error, title=title, status=422)
     cursor = db.execute(
         "insert into posts (user_id, title, created_at) values (?, ?, ?)",
         (user.id, title.strip(), time.time()),

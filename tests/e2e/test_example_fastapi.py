@@ -120,6 +120,7 @@ def test_a_post_with_a_photo_from_sign_in_to_reload(page: Page, example: Example
     page.fill("input[name=title]", "Nothing to show")
     page.click("#new-post button[type=submit]")
     expect(page.locator("p.error")).to_have_text("Add at least one photo.")
+    expect(page.locator("input[name=title]")).to_have_value("Nothing to show")  # kept
     assert example.rows("posts") == []
     assert example.rows("photos") == []
     assert example.stored("images/") == []
