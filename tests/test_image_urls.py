@@ -5,13 +5,14 @@ ownership and sharing applied; the endpoint redirects with cache headers that fi
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from s3drop import Settings
+from s3drop import ImageURL, Settings
 from s3drop.auth import BearerTokens, Principal
 from s3drop.errors import Forbidden, InvalidRequest, NotFound
 from s3drop.limits import MemoryLimitStore
@@ -201,3 +202,12 @@ def test_the_endpoint_applies_ownership(
         assert missing.status_code == 404
         assert missing.json()["error"]["code"] == "not_found"
     assert http.get(f"/api/images/{image['id']}/poster").status_code == 404
+
+
+def test_cache_headers_fit_the_urls_life() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    signed = ImageURL("https://x/y", now + timedelta(seconds=600))
+    assert signed.cache_control(now=now) == "private, max-age=300"
+    assert signed.cache_control(now=now + timedelta(seconds=599)) == "private, max-age=0"
+    assert signed.cache_control(now=now + timedelta(seconds=700)) == "private, max-age=0"
+    assert ImageURL("https://cdn/y", None).cache_control() == "private, max-age=86400"

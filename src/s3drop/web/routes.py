@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -107,21 +106,10 @@ def thumbnail(image_id: str, request: Request, principal: Caller) -> RedirectRes
     return image_redirect(link)
 
 
-#: How long a browser may reuse a redirect to a CDN URL (which does not expire).
-CDN_MAX_AGE = 86400
-
-
 def image_redirect(link: ImageURL) -> RedirectResponse:
-    """302 to ``link``, cacheable by the browser for at most half the URL's remaining life (so a
-    cached redirect never leads to an expired URL), and by no shared cache: who may see an image
-    depends on who asks."""
-    if link.expires_at is None:
-        max_age = CDN_MAX_AGE
-    else:
-        remaining = (link.expires_at - datetime.now(UTC)).total_seconds()
-        max_age = max(0, int(remaining) // 2)
+    """302 to ``link``, with the cache headers that fit its life (:meth:`ImageURL.cache_control`)."""
     return RedirectResponse(
-        link.url, status_code=302, headers={"Cache-Control": f"private, max-age={max_age}"}
+        link.url, status_code=302, headers={"Cache-Control": link.cache_control()}
     )
 
 
