@@ -41,12 +41,20 @@ class _PortalTransport(httpx.BaseTransport):
 
 
 @contextlib.contextmanager
+def asgi_transport(app: ASGIApp) -> Iterator[httpx.BaseTransport]:
+    """A sync transport on ``app`` in-process, for clients that take one (``s3drop.client``)."""
+    with start_blocking_portal() as portal:
+        yield _PortalTransport(app, portal)
+
+
+@contextlib.contextmanager
 def asgi_client(app: ASGIApp, **kwargs: Any) -> Iterator[httpx.Client]:
     """An ``httpx.Client`` on ``app`` in-process (no lifespan), at :data:`BASE`."""
-    with start_blocking_portal() as portal:
-        transport = _PortalTransport(app, portal)
-        with httpx.Client(base_url=BASE, transport=transport, **kwargs) as client:
-            yield client
+    with (
+        asgi_transport(app) as transport,
+        httpx.Client(base_url=BASE, transport=transport, **kwargs) as client,
+    ):
+        yield client
 
 
 def sign(

@@ -16,12 +16,13 @@ import pytest
 from fastapi import FastAPI
 
 from s3drop import S3Drop, Settings
+from s3drop.client import Client
 from s3drop.limits import MemoryLimitStore
 from s3drop.web.app import create_app
 from s3drop.web.mount import request_base
 
 from . import samples
-from .inprocess import BASE, asgi_client, sign, stored, upload
+from .inprocess import BASE, asgi_client, asgi_transport, sign, stored, upload
 
 
 class _Links(HTMLParser):
@@ -198,3 +199,15 @@ def test_unknown_paths_and_methods_answer_s3drops_error_shape(
     wrong = http.put("/uploads/api/images")
     assert wrong.status_code == 405
     assert wrong.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_the_command_line_client_uploads_to_an_app_under_a_prefix(tmp_path: Path) -> None:
+    host, drop = hosted(tmp_path)
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(samples.png(5, (32, 24)))
+    with asgi_transport(host) as transport, Client(f"{BASE}/uploads", transport=transport) as cli:
+        image = cli.upload(photo)
+        assert image["url"].startswith(f"{BASE}/uploads/storage/images/{image['id']}.")
+        assert [item["id"] for item in cli.list_images().images] == [image["id"]]
+        cli.delete_image(image["id"])
+    assert stored(drop) == []
