@@ -20,6 +20,8 @@ the host dependency's ``HTTPException`` included, is ``{"error": {"code", "messa
 the mounted app: ``https://example.com/uploads``). It is the bundled app's own API and receiver,
 built by the same function, without the page and the operations endpoints.
 
+Browser calls to the API are taken from s3drop's origins: tell the settings where the host app
+is served (``Settings(host=..., port=...)``, ``S3DROP_PUBLIC_URL`` or ``S3DROP_ALLOWED_ORIGINS``).
 Mounted apps get no lifespan events: on the local backend, run ``drop.sweep()`` now and then (a
 cron job, or the host's own lifespan) to remove uploads nobody completed.
 """
@@ -69,7 +71,8 @@ def principal_dependency(
     """A FastAPI dependency naming the s3drop :class:`~s3drop.auth.Principal` from the host's
     ``user`` dependency: ``principal(user)`` (default: the user itself), which may give a
     Principal, a name (``Principal(name)``), or None (401). A blank name is refused (401), so
-    signed-out users never share one owner."""
+    signed-out users never share one owner. ``principal`` runs on the event loop: keep it a quick
+    mapping (the lookups belong in ``user``, which FastAPI runs in its thread pool if it is sync)."""
     found = Depends(user)
 
     async def caller(signed_in: Any = found) -> Principal:
