@@ -211,3 +211,19 @@ def test_cache_headers_fit_the_urls_life() -> None:
     assert signed.cache_control(now=now + timedelta(seconds=599)) == "private, max-age=0"
     assert signed.cache_control(now=now + timedelta(seconds=700)) == "private, max-age=0"
     assert ImageURL("https://cdn/y", None).cache_control() == "private, max-age=86400"
+
+
+def test_get_image_needs_no_listing_and_sees_a_half_finished_delete(tmp_path: Path) -> None:
+    drop, storage = make_drop(tmp_path)
+    image_id = promote(drop)
+    storage.calls = []
+    image = drop.get_image(image_id, principal=ALICE)
+    assert image.filename == "cat.png"
+    assert image.sha256 is not None
+    assert not [call for call in storage.calls if call.startswith("list")]
+    storage.delete(image.key)  # a delete that stopped after its first step
+    with pytest.raises(NotFound):
+        drop.get_image(image_id, principal=ALICE)
+    drop.delete_image(image_id)  # finishing it takes the thumbnail too
+    with pytest.raises(NotFound):
+        drop.image_url(image_id)
