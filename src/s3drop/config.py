@@ -20,11 +20,13 @@ import re
 import secrets
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigurationError
+from .units import parse_size
 
 #: Every image type s3drop knows, with the one extension its keys use.
 KNOWN_TYPES: dict[str, str] = {
@@ -34,22 +36,6 @@ KNOWN_TYPES: dict[str, str] = {
     "image/gif": "gif",
     "image/avif": "avif",
 }
-
-_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3}
-
-
-def parse_size(value: object) -> int:
-    """``10485760``, ``"10MiB"``, ``"500 kB"`` -> bytes (``Ki``/``Mi``/``Gi`` are powers of 1024)."""
-    if isinstance(value, int):
-        return value
-    match = _SIZE.match(str(value))
-    if not match:
-        raise ValueError(f"not a size: {value!r} (try 10MiB or 10485760)")
-    number, unit = int(match[1]), (match[2] or "").lower()
-    if "i" in unit:
-        return number << (10 * ("kmg".index(unit[0]) + 1))
-    return number * _UNITS[unit[:1]]
 
 
 def _comma_list(value: object) -> object:
@@ -118,6 +104,16 @@ class Settings(BaseSettings):
         description="Origins whose pages may call the API and post to the bucket; the app's own "
         "origin is always allowed",
     )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names requests may name besides loopback, the bound address and the "
+        "public URL's host: example.com, *.example.com, or * for any",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses (IPs or networks) whose X-Forwarded-For and X-Forwarded-Proto are "
+        "believed; none by default, * for any",
+    )
 
     # --- who may upload, and how much
     auth: Literal["none", "token", "basic"] | None = Field(
@@ -132,6 +128,20 @@ class Settings(BaseSettings):
     rate_per_minute: int = Field(60, description="Sign requests per minute per user or address")
     bytes_per_hour: int = Field(1024**3, description="Bytes signed per hour per user or address")
     max_images: int = Field(10_000, description="Images stored in total per user or address")
+
+    # --- telling the host app (see s3drop.webhooks)
+    webhook_url: str | None = Field(
+        None, description="Where to POST signed image.accepted/rejected/deleted events"
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="The webhooks' signing secret, whsec_<base64> (s3drop webhook-secret)"
+    )
+    webhook_timeout: float = Field(10.0, description="Seconds to wait for the receiver's answer")
+    webhook_attempts: int = Field(12, description="Tries per event before giving up")
+    webhook_backoff: float = Field(
+        1.0, description="Seconds before the first retry; each next one waits twice as long"
+    )
+    webhook_queue: int = Field(10_000, description="Undelivered events kept; more are dropped")
 
     @field_validator("allowed_types", mode="before")
     @classmethod
@@ -158,9 +168,39 @@ class Settings(BaseSettings):
     @classmethod
     def _origins(cls, value: list[str]) -> list[str]:
         for origin in value:
-            if not re.match(r"^https?://[^/\s]+$", origin):
+            if not re.fullmatch(r"https?://[^/\s]+", origin):
                 raise ValueError(f"not an origin (scheme://host[:port]): {origin!r}")
         return [origin.lower() for origin in value]
+
+    @field_validator("allowed_hosts", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_lists(cls, value: object) -> object:
+        return _comma_list(value)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        for host in value:
+            if not _HOST_PATTERN.fullmatch(host):
+                raise ValueError(
+                    f"not a host name (example.com, *.example.com, 192.0.2.7, [2001:db8::1] or *; "
+                    f"no scheme, no port): {host!r}"
+                )
+        return [host_name(host) if host != "*" else host for host in value]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        for proxy in value:
+            if proxy == "*":
+                continue
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"not an IP address or network (192.0.2.7, 10.0.0.0/8, ::1 or *): {proxy!r}"
+                ) from None
+        return value
 
     @field_validator("tokens", "users")
     @classmethod
@@ -203,6 +243,8 @@ class Settings(BaseSettings):
         "workers",
         "rate_per_minute",
         "max_images",
+        "webhook_attempts",
+        "webhook_queue",
     )
     @classmethod
     def _positive(cls, value: int) -> int:
@@ -210,13 +252,30 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 1")
         return value
 
-    @field_validator("public_base_url", "public_url", "endpoint_url")
+    @field_validator("webhook_timeout", "webhook_backoff")
+    @classmethod
+    def _seconds(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError("must be a positive number of seconds")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from .webhooks import secret_key
+
+            secret_key(value.get_secret_value())
+        return value
+
+    @field_validator("public_base_url", "public_url", "endpoint_url", "webhook_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"not an http(s) URL: {value!r}")
+        if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", value):
+            hint = f" (try http://{value})" if "://" not in value else ""
+            raise ValueError(f"not an http(s) URL: {value!r}{hint}")
         return value.rstrip("/")
 
     def __init__(self, **values: Any) -> None:
@@ -237,6 +296,11 @@ class Settings(BaseSettings):
                 f"S3DROP_HOST: binding {self.host} with no authentication would let anyone who "
                 "can reach it upload; set S3DROP_TOKENS or S3DROP_USERS, or say --public "
                 "(S3DROP_PUBLIC=true) if that is what you want"
+            )
+        if self.webhook_url and self.webhook_secret is None:
+            raise ConfigurationError(
+                "S3DROP_WEBHOOK_SECRET: webhooks are signed; set a secret (make one with "
+                "`s3drop webhook-secret`) or unset S3DROP_WEBHOOK_URL"
             )
         if self.backend == "s3" and not self.bucket:
             raise ConfigurationError(
@@ -262,12 +326,21 @@ class Settings(BaseSettings):
 
     def origins(self) -> list[str]:
         """The allowed origins, with the app's own (both loopback spellings on loopback)."""
-        own = [f"http://{self.host}:{self.port}"]
+        own = [] if _is_wildcard(self.host) else [f"http://{_netloc(self.host)}:{self.port}"]
         if is_loopback(self.host):
-            own = [f"http://127.0.0.1:{self.port}", f"http://localhost:{self.port}"]
+            own += [f"http://127.0.0.1:{self.port}", f"http://localhost:{self.port}"]
         if self.public_url:
-            own.append(self.public_url.lower())
+            own.append(_origin(self.public_url))
         return list(dict.fromkeys([*own, *self.allowed_origins]))
+
+    def hosts(self) -> list[str]:
+        """Host names requests may name (the ``Host`` header without its port), besides any
+        loopback name or address: the bound address, the public URL's host, ``allowed_hosts``.
+        ``*.example.com`` matches subdomains, ``*`` anything."""
+        own = [] if _is_wildcard(self.host) else [host_name(self.host)]
+        if self.public_url:
+            own.append(host_name(urlsplit(self.public_url).netloc))
+        return list(dict.fromkeys([*own, *self.allowed_hosts]))
 
     def local_secret(self) -> bytes:
         """The local backend's signing secret: given, or generated once and kept in the data folder.
@@ -295,7 +368,7 @@ class Settings(BaseSettings):
         return path.read_bytes().strip()
 
 
-_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 
 
 def _pairs(raw: str) -> dict[str, str]:
@@ -303,7 +376,7 @@ def _pairs(raw: str) -> dict[str, str]:
     pairs: dict[str, str] = {}
     for item in raw.split(","):
         name, sep, secret = item.strip().partition(":")
-        if not sep or not _NAME.match(name):
+        if not sep or not _NAME.fullmatch(name):
             raise ValueError(
                 "expected name:secret pairs separated by commas (names: letters, digits, _ . @ -)"
             )
@@ -313,6 +386,38 @@ def _pairs(raw: str) -> dict[str, str]:
             raise ValueError(f"{name!r} appears twice")
         pairs[name] = secret
     return pairs
+
+
+#: A host name or address as ``S3DROP_ALLOWED_HOSTS`` takes it: no scheme, no port.
+_HOST_PATTERN = re.compile(r"\*|(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|\[?[0-9A-Fa-f:.]+\]?")
+
+
+def _is_wildcard(host: str) -> bool:
+    """True for a bind address that means every interface (no name a client would use)."""
+    return host.strip("[]") in {"", "0.0.0.0", "::"}  # noqa: S104
+
+
+def _netloc(host: str) -> str:
+    """``host`` as it appears in a URL (IPv6 in brackets)."""
+    bare = host.strip("[]")
+    return f"[{bare}]" if ":" in bare else bare
+
+
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of an URL, lower case."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def host_name(host: str) -> str:
+    """The name in a Host header value or a bind address: no port, no IPv6 brackets, lower case
+    (``"[::1]:8000"`` -> ``"::1"``, ``"Example.COM:443"`` -> ``"example.com"``)."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    if host.count(":") > 1:  # a bare IPv6 address
+        return host
+    return host.split(":", 1)[0]
 
 
 def is_loopback(host: str) -> bool:
@@ -326,15 +431,26 @@ def is_loopback(host: str) -> bool:
 def _explain(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
-        field = str(error["loc"][0]) if error["loc"] else "settings"
-        env = _ENV_NAMES.get(field, f"S3DROP_{field.upper()}")
+        where = str(error["loc"][0]) if error["loc"] else "settings"
+        field = _ALIASES.get(where, where)  # an alias (AWS_REGION) stands for its field (region)
+        env = where if where in _ALIASES else _ENV_NAMES.get(field, f"S3DROP_{field.upper()}")
         message = error["msg"].removeprefix("Value error, ")
-        shown = "" if field in _SECRET_FIELDS else f" (got {error.get('input')!r})"
+        got = repr(error.get("input"))
+        # The value once: not when it is secret, nor when the message already quotes it.
+        shown = "" if field in _SECRET_FIELDS or got in message else f" (got {got})"
         lines.append(f"{env}: {message}{shown}")
     return "; ".join(lines)
 
 
 _SECRET_FIELDS = {"tokens", "users", "secret_key"}
+#: Environment names that stand for a field under another name (validation aliases).
+_ALIASES = {
+    alias: name
+    for name, info in Settings.model_fields.items()
+    if isinstance(info.validation_alias, AliasChoices)
+    for alias in info.validation_alias.choices
+    if isinstance(alias, str) and alias.isupper()
+}
 _ENV_NAMES = {
     "bucket": "S3DROP_BUCKET",
     "region": "AWS_REGION",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,13 +23,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..auth import Authenticator
 from ..config import Settings
-from ..errors import NotAuthenticated, RateLimited, S3DropError
+from ..errors import LimitsUnavailable, NotAuthenticated, RateLimited, S3DropError
 from ..limits import LimitStore
 from ..storage.base import Storage
 from ..uploads import S3Drop
 from . import ops, routes
 from .mount import MountMiddleware
-from .security import SecurityMiddleware
+from .security import HostMiddleware, SecurityMiddleware
 
 STATIC = Path(__file__).parent / "static"
 
@@ -73,6 +74,7 @@ def build_app(drop: S3Drop) -> FastAPI:
         app.include_router(routes.local_storage)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(S3DropError, _s3drop_error)
+    app.add_exception_handler(Exception, _unexpected_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     origins = drop.settings.origins()
@@ -86,7 +88,8 @@ def build_app(drop: S3Drop) -> FastAPI:
     app.add_middleware(
         SecurityMiddleware, origins=origins, storage_origins=drop.storage.browser_origins()
     )
-    app.add_middleware(MountMiddleware, public_url=drop.settings.public_url)
+    app.add_middleware(MountMiddleware, public_url=drop.settings.public_url)  # a checked Host
+    app.add_middleware(HostMiddleware, hosts=drop.settings.hosts())  # before routing
     app.add_middleware(ops.LatencyMiddleware)  # outermost: times every answer
     return app
 
@@ -104,6 +107,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
+    await asyncio.to_thread(drop.close)  # webhooks not yet sent stay in the outbox
 
 
 async def _sweep(drop: S3Drop) -> None:
@@ -115,15 +119,49 @@ async def _sweep(drop: S3Drop) -> None:
         await asyncio.sleep(SWEEP_EVERY)
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def error_response(
+    status: int, code: str, message: str, *, reference: str | None = None
+) -> JSONResponse:
+    error = {"code": code, "message": message}
+    if reference is not None:
+        error["reference"] = reference
+    return JSONResponse({"error": error}, status_code=status)
+
+
+#: What a person using the page is told when the server or its storage fails. The operator's
+#: details (which setting, which endpoint) go to the log under the same reference, never to them.
+_PUBLIC_MESSAGES = {
+    "storage_unavailable": "Storage cannot be reached right now. Please try again in a minute.",
+    "storage_access_denied": "Storage is not set up correctly, so uploads cannot be saved.",
+    "bucket_missing": "Storage is not set up correctly, so uploads cannot be saved.",
+    "storage_error": "Storage could not save or read the file. Please try again later.",
+}
+_PUBLIC_FALLBACK = "Something went wrong on the server. Please try again later."
+
+
+def _server_fault(status: int, code: str, detail: str) -> JSONResponse:
+    """A 5xx for people: a plain message and a reference they can quote; details in the log."""
+    reference = secrets.token_hex(4)
+    logging.getLogger("s3drop").error("%s (reference %s): %s", code, reference, detail)
+    message = f"{_PUBLIC_MESSAGES.get(code, _PUBLIC_FALLBACK)} (reference {reference})"
+    return error_response(status, code, message, reference=reference)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    return _server_fault(500, "internal", f"{type(exc).__name__}: {exc}")
 
 
 async def _s3drop_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, S3DropError)
-    response = error_response(exc.status, exc.code, exc.message)
-    if isinstance(exc, RateLimited):
+    if exc.status >= 500 and not isinstance(exc, LimitsUnavailable):
+        # A fault of the server or its storage: people get plain words and a reference.
+        response = _server_fault(exc.status, exc.code, exc.message)
+    else:
+        response = error_response(exc.status, exc.code, exc.message)
+    if isinstance(exc, RateLimited | LimitsUnavailable):
         response.headers["Retry-After"] = str(exc.retry_after)
+    elif exc.status == 503:
+        response.headers["Retry-After"] = "30"
     if isinstance(exc, NotAuthenticated):
         drop: S3Drop = request.app.state.drop
         scheme = "Basic" if drop.settings.auth_mode == "basic" else "Bearer"

@@ -57,14 +57,17 @@ Caller = Annotated[Principal, Depends(current_principal)]
 
 @api.post("/uploads", status_code=201, response_model=None)
 async def sign_upload(body: SignRequest, request: Request, principal: Caller) -> JSONResponse:
-    # The hot path: a JSONResponse straight from plain data skips FastAPI's jsonable_encoder walk.
-    form = _drop(request).presign(
+    # The limits store may wait on a lock (SQLite) and S3 credentials may refresh over the
+    # network: signing runs in the thread pool, never on the event loop.
+    form = await run_in_threadpool(
+        _drop(request).presign,
         content_type=body.content_type,
         size=body.size,
         filename=body.filename,
         sha256=body.sha256,
         principal=principal,
     )
+    # The hot path: a JSONResponse straight from plain data skips FastAPI's jsonable_encoder walk.
     metrics.signed(form.content_type)
     return JSONResponse({"upload": form.to_dict()}, status_code=201)
 
@@ -121,13 +124,21 @@ def delete_image(image_id: str, request: Request, principal: Caller) -> Response
 
 @api.get("/config")
 async def client_config(request: Request) -> dict[str, object]:
-    """What the page needs to check files before it asks to sign them."""
+    """What the page needs to check files before it asks to sign them.
+
+    Open to everyone (the page loads it before signing in), but credentials that come with it are
+    checked, so a client learns about a wrong token once, up front; ``auth`` says whether a token
+    or password is needed at all.
+    """
     settings = _drop(request).settings
+    if "authorization" in request.headers:
+        await current_principal(request)
     return {
         "allowed_types": settings.allowed_types,
         "types": [_describe_type(content_type) for content_type in settings.allowed_types],
         "max_bytes": settings.max_bytes,
         "backend": settings.storage_backend,
+        "auth": settings.auth_mode,
     }
 
 
@@ -142,14 +153,14 @@ def _describe_type(content_type: str) -> dict[str, object]:
     }
 
 
-@pages.get("/", include_in_schema=False)
+@pages.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
 async def index() -> FileResponse:
     from .app import STATIC
 
     return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
 
 
-@pages.get("/healthz", include_in_schema=False)
+@pages.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
