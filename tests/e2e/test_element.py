@@ -369,6 +369,9 @@ def test_element_in_a_form_submits_the_accepted_ids(
     page.emulate_media(color_scheme="dark")
     screenshot(page, "element-in-form-dark.png", full_page=True)
     page.emulate_media(color_scheme="light")
+    page.set_viewport_size({"width": 390, "height": 844})
+    screenshot(page, "element-in-form-narrow.png", full_page=True)
+    page.set_viewport_size({"width": 1200, "height": 900})
 
     with page.expect_navigation():
         page.get_by_role("button", name="Publish").click()

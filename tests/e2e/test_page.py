@@ -727,6 +727,13 @@ def test_server_failures_are_explained_in_the_users_terms(
 
     before = stored_objects(shared_server)
     open_page(page, shared_server)
+    page.evaluate(
+        """window.failures = [];
+        document.addEventListener("s3drop:failed", (event) => {
+            const { file, code, message, status } = event.detail;
+            window.failures.push([file.name, code, message, status]);
+        });"""
+    )
     page.route(f"{shared_server.url}/api/uploads", sign_fails)
     data = gradient_png(52)
     page.set_input_files("#file-input", files=[payload("ferry.png", data)])
@@ -745,6 +752,12 @@ def test_server_failures_are_explained_in_the_users_terms(
         "Could not verify the upload: the service is busy or down for a moment; try again shortly "
         "(reference req-42)"
     )
+    failures = page.evaluate("window.failures")
+    assert [(name, code, status) for name, code, _, status in failures] == [
+        ("ferry.png", "storage_access_denied", 502),
+        ("ferry.png", "storage_unavailable", 503),
+    ]
+    assert all("AWS_" not in message for *_, message, _ in failures)
     text = page.locator("body").inner_text()
     assert "AWS_" not in text
     assert "10.0.0.5" not in text

@@ -122,7 +122,7 @@ const CSS = `
   --_accent: var(--s3drop-accent, light-dark(#3b5bdb, #7b93ff));
   --_accent-hover: var(--s3drop-accent-hover, light-dark(#2f4ac0, #98abff));
   --_accent-soft: var(--s3drop-accent-soft, light-dark(#edf1ff, #1d2540));
-  --_accent-ring: var(--s3drop-focus-ring, light-dark(rgb(59 91 219 / 0.35), rgb(123 147 255 / 0.4)));
+  --_focus: var(--s3drop-focus-ring, var(--_accent));
   --_on-accent: var(--s3drop-on-accent, light-dark(#fff, #0f1318));
   --_surface: var(--s3drop-surface, light-dark(#fff, #171c23));
   --_surface-2: var(--s3drop-surface-2, light-dark(#f1f3f6, #1e242d));
@@ -152,7 +152,8 @@ const CSS = `
 p { margin: 0; }
 svg, img { display: block; }
 button, input, label { font: inherit; color: inherit; }
-:focus-visible { outline: 3px solid var(--_accent-ring); outline-offset: 2px; }
+/* A solid ring (3:1 against its surroundings), which forced colours keep. */
+:focus-visible { outline: 2px solid var(--_focus); outline-offset: 2px; }
 .visually-hidden {
   position: absolute !important; width: 1px; height: 1px; margin: -1px; padding: 0; border: 0;
   overflow: hidden; clip: rect(0 0 0 0); clip-path: inset(50%); white-space: nowrap;
@@ -186,7 +187,7 @@ button, input, label { font: inherit; color: inherit; }
   transition: border-color 0.15s, background-color 0.15s, transform 0.15s;
 }
 .dropzone:hover { border-color: var(--_accent); }
-.dropzone:focus-visible { outline: 3px solid var(--_accent); outline-offset: 3px; border-color: var(--_accent); }
+.dropzone:focus-visible { outline: 3px solid var(--_focus); outline-offset: 3px; border-color: var(--_accent); }
 .dropzone.is-dragging { border-color: var(--_accent); background: var(--_accent-soft); }
 .dropzone.is-over { transform: scale(1.01); border-style: solid; }
 :host([disabled]) .dropzone { opacity: 0.55; cursor: not-allowed; }
