@@ -1,7 +1,10 @@
 """The bundled web app: the upload page, a small JSON API, and the local backend's endpoints.
 
-``create_app()`` builds it from :class:`~s3drop.config.Settings`; a project that has its own web
-framework uses :class:`~s3drop.uploads.S3Drop` instead and needs none of this.
+``create_app()`` builds it from :class:`~s3drop.config.Settings`; it runs on its own or mounted
+under any prefix of another ASGI app (every URL it gives out follows, see :mod:`.mount`).
+:func:`build_app` is what it shares with :func:`s3drop.integrations.fastapi.uploads_app` (the API,
+the receiver, the element, the error answers, the middleware); a project on another framework uses
+:class:`~s3drop.uploads.S3Drop` directly.
 """
 
 from __future__ import annotations
