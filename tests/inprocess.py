@@ -48,11 +48,11 @@ def asgi_transport(app: ASGIApp) -> Iterator[httpx.BaseTransport]:
 
 
 @contextlib.contextmanager
-def asgi_client(app: ASGIApp, **kwargs: Any) -> Iterator[httpx.Client]:
-    """An ``httpx.Client`` on ``app`` in-process (no lifespan), at :data:`BASE`."""
+def asgi_client(app: ASGIApp, *, base_url: str = BASE, **kwargs: Any) -> Iterator[httpx.Client]:
+    """An ``httpx.Client`` on ``app`` in-process (no lifespan), at ``base_url``."""
     with (
         asgi_transport(app) as transport,
-        httpx.Client(base_url=BASE, transport=transport, **kwargs) as client,
+        httpx.Client(base_url=base_url, transport=transport, **kwargs) as client,
     ):
         yield client
 

@@ -163,3 +163,26 @@ def test_it_mounts_in_a_plain_starlette_app_with_a_principal_dependency(tmp_path
         anonymous = http.get("/media/api/images", headers={"x-user": ""})
         assert anonymous.status_code == 401
         assert anonymous.json()["error"]["message"] == "sign in to upload images"
+
+
+def test_a_host_served_on_its_own_name_says_so_in_the_settings(tmp_path: Path) -> None:
+    """Host and Origin checks hold in the mounted app too: a name s3drop was not told about is
+    refused; S3DROP_PUBLIC_URL (the mounted app's URL) names both host and origin."""
+    page = {"Origin": "https://journal.example.com", "Cookie": "session=s-alice"}
+    data = samples.png(0, (8, 8))
+    claim = {"filename": "a.png", "content_type": "image/png", "size": len(data)}
+    for public_url, status in [(None, 400), ("https://journal.example.com/uploads", 201)]:
+        drop = S3Drop(
+            Settings(data_dir=tmp_path / str(status), public_url=public_url),
+            limit_store=MemoryLimitStore(),
+        )
+        app = FastAPI()
+        app.mount("/uploads", uploads_app(drop, user=current_user, principal=lambda u: u.login))
+        with asgi_client(app, base_url="https://journal.example.com") as http:
+            answer = http.post("/uploads/api/uploads", json=claim, headers=page)
+        assert answer.status_code == status, answer.text
+        if status == 400:
+            assert answer.json()["error"]["code"] == "invalid_host"
+            assert stored(drop) == []
+        else:
+            assert answer.json()["upload"]["url"] == "https://journal.example.com/uploads/storage"

@@ -20,8 +20,10 @@ the host dependency's ``HTTPException`` included, is ``{"error": {"code", "messa
 the mounted app: ``https://example.com/uploads``). It is the bundled app's own API and receiver,
 built by the same function, without the page and the operations endpoints.
 
-Browser calls to the API are taken from s3drop's origins: tell the settings where the host app
-is served (``Settings(host=..., port=...)``, ``S3DROP_PUBLIC_URL`` or ``S3DROP_ALLOWED_ORIGINS``).
+The mounted app checks ``Host`` and ``Origin`` as the bundled one does: tell the settings where the
+host app is served (``S3DROP_PUBLIC_URL``, the mounted app's URL, names both; ``Settings(host=...,
+port=...)`` does on a loopback address; ``S3DROP_ALLOWED_HOSTS``/``S3DROP_ALLOWED_ORIGINS`` add
+more).
 Mounted apps get no lifespan events: on the local backend, run ``drop.sweep()`` now and then (a
 cron job, or the host's own lifespan) to remove uploads nobody completed.
 """
