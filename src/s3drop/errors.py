@@ -22,6 +22,7 @@ happen, with ``raise ... from exc``.
     │   ├── TypeMismatch             422 type_mismatch
     │   ├── TooManyPixels            422 too_many_pixels
     │   ├── TooManyFrames            422 too_many_frames
+    │   ├── TooComplex               422 too_complex         (a structural cap, before decoding)
     │   ├── CorruptImage             422 corrupt_image
     │   ├── ChecksumMismatch         422 checksum_mismatch
     │   └── SizeMismatch             422 size_mismatch
@@ -121,6 +122,13 @@ class TooManyPixels(ImageRejected):
 
 class TooManyFrames(ImageRejected):
     code = "too_many_frames"
+
+
+class TooComplex(ImageRejected):
+    """More scans, segments, chunks, boxes or nesting than any real image has: refused before a
+    decoder runs, because each of them costs time (:mod:`s3drop.headers` names the caps)."""
+
+    code = "too_complex"
 
 
 class CorruptImage(ImageRejected):

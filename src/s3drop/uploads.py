@@ -281,7 +281,7 @@ class S3Drop:
             claimed = self.limits.claim(upload_id)
             if not claimed:
                 promoted = self._await_image(upload_id)
-                if promoted is None:  # claimed before, and no image: it was promoted and deleted
+                if promoted is None:  # claimed before and no image: promoted, then deleted
                     self._refuse_repost(info, who, None)
         if promoted is not None and (
             promoted.key != key or promoted.metadata.get("sha256") != digest
@@ -337,9 +337,9 @@ class S3Drop:
         self.storage.delete(info.key)
         audit.record("refuse", who=who, key=info.key, reason=AlreadyCompleted.code)
         upload_id = info.key.rsplit("/", 1)[-1].split(".", 1)[0]
-        what = f"as {promoted.key}" if promoted is not None else "and its image since deleted"
+        what = f" as {promoted.key}" if promoted is not None else ""
         raise AlreadyCompleted(
-            f"upload {upload_id} was already completed {what}; a form makes one image, so the "
+            f"upload {upload_id} was already completed{what}; a form makes one image, so the "
             "file posted again with it was deleted: sign a new upload for another file"
         )
 
