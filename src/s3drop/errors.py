@@ -29,6 +29,8 @@ happen, with ``raise ... from exc``.
     ├── NotAuthenticated             401 not_authenticated
     ├── Forbidden                    403 forbidden
     ├── RateLimited                  429 rate_limited        (carries retry_after seconds)
+    ├── WebhookRefused               400 webhook_refused     (a receiver's verify: bad signature,
+    │                                                         stale timestamp, replayed id)
     └── Unreachable                  503 unreachable         (client: no answer after retries)
 """
 
@@ -162,6 +164,14 @@ class RateLimited(S3DropError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class WebhookRefused(S3DropError):
+    """A webhook delivery that :func:`s3drop.webhooks.verify` does not trust: unsigned, signed
+    with another secret, changed, stale or replayed."""
+
+    status = 400
+    code = "webhook_refused"
 
 
 class Unreachable(S3DropError):

@@ -12,9 +12,11 @@ are thin edges over it::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 from . import audit, images
@@ -31,6 +33,7 @@ from .errors import (
     TypeMismatch,
 )
 from .gallery import Image, ImagePage, describe_stored, find_image, list_page
+from .hooks import AcceptedHook, DeletedHook, Hooks, RejectedHook
 from .limits import Limits, LimitStore, SQLiteLimitStore
 from .policy import (
     IMAGES_PREFIX,
@@ -47,6 +50,7 @@ from .policy import (
     thumbnail_key,
 )
 from .storage.base import ObjectInfo, Storage, open_storage
+from .webhooks import WebhookSender, sender_from_settings
 
 #: Who calls the library when the caller names nobody.
 ANONYMOUS = Principal("anonymous", anonymous=True)
@@ -57,7 +61,10 @@ class S3Drop:
 
     Thread-safe; build one per process. ``authenticate`` replaces the built-in authenticator the
     settings choose; ``limit_store`` replaces the per-machine SQLite counters (see
-    :mod:`s3drop.limits` for running several machines).
+    :mod:`s3drop.limits` for running several machines). ``on_accepted``, ``on_rejected`` and
+    ``on_deleted`` are the host's callbacks (:mod:`s3drop.hooks`; more can be added with the
+    methods of the same names); with ``S3DROP_WEBHOOK_URL`` set, the same events are also sent
+    as signed webhooks (:mod:`s3drop.webhooks`) from a background thread, until :meth:`close`.
     """
 
     def __init__(
@@ -67,6 +74,9 @@ class S3Drop:
         storage: Storage | None = None,
         authenticate: Authenticator | None = None,
         limit_store: LimitStore | None = None,
+        on_accepted: AcceptedHook | None = None,
+        on_rejected: RejectedHook | None = None,
+        on_deleted: DeletedHook | None = None,
     ) -> None:
         self.settings = settings or Settings()
         self.storage = storage or open_storage(self.settings)
@@ -76,6 +86,45 @@ class S3Drop:
         self.image_limits = images.ImageLimits.from_settings(self.settings)
         # Decoding is memory-heavy: at most one image per core at a time, however many requests.
         self._decoders = threading.BoundedSemaphore(os.cpu_count() or 2)
+        # Completions in progress, by upload id: one verifies and promotes, the others wait.
+        self._completing: dict[str, _Claim] = {}
+        self._completing_lock = threading.Lock()
+        self.hooks = Hooks()
+        if on_accepted is not None:
+            self.hooks.accepted.append(on_accepted)
+        if on_rejected is not None:
+            self.hooks.rejected.append(on_rejected)
+        if on_deleted is not None:
+            self.hooks.deleted.append(on_deleted)
+        self.webhooks: WebhookSender | None = sender_from_settings(self.settings)
+        if self.webhooks is not None:
+            self.hooks.accepted.append(self.webhooks.accept)
+            self.hooks.rejected.append(self.webhooks.reject)
+            self.hooks.deleted.append(self.webhooks.delete)
+            self.webhooks.start()
+
+    # --- hooks --------------------------------------------------------------------------------
+
+    def on_accepted(self, hook: AcceptedHook) -> AcceptedHook:
+        """Call ``hook(image, principal)`` once per accepted image; returns it (a decorator)."""
+        self.hooks.accepted.append(hook)
+        return hook
+
+    def on_rejected(self, hook: RejectedHook) -> RejectedHook:
+        """Call ``hook(upload_id, error, principal)`` once per refused upload (a decorator)."""
+        self.hooks.rejected.append(hook)
+        return hook
+
+    def on_deleted(self, hook: DeletedHook) -> DeletedHook:
+        """Call ``hook(image_id, principal)`` after each deleted image (a decorator)."""
+        self.hooks.deleted.append(hook)
+        return hook
+
+    def close(self, *, wait: float = 0.0) -> None:
+        """Stop sending webhooks, after up to ``wait`` seconds for the queued ones to go (the
+        rest stay in the outbox for the next start). A no-op without webhooks."""
+        if self.webhooks is not None:
+            self.webhooks.close(wait=wait)
 
     def presign(
         self,
@@ -128,6 +177,26 @@ class S3Drop:
         """
         if not is_upload_id(upload_id):
             raise NotFound(f"no upload {upload_id!r}")
+        with self._one_completion(upload_id):
+            return self._complete(upload_id, principal)
+
+    @contextlib.contextmanager
+    def _one_completion(self, upload_id: str) -> Iterator[None]:
+        """Hold the completion of ``upload_id`` in this process: a concurrent ``complete`` of the
+        same id waits, then finds it promoted (and calls no hook a second time)."""
+        with self._completing_lock:
+            claim = self._completing.setdefault(upload_id, _Claim())
+            claim.users += 1
+        try:
+            with claim.lock:
+                yield
+        finally:
+            with self._completing_lock:
+                claim.users -= 1
+                if not claim.users:
+                    del self._completing[upload_id]
+
+    def _complete(self, upload_id: str, principal: Principal | None) -> Image:
         info = self._find_upload(upload_id)
         if info is None:
             promoted = self._find_image(upload_id)
@@ -142,6 +211,7 @@ class S3Drop:
         except ImageRejected as exc:
             self.storage.delete(info.key)
             audit.record("reject", who=who, key=info.key, reason=exc.code, detail=exc.message)
+            self.hooks.reject(upload_id, exc, principal)
             raise
         except NotFound:  # gone while being read: a concurrent completion finished it
             promoted = self._find_image(upload_id)
@@ -187,7 +257,9 @@ class S3Drop:
             last_modified=datetime.now(UTC),
             metadata=metadata,
         )
-        return describe_stored(self.storage, self.settings, stored)
+        image = describe_stored(self.storage, self.settings, stored)
+        self.hooks.accept(image, principal)  # here, where this call promoted it: once per image
+        return image
 
     def _find_upload(self, upload_id: str) -> ObjectInfo | None:
         """The upload's object in quarantine, whatever its type (a HEAD per type, the allowed
@@ -306,6 +378,7 @@ class S3Drop:
                 raise NotFound(f"no image {image_id}")
             for key in left:
                 self.storage.delete(key)
+            self.hooks.delete(image_id, principal)  # the interrupted delete never told anyone
             return
         infos = [info for info in map(self.storage.head, keys) if info is not None]
         for info in infos:
@@ -321,6 +394,7 @@ class S3Drop:
                 self.limits.stored(limit_key, -1)
             who = principal.name if principal else "library"
             audit.record("delete", who=who, key=info.key)
+        self.hooks.delete(image_id, principal)
 
     def sweep(
         self, *, older_than: timedelta = timedelta(days=1), now: datetime | None = None
@@ -341,6 +415,14 @@ class S3Drop:
         if stale:
             audit.record("sweep", who="library", count=len(stale))
         return len(stale)
+
+
+class _Claim:
+    """One upload id's completion lock and how many calls hold or wait for it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
 
 
 def _declared_type(key: str) -> str:

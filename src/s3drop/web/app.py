@@ -88,6 +88,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
+    await asyncio.to_thread(drop.close)  # webhooks not yet sent stay in the outbox
 
 
 async def _sweep(drop: S3Drop) -> None:
