@@ -41,6 +41,9 @@ class ImageIdFormField(forms.CharField):
         if accept and isinstance(self.widget, UploaderWidget):
             self.widget.attrs["accept"] = accept
 
+    def widget_attrs(self, widget: forms.Widget) -> dict[str, Any]:
+        return {}  # no maxlength: the element is not a text input
+
 
 class ImageIdField(models.CharField):  # type: ignore[type-arg]
     """An s3drop image id, checked to exist (and to be ``owner``'s) before it is stored."""
