@@ -98,7 +98,7 @@ def config(request: HttpRequest) -> HttpResponseBase:
 
 @api_view("POST")
 def sign(request: HttpRequest, principal: Principal) -> api.Answer:
-    return api.sign(get_drop(), principal, request.body)
+    return api.sign(get_drop(), principal, request.read(api.MAX_JSON_BYTES + 1))
 
 
 @api_view("POST")
