@@ -145,7 +145,7 @@ def _dispatch_files(
 
 
 def drop_files(
-    page: Page, files: list[tuple[str, bytes, str]], selector: str = "#dropzone"
+    page: Page, files: list[tuple[str, bytes, str]], selector: str = "s3drop-uploader"
 ) -> None:
     """Drop files on ``selector`` with a DataTransfer, as a user's drag and drop does."""
     _dispatch_files(page, files, how="drop", selector=selector)
@@ -221,7 +221,7 @@ def test_picker_and_drop_uploads_are_stored_byte_identical(
     # The page works under the app's strict policy (the page fixture fails on any violation).
     assert "script-src 'self'" in headers["content-security-policy"]
     assert "unsafe-inline" not in headers["content-security-policy"]
-    expect(page.locator("#dropzone-limits")).to_have_text("PNG or JPEG · up to 10 MB each")
+    expect(page.locator("#dropzone-limits")).to_have_text("PNG or JPEG · up to 10 MiB each")
     assert page.locator("#file-input").get_attribute("accept") == (
         "image/png,.png,image/jpeg,.jpg,.jpeg"
     )
@@ -246,7 +246,7 @@ def test_picker_and_drop_uploads_are_stored_byte_identical(
         assert sent[name]["sha256"] == hashlib.sha256(data).hexdigest()
         assert sent[name]["size"] == len(data)
         assert sent[name]["content_type"] == "image/png"
-    expect(page.locator("#announcer")).to_contain_text("Done")
+    expect(page.locator("s3drop-uploader #live")).to_contain_text("Done")
     expect(page.locator("#queue-summary")).to_have_text("3 done")
 
 
@@ -259,7 +259,7 @@ def test_too_big_wrong_type_and_empty_are_refused_in_the_page(
     assert len(big) > 200_000
     signs = sign_requests(page)
     open_page(page, server)
-    expect(page.locator("#dropzone-limits")).to_have_text("PNG or JPEG · up to 195 KB each")
+    expect(page.locator("#dropzone-limits")).to_have_text("PNG or JPEG · up to 195.3 KiB each")
 
     page.set_input_files(
         "#file-input",
@@ -271,7 +271,7 @@ def test_too_big_wrong_type_and_empty_are_refused_in_the_page(
     )
 
     too_big = final_state(row(page, "big.png"), "refused")
-    assert re.fullmatch(r"Too big: \d+ KB, the limit is 195 KB", too_big), too_big
+    assert re.fullmatch(r"Too big: \d+(\.\d)? KiB, the limit is 195.3 KiB", too_big), too_big
     wrong = final_state(row(page, "x.html"), "refused")
     assert wrong == "Not an allowed type: text/html. Allowed: PNG, JPEG"
     empty = final_state(row(page, "nothing.png"), "refused")
@@ -665,16 +665,33 @@ STATIC = Path(__file__).resolve().parents[2] / "src" / "s3drop" / "web" / "stati
 
 
 def test_page_source_is_csp_ready() -> None:
-    """No inline script, handler or style that a strict Content-Security-Policy would block."""
+    """No inline script, handler or style that a strict Content-Security-Policy would block, and
+    no absolute path: every URL is relative to where the app is mounted."""
     html = (STATIC / "index.html").read_text()
-    script = (STATIC / "app.js").read_text()
-    # One script element, external and empty: no inline code.
+    scripts = {name: (STATIC / name).read_text() for name in ("app.js", "s3drop-uploader.js")}
+    # One script element, an external module, empty: no inline code.
     assert re.findall(r"<script\b[^>]*>.*?</script>", html, re.DOTALL) == [
-        '<script src="/static/app.js" defer></script>'
+        '<script type="module" src="static/app.js"></script>'
     ]
     assert not re.search(r"\son[a-z]+\s*=", html)  # no onclick= and the like
     assert not re.search(r"\sstyle\s*=", html)
     assert "<style" not in html
-    assert not re.search(r"setAttribute\(\s*[\"']style", script)
-    assert not re.search(r"\.innerHTML\s*=|insertAdjacentHTML|document\.write|\beval\(", script)
-    assert "new Function" not in script
+    assert not re.search(r"(href|src)=\"/", html)
+    for name, script in scripts.items():
+        assert not re.search(r"setAttribute\(\s*[\"']style", script), name
+        assert not re.search(r"insertAdjacentHTML|document\.write|\beval\(", script), name
+        assert "new Function" not in script, name
+        assert not re.search(r"[\"'`]/(api|static|storage)\b", script), name
+        assert "<style" not in script, name
+        assert not re.search(r"\sstyle=[\"']", script), name
+    assert "innerHTML" not in scripts["app.js"]
+    # The element's shadow tree comes from two static templates (no data is ever parsed as HTML).
+    element = scripts["s3drop-uploader.js"]
+    assert re.findall(r".*innerHTML.*", element) == [
+        "  element.innerHTML = markup; // static markup only: never data"
+    ]
+    assert re.findall(r"= template\((\w+)\)", element) == ["MARKUP", "ROW"]
+    for constant in ("MARKUP", "ROW", "ICON_UPLOAD"):
+        body = re.search(rf"const {constant} =(.*?);\n", element, re.DOTALL)
+        assert body is not None, constant
+        assert "${" not in body[1].replace("${ICON_UPLOAD}", ""), constant
