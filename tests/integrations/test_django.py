@@ -330,12 +330,19 @@ def test_model_form_renders_the_uploader_and_validates(
 ) -> None:
     form_class = modelform_factory(Profile, fields=["avatar"])
     html = str(form_class(instance=Profile(user=user))["avatar"])
-    assert html == (
-        '<s3drop-uploader name="avatar" max-files="1" id="id_avatar" api="/uploads/">'
-        "</s3drop-uploader>"
-    )
+    assert '<input type="hidden"' not in html
+    assert (
+        '<s3drop-uploader name="avatar" max-files="1" id="id_avatar" api="/uploads/api/" '
+        'data-csrf-header="X-CSRFToken" data-csrf-cookie="csrftoken"></s3drop-uploader>'
+    ) in html
     media = str(form_class().media)
-    assert '<script src="/uploads/element.js" type="module"></script>' in media
+    assert '<script src="/uploads/static/s3drop-django.js" type="module"></script>' in media
+    client = Client()
+    glue = fetch(client, "/uploads/static/s3drop-django.js")
+    assert glue[:2] == (200, "text/javascript; charset=utf-8")
+    assert b'import "./s3drop-uploader.js";' in glue[2]
+    assert fetch(client, "/uploads/static/s3drop-uploader.js")[0] == 200
+    assert fetch(client, "/uploads/static/settings.py")[0] == 404
     theirs = s3drop_image_factory(owner=other)
     form = form_class({"avatar": theirs.id}, instance=Profile(user=user))
     assert not form.is_valid()
@@ -345,7 +352,18 @@ def test_model_form_renders_the_uploader_and_validates(
     data.setlist("avatar", ["", mine.id])  # the element's field, and a cleared one
     form = form_class(data, instance=Profile(user=user))
     assert form.is_valid(), form.errors
-    assert f'value="{mine.id}"' in str(form["avatar"])
+    profile = form.save(commit=False)
+    assert profile.avatar == mine.id
+    # Editing the row: the current image is kept (a hidden input) unless removed or replaced.
+    editing = str(form_class(instance=profile)["avatar"])
+    assert f'<input type="hidden" name="avatar" value="{mine.id}">' in editing
+    assert '<img src="/uploads/storage/thumbs/' in editing
+    kept = form_class(QueryDict(f"avatar={mine.id}"), instance=profile)
+    assert kept.is_valid()
+    assert kept.cleaned_data["avatar"] == mine.id
+    removed = form_class(QueryDict(f"avatar={mine.id}&avatar-clear=on"), instance=profile)
+    assert removed.is_valid()
+    assert removed.cleaned_data["avatar"] == ""
 
 
 # --- template tags ----------------------------------------------------------------------------

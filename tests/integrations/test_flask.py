@@ -224,9 +224,9 @@ def test_jinja_helpers_render_the_element_and_the_image(tmp_path: Path) -> None:
             id=image_id,
         )
     script, uploader, img, thumb, nothing = rendered.split("|")
-    assert script == '<script type="module" src="/up/element.js"></script>'
+    assert script == '<script type="module" src="/up/static/s3drop-uploader.js"></script>'
     assert uploader == (
-        f'<s3drop-uploader name="photo" api="/up/" max-files="1" accept="image/png" '
+        f'<s3drop-uploader name="photo" api="/up/api/" max-files="1" accept="image/png" '
         f'value="{image_id}"></s3drop-uploader>'
     )
     assert img.startswith('<img src="/up/storage/images/')

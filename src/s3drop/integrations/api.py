@@ -24,7 +24,9 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..auth import Principal
+from ..config import KNOWN_TYPES
 from ..errors import InvalidRequest, PostRejected, RateLimited, S3DropError
+from ..headers import FORMAT_NAMES
 from ..storage.local import LocalStorage
 from ..uploads import S3Drop
 
@@ -106,10 +108,23 @@ def config(drop: S3Drop) -> Answer:
         200,
         {
             "allowed_types": settings.allowed_types,
+            "types": [describe_type(content_type) for content_type in settings.allowed_types],
             "max_bytes": settings.max_bytes,
             "backend": settings.storage_backend,
         },
     )
+
+
+def describe_type(content_type: str) -> dict[str, object]:
+    """How the uploader element names a type and which extensions pick it (as the bundled app's
+    ``/api/config``)."""
+    subtype = content_type.partition("/")[2]
+    extensions = dict.fromkeys([f".{KNOWN_TYPES[content_type]}", f".{subtype}"])
+    return {
+        "type": content_type,
+        "label": FORMAT_NAMES.get(subtype, subtype.upper()),
+        "extensions": list(extensions),
+    }
 
 
 def sign(drop: S3Drop, principal: Principal, body: bytes) -> Answer:

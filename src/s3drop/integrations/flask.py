@@ -17,7 +17,7 @@ helpers, for whoever the host app says the user is.
 
 The blueprint serves the bundled app's paths under its prefix (``api/config``, ``api/uploads``,
 ``api/uploads/<id>/complete``, ``api/images``, ``api/images/<id>``, ``api/images/<id>/image`` and
-``/thumbnail`` redirects, ``storage`` on the local backend, ``element.js``). ``principal()`` runs
+``/thumbnail`` redirects, ``storage`` on the local backend, ``static/s3drop-uploader.js``). ``principal()`` runs
 in the request context; None means nobody is signed in: 401, unless ``allow_anonymous=True``,
 when each session (Flask's signed cookie session, so the app needs a ``secret_key``) gets an owner
 of its own. Every refusal is ``{"error": {"code", "message"}}`` with its status.
@@ -159,7 +159,7 @@ def s3drop_blueprint(
             return to_response(api.error_answer(NotFound("this s3drop stores on S3")))
         return to_response(api.serve_object(local, key, request.args.to_dict()))
 
-    @bp.get("/element.js")
+    @bp.get("/static/s3drop-uploader.js")
     def element() -> Response:
         from ..web.app import STATIC
 
@@ -206,7 +206,7 @@ def s3drop_blueprint(
 
     @bp.app_template_global()
     def s3drop_uploader(name: str, value: Any = None, **attrs: Any) -> Markup:
-        base = url_for(f"{bp.name}.config").removesuffix("api/config")
+        base = url_for(f"{bp.name}.config").removesuffix("config")
         shown: dict[str, Any] = {"name": name, "api": base, "max-files": "1", **attrs}
         if value:
             shown["value"] = value

@@ -16,7 +16,7 @@ urlpatterns = [
     path("api/images", views.images, name="images"),
     path("api/images/<str:image_id>", views.image, name="image"),
     path("api/images/<str:image_id>/<str:variant>", views.image_file, name="image-file"),
-    path("element.js", views.element, name="element"),
+    path("static/<str:name>", views.static, name="static"),
     path("storage", views.storage_post, name="storage"),
     path("storage/<path:key>", views.storage_get, name="storage-object"),
 ]

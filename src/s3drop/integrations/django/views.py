@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase
@@ -158,16 +159,22 @@ def storage_get(request: HttpRequest, key: str) -> HttpResponseBase:
     return to_response(api.serve_object(storage, key, request.GET.dict()))
 
 
-#: The uploader element's module, served from s3drop's own static folder (one front end).
-ELEMENT = "s3drop-uploader.js"
+#: The files ``static/<name>`` serves: the element from s3drop's one front end, and the module
+#: that gives it Django's CSRF token.
+_STATIC_FILES = {
+    "s3drop-uploader.js": ("web", "static", "s3drop-uploader.js"),
+    "s3drop-django.js": ("integrations", "django", "static", "s3drop-django.js"),
+}
 
 
 @require_http_methods(["GET", "HEAD"])
-def element(request: HttpRequest) -> HttpResponseBase:
-    """The ``<s3drop-uploader>`` element's script (a plain ES module)."""
-    from ...web.app import STATIC
-
-    response = FileResponse((STATIC / ELEMENT).open("rb"), content_type="text/javascript")
+def static(request: HttpRequest, name: str) -> HttpResponseBase:
+    """The element's module and its Django glue (plain ES modules, no build step)."""
+    parts = _STATIC_FILES.get(name)
+    if parts is None:
+        return to_response(api.error_answer(NotFound(f"no static file {name!r}")))
+    path = Path(__file__).resolve().parents[2].joinpath(*parts)
+    response = FileResponse(path.open("rb"), content_type="text/javascript; charset=utf-8")
     response["Cache-Control"] = "public, max-age=300"
     response["X-Content-Type-Options"] = "nosniff"
     return response
