@@ -218,7 +218,7 @@ def test_jinja_helpers_render_the_element_and_the_image(tmp_path: Path) -> None:
     image_id = upload(client, samples.png()).get_json()["image"]["id"]
     with app.test_request_context():
         rendered = render_template_string(
-            "{{ s3drop_script() }}|{{ s3drop_uploader('photo', value=id, accept='image/png') }}|"
+            "{{ s3drop_script() }}|{{ s3drop_uploader('photo', value=id, accept='image/png', required=False, multiple=None) }}|"
             "{{ s3drop_img(id, alt='A <cat>', class_='pic') }}|{{ s3drop_thumbnail_url(id) }}|"
             "{{ s3drop_img('8204117022960ysdmyc35mf') }}",
             id=image_id,
@@ -226,8 +226,9 @@ def test_jinja_helpers_render_the_element_and_the_image(tmp_path: Path) -> None:
     script, uploader, img, thumb, nothing = rendered.split("|")
     assert script == '<script type="module" src="/up/static/s3drop-uploader.js"></script>'
     assert uploader == (
-        f'<s3drop-uploader name="photo" api="/up/api/" max-files="1" accept="image/png" '
-        f'value="{image_id}"></s3drop-uploader>'
+        f'<input type="hidden" name="photo" value="{image_id}">'
+        '<s3drop-uploader name="photo" api="/up/api/" max-files="1" accept="image/png">'
+        "</s3drop-uploader>"
     )
     assert img.startswith('<img src="/up/storage/images/')
     assert img.endswith(' alt="A &lt;cat&gt;" class="pic">')

@@ -206,11 +206,18 @@ def s3drop_blueprint(
 
     @bp.app_template_global()
     def s3drop_uploader(name: str, value: Any = None, **attrs: Any) -> Markup:
+        """The element for a form field ``name``; with ``value`` (the row's current image id)
+        a hidden input keeps it, and a new upload (later in the form) replaces it: read the
+        field as the last non-empty value of ``request.form.getlist(name)``."""
         base = url_for(f"{bp.name}.config").removesuffix("config")
         shown: dict[str, Any] = {"name": name, "api": base, "max-files": "1", **attrs}
-        if value:
-            shown["value"] = value
-        return Markup("<s3drop-uploader{}></s3drop-uploader>").format(_attributes(shown))
+        element = Markup("<s3drop-uploader{}></s3drop-uploader>").format(_attributes(shown))
+        if not value:
+            return element
+        shown.pop("required", None)  # the kept image satisfies it
+        element = Markup("<s3drop-uploader{}></s3drop-uploader>").format(_attributes(shown))
+        keep = Markup('<input type="hidden" name="{}" value="{}">').format(name, value)
+        return keep + element
 
     @bp.app_template_global()
     def s3drop_script() -> Markup:
@@ -221,9 +228,12 @@ def s3drop_blueprint(
 
 
 def _attributes(attrs: dict[str, Any]) -> Markup:
-    """`` name="value"`` pairs, escaped (``data_x`` is written ``data-x``, ``class_`` ``class``)."""
+    """`` name="value"`` pairs, escaped (``data_x`` is written ``data-x``, ``class_`` ``class``;
+    True is a bare boolean attribute, None and False leave the attribute out)."""
     pairs = (
-        Markup(' {}="{}"').format(k.rstrip("_").replace("_", "-"), v) for k, v in attrs.items()
+        Markup(' {}="{}"').format(k.rstrip("_").replace("_", "-"), "" if v is True else v)
+        for k, v in attrs.items()
+        if v is not None and v is not False
     )
     return Markup("").join(pairs)
 

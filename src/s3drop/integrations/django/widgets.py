@@ -46,6 +46,9 @@ class UploaderWidget(forms.Widget):
         script = forms.Script(reverse("s3drop:static", args=["s3drop-django.js"]), type="module")
         return forms.Media(js=[script])  # type: ignore[list-item]
 
+    def use_required_attribute(self, initial: Any) -> bool:
+        return super().use_required_attribute(initial) and not initial  # the kept image counts
+
     @staticmethod
     def clear_name(name: str) -> str:
         return f"{name}-clear"
