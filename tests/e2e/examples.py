@@ -54,6 +54,7 @@ def running_example(name: str, tmp: Path, data_variable: str) -> Iterator[Exampl
     data = tmp / f"{name}-data"
     log = tmp / f"{name}.log"
     env = {**os.environ, data_variable: str(data)}
+    env.pop("DJANGO_SETTINGS_MODULE", None)  # the example names its own
     with log.open("wb") as out:
         process = subprocess.Popen(
             [str(ROOT / "examples" / name / "run"), "--port", str(port)],

@@ -14,10 +14,10 @@ import django
 import pytest
 from django.conf import settings
 
-if not settings.configured:
-    import os
+if not settings.configured:  # configured in process, never through os.environ
+    from tests.integrations.djangoproject import settings as project
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.integrations.djangoproject.settings")
+    settings.configure(**{name: getattr(project, name) for name in dir(project) if name.isupper()})
     django.setup()
 
 from django.contrib.auth.models import User
