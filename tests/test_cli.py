@@ -122,7 +122,7 @@ def test_upload_a_folder_of_mixed_files(
     server = make_server(env=SMALL)
 
     def read(result: dict[str, Any]) -> bytes:
-        return httpx.get(server.url + result["url"]).content
+        return httpx.get(result["url"]).content
 
     check_mixed_upload(server, tmp_path, read)
 
@@ -187,9 +187,11 @@ def test_upload_survives_a_connection_dropped_mid_upload(
     with flaky_proxy(server.url, faults) as proxy:
         run = s3drop("upload", "a.png", "--server", proxy.url, "--json", cwd=tmp_path)
         assert proxy.count("POST", "/storage") == 3
-    assert run.returncode == 0, run.stderr
-    [result] = json.loads(run.stdout)["results"]
-    assert httpx.get(server.url + result["url"]).content == original
+        assert run.returncode == 0, run.stderr
+        [result] = json.loads(run.stdout)["results"]
+        # The URL is absolute, on the host the client called (the proxy).
+        assert result["url"].startswith(f"{proxy.url}/storage/images/")
+        assert httpx.get(result["url"]).content == original
 
 
 def test_ls_and_rm_through_the_server_and_directly(

@@ -67,9 +67,8 @@ def test_upload_is_retried_after_the_connection_drops_mid_upload(
         image = client.upload(tmp_path / "noise.png", progress=lambda s, t: seen.append((s, t)))
         assert proxy.count("POST", "/storage") == 3
         assert [fault for *_, fault in proxy.faults_done] == ["reset", "reset"]
-    assert image["width"] == 600
-    with server.client() as http:
-        assert http.get(image["url"]).content == original
+        assert image["width"] == 600
+        assert httpx.get(image["url"]).content == original  # absolute, through the proxy
     # The dropped attempts left nothing behind, in quarantine or half-written.
     assert quarantined(server) == []
     assert leftovers(server) == []

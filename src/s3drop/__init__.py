@@ -9,6 +9,7 @@ from .errors import S3DropError as S3DropError
 from .errors import WebhookRefused as WebhookRefused
 from .gallery import Image as Image
 from .gallery import ImagePage as ImagePage
+from .gallery import ImageURL as ImageURL
 from .policy import UploadForm as UploadForm
 from .uploads import S3Drop as S3Drop
 from .webhooks import WebhookEvent as WebhookEvent
@@ -19,6 +20,7 @@ __all__ = [
     "Image",
     "ImagePage",
     "ImageRejected",
+    "ImageURL",
     "Principal",
     "S3Drop",
     "S3DropError",

@@ -302,8 +302,9 @@ class Settings(BaseSettings):
         own = [f"http://{self.host}:{self.port}"]
         if is_loopback(self.host):
             own = [f"http://127.0.0.1:{self.port}", f"http://localhost:{self.port}"]
-        if self.public_url:
-            own.append(self.public_url.lower())
+        if self.public_url:  # its origin: the URL may name a path (an app mounted under one)
+            scheme, _, rest = self.public_url.lower().partition("://")
+            own.append(f"{scheme}://{rest.split('/', 1)[0]}")
         return list(dict.fromkeys([*own, *self.allowed_origins]))
 
     def local_secret(self) -> bytes:

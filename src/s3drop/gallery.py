@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from .config import Settings
 from .errors import InvalidRequest
@@ -78,6 +78,23 @@ class Image:
             ),
             "filename": self.filename,
         }
+
+
+#: What :meth:`S3Drop.image_url <s3drop.uploads.S3Drop.image_url>` can point at.
+Variant = Literal["original", "thumbnail"]
+VARIANTS: tuple[Variant, ...] = ("original", "thumbnail")
+
+
+@dataclass(frozen=True)
+class ImageURL:
+    """Where to read an image now: ``url`` works until ``expires_at`` (None: a CDN URL that does
+    not expire)."""
+
+    url: str
+    expires_at: datetime | None
+
+    def __str__(self) -> str:
+        return self.url
 
 
 @dataclass(frozen=True)

@@ -252,8 +252,10 @@ def test_other_refusals_are_json_with_their_status(s3drop_data_dir: Path, user: 
     assert (wrong_method.status_code, error_of(wrong_method)["code"]) == (405, "method_not_allowed")
     bad_limit = client.get("/uploads/api/images?limit=500")
     assert (bad_limit.status_code, error_of(bad_limit)["code"]) == (400, "invalid_request")
-    variant = client.get("/uploads/api/images/8204117022960ysdmyc35mf/original")
-    assert variant.status_code in (400, 404)
+    missing_image = client.get("/uploads/api/images/8204117022960ysdmyc35mf/original")
+    assert (missing_image.status_code, error_of(missing_image)["code"]) == (404, "not_found")
+    variant = client.get("/uploads/api/images/8204117022960ysdmyc35mf/poster")
+    assert (variant.status_code, error_of(variant)["code"]) == (400, "invalid_request")
     assert stored(s3drop_data_dir) == []
 
 

@@ -117,6 +117,9 @@ def test_signed_in_user_uploads_lists_reads_and_deletes(tmp_path: Path) -> None:
     assert client.get(f"/up/api/images/{image['id']}").get_json()["image"]["filename"] == "cat.png"
     moved = client.get(f"/up/api/images/{image['id']}/thumbnail")
     assert moved.status_code == 302
+    assert moved.headers["Cache-Control"].startswith("private, max-age=")
+    original = client.get(f"/up/api/images/{image['id']}/original")
+    assert fetch(client, original.headers["Location"])[:2] == (200, "image/png")
     assert fetch(client, moved.headers["Location"])[:2] == (200, "image/webp")
     other = signed_in(app, "bob")
     refused = other.delete(f"/up/api/images/{image['id']}", headers={"Origin": ORIGIN})

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..auth import Principal
 from ..config import KNOWN_TYPES
 from ..errors import InvalidRequest, PostRejected, RateLimited, S3DropError
+from ..gallery import VARIANTS, Variant
 from ..headers import FORMAT_NAMES
 from ..storage.local import LocalStorage
 from ..uploads import S3Drop
@@ -183,29 +185,37 @@ def delete_image(drop: S3Drop, principal: Principal, image_id: str) -> Answer:
     return _guarded(call)
 
 
-#: What a stable image URL may point at.
-VARIANTS = ("image", "thumbnail")
+#: How long a browser may reuse a redirect to a CDN URL (which does not expire).
+CDN_MAX_AGE = 86400
 
 
-def image_url(drop: S3Drop, image_id: str, *, variant: str = "image") -> str:
-    """A fresh URL for a stored image id (its ``variant``), for a trusted caller: the host's own
-    templates, which decide themselves who sees the page. Raises NotFound."""
-    image = drop.get_image(image_id)
-    return image.thumbnail_url if variant == "thumbnail" else image.url
+def image_url(drop: S3Drop, image_id: str, *, variant: str = "original") -> str:
+    """A fresh URL for a stored image id (its ``"original"`` or ``"thumbnail"``), for a trusted
+    caller: the host's own templates, whose views decide who sees the page. One HEAD at most
+    (:meth:`S3Drop.image_url <s3drop.uploads.S3Drop.image_url>`); raises NotFound."""
+    return drop.image_url(image_id, variant=_variant(variant)).url
+
+
+def _variant(name: str) -> Variant:
+    for variant in VARIANTS:
+        if name == variant:
+            return variant
+    raise InvalidRequest(f"no variant {name!r}: ask for one of {', '.join(VARIANTS)}")
 
 
 def redirect_to_image(drop: S3Drop, principal: Principal, image_id: str, variant: str) -> Answer:
-    """``GET images/<id>/<variant>``: a redirect to a fresh signed URL (or the CDN's), cacheable
-    by the caller's browser for less time than the signed URL lives; 404; 403."""
+    """``GET images/<id>/original`` (or ``/thumbnail``): a redirect to a fresh signed URL (or the
+    CDN's), cacheable by the caller's browser for at most half the URL's remaining life and by no
+    shared cache (who may see an image depends on who asks); 404; 403."""
 
     def call() -> Answer:
-        if variant not in VARIANTS:
-            raise InvalidRequest(f"no such image variant {variant!r}: one of {', '.join(VARIANTS)}")
-        image = drop.get_image(image_id, principal=principal)
-        location = image.thumbnail_url if variant == "thumbnail" else image.url
-        max_age = max(0, min(300, drop.settings.get_expires_in // 2))
+        link = drop.image_url(image_id, variant=_variant(variant), principal=principal)
+        if link.expires_at is None:
+            max_age = CDN_MAX_AGE
+        else:
+            max_age = max(0, int((link.expires_at - datetime.now(UTC)).total_seconds()) // 2)
         return Answer(
-            302, headers={"Location": location, "Cache-Control": f"private, max-age={max_age}"}
+            302, headers={"Location": link.url, "Cache-Control": f"private, max-age={max_age}"}
         )
 
     return _guarded(call)

@@ -16,7 +16,7 @@ helpers, for whoever the host app says the user is.
                            url_prefix="/uploads")
 
 The blueprint serves the bundled app's paths under its prefix (``api/config``, ``api/uploads``,
-``api/uploads/<id>/complete``, ``api/images``, ``api/images/<id>``, ``api/images/<id>/image`` and
+``api/uploads/<id>/complete``, ``api/images``, ``api/images/<id>``, ``api/images/<id>/original`` and
 ``/thumbnail`` redirects, ``storage`` on the local backend, ``static/s3drop-uploader.js``). ``principal()`` runs
 in the request context; None means nobody is signed in: 401, unless ``allow_anonymous=True``,
 when each session (Flask's signed cookie session, so the app needs a ``secret_key``) gets an owner
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from flask import Blueprint, Response, request, send_file, session, url_for
@@ -45,6 +46,7 @@ from markupsafe import Markup
 from ..auth import Principal
 from ..errors import Forbidden, NotAuthenticated, NotFound, S3DropError
 from ..policy import is_upload_id
+from ..storage.local import receiver_at
 from ..uploads import S3Drop
 from . import api
 
@@ -95,14 +97,10 @@ def s3drop_blueprint(
         if given != own and given not in origins:
             raise Forbidden(f"cross-site request from {origin} refused")
 
-    @bp.before_request
-    def _storage_url() -> None:
+    def mounted() -> AbstractContextManager[None]:
         # The browser posts the signed form to this blueprint's own storage endpoint, and reads
         # images from it, wherever the app registered the blueprint.
-        if local is not None and not getattr(local, "_flask_mounted", False):
-            base = (drop.settings.public_url or "") + url_for(f"{bp.name}.storage")
-            local.base_url = base.rstrip("/")
-            local._flask_mounted = True  # type: ignore[attr-defined]
+        return receiver_at((drop.settings.public_url or "") + url_for(f"{bp.name}.storage"))
 
     def answer(
         call: Callable[[Principal], api.Answer], *, state_changing: bool = False
@@ -110,7 +108,9 @@ def s3drop_blueprint(
         try:
             if state_changing:
                 same_origin()
-            result = call(caller())
+            who = caller()
+            with mounted():
+                result = call(who)
         except S3DropError as exc:
             result = api.error_answer(exc)
         response = to_response(result)
@@ -185,13 +185,14 @@ def s3drop_blueprint(
         if not image_id or not is_upload_id(str(image_id)):
             return ""
         try:
-            return api.image_url(drop, str(image_id), variant=variant)
+            with mounted():
+                return api.image_url(drop, str(image_id), variant=variant)
         except NotFound:
             return ""
 
     @bp.app_template_global()
     def s3drop_url(image_id: Any) -> str:
-        return url_of(image_id, "image")
+        return url_of(image_id, "original")
 
     @bp.app_template_global()
     def s3drop_thumbnail_url(image_id: Any) -> str:
@@ -199,7 +200,7 @@ def s3drop_blueprint(
 
     @bp.app_template_global()
     def s3drop_img(image_id: Any, alt: str = "", thumbnail: bool = False, **attrs: Any) -> Markup:
-        src = url_of(image_id, "thumbnail" if thumbnail else "image")
+        src = url_of(image_id, "thumbnail" if thumbnail else "original")
         if not src:
             return Markup("")
         return Markup('<img src="{}" alt="{}"{}>').format(src, alt, _attributes(attrs))

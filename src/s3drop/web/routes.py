@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -13,11 +15,11 @@ from .. import metrics
 from ..auth import Principal
 from ..config import KNOWN_TYPES
 from ..errors import PostRejected
+from ..gallery import ImageURL
 from ..headers import FORMAT_NAMES
 from ..storage.local import MOUNT, LocalStorage, drain
 from ..uploads import S3Drop
 
-api = APIRouter(prefix="/api")
 pages = APIRouter()
 local_storage = APIRouter(prefix=MOUNT)
 
@@ -49,54 +51,101 @@ async def current_principal(request: Request) -> Principal:
     return authenticate(request.headers, client)
 
 
-Caller = Annotated[Principal, Depends(current_principal)]
+#: A FastAPI dependency that names the caller: :func:`current_principal`, or a host app's.
+PrincipalDependency = Callable[..., Principal | Awaitable[Principal]]
 
 
-@api.post("/uploads", status_code=201, response_model=None)
-async def sign_upload(body: SignRequest, request: Request, principal: Caller) -> JSONResponse:
-    # The hot path: a JSONResponse straight from plain data skips FastAPI's jsonable_encoder walk.
-    form = _drop(request).presign(
-        content_type=body.content_type,
-        size=body.size,
-        filename=body.filename,
-        sha256=body.sha256,
-        principal=principal,
+def api_router(principal: PrincipalDependency = current_principal) -> APIRouter:
+    """The JSON API under ``/api``, with ``principal`` deciding who calls (a FastAPI dependency
+    returning a :class:`~s3drop.auth.Principal`, or raising to refuse)."""
+    api = APIRouter(prefix="/api")
+    # Annotations are strings here (resolved in this module's globals), so the dependency, which
+    # is this call's, goes in as each parameter's default.
+    caller = Depends(principal)
+
+    @api.post("/uploads", status_code=201, response_model=None)
+    async def sign_upload(
+        body: SignRequest, request: Request, principal: Principal = caller
+    ) -> JSONResponse:
+        # The hot path: a JSONResponse straight from plain data skips FastAPI's jsonable_encoder.
+        form = _drop(request).presign(
+            content_type=body.content_type,
+            size=body.size,
+            filename=body.filename,
+            sha256=body.sha256,
+            principal=principal,
+        )
+        metrics.signed(form.content_type)
+        return JSONResponse({"upload": form.to_dict()}, status_code=201)
+
+    @api.post("/uploads/{upload_id}/complete")
+    def complete_upload(
+        upload_id: str, request: Request, principal: Principal = caller
+    ) -> dict[str, object]:
+        with metrics.completion() as accepted:
+            image = _drop(request).complete(upload_id, principal=principal)
+            accepted(image.bytes)
+        return {"image": image.to_dict()}
+
+    @api.get("/images")
+    def list_images(
+        request: Request,
+        principal: Principal = caller,
+        cursor: Annotated[str | None, Query(max_length=64)] = None,
+        limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    ) -> dict[str, object]:
+        page = _drop(request).list_images(cursor=cursor, limit=limit, principal=principal)
+        return page.to_dict()
+
+    @api.get("/images/{image_id}")
+    def get_image(
+        image_id: str, request: Request, principal: Principal = caller
+    ) -> dict[str, object]:
+        return {"image": _drop(request).get_image(image_id, principal=principal).to_dict()}
+
+    @api.get("/images/{image_id}/original", response_class=RedirectResponse)
+    def original(
+        image_id: str, request: Request, principal: Principal = caller
+    ) -> RedirectResponse:
+        """The image itself: a redirect to a fresh signed (or CDN) URL, from the id alone."""
+        link = _drop(request).image_url(image_id, variant="original", principal=principal)
+        return image_redirect(link)
+
+    @api.get("/images/{image_id}/thumbnail", response_class=RedirectResponse)
+    def thumbnail(
+        image_id: str, request: Request, principal: Principal = caller
+    ) -> RedirectResponse:
+        """Its thumbnail, the same way."""
+        link = _drop(request).image_url(image_id, variant="thumbnail", principal=principal)
+        return image_redirect(link)
+
+    @api.delete("/images/{image_id}", status_code=204)
+    def delete_image(image_id: str, request: Request, principal: Principal = caller) -> Response:
+        _drop(request).delete_image(image_id, principal=principal)
+        return Response(status_code=204)
+
+    api.add_api_route("/config", client_config, methods=["GET"])
+    return api
+
+
+#: How long a browser may reuse a redirect to a CDN URL (which does not expire).
+CDN_MAX_AGE = 86400
+
+
+def image_redirect(link: ImageURL) -> RedirectResponse:
+    """302 to ``link``, cacheable by the browser for at most half the URL's remaining life (so a
+    cached redirect never leads to an expired URL), and by no shared cache: who may see an image
+    depends on who asks."""
+    if link.expires_at is None:
+        max_age = CDN_MAX_AGE
+    else:
+        remaining = (link.expires_at - datetime.now(UTC)).total_seconds()
+        max_age = max(0, int(remaining) // 2)
+    return RedirectResponse(
+        link.url, status_code=302, headers={"Cache-Control": f"private, max-age={max_age}"}
     )
-    metrics.signed(form.content_type)
-    return JSONResponse({"upload": form.to_dict()}, status_code=201)
 
 
-@api.post("/uploads/{upload_id}/complete")
-def complete_upload(upload_id: str, request: Request, principal: Caller) -> dict[str, object]:
-    with metrics.completion() as accepted:
-        image = _drop(request).complete(upload_id, principal=principal)
-        accepted(image.bytes)
-    return {"image": image.to_dict()}
-
-
-@api.get("/images")
-def list_images(
-    request: Request,
-    principal: Caller,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
-) -> dict[str, object]:
-    page = _drop(request).list_images(cursor=cursor, limit=limit, principal=principal)
-    return page.to_dict()
-
-
-@api.get("/images/{image_id}")
-def get_image(image_id: str, request: Request, principal: Caller) -> dict[str, object]:
-    return {"image": _drop(request).get_image(image_id, principal=principal).to_dict()}
-
-
-@api.delete("/images/{image_id}", status_code=204)
-def delete_image(image_id: str, request: Request, principal: Caller) -> Response:
-    _drop(request).delete_image(image_id, principal=principal)
-    return Response(status_code=204)
-
-
-@api.get("/config")
 async def client_config(request: Request) -> dict[str, object]:
     """What the page needs to check files before it asks to sign them."""
     settings = _drop(request).settings

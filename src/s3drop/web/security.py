@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .mount import route_path
+
 MAX_JSON_BYTES = 16 * 1024
 _STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -60,7 +62,7 @@ class SecurityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
+        path = route_path(scope)  # under a mount prefix too: the checks go where /api/ is
         if path.startswith("/api/") and scope["method"] in _STATE_CHANGING:
             refusal = self._refuse(scope, dict(scope["headers"]))
             if refusal is not None:

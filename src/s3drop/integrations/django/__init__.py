@@ -10,7 +10,7 @@
 What it gives the host project:
 
 - the JSON API under that prefix (``api/config``, ``api/uploads``, ``api/uploads/<id>/complete``,
-  ``api/images``, ``api/images/<id>``, the stable ``api/images/<id>/image`` and ``.../thumbnail``
+  ``api/images``, ``api/images/<id>``, the stable ``api/images/<id>/original`` and ``.../thumbnail``
   redirects) for Django's signed-in user, with Django's CSRF check (the uploader element sends
   the ``csrftoken`` cookie's value in the ``X-CSRFToken`` header); anonymous visitors are refused
   (401) unless ``S3DROP_ALLOW_ANONYMOUS = True``, and then each session owns its own images;

@@ -17,6 +17,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from django.conf import settings
@@ -28,7 +29,7 @@ from django.utils.module_loading import import_string
 from ...auth import Principal
 from ...config import Settings
 from ...errors import NotAuthenticated
-from ...storage.local import LocalStorage
+from ...storage.local import receiver_at
 from ...uploads import S3Drop
 
 #: Where a session's own anonymous owner name is kept.
@@ -59,15 +60,17 @@ def get_drop() -> S3Drop:
 
 def _build() -> S3Drop:
     drop = S3Drop(s3drop_settings())
-    if isinstance(drop.storage, LocalStorage):
-        # The browser posts its signed form to this app's own storage endpoint, and reads
-        # images from it, wherever the project included the URLs.
-        base = (drop.settings.public_url or "") + reverse("s3drop:storage")
-        drop.storage.base_url = base.rstrip("/")
     from . import signals
 
     signals.connect(drop)
     return drop
+
+
+def mounted() -> AbstractContextManager[None]:
+    """Within the block, the local backend's URLs (upload forms, signed reads) point at this
+    app's own storage endpoint, wherever the project included the URLs (``/uploads/storage``,
+    under ``S3DROP["public_url"]`` when set)."""
+    return receiver_at((get_drop().settings.public_url or "") + reverse("s3drop:storage"))
 
 
 def reset(**kwargs: object) -> None:

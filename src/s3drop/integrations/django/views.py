@@ -25,7 +25,7 @@ from django.views.decorators.http import require_http_methods
 from ...auth import Principal
 from ...errors import NotFound, S3DropError
 from .. import api
-from .conf import get_drop, principal_for
+from .conf import get_drop, mounted, principal_for
 
 
 def to_response(answer: api.Answer) -> HttpResponseBase:
@@ -78,7 +78,8 @@ def api_view(*methods: str) -> Callable[[Callable[..., api.Answer]], View]:
                     return refusal
             try:
                 principal = principal_for(request)
-                answer = call(request, principal, *args, **kwargs)
+                with mounted():
+                    answer = call(request, principal, *args, **kwargs)
             except S3DropError as exc:
                 answer = api.error_answer(exc)
             response = to_response(answer)

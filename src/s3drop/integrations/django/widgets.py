@@ -72,7 +72,8 @@ class UploaderWidget(forms.Widget):
         if not value or not is_upload_id(str(value)):
             return ""
         try:
-            return api.image_url(conf.get_drop(), str(value), variant="thumbnail")
+            with conf.mounted():
+                return api.image_url(conf.get_drop(), str(value), variant="thumbnail")
         except NotFound:
             return ""
 

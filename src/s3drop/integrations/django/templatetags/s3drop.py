@@ -23,7 +23,7 @@ from django.utils.safestring import SafeString
 from ....errors import NotFound
 from ....policy import is_upload_id
 from ... import api
-from ..conf import get_drop
+from ..conf import get_drop, mounted
 
 register = template.Library()
 
@@ -32,7 +32,8 @@ def _url(image_id: Any, variant: str) -> str:
     if not image_id or not is_upload_id(str(image_id)):
         return ""
     try:
-        return str(api.image_url(get_drop(), str(image_id), variant=variant))
+        with mounted():
+            return api.image_url(get_drop(), str(image_id), variant=variant)
     except NotFound:
         return ""
 
@@ -40,7 +41,7 @@ def _url(image_id: Any, variant: str) -> str:
 @register.simple_tag
 def s3drop_url(image_id: Any) -> str:
     """A fresh URL of the image ``image_id`` ("" when there is none)."""
-    return _url(image_id, "image")
+    return _url(image_id, "original")
 
 
 @register.simple_tag
@@ -55,7 +56,7 @@ def s3drop_img(
 ) -> SafeString | str:
     """``<img src=... alt=...>`` for the image (its thumbnail with ``thumbnail=True``), with any
     other attributes given (``class="avatar"``); nothing when there is no such image."""
-    src = _url(image_id, "thumbnail" if thumbnail else "image")
+    src = _url(image_id, "thumbnail" if thumbnail else "original")
     if not src:
         return ""
     extra = SafeString(
