@@ -87,7 +87,7 @@ def profile() -> Any:
         try:
             if avatar is None:
                 raise ValueError("choose an avatar")
-            drop.get_image(avatar, principal=Principal(member["name"]))  # exists, and is theirs
+            drop.image_url(avatar, principal=Principal(member["name"]))  # exists, and is theirs
         except (S3DropError, ValueError) as exc:
             error = getattr(exc, "message", str(exc))
         else:

@@ -9,7 +9,8 @@
 The column holds the id alone (23 characters); everything else about the image is in storage.
 On ``full_clean()`` (so in every ModelForm) and again on ``save()`` when the value is new, the
 field checks that the image exists and, with ``owner=``, that it belongs to the user that
-attribute of the row names (the same owner name the API records, see :mod:`.conf`): an id typed
+attribute of the row names (the same owner name the API records, see :mod:`.conf`; one HEAD,
+no listing): an id typed
 into a form, or someone else's, is refused with a ValidationError and nothing is saved.
 """
 
@@ -21,7 +22,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from ...errors import NotFound, S3DropError
+from ...auth import Principal
+from ...errors import Forbidden, NotFound, S3DropError
 from ...policy import is_upload_id
 from .conf import get_drop, principal_for_user
 from .widgets import UploaderWidget
@@ -87,20 +89,21 @@ class ImageIdField(models.CharField):  # type: ignore[type-arg]
                 "%(value)s is not an image id", code="invalid", params={"value": value}
             )
         expected = self._expected_owner(model_instance)
-        try:
-            image = get_drop().get_image(value)
+        principal = Principal(expected) if expected is not None else None
+        try:  # one HEAD: the image exists, and (unless the gallery is shared) is the owner's
+            get_drop().image_url(value, principal=principal)
         except NotFound:
             raise ValidationError(
                 "no image %(value)s: it was never uploaded, was rejected or was deleted",
                 code="image_missing",
                 params={"value": value},
             ) from None
-        except S3DropError as exc:
-            raise ValidationError(exc.message, code=exc.code) from exc
-        if expected is not None and image.owner != expected:
+        except Forbidden:
             raise ValidationError(
                 "image %(value)s belongs to someone else", code="not_owner", params={"value": value}
-            )
+            ) from None
+        except S3DropError as exc:
+            raise ValidationError(exc.message, code=exc.code) from exc
         if model_instance is not None:
             model_instance.__dict__[checked] = value
 
