@@ -240,3 +240,16 @@ def test_jinja_helpers_render_the_element_and_the_image(tmp_path: Path) -> None:
     assert fetch(client, html.unescape(thumb))[:2] == (200, "image/webp")
     assert nothing == ""
     assert json.loads(client.get("/up/api/config").data)["backend"] == "local"
+
+
+def test_anonymous_uploads_without_a_secret_key_are_a_named_configuration_error(
+    tmp_path: Path,
+) -> None:
+    drop = S3Drop(Settings(data_dir=tmp_path / "data"))
+    app = Flask(__name__)
+    blueprint = s3drop_blueprint(drop, principal=lambda: None, allow_anonymous=True)
+    app.register_blueprint(blueprint, url_prefix="/up")
+    response = sign(app.test_client(), samples.png())
+    assert (response.status_code, error_of(response)["code"]) == (500, "bad_configuration")
+    assert "secret_key" in error_of(response)["message"]
+    assert objects(tmp_path / "data") == []

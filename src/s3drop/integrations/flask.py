@@ -40,11 +40,11 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from typing import Any
 
-from flask import Blueprint, Response, request, send_file, session, url_for
+from flask import Blueprint, Response, current_app, request, send_file, session, url_for
 from markupsafe import Markup
 
 from ..auth import Principal
-from ..errors import Forbidden, NotAuthenticated, NotFound, S3DropError
+from ..errors import ConfigurationError, Forbidden, NotAuthenticated, NotFound, S3DropError
 from ..policy import is_upload_id
 from ..storage.local import receiver_at
 from ..uploads import S3Drop
@@ -82,6 +82,10 @@ def s3drop_blueprint(
             return found
         if not allow_anonymous:
             raise NotAuthenticated("sign in to upload images")
+        if not current_app.secret_key:
+            raise ConfigurationError(
+                "allow_anonymous keeps each visitor's owner in Flask's session: set app.secret_key"
+            )
         owner = session.get(SESSION_OWNER)
         if not isinstance(owner, str) or not owner:
             owner = f"anonymous-{secrets.token_urlsafe(16)}"

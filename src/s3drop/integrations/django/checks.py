@@ -15,6 +15,7 @@ from typing import Any
 from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
@@ -84,6 +85,8 @@ def check_settings(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> li
 def check_urls(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
     try:
         reverse("s3drop:sign")
+    except ImproperlyConfigured:  # no URLconf at all: Django reports that itself
+        return []
     except NoReverseMatch:
         return [
             Warning(

@@ -27,4 +27,15 @@ function attach(uploader) {
   uploader.headers = () => ({ [header]: token(uploader) });
 }
 
-for (const uploader of document.querySelectorAll("s3drop-uploader[data-csrf-header]")) attach(uploader);
+const SELECTOR = "s3drop-uploader[data-csrf-header]";
+for (const uploader of document.querySelectorAll(SELECTOR)) attach(uploader);
+// Uploaders added later (a formset's "add another") get the token too.
+new MutationObserver((changes) => {
+  for (const change of changes) {
+    for (const node of change.addedNodes) {
+      if (!(node instanceof Element)) continue;
+      if (node.matches(SELECTOR)) attach(node);
+      for (const inner of node.querySelectorAll(SELECTOR)) attach(inner);
+    }
+  }
+}).observe(document.documentElement, { childList: true, subtree: true });
