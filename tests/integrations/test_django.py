@@ -289,6 +289,19 @@ def test_tampered_storage_post_is_refused_in_s3_xml(s3drop_data_dir: Path, user:
     assert stored(s3drop_data_dir) == []
 
 
+def test_too_large_storage_post_is_refused_in_s3_xml(s3drop_data_dir: Path, user: User) -> None:
+    client = signed_in(user)
+    small = png_bytes(16, 16)
+    with override_settings(S3DROP={"data_dir": s3drop_data_dir, "max_bytes": "64KiB"}):
+        form = sign(client, small).json()["upload"]
+        big = samples.png(3, (700, 700))  # several of the bridge's chunks, over the signed range
+        assert len(big) > 3 * 64 * 1024
+        response = post_form(Client(), form, big)
+    assert response.status_code == 400
+    assert b"<Code>EntityTooLarge</Code>" in response.content
+    assert stored(s3drop_data_dir) == []
+
+
 # --- the model field --------------------------------------------------------------------------
 
 

@@ -234,13 +234,8 @@ def s3_error_answer(exc: PostRejected) -> Answer:
     return Answer(exc.status, body.encode(), "application/xml")
 
 
-async def _chunks(read: Read, limit: int | None = None) -> AsyncIterator[bytes]:
-    seen = 0
-    while limit is None or seen <= limit:
-        chunk = read(CHUNK_BYTES)
-        if not chunk:
-            return
-        seen += len(chunk)
+async def _chunks(read: Read) -> AsyncIterator[bytes]:
+    while chunk := read(CHUNK_BYTES):
         yield chunk
 
 
@@ -256,6 +251,10 @@ def receive_post(storage: LocalStorage, content_type: str | None, read: Read) ->
     except PostRejected as exc:
         _drain(read)
         return s3_error_answer(exc)
+    except S3DropError as exc:  # the disk, not the form: S3's words for a server-side failure
+        _drain(read)
+        code = "ServiceUnavailable" if exc.status == 503 else "InternalError"
+        return s3_error_answer(PostRejected(exc.message, code=code, status=exc.status))
     _drain(read)
     return Answer(received.success_status)
 

@@ -24,6 +24,7 @@ from django.views.decorators.http import require_http_methods
 
 from ...auth import Principal
 from ...errors import NotFound, S3DropError
+from ...storage.local import LocalStorage
 from .. import api
 from .conf import get_drop, mounted, principal_for
 
@@ -131,7 +132,7 @@ def image_file(
 # --- the local backend ------------------------------------------------------------------------
 
 
-def _local_or_404() -> Any:
+def _local_or_404() -> LocalStorage:
     storage = api.local_storage(get_drop())
     if storage is None:
         raise NotFound("this s3drop stores on S3: the browser posts to the bucket")
