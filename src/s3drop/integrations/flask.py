@@ -52,8 +52,7 @@ from . import api
 
 #: Where a session's own anonymous owner name is kept.
 SESSION_OWNER = "s3drop.owner"
-#: The element's tag and its script's file in s3drop's static folder.
-TAG = "s3drop-uploader"
+#: The element's script, in s3drop's static folder (one front end for every host).
 ELEMENT = "s3drop-uploader.js"
 
 PrincipalHook = Callable[[], Principal | None]

@@ -11,7 +11,8 @@ Connect receivers as with any Django signal::
 
 - ``image_accepted(image, principal)``: once per accepted image;
 - ``image_rejected(upload_id, error, principal)``: once per refused upload (it was deleted);
-- ``image_deleted(image_id, principal)``: an image was deleted (by the API, the CLI, the library).
+- ``image_deleted(image_id, principal)``: an image was deleted (by the API, or the project's own
+  code calling :func:`~.conf.get_drop`'s ``delete_image``).
 
 ``sender`` is the :class:`~s3drop.S3Drop`; ``principal`` is who called (None: a trusted caller).
 A receiver that raises is logged and skipped, as every s3drop hook is: the image stays as it is.
