@@ -27,11 +27,12 @@ def blocks(text: str, language: str) -> list[str]:
 
 
 def assert_excerpt(snippet: str, source: Path) -> None:
-    """Every line of ``snippet`` is a line of ``source`` (indentation aside), in the same order."""
+    """Every line of ``snippet`` is a line of ``source`` (indentation aside), in the same order;
+    ``...`` stands for lines left out."""
     lines = [line.strip() for line in source.read_text().splitlines()]
     at = 0
     for line in (line.strip() for line in snippet.splitlines()):
-        if not line:
+        if not line or line == "...":
             continue
         assert line in lines[at:], f"{line!r} is not in {source.name} (after line {at})"
         at = lines.index(line, at) + 1

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import uvicorn
-from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -99,22 +99,28 @@ def current_user(user: Annotated[User | None, Depends(signed_in_user)]) -> User:
 
 # --- the app --------------------------------------------------------------------------------------
 
-DATA.mkdir(parents=True, exist_ok=True)
-with sqlite3.connect(DATA / "journal.sqlite3") as setup:
-    setup.executescript(SCHEMA)
-
-# s3drop's settings come from the environment (S3DROP_*, AWS_*); by default its files go beside
-# the journal's database.
-drop = S3Drop(Settings() if "S3DROP_DATA_DIR" in os.environ else Settings(data_dir=DATA / "s3drop"))
-
-app = FastAPI(title="Photo journal")
-app.mount(
-    "/uploads",
-    uploads_app(drop, user=current_user, principal=lambda user: user.name),
-    name="uploads",
-)
-app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+pages = APIRouter()
 templates = Jinja2Templates(directory=HERE / "templates")
+
+
+def create_journal(settings: Settings | None = None) -> FastAPI:
+    """The journal, with s3drop under /uploads. s3drop's settings come from the environment
+    (S3DROP_*, AWS_*); by default its files go beside the journal's database."""
+    DATA.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(DATA / "journal.sqlite3") as setup:
+        setup.executescript(SCHEMA)
+    drop = S3Drop(settings or Settings(data_dir=DATA / "s3drop"))
+
+    app = FastAPI(title="Photo journal")
+    app.state.drop = drop
+    app.include_router(pages)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.mount(
+        "/uploads",
+        uploads_app(drop, user=current_user, principal=lambda user: user.name),
+        name="uploads",
+    )
+    return app
 
 
 def _posts(db: sqlite3.Connection, user: User) -> list[dict[str, Any]]:
@@ -143,7 +149,7 @@ def _journal(
     )
 
 
-@app.get("/")
+@pages.get("/")
 def journal(request: Request, db: Database) -> Response:
     user = signed_in_user(request, db)
     if user is None:
@@ -151,7 +157,7 @@ def journal(request: Request, db: Database) -> Response:
     return _journal(request, db, user)
 
 
-@app.post("/posts")
+@pages.post("/posts")
 def publish(
     request: Request,
     db: Database,
@@ -166,6 +172,7 @@ def publish(
         return _journal(request, db, user, error="Add at least one photo.", status=422)
     if len(photos) > MAX_PHOTOS:
         return _journal(request, db, user, error=f"At most {MAX_PHOTOS} photos.", status=422)
+    drop: S3Drop = request.app.state.drop
     for image_id in photos:
         try:  # an accepted image of this user's (one HEAD, no listing)
             drop.image_url(image_id, principal=Principal(user.name))
@@ -183,12 +190,12 @@ def publish(
     return RedirectResponse("/", status_code=303)
 
 
-@app.get("/login")
+@pages.get("/login")
 def login_page(request: Request) -> Response:
     return templates.TemplateResponse(request, "login.html", {"error": ""})
 
 
-@app.post("/login")
+@pages.post("/login")
 def login(
     request: Request,
     db: Database,
@@ -216,7 +223,7 @@ def login(
     return answer
 
 
-@app.post("/logout")
+@pages.post("/logout")
 def logout(request: Request, db: Database) -> Response:
     db.execute("delete from sessions where token = ?", (request.cookies.get(SESSION_COOKIE, ""),))
     db.commit()
@@ -230,7 +237,13 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     args = parser.parse_args()
-    uvicorn.run(app, host=args.host, port=args.port)
+    # s3drop learns where the journal is served (its own origin is then an allowed one); the
+    # journal's login guards the uploads, so s3drop's own (S3DROP_AUTH) stays off on any address.
+    where = {"host": args.host, "port": args.port, "public": True}
+    if "S3DROP_DATA_DIR" not in os.environ:
+        where["data_dir"] = DATA / "s3drop"
+    journal = create_journal(Settings(**where))
+    uvicorn.run(journal, host=args.host, port=args.port)
 
 
 if __name__ == "__main__":
