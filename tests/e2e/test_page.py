@@ -522,10 +522,28 @@ def tile_ids(page: Page) -> list[str]:
     return ids
 
 
+def rewrite_listings(
+    page: Page, server: LiveServer, change: Callable[[dict[str, Any]], None]
+) -> None:
+    """Pass every gallery page (``GET /api/images?...``) the browser loads through ``change``."""
+
+    def rewrite(route: Route) -> None:
+        response = route.fetch()
+        listing = response.json()
+        for image in listing["images"]:
+            change(image)
+        route.fulfill(response=response, json=listing)
+
+    page.route(re.compile(re.escape(f"{server.url}/api/images?") + ".*"), rewrite)
+
+
 def test_gallery_shows_views_and_deletes_with_confirmation(
     page: Page, live_server: LiveServer
 ) -> None:
     names = {"alpine-morning.png": 21, "tidal-pool.png": 22, "old-town.png": 23}
+    # Gallery pages without filenames (as the API lists them today): tiles fall back to the
+    # upload time, and the viewer asks for the name.
+    rewrite_listings(page, live_server, lambda image: image.update(filename=None))
     open_page(page, live_server)
     expect(page.locator("#gallery-status")).to_have_text(
         "No images yet. Images you upload appear here."
@@ -537,6 +555,9 @@ def test_gallery_shows_views_and_deletes_with_confirmation(
         final_state(row(page, name), "done")
     expect(page.locator(".tile")).to_have_count(3)
     expect(page.locator("#gallery-status")).to_be_hidden()
+    # Tiles added from each upload's answer know its filename and are captioned with it.
+    captions = page.locator(".tile-name").all_inner_texts()
+    assert sorted(captions) == sorted(names)
 
     page.reload()
     expect(page.locator(".tile")).to_have_count(3)
@@ -548,7 +569,7 @@ def test_gallery_shows_views_and_deletes_with_confirmation(
     )
     screenshot(page, "gallery.png", full_page=True)
 
-    # Tiles show what the gallery page carries: size, bytes, upload time; no filename.
+    # Tiles show what the gallery page carries: size, bytes, upload time; here no filename.
     named = filenames(live_server, ids)
     assert sorted(named.values()) == sorted(names)
     first = page.locator(".tile").first
@@ -659,6 +680,98 @@ def test_token_protected_server_asks_for_a_token_and_uploads(
     expect(signin).to_be_hidden()
     assert_stored(server, {"private.png": data})
     assert token not in server.output()
+
+
+def test_gallery_tiles_are_captioned_with_the_filename_the_api_gives(
+    page: Page, shared_server: LiveServer
+) -> None:
+    """Issue 14 (14): tiles told apart by name, not by date, wherever the API names the image."""
+    open_page(page, shared_server)
+    page.set_input_files("#file-input", files=[payload("red-kite.png", gradient_png(51))])
+    final_state(row(page, "red-kite.png"), "done")
+    fresh = page.locator(".tile").first  # from the upload's answer, which carries the filename
+    expect(fresh.locator(".tile-name")).to_have_text("red-kite.png")
+    expect(fresh.locator(".tile-img")).to_have_attribute("alt", "red-kite.png")
+    expect(fresh.get_by_role("button", name="View red-kite.png")).to_be_visible()
+
+    # A gallery page that names its images (a listing with filenames) captions every tile.
+    rewrite_listings(
+        page, shared_server, lambda image: image.update(filename=f"named-{image['id'][-4:]}.png")
+    )
+    page.reload()
+    expect(page.locator(".tile-name").first).to_have_text(re.compile(r"^named-"))
+    ids = tile_ids(page)
+    expect(page.locator(".tile-name")).to_have_text([f"named-{i[-4:]}.png" for i in ids])
+    expect(page.locator(".tile-meta").first).to_have_text(re.compile("^300 \u00d7 200 \u00b7 \\d"))
+
+
+def test_server_failures_are_explained_in_the_users_terms(
+    page: Page, shared_server: LiveServer
+) -> None:
+    """Issue 14 (8): never an operator's detail (settings, internal URLs), always something to do,
+    with the reference the server gives; the details stay in the server's log."""
+    operator = (
+        "storage refused our credentials: check AWS_SECRET_ACCESS_KEY "
+        "(http://10.0.0.5:7480/photos?X-Amz-Credential=AKIA)"
+    )
+
+    def sign_fails(route: Route) -> None:
+        body = {
+            "error": {"code": "storage_access_denied", "message": operator, "reference": "r-7f3a"}
+        }
+        route.fulfill(status=502, json=body)
+
+    def complete_fails(route: Route) -> None:
+        body = {"error": {"code": "storage_unavailable", "message": operator}}
+        route.fulfill(status=503, json=body, headers={"X-Request-ID": "req-42"})
+
+    before = stored_objects(shared_server)
+    open_page(page, shared_server)
+    page.route(f"{shared_server.url}/api/uploads", sign_fails)
+    data = gradient_png(52)
+    page.set_input_files("#file-input", files=[payload("ferry.png", data)])
+    item = row(page, "ferry.png")
+    assert final_state(item, "failed") == (
+        "Could not start the upload: something went wrong on the server; try again later "
+        "(reference r-7f3a)"
+    )
+    assert stored_objects(shared_server) == before
+
+    page.unroute(f"{shared_server.url}/api/uploads", sign_fails)
+    complete = re.compile(re.escape(f"{shared_server.url}/api/uploads/") + r"[^/]+/complete")
+    page.route(complete, complete_fails)
+    item.get_by_role("button", name="Retry upload of ferry.png").click()
+    assert final_state(item, "failed") == (
+        "Could not verify the upload: the service is busy or down for a moment; try again shortly "
+        "(reference req-42)"
+    )
+    text = page.locator("body").inner_text()
+    assert "AWS_" not in text
+    assert "10.0.0.5" not in text
+
+    # The file is in quarantine already: a retry only asks the server to verify it again.
+    page.unroute(complete, complete_fails)
+    item.get_by_role("button", name="Retry upload of ferry.png").click()
+    final_state(item, "done")
+    assert_stored(shared_server, {"ferry.png": data})
+
+
+def test_token_protected_gallery_shows_no_error_beside_the_sign_in(
+    page: Page, make_server: Callable[..., LiveServer]
+) -> None:
+    """Issue 14 (17): the sign-in banner says what to do; the gallery waits, with no red error."""
+    token = "s3drop-e2e-token-gallery-0123456789"
+    server = make_server(env={"S3DROP_TOKENS": f"viewer:{token}"})
+    open_page(page, server)
+    expect(page.locator("#signin")).to_be_visible()
+    status = page.locator("#gallery-status")
+    expect(status).to_have_text("Sign in to see your images.")
+    assert status.get_attribute("data-kind") != "error"
+    assert "bearer" not in page.locator("main").inner_text().lower()
+    page.get_by_label("Access token").fill(token)
+    page.locator("#signin").get_by_role("button", name="Use token").click()
+    expect(status).to_have_text("No images yet. Images you upload appear here.")
+    expect(page.locator("#signin")).to_be_hidden()
 
 
 STATIC = Path(__file__).resolve().parents[2] / "src" / "s3drop" / "web" / "static"

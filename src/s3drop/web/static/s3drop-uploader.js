@@ -669,13 +669,14 @@ export class S3DropUploader extends HTMLElement {
       file,
       type: this.#fileType(file),
       el: row,
-      state: "queued",
+      state: "new",
       run: 0,
       sha256: undefined,
       controller: null,
       xhr: null,
       upload: null,
       image: null,
+      admitted: false,
       verifyOnly: false,
       removed: false,
       previewUrl: null,
@@ -756,9 +757,11 @@ export class S3DropUploader extends HTMLElement {
         message: `Too big: ${formatSize(item.file.size)}, the limit is ${formatSize(config.max_bytes)}`,
       };
     }
-    const kept = this.#items.filter((other) => other !== item && !other.removed && !FINISHED.has(other.state));
-    const done = this.#items.filter((other) => other !== item && !other.removed && other.state === "done");
-    if (kept.length + done.length >= this.#maxFiles) {
+    // Files that passed this check count until they are refused, rejected or cancelled.
+    const kept = this.#items.filter(
+      (other) => other.admitted && !other.removed && (other.state === "done" || !FINISHED.has(other.state)),
+    );
+    if (kept.length >= this.#maxFiles) {
       const limit = this.#maxFiles === 1 ? "one file" : `${this.#maxFiles} files`;
       return { code: "too_many_files", message: `Too many files: this takes at most ${limit}` };
     }
@@ -771,6 +774,7 @@ export class S3DropUploader extends HTMLElement {
   }
 
   #enqueue(item) {
+    item.admitted = true;
     item.run += 1;
     this.#show(item, "queued", "Queued", { quiet: true });
     this.#waiting.push(item);
