@@ -75,6 +75,7 @@ def test_rejected_file_shows_why_and_saves_no_row(page: Page, journal: Example) 
     rejected = page.locator('s3drop-uploader li.file[data-state="rejected"]')
     expect(rejected).to_have_count(1, timeout=20_000)
     expect(rejected.locator(".message")).to_contain_text(re.compile("not an? (PNG|image)", re.I))
+    page.screenshot(path=screenshot_path("example-django-rejected.png"), full_page=True)
     page.fill("input[name=caption]", "Should not be saved")
     assert page.evaluate("document.querySelector('form.post').checkValidity()") is False
     page.click("form.post button[type=submit]")  # the browser holds it: no image yet

@@ -80,6 +80,7 @@ def test_rejected_file_shows_why_and_the_row_keeps_no_avatar(page: Page, profile
     rejected = page.locator('s3drop-uploader li.file[data-state="rejected"]')
     expect(rejected).to_have_count(1, timeout=20_000)
     expect(rejected.locator(".message")).to_contain_text(re.compile("not an? (PNG|image)", re.I))
+    page.screenshot(path=screenshot_path("example-flask-rejected.png"), full_page=True)
     assert page.evaluate("document.querySelector('form.profile').checkValidity()") is False
     page.click("form.profile button[type=submit]")  # the browser holds it: no image yet
     forged = page.request.post(
