@@ -250,6 +250,8 @@ def test_other_refusals_are_json_with_their_status(s3drop_data_dir: Path, user: 
     assert (missing.status_code, error_of(missing)["code"]) == (404, "not_found")
     wrong_method = client.put("/uploads/api/uploads")
     assert (wrong_method.status_code, error_of(wrong_method)["code"]) == (405, "method_not_allowed")
+    nowhere = client.get("/uploads/api/nowhere")
+    assert (nowhere.status_code, error_of(nowhere)["code"]) == (404, "not_found")
     bad_limit = client.get("/uploads/api/images?limit=500")
     assert (bad_limit.status_code, error_of(bad_limit)["code"]) == (400, "invalid_request")
     missing_image = client.get("/uploads/api/images/8204117022960ysdmyc35mf/original")

@@ -195,6 +195,9 @@ def test_other_refusals_are_json(tmp_path: Path) -> None:
     client = signed_in(app)
     missing = client.post("/up/api/uploads/8204117022960ysdmyc35mf/complete")
     assert (missing.status_code, error_of(missing)["code"]) == (404, "not_found")
+    nowhere = client.get("/up/api/nowhere")
+    assert (nowhere.status_code, error_of(nowhere)["code"]) == (404, "not_found")
+    assert client.get("/elsewhere").content_type.startswith("text/html")  # the host's own 404
     wrong = client.put("/up/api/uploads")
     assert (wrong.status_code, error_of(wrong)["code"]) == (405, "method_not_allowed")
     rejected = upload(client, b"<html>not a png</html>" * 10)

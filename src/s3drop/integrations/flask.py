@@ -173,6 +173,12 @@ def s3drop_blueprint(
     prefixes: list[str] = []
     bp.record(lambda state: prefixes.append((state.url_prefix or "").rstrip("/") + "/"))
 
+    @bp.app_errorhandler(404)
+    def _not_found(error: Any) -> Any:
+        if not any(request.path.startswith(prefix + "api/") for prefix in prefixes):
+            return error  # another part of the host app: its own 404
+        return to_response(api.error_answer(NotFound(f"no API call {request.path}")))
+
     @bp.app_errorhandler(405)
     def _not_allowed(error: Any) -> Any:
         if not any(request.path.startswith(prefix) for prefix in prefixes):

@@ -3,7 +3,7 @@ endpoint, under whatever prefix the project chooses (the same paths as the bundl
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 
 from . import views
 
@@ -19,4 +19,5 @@ urlpatterns = [
     path("static/<str:name>", views.static, name="static"),
     path("storage", views.storage_post, name="storage"),
     path("storage/<path:key>", views.storage_get, name="storage-object"),
+    re_path(r"^api/", views.no_such_call),  # anything else under api/: a JSON 404
 ]

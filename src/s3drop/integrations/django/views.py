@@ -92,6 +92,11 @@ def api_view(*methods: str) -> Callable[[Callable[..., api.Answer]], View]:
     return decorate
 
 
+def no_such_call(request: HttpRequest) -> HttpResponseBase:
+    """Any other path under ``api/``: 404 in s3drop's JSON shape, not the project's HTML page."""
+    return to_response(api.error_answer(NotFound(f"no API call {request.path}")))
+
+
 @ensure_csrf_cookie
 @require_http_methods(["GET"])
 def config(request: HttpRequest) -> HttpResponseBase:
