@@ -10,7 +10,7 @@ from typing import Annotated, TypeVar
 import anyio
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -18,6 +18,7 @@ from .. import metrics
 from ..auth import Principal
 from ..config import KNOWN_TYPES
 from ..errors import PostRejected, ServerBusy
+from ..gallery import ImageURL
 from ..headers import FORMAT_NAMES
 from ..sandbox import RETRY_AFTER
 from ..storage.local import MOUNT, LocalStorage, drain
@@ -91,6 +92,8 @@ async def current_principal(request: Request) -> Principal:
     return authenticate(request.headers, client)
 
 
+#: Who calls the API: ``current_principal``, which an app may replace with a dependency of its
+#: own through ``app.dependency_overrides`` (s3drop.integrations.fastapi does, with the host's).
 Caller = Annotated[Principal, Depends(current_principal)]
 
 
@@ -114,11 +117,16 @@ async def sign_upload(body: SignRequest, request: Request, principal: Caller) ->
 @api.post("/uploads/{upload_id}/complete")
 async def complete_upload(upload_id: str, request: Request, principal: Caller) -> dict[str, object]:
     # Completions wait on threads of their own, at most as many as the decode pool takes:
-    # listing, deleting and the probes keep the shared thread pool (see CompletionGate).
+    # listing, deleting and the probes keep the shared thread pool (see CompletionGate). Nothing
+    # of it runs on the event loop, the metrics files and the answer's signed URLs included.
     gate: CompletionGate = request.app.state.completions
-    drop = _drop(request)
-    with gate.admit(), metrics.completion() as accepted:
-        image = await gate.run(partial(drop.complete, upload_id, principal=principal))
+    with gate.admit():
+        return await gate.run(partial(_complete, _drop(request), upload_id, principal))
+
+
+def _complete(drop: S3Drop, upload_id: str, principal: Principal) -> dict[str, object]:
+    with metrics.completion() as accepted:
+        image = drop.complete(upload_id, principal=principal)
         accepted(image.bytes)
     return {"image": image.to_dict()}
 
@@ -137,6 +145,26 @@ def list_images(
 @api.get("/images/{image_id}")
 def get_image(image_id: str, request: Request, principal: Caller) -> dict[str, object]:
     return {"image": _drop(request).get_image(image_id, principal=principal).to_dict()}
+
+
+@api.get("/images/{image_id}/original", response_class=RedirectResponse)
+def original(image_id: str, request: Request, principal: Caller) -> RedirectResponse:
+    """The image itself: a redirect to a fresh signed (or CDN) URL, from the id alone."""
+    return image_redirect(_drop(request).image_url(image_id, principal=principal))
+
+
+@api.get("/images/{image_id}/thumbnail", response_class=RedirectResponse)
+def thumbnail(image_id: str, request: Request, principal: Caller) -> RedirectResponse:
+    """Its thumbnail, the same way."""
+    link = _drop(request).image_url(image_id, variant="thumbnail", principal=principal)
+    return image_redirect(link)
+
+
+def image_redirect(link: ImageURL) -> RedirectResponse:
+    """302 to ``link``, with the cache headers that fit its life (:meth:`ImageURL.cache_control`)."""
+    return RedirectResponse(
+        link.url, status_code=302, headers={"Cache-Control": link.cache_control()}
+    )
 
 
 @api.delete("/images/{image_id}", status_code=204)
