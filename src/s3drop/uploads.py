@@ -272,6 +272,7 @@ class S3Drop:
             width=processed.width,
             height=processed.height,
             size=len(processed.data),
+            filename=decode_meta(metadata["filename"]) or None,
         )
         # Who promotes: the first claim of this id, ever. A call that finds the image already
         # there, the same one (a retry after a crash, a concurrent call in another process),
