@@ -148,6 +148,10 @@ def _run_uvicorn(settings: Settings, log_format: LogFormat) -> None:
         log_config=log_config(log_format),
         timeout_graceful_shutdown=10,
         server_header=False,
+        # Connections: uvicorn's keep-alive timeout, plus a request-head deadline and a
+        # connection cap it lacks (see s3drop.web.connections).
+        http="s3drop.web.connections:GuardedHttpToolsProtocol",
+        timeout_keep_alive=settings.keep_alive_timeout,
     )
 
 

@@ -1,0 +1,89 @@
+"""What uvicorn does not bound on its own: how long a request head may take, and how many
+connections one worker holds open.
+
+uvicorn's ``timeout_keep_alive`` runs only between two requests of one connection, after an
+answer: a client that connects and sends nothing, or sends a request head a byte at a time (a
+slowloris), is kept forever, and each one holds a file descriptor. ``limit_concurrency`` answers
+503 to a new *request* when too many connections are open, but still accepts and keeps the
+connections themselves. :class:`GuardedHttpToolsProtocol` (uvicorn's httptools protocol, which
+``s3drop serve`` runs) adds:
+
+- a deadline for each request head (``S3DROP_HEADER_TIMEOUT``): from the moment the connection
+  opens, or the previous answer ends, to the end of the head's headers. Bytes arriving slowly do
+  not extend it. When it passes, the connection is closed.
+- a cap on open connections per worker (``S3DROP_MAX_CONNECTIONS``): one over it is answered
+  ``503`` and closed at once, so a flood of idle connections cannot use up the descriptors.
+
+A request's body is bounded elsewhere: the local backend's storage endpoint cuts an upload that
+sends nothing for ``S3DROP_UPLOAD_IDLE_TIMEOUT`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from ..config import Settings
+
+_BUSY_BODY = b'{"error": {"code": "too_many_connections", "message": "too many open connections"}}'
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\n"
+    b"Content-Type: application/json\r\n"
+    b"Connection: close\r\n"
+    b"Retry-After: 1\r\n"
+    b"Content-Length: %d\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY)
+)
+
+
+@functools.cache
+def _limits() -> tuple[float, int]:
+    """``(header_timeout, max_connections)`` from the settings, read once per worker."""
+    settings = Settings()
+    return settings.header_timeout, settings.max_connections
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a request-head deadline and a connection cap."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.header_timeout, self.max_connections = _limits()
+        self._head_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            transport.write(_BUSY)
+            transport.close()
+            return
+        self._arm_head_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_deadline()
+        super().connection_lost(exc)
+
+    def on_headers_complete(self) -> None:
+        self._cancel_head_deadline()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        pipelined = bool(self.pipeline)  # its head is in already
+        super().on_response_complete()
+        if not pipelined and not self.transport.is_closing():
+            self._arm_head_deadline()
+
+    def _arm_head_deadline(self) -> None:
+        self._cancel_head_deadline()
+        self._head_deadline = self.loop.call_later(self.header_timeout, self._head_too_slow)
+
+    def _cancel_head_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _head_too_slow(self) -> None:
+        self._head_deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()

@@ -1,0 +1,303 @@
+"""Attacks on the local backend's storage endpoint and on the server's connections, over real HTTP.
+
+Each test runs ``s3drop serve`` (local backend, loopback) and plays the attacker with httpx or raw
+sockets: a flood of form parts, oversized part headers and fields, bad boundaries, an upload that
+stops sending, idle and half-sent request heads, a flood of connections. Every refusal is checked
+for its status and S3 error code, and for leaving nothing behind (no object, nothing in ``tmp/``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from . import samples
+from .conftest import LiveServer
+
+
+def _s3_code(response: httpx.Response) -> str:
+    assert response.headers["content-type"].startswith("application/xml"), response.text
+    match = re.search(r"<Code>([^<]*)</Code>", response.text)
+    assert match is not None, response.text
+    return match[1]
+
+
+def _assert_nothing_stored(server: LiveServer) -> None:
+    objects = server.data_dir / "objects"
+    stored = [p for p in objects.rglob("*") if p.is_file()] if objects.exists() else []
+    assert stored == []
+    assert list((server.data_dir / "tmp").iterdir()) == []
+
+
+def _sign(server: LiveServer, data: bytes) -> dict[str, object]:
+    claim = {"filename": "cat.png", "content_type": "image/png", "size": len(data)}
+    response = httpx.post(server.url + "/api/uploads", json=claim, timeout=30)
+    assert response.status_code == 201, response.text
+    form: dict[str, object] = response.json()["upload"]
+    return form
+
+
+def _multipart(boundary: str, fields: list[tuple[str, str]], file: bytes | None = None) -> bytes:
+    out = bytearray()
+    for name, value in fields:
+        out += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+        out += value.encode() + b"\r\n"
+    if file is not None:
+        out += (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="cat.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        out += file + b"\r\n"
+    out += f"--{boundary}--\r\n".encode()
+    return bytes(out)
+
+
+def _post(server: LiveServer, body: bytes, boundary: str) -> httpx.Response:
+    return httpx.post(
+        server.url + "/storage",
+        content=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        timeout=60,
+    )
+
+
+# --- the parts flood --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("parts", [8_000, 20_000])
+def test_a_flood_of_empty_parts_is_refused_fast_and_never_blocks_the_server(
+    live_server: LiveServer, parts: int
+) -> None:
+    """Issue 10 #1: 8,000 empty parts took 5.8 s and froze every request; 20,000, 34 s."""
+    boundary = "flood"
+    body = _multipart(boundary, [(f"x-ignore-{n}", "") for n in range(parts)])
+    answers: list[tuple[httpx.Response, float]] = []
+
+    def flood() -> None:
+        for _ in range(3):  # several, so the probes overlap the parsing
+            start = time.perf_counter()
+            answers.append((_post(live_server, body, boundary), time.perf_counter() - start))
+
+    attacker = threading.Thread(target=flood)
+    latencies: list[float] = []
+    with httpx.Client(base_url=live_server.url, timeout=60) as probe:
+        probe.get("/healthz")  # connected before the flood starts
+        attacker.start()
+        for _ in range(2000):  # bounded: the flood ends long before on the fixed code
+            if not attacker.is_alive():
+                break
+            start = time.perf_counter()
+            assert probe.get("/healthz").status_code == 200
+            latencies.append(time.perf_counter() - start)
+        attacker.join(timeout=120)
+    assert not attacker.is_alive()
+    assert len(answers) == 3
+    for response, seconds in answers:
+        assert response.status_code == 400, response.text
+        assert _s3_code(response) == "MalformedPOSTRequest"
+        assert "more than 64 parts" in response.text
+        assert seconds < 1.0, f"refused after {seconds:.2f} s"
+    assert latencies, "no probe ran while the flood was in flight"
+    assert max(latencies) < 0.2, f"/healthz waited {max(latencies) * 1000:.0f} ms"
+    _assert_nothing_stored(live_server)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "code"),
+    [
+        ("multipart/form-data; boundary=" + "a" * 300, "MalformedPOSTRequest"),
+        ("multipart/form-data; boundary=" + "a" * 71, "MalformedPOSTRequest"),
+        ('multipart/form-data; boundary="a;b\\"c"', "MalformedPOSTRequest"),
+        ('multipart/form-data; boundary="ends-with-space "', "MalformedPOSTRequest"),
+        ("multipart/form-data", "InvalidArgument"),
+        ("application/x-www-form-urlencoded", "InvalidArgument"),
+    ],
+)
+def test_a_bad_boundary_is_a_400_not_a_500(
+    live_server: LiveServer, content_type: str, code: str
+) -> None:
+    response = httpx.post(
+        live_server.url + "/storage",
+        content=b"--x\r\n\r\n--x--\r\n",
+        headers={"Content-Type": content_type},
+        timeout=30,
+    )
+    assert response.status_code == 400, response.text
+    assert _s3_code(response) == code
+    assert "Traceback" not in live_server.output()
+    _assert_nothing_stored(live_server)
+
+
+def _part_with_headers(boundary: str, headers: list[str]) -> bytes:
+    head = "\r\n".join([*headers, ""])
+    return f"--{boundary}\r\n{head}\r\nvalue\r\n--{boundary}--\r\n".encode()
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        (
+            [f'Content-Disposition: form-data; name="x-ignore-a"; junk="{"j" * 3000}"'],
+            "headers are longer than 2048 bytes",
+        ),
+        (
+            ['Content-Disposition: form-data; name="x-ignore-a"']
+            + [f"X-Pad-{n}: 1" for n in range(5)],
+            "more than 4 headers",
+        ),
+    ],
+)
+def test_part_headers_are_capped(live_server: LiveServer, headers: list[str], message: str) -> None:
+    response = _post(live_server, _part_with_headers("cap", headers), "cap")
+    assert response.status_code == 400, response.text
+    assert _s3_code(response) == "MalformedPOSTRequest"
+    assert message in response.text
+    _assert_nothing_stored(live_server)
+
+
+def test_fields_before_the_file_are_capped_at_s3s_20_kib(live_server: LiveServer) -> None:
+    data = samples.png(1, (40, 30))
+    form = _sign(live_server, data)
+    fields = list(form["fields"].items())  # type: ignore[attr-defined]
+    # S3 takes a form whose fields before the file fit in 20 KiB; so does s3drop ...
+    padded = [*fields, ("x-ignore-pad", "p" * 12_000)]
+    response = _post(live_server, _multipart("ok", padded, data), "ok")
+    assert response.status_code == 204, response.text
+    # ... and refuses one past it, before reading the file, as S3 does.
+    form = _sign(live_server, data)
+    fields = list(form["fields"].items())  # type: ignore[attr-defined]
+    padded = [*fields, ("x-ignore-pad", "p" * 21_000)]
+    objects_before = sorted((live_server.data_dir / "objects").rglob("*.png"))
+    response = _post(live_server, _multipart("big", padded, data), "big")
+    assert response.status_code == 400, response.text
+    assert _s3_code(response) == "MaxPostPreDataLengthExceeded"
+    assert sorted((live_server.data_dir / "objects").rglob("*.png")) == objects_before
+    assert f"{form['id']}" not in str(objects_before)
+    assert list((live_server.data_dir / "tmp").iterdir()) == []
+
+
+# --- bodies that stop, heads that never end, too many connections ------------------------------
+
+
+def _connect(server: LiveServer) -> socket.socket:
+    host, port = server.url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def _closed_within(
+    sock: socket.socket, seconds: float, *, until: bytes | None = None
+) -> tuple[bool, bytes]:
+    """Read until the server closes ``sock``, sends ``until``, or ``seconds`` pass:
+    (closed, what it sent)."""
+    received = b""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0 and (until is None or until not in received):
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            return False, received
+        except ConnectionResetError:
+            return True, received
+        if not chunk:
+            return True, received
+        received += chunk
+    return False, received
+
+
+def test_an_upload_that_stops_sending_is_cut_and_cleaned_up(
+    make_server: Callable[..., LiveServer],
+) -> None:
+    server = make_server(env={"S3DROP_UPLOAD_IDLE_TIMEOUT": "1"})
+    data = samples.png(2, (400, 300))
+    form = _sign(server, data)
+    body = _multipart("stall", list(form["fields"].items()), data)  # type: ignore[attr-defined]
+    head = (
+        "POST /storage HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: multipart/form-data; boundary=stall\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with contextlib.closing(_connect(server)) as sock:
+        sock.sendall(head + body[: len(body) - len(data) // 2])  # half the file, then silence
+        for _ in range(50):  # the temp file exists while the upload is in flight
+            if list((server.data_dir / "tmp").iterdir()):
+                break
+            time.sleep(0.05)
+        assert list((server.data_dir / "tmp").iterdir()), "no temp file while uploading"
+        started = time.monotonic()
+        _, answer = _closed_within(sock, 8, until=b"</Error>")
+        waited = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert b"<Code>RequestTimeout</Code>" in answer
+    assert waited < 4, f"cut after {waited:.1f} s"
+    _assert_nothing_stored(server)
+
+
+def test_idle_and_half_sent_request_heads_are_closed(
+    make_server: Callable[..., LiveServer],
+) -> None:
+    """Issue 10: idle and partial-header connections were kept for more than 70 s."""
+    server = make_server(env={"S3DROP_HEADER_TIMEOUT": "1"})
+    idle = [_connect(server) for _ in range(5)]
+    slow = [_connect(server) for _ in range(5)]
+    try:
+        for sock in slow:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        started = time.monotonic()
+        open_ = set(range(len(slow)))
+        for _ in range(12):  # a header byte every 0.25 s does not keep a head alive
+            for index in list(open_):
+                try:
+                    slow[index].sendall(b"X")
+                except OSError:
+                    open_.discard(index)
+            time.sleep(0.25)
+        for sock in idle + slow:
+            closed, _ = _closed_within(sock, max(0.1, 4 - (time.monotonic() - started)))
+            assert closed, "the server kept a connection whose request head never ended"
+        # A legitimate request on a fresh connection is answered as before.
+        assert httpx.get(server.url + "/healthz", timeout=5).status_code == 200
+    finally:
+        for sock in idle + slow:
+            sock.close()
+
+
+def _fds(server: LiveServer) -> int:
+    return len(list(Path(f"/proc/{server.process.pid}/fd").iterdir()))
+
+
+def test_connections_over_the_cap_are_answered_503_and_closed(
+    make_server: Callable[..., LiveServer],
+) -> None:
+    """Issue 10: about 1,100 idle connections used up the server's file descriptors."""
+    server = make_server(env={"S3DROP_MAX_CONNECTIONS": "20", "S3DROP_HEADER_TIMEOUT": "60"})
+    baseline = _fds(server)
+    socks = [_connect(server) for _ in range(60)]
+    try:
+        refused = 0
+        for sock in socks:
+            closed, answer = _closed_within(sock, 0.2)
+            if closed:
+                assert answer.startswith(b"HTTP/1.1 503 "), answer[:200]
+                assert b"too_many_connections" in answer
+                refused += 1
+        assert refused >= 40
+        assert _fds(server) <= baseline + 22
+    finally:
+        for sock in socks:
+            sock.close()
+    for _ in range(50):  # the slots come back once the idle connections go
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(server.url + "/healthz", timeout=5).status_code == 200:
+                break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the server did not answer after the idle connections closed")
