@@ -9,11 +9,13 @@ for its status and S3 error code, and for leaving nothing behind (no object, not
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import socket
+import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -301,3 +303,147 @@ def test_connections_over_the_cap_are_answered_503_and_closed(
         time.sleep(0.1)
     else:
         pytest.fail("the server did not answer after the idle connections closed")
+
+
+# --- a full disk ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MiB tmpfs of its own: a disk that really fills, with ENOSPC from the kernel.
+
+    Tests run as root, here and in CI; a tmpfs is the real thing (no fault injection in the
+    server) and needs no image file or loop device.
+    """
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs (the disk-full tests run as root): {done.stderr}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(disk: Path, leave: int) -> Path:
+    """Write a filler file so that about ``leave`` bytes stay free on ``disk``."""
+    stat = os.statvfs(disk)
+    free = stat.f_bavail * stat.f_frsize
+    filler = disk / "filler"
+    with filler.open("wb") as out:
+        out.write(b"\0" * max(0, free - leave))
+    return filler
+
+
+def test_a_full_disk_answers_507_and_leaves_nothing_half_written(
+    make_server: Callable[..., LiveServer], small_disk: Path
+) -> None:
+    """Issue 10: a full disk gave a plain-text 500, left an orphan thumbnail and a half-written
+    metadata temp file, and /readyz said ready with 4 KB free."""
+    data_dir = small_disk / "data"
+    server = make_server(env={"S3DROP_DATA_DIR": str(data_dir), "S3DROP_MIN_FREE_BYTES": "1MiB"})
+    assert httpx.get(server.url + "/readyz", timeout=10).status_code == 200
+    big = samples.png(3, (1200, 900))  # 1.5 MiB; its thumbnail about 2 KiB
+    later = _sign(server, big)
+    stored = _post(
+        server,
+        _multipart("b", list(later["fields"].items()), big),
+        "b",  # type: ignore[attr-defined]
+    )
+    assert stored.status_code == 204, stored.text
+    refused = _sign(server, big)
+    filler = _fill(small_disk, 256 * 1024)
+
+    # The storage endpoint: 507 in S3's XML, nothing kept.
+    fields = list(refused["fields"].items())  # type: ignore[attr-defined]
+    response = _post(server, _multipart("f", fields, big), "f")
+    assert response.status_code == 507, response.text
+    assert _s3_code(response) == "InsufficientStorage"
+    assert list((data_dir / "tmp").iterdir()) == []
+    assert not list((data_dir / "objects").rglob(f"{refused['id']}*"))
+
+    # /readyz: not ready below S3DROP_MIN_FREE_BYTES.
+    ready = httpx.get(server.url + "/readyz", timeout=10)
+    assert ready.status_code == 503
+    assert ready.json()["error"]["code"] == "insufficient_storage"
+
+    # The API: the thumbnail fits, the image does not; 507 in JSON, no orphan thumbnail, no
+    # metadata temp file, the quarantined upload kept for a retry.
+    response = httpx.post(f"{server.url}/api/uploads/{later['id']}/complete", timeout=30)
+    assert response.status_code == 507, response.text
+    assert response.json()["error"]["code"] == "insufficient_storage"
+    objects = data_dir / "objects"
+    assert sorted(p.relative_to(objects).as_posix() for p in objects.rglob("*") if p.is_file()) == [
+        f"incoming/{later['id']}.png"
+    ]
+    assert [p for p in (data_dir / "meta").rglob(".*") if p.is_file()] == []
+    assert list((data_dir / "tmp").iterdir()) == []
+    assert "Traceback" not in server.output()
+
+    # Space again: the retry completes, and the server is ready.
+    filler.unlink()
+    response = httpx.post(f"{server.url}/api/uploads/{later['id']}/complete", timeout=30)
+    assert response.status_code == 200, response.text
+    assert httpx.get(server.url + "/readyz", timeout=10).status_code == 200
+
+
+# --- what a crash leaves behind ---------------------------------------------------------------
+
+
+def test_startup_removes_a_killed_uploads_temp_file_and_orphan_thumbnails(
+    make_server: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    """Issue 10: ``kill -9`` mid-upload left ``tmp/*.part`` forever."""
+    data_dir = tmp_path / "kept"
+    server = make_server(env={"S3DROP_DATA_DIR": str(data_dir)})
+    data = samples.png(4, (400, 300))
+    form = _sign(server, data)
+    body = _multipart("k", list(form["fields"].items()), data)  # type: ignore[attr-defined]
+    head = (
+        "POST /storage HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: multipart/form-data; boundary=k\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with contextlib.closing(_connect(server)) as sock:
+        sock.sendall(head + body[: len(body) // 2])
+        for _ in range(100):
+            parts = list((data_dir / "tmp").glob("*.part"))
+            if parts:
+                break
+            time.sleep(0.05)
+        server.process.kill()  # kill -9, mid-upload
+        server.process.wait()
+    assert len(parts) == 1
+    # A crash's leftovers, an hour and more old: the cut upload, a metadata temp file, and a
+    # thumbnail whose image is gone; and a fresh temp file (another worker's live upload).
+    hours_ago = time.time() - 2 * 3600
+    meta_tmp = data_dir / "meta" / "images" / ".x.png.json.1234abcd"
+    meta_tmp.parent.mkdir(parents=True, exist_ok=True)
+    meta_tmp.write_text("{")
+    orphan = data_dir / "objects" / "thumbs" / f"{form['id']}.webp"
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"RIFF")
+    orphan_meta = data_dir / "meta" / "thumbs" / f"{form['id']}.webp.json"
+    orphan_meta.parent.mkdir(parents=True, exist_ok=True)
+    orphan_meta.write_text('{"content_type": "image/webp", "metadata": {}}')
+    for path in (parts[0], meta_tmp, orphan, orphan_meta):
+        os.utime(path, (hours_ago, hours_ago))
+    live = data_dir / "tmp" / "live.part"
+    live.write_bytes(b"in flight")
+
+    make_server(env={"S3DROP_DATA_DIR": str(data_dir)})
+    for _ in range(100):  # the sweep runs as the server starts
+        if not parts[0].exists() and not orphan.exists():
+            break
+        time.sleep(0.05)
+    assert not parts[0].exists()
+    assert not meta_tmp.exists()
+    assert not orphan.exists()
+    assert not orphan_meta.exists()
+    assert live.exists()
