@@ -402,6 +402,13 @@ def test_startup_removes_a_killed_uploads_temp_file_and_orphan_thumbnails(
     """Issue 10: ``kill -9`` mid-upload left ``tmp/*.part`` forever."""
     data_dir = tmp_path / "kept"
     server = make_server(env={"S3DROP_DATA_DIR": str(data_dir)})
+    kept = samples.png(5, (40, 30))  # a promoted image: its thumbnail is no orphan
+    kept_form = _sign(server, kept)
+    fields = list(kept_form["fields"].items())  # type: ignore[attr-defined]
+    assert _post(server, _multipart("p", fields, kept), "p").status_code == 204
+    done = httpx.post(f"{server.url}/api/uploads/{kept_form['id']}/complete", timeout=30)
+    assert done.status_code == 200, done.text
+    kept_thumb = data_dir / "objects" / "thumbs" / f"{kept_form['id']}.webp"
     data = samples.png(4, (400, 300))
     form = _sign(server, data)
     body = _multipart("k", list(form["fields"].items()), data)  # type: ignore[attr-defined]
@@ -432,7 +439,7 @@ def test_startup_removes_a_killed_uploads_temp_file_and_orphan_thumbnails(
     orphan_meta = data_dir / "meta" / "thumbs" / f"{form['id']}.webp.json"
     orphan_meta.parent.mkdir(parents=True, exist_ok=True)
     orphan_meta.write_text('{"content_type": "image/webp", "metadata": {}}')
-    for path in (parts[0], meta_tmp, orphan, orphan_meta):
+    for path in (parts[0], meta_tmp, orphan, orphan_meta, kept_thumb):
         os.utime(path, (hours_ago, hours_ago))
     live = data_dir / "tmp" / "live.part"
     live.write_bytes(b"in flight")
@@ -447,3 +454,4 @@ def test_startup_removes_a_killed_uploads_temp_file_and_orphan_thumbnails(
     assert not orphan.exists()
     assert not orphan_meta.exists()
     assert live.exists()
+    assert kept_thumb.exists()

@@ -322,35 +322,46 @@ class LocalStorage(Storage):
         (``InsufficientStorage``, 507).
         """
         receiver = _PostReceiver(self, content_type)
-        chunks = aiter(body)
         try:
-            while True:
-                try:
-                    with anyio.fail_after(self.idle_timeout):
-                        chunk = await anext(chunks)
-                except StopAsyncIteration:
-                    break
-                except TimeoutError:
-                    raise PostRejected(
-                        "Your socket connection to the server was not read from or written to "
-                        f"within the timeout period ({self.idle_timeout:g} s).",
-                        code="RequestTimeout",
-                        status=400,
-                    ) from None
-                receiver.feed(chunk)
-                if receiver.done:
-                    break
-                if len(receiver.pending) >= _FLUSH_BYTES:
-                    # Write in a thread: the event loop goes on receiving the body meanwhile,
-                    # so network and disk overlap instead of taking turns.
-                    with _disk_full():
-                        await anyio.to_thread.run_sync(receiver.flush)
             with _disk_full():
-                return receiver.finish()
+                await self._receive(receiver, aiter(body))
+                # The last write, the renames and the metadata file: in a thread too.
+                return await anyio.to_thread.run_sync(receiver.finish)
         except InsufficientStorage as exc:
             raise PostRejected(exc.message, code="InsufficientStorage", status=507) from exc
+        except OSError as exc:
+            raise PostRejected(
+                f"We encountered an internal error storing the upload ({exc.strerror}). "
+                "Please try again.",
+                code="InternalError",
+                status=500,
+            ) from exc
         finally:
             receiver.cleanup()
+
+    async def _receive(self, receiver: _PostReceiver, chunks: AsyncIterator[bytes]) -> None:
+        """Feed the body to ``receiver`` until it is done or the body ends, writing the file as
+        it comes; cut it when nothing arrives for ``idle_timeout`` seconds."""
+        while True:
+            try:
+                with anyio.fail_after(self.idle_timeout):
+                    chunk = await anext(chunks)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise PostRejected(
+                    "Your socket connection to the server was not read from or written to "
+                    f"within the timeout period ({self.idle_timeout:g} s).",
+                    code="RequestTimeout",
+                    status=400,
+                ) from None
+            receiver.feed(chunk)
+            if receiver.done:
+                return
+            if len(receiver.pending) >= _FLUSH_BYTES:
+                # Write in a thread: the event loop goes on receiving the body meanwhile, so
+                # network and disk overlap instead of taking turns.
+                await anyio.to_thread.run_sync(receiver.flush)
 
 
 @dataclass(frozen=True)
