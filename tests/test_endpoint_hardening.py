@@ -243,6 +243,28 @@ def test_an_upload_that_stops_sending_is_cut_and_cleaned_up(
     _assert_nothing_stored(server)
 
 
+def test_an_api_body_that_stops_arriving_is_answered_408_and_closed(
+    make_server: Callable[..., LiveServer],
+) -> None:
+    server = make_server(env={"S3DROP_UPLOAD_IDLE_TIMEOUT": "1"})
+    head = (
+        b"POST /api/uploads HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+    )
+    with contextlib.closing(_connect(server)) as sock:
+        sock.sendall(head + b'{"filename": "cat')  # and then nothing
+        started = time.monotonic()
+        closed, answer = _closed_within(sock, 8)
+        waited = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+    assert b'"request_timeout"' in answer
+    assert closed
+    assert waited < 4, f"answered after {waited:.1f} s"
+    assert "Traceback" not in server.output()
+    assert '"event": "sign"' not in server.output().replace('"event":"sign"', '"event": "sign"')
+    _assert_nothing_stored(server)
+
+
 def test_idle_and_half_sent_request_heads_are_closed(
     make_server: Callable[..., LiveServer],
 ) -> None:

@@ -27,6 +27,7 @@ from ..storage.base import Storage
 from ..uploads import S3Drop
 from . import ops, routes
 from .security import SecurityMiddleware
+from .timeouts import BodyTimeoutMiddleware
 
 STATIC = Path(__file__).parent / "static"
 
@@ -71,6 +72,8 @@ def create_app(
     app.add_middleware(
         SecurityMiddleware, origins=origins, storage_origins=drop.storage.browser_origins()
     )
+    # The storage endpoint cuts a stalled upload itself (S3's XML); this catches every other body.
+    app.add_middleware(BodyTimeoutMiddleware, timeout=drop.settings.upload_idle_timeout + 1)
     app.add_middleware(ops.LatencyMiddleware)  # outermost: times every answer
     return app
 

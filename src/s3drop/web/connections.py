@@ -14,8 +14,9 @@ connections themselves. :class:`GuardedHttpToolsProtocol` (uvicorn's httptools p
 - a cap on open connections per worker (``S3DROP_MAX_CONNECTIONS``): one over it is answered
   ``503`` and closed at once, so a flood of idle connections cannot use up the descriptors.
 
-A request's body is bounded elsewhere: the local backend's storage endpoint cuts an upload that
-sends nothing for ``S3DROP_UPLOAD_IDLE_TIMEOUT`` seconds.
+A request's body is bounded by :class:`~s3drop.web.timeouts.BodyTimeoutMiddleware` (any route: 408 when the body stops
+arriving for ``S3DROP_UPLOAD_IDLE_TIMEOUT`` seconds, plus one) and, first, by the local backend's
+storage endpoint itself (400 ``RequestTimeout`` in S3's XML, its temp file removed).
 """
 
 from __future__ import annotations
