@@ -186,6 +186,25 @@ def test_fields_before_the_file_are_capped_at_s3s_20_kib(live_server: LiveServer
     assert list((live_server.data_dir / "tmp").iterdir()) == []
 
 
+@pytest.mark.parametrize("field", ["x-amz-signature", "x-amz-credential"])
+def test_non_ascii_signatures_are_refused_not_a_500(live_server: LiveServer, field: str) -> None:
+    """Found while fuzzing the form: hmac.compare_digest raised TypeError on non-ASCII text."""
+    data = samples.png(6, (40, 30))
+    form = _sign(live_server, data)
+    fields = dict(form["fields"])  # type: ignore[call-overload]
+    fields[field] = "\u00e9" + fields[field][1:]
+    response = _post(live_server, _multipart("na", list(fields.items()), data), "na")
+    assert response.status_code == 403, response.text
+    assert _s3_code(response) in {"SignatureDoesNotMatch", "InvalidAccessKeyId"}
+    got = httpx.get(
+        f"{live_server.url}/storage/images/a.png?expires=1&signature=\u00e9", timeout=10
+    )
+    assert got.status_code == 403, got.text
+    assert _s3_code(got) == "SignatureDoesNotMatch"
+    assert "Traceback" not in live_server.output()
+    _assert_nothing_stored(live_server)
+
+
 # --- bodies that stop, heads that never end, too many connections ------------------------------
 
 

@@ -154,7 +154,7 @@ class LocalStorage(Storage):
         """Refuse a read whose URL was changed or has expired (403, as S3 does)."""
         given = query.get("signature", "")
         expected = self._get_signature(key, query.get("expires", ""), query.get("filename", ""))
-        if not hmac.compare_digest(given, expected):
+        if not hmac.compare_digest(given.encode(), expected.encode()):
             raise PostRejected(
                 "The request signature we calculated does not match the signature you provided.",
                 code="SignatureDoesNotMatch",
