@@ -11,6 +11,9 @@ connections themselves. :class:`GuardedHttpToolsProtocol` (uvicorn's httptools p
 - a deadline for each request head (``S3DROP_HEADER_TIMEOUT``): from the moment the connection
   opens, or the previous answer ends, to the end of the head's headers. Bytes arriving slowly do
   not extend it. When it passes, the connection is closed.
+- a cap on the size of a request head (:data:`MAX_HEAD_BYTES`): llhttp, httptools' parser, has
+  none, and uvicorn's ``h11_max_incomplete_event_size`` applies to h11 only; past it the answer is
+  ``431`` and the connection is closed.
 - a cap on open connections per worker (``S3DROP_MAX_CONNECTIONS``): one over it is answered
   ``503`` and closed at once, so a flood of idle connections cannot use up the descriptors.
 
@@ -28,6 +31,15 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ..config import Settings
 
+#: Bytes of one request head (request line and headers). Browsers send a few KiB (cookies
+#: included); nginx takes 32 KiB by default, Node 16 KiB.
+MAX_HEAD_BYTES = 64 * 1024
+
+_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"Connection: close\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
 _BUSY_BODY = b'{"error": {"code": "too_many_connections", "message": "too many open connections"}}'
 _BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\n"
@@ -52,6 +64,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.header_timeout, self.max_connections = _limits()
         self._head_deadline: asyncio.TimerHandle | None = None
+        self._head_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -65,6 +78,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel_head_deadline()
         super().connection_lost(exc)
 
+    def data_received(self, data: bytes) -> None:
+        if self._head_deadline is None:  # a body, or a head already whole
+            super().data_received(data)
+            return
+        self._head_bytes += len(data)
+        super().data_received(data)
+        if (
+            self._head_deadline is not None  # the head is still not complete
+            and self._head_bytes > MAX_HEAD_BYTES
+            and not self.transport.is_closing()
+        ):
+            self.transport.write(_TOO_LARGE)
+            self.transport.close()
+
     def on_headers_complete(self) -> None:
         self._cancel_head_deadline()
         super().on_headers_complete()
@@ -77,6 +104,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _arm_head_deadline(self) -> None:
         self._cancel_head_deadline()
+        self._head_bytes = 0
         self._head_deadline = self.loop.call_later(self.header_timeout, self._head_too_slow)
 
     def _cancel_head_deadline(self) -> None:
