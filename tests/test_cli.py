@@ -122,7 +122,7 @@ def test_upload_a_folder_of_mixed_files(
     server = make_server(env=SMALL)
 
     def read(result: dict[str, Any]) -> bytes:
-        return httpx.get(server.url + result["url"]).content
+        return httpx.get(result["url"]).content
 
     check_mixed_upload(server, tmp_path, read)
 
@@ -189,7 +189,8 @@ def test_upload_survives_a_connection_dropped_mid_upload(
         assert proxy.count("POST", "/storage") == 3
     assert run.returncode == 0, run.stderr
     [result] = json.loads(run.stdout)["results"]
-    assert httpx.get(server.url + result["url"]).content == original
+    assert result["url"].startswith(proxy.url)  # absolute, on the server the client was given
+    assert httpx.get(server.url + httpx.URL(result["url"]).raw_path.decode()).content == original
 
 
 def test_ls_and_rm_through_the_server_and_directly(
@@ -222,15 +223,25 @@ def test_ls_and_rm_through_the_server_and_directly(
     assert header.split()[:5] == ["ID", "UPLOADED", "SIZE", "FORMAT", "BYTES"]
     assert [row.split()[0] for row in rows] == newest_first[:2]
     assert rows[0].split()[3:5] == ["12x12", "png"]
-    assert table.stderr.strip() == f"more: s3drop ls --cursor {page['next_cursor']}"
+    # The hint repeats what shapes the page, so pasting it gives the next page of the same list.
+    assert table.stderr.strip() == f"more: s3drop ls --limit 2 --cursor {page['next_cursor']}"
+    direct_page = s3drop("ls", "--direct", "--limit", "2", env=direct, cwd=tmp_path)
+    assert direct_page.stderr.strip().startswith("more: s3drop ls --direct --limit 2 --cursor ")
 
     removed = s3drop("rm", *at, newest_first[0])
     assert (removed.returncode, removed.stdout) == (0, f"deleted {newest_first[0]}\n")
     again = s3drop("rm", *at, newest_first[0], newest_first[1])
     assert again.returncode == 1
     assert again.stdout == f"deleted {newest_first[1]}\n"
-    assert again.stderr.startswith(f"s3drop: error: {newest_first[0]}: not_found: ")
-    assert len(again.stderr.splitlines()) == 1
+    assert again.stderr == f"s3drop: error: not_found: no image {newest_first[0]!r}\n"
+    as_json = s3drop("rm", *at, newest_first[0], "--json")
+    assert as_json.returncode == 1
+    assert json.loads(as_json.stdout) == {
+        "deleted": [],
+        "errors": [
+            {"id": newest_first[0], "code": "not_found", "message": f"no image {newest_first[0]!r}"}
+        ],
+    }
     gone = s3drop("rm", "--direct", newest_first[2], env=direct, cwd=tmp_path)
     assert gone.returncode == 0, gone.stderr
     empty = s3drop("ls", *at)
@@ -267,7 +278,8 @@ def test_errors_are_one_line_without_a_traceback_unless_debug(tmp_path: Path) ->
     run = s3drop("upload", "a.png", "--server", nowhere, "--retries", "0", cwd=tmp_path)
     assert run.returncode != 0
     assert run.stdout == ""
-    assert run.stderr.startswith(f"s3drop: error: GET {nowhere}/api/config: no answer after 1 ")
+    assert run.stderr.startswith(f"s3drop: error: cannot reach {nowhere}/api/config: ")
+    assert "is the server running? --server or S3DROP_SERVER names it" in run.stderr
     assert len(run.stderr.splitlines()) == 1
     debug = s3drop(
         "--debug", "upload", "a.png", "--server", nowhere, "--retries", "0", cwd=tmp_path
@@ -296,10 +308,18 @@ def test_the_token_is_sent_as_a_bearer_token(
     token = "alice-token-0123456789"
     server = make_server(env={**SMALL, "S3DROP_TOKENS": f"alice:{token}"})
     noise_png(tmp_path / "a.png", 10)
-    refused = s3drop("upload", "a.png", "--server", server.url, "--json", cwd=tmp_path)
-    assert refused.returncode == 1
-    [result] = json.loads(refused.stdout)["results"]
-    assert (result["status"], result["error"]["code"]) == ("refused", "not_authenticated")
+    noise_png(tmp_path / "b.png", 11)
+    # No token: one error up front, not one refusal per file.
+    refused = s3drop("upload", "a.png", "b.png", "--server", server.url, "--json", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert refused.stdout == ""
+    assert refused.stderr == (
+        f"s3drop: error: the server at {server.url}/ needs a token: pass --token or set "
+        "S3DROP_TOKEN\n"
+    )
+    wrong = s3drop("upload", "a.png", "--server", server.url, "--token", "x" * 20, cwd=tmp_path)
+    assert (wrong.returncode, len(wrong.stderr.splitlines())) == (2, 1)
+    assert wrong.stderr.startswith("s3drop: error: ")
     by_option = s3drop(
         "upload", "a.png", "--server", server.url, "--token", token, "--json", cwd=tmp_path
     )
@@ -366,3 +386,92 @@ def test_progress_bars_on_a_terminal(
         assert f"img-{index}.png  " in text
     assert "notes.txt  type_not_allowed" in text
     assert "4 of 5 files accepted; not accepted:" in text
+
+
+# --- the first hour: what tripped a new user ----------------------------------------------------
+
+
+def test_a_server_without_a_scheme_works_and_none_there_fails_at_once(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    bare = live_server.url.removeprefix("http://")
+    listing = s3drop("ls", "--server", bare)
+    assert (listing.returncode, listing.stderr) == (0, "no images\n")
+    noise_png(tmp_path / "a.png", 10)
+    nowhere = f"127.0.0.1:{free_port()}"
+    run = s3drop("upload", "a.png", "--server", nowhere, cwd=tmp_path)  # default: 4 retries
+    assert run.returncode != 0
+    # Connection refused before the server ever answered: said once, not retried for seconds.
+    assert run.stderr.startswith(f"s3drop: error: cannot reach http://{nowhere}/api/config: ")
+    assert "attempts" not in run.stderr
+    bad = s3drop("ls", "--server", "ftp://example.com")
+    assert bad.returncode != 0
+    assert bad.stderr == "s3drop: error: --server: not an http(s) URL: 'ftp://example.com'\n"
+
+
+def test_reading_commands_never_create_a_store(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for command in (["ls", "--direct"], ["rm", "--direct", "8204117022960ysdmyc35mf"], ["sweep"]):
+        run = s3drop(*command, cwd=elsewhere)
+        assert run.returncode == 1, command
+        assert run.stdout == ""
+        assert run.stderr == (
+            f"Error: no s3drop data in {elsewhere / 's3drop-data'} (the local backend's folder); "
+            "run this where the server runs, or point at it with "
+            "S3DROP_DATA_DIR=/path/to/s3drop-data\n"
+        )
+        assert list(elsewhere.iterdir()) == [], "nothing was created"
+
+
+def test_a_port_in_use_is_one_line_and_no_banner(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = s3drop("serve", "--port", str(port), cwd=tmp_path)
+    assert run.returncode == 1
+    assert run.stderr == (
+        f"Error: port {port} on 127.0.0.1 is already in use (another s3drop?); choose another "
+        "with --port or S3DROP_PORT\n"
+    )
+    assert not (tmp_path / "s3drop-data").exists()
+
+
+def test_the_banner_says_where_images_go(live_server: LiveServer) -> None:
+    port = live_server.url.rsplit(":", 1)[1]
+    banner = live_server.output().splitlines()[0]
+    assert banner == (
+        f"s3drop {__version__}: local storage in {live_server.data_dir}, http://127.0.0.1:{port}/"
+    )
+
+
+def test_one_way_of_writing_sizes(make_server: Callable[..., LiveServer], tmp_path: Path) -> None:
+    server = make_server(env={"S3DROP_MAX_BYTES": "10MiB"})
+    poster = tmp_path / "poster.png"
+    poster.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(13_215_657 - 8))
+    run = s3drop("upload", "poster.png", "--server", server.url, "--no-progress", cwd=tmp_path)
+    assert run.stdout == (
+        "refused   poster.png  file_too_large: poster.png is 12.6 MiB; the server takes at "
+        "most 10 MiB\n"
+    )
+    with server.client() as http:
+        sign = http.post(
+            "/api/uploads",
+            json={"filename": "poster.png", "content_type": "image/png", "size": 13_215_657},
+        )
+        assert sign.status_code == 413
+        assert sign.json()["error"]["message"] == "the file is 12.6 MiB; the limit is 10 MiB"
+        assert http.get("/api/images").json()["images"] == []
+
+
+def test_upload_json_gives_absolute_urls(live_server: LiveServer, tmp_path: Path) -> None:
+    noise_png(tmp_path / "a.png", 10)
+    run = s3drop("upload", "a.png", "--server", live_server.url, "--json", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    [result] = json.loads(run.stdout)["results"]
+    for url in (result["url"], result["image"]["url"], result["image"]["thumbnail_url"]):
+        assert url.startswith(f"{live_server.url}/"), url
+        assert httpx.get(url).status_code == 200

@@ -470,3 +470,11 @@ def test_sigterm_lets_an_upload_in_flight_finish(
     print(f"{workers} worker(s): exited {time.monotonic() - stopped:.1f} s after SIGTERM")
     assert (server.data_dir / "objects" / form.key).read_bytes() == original
     client.close()
+
+
+def test_head_answers_like_get(live_server: LiveServer) -> None:
+    """Uptime checkers use HEAD."""
+    for path in ("/", "/healthz"):
+        answer = httpx.head(f"{live_server.url}{path}")
+        assert answer.status_code == 200, path
+        assert answer.content == b""

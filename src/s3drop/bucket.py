@@ -237,11 +237,14 @@ def _same_cors(rule: dict[str, Any], wanted: dict[str, Any]) -> bool:
 
 
 def _ensure_cors(storage: S3Storage, origins: Sequence[str]) -> Step:
-    wanted = cors_rule(origins)
-    detail = f"{', '.join(wanted['AllowedOrigins'])} may {', '.join(CORS_METHODS)}"
     try:
         answer = _call(storage, storage.client.get_bucket_cors, absent=("NoSuchCORSConfiguration",))
         rules: list[dict[str, Any]] = (answer or {}).get("CORSRules", [])
+        # Origins are added, never taken away: a second app (or port) keeps the first one's.
+        ours = [r for r in rules if r.get("ID") == CORS_RULE_ID]
+        kept = [origin for rule in ours for origin in rule.get("AllowedOrigins", [])]
+        wanted = cors_rule([*kept, *origins])
+        detail = f"{', '.join(wanted['AllowedOrigins'])} may {', '.join(CORS_METHODS)}"
         if any(_same_cors(rule, wanted) for rule in rules):
             return Step("CORS", "unchanged", detail)
         others = [r for r in rules if r.get("ID") != CORS_RULE_ID]
@@ -324,6 +327,17 @@ def _ensure_lifecycle(storage: S3Storage) -> Step:
 _INIT = "run `s3drop bucket init`"
 
 
+def check_at_start(storage: S3Storage, *, origins: Sequence[str]) -> list[Check]:
+    """The quick part of :func:`diagnose_bucket` that ``serve`` runs before it starts: the
+    credentials, the bucket, and whether the store lets the app's own page post to it. Changes
+    nothing and stores nothing."""
+    checks = _access(storage)
+    if all(check.ok for check in checks):
+        with httpx.Client(timeout=3) as http:
+            checks.append(_check_cors(storage, http, origins))
+    return checks
+
+
 def diagnose_bucket(
     storage: S3Storage, *, origins: Sequence[str], timeout: float = 10
 ) -> list[Check]:
@@ -391,7 +405,8 @@ def _access(storage: S3Storage) -> list[Check]:
 
 def _check_cors(storage: S3Storage, http: httpx.Client, origins: Sequence[str]) -> Check:
     """A real preflight, as the browser sends it before posting a form from each origin."""
-    refused = []
+    refused: list[str] = []
+    fix_origins: list[str] = []
     for origin in origins:
         try:
             answer = http.options(
@@ -403,12 +418,14 @@ def _check_cors(storage: S3Storage, http: httpx.Client, origins: Sequence[str]) 
         allowed = answer.headers.get("access-control-allow-origin", "")
         if answer.status_code >= 300 or allowed not in {origin, "*"}:
             refused.append(f"{origin} ({answer.status_code})")
+            fix_origins.append(origin)
     if refused:
+        flags = " ".join(f"--origin {origin}" for origin in fix_origins)
         return Check(
             "CORS",
             False,
             f"the store refuses a browser POST from {', '.join(refused)}",
-            f"{_INIT} (set S3DROP_ALLOWED_ORIGINS to the page's origins first)",
+            f"run `s3drop bucket init {flags}` (it adds origins; it never removes one)",
         )
     return Check("CORS", True, f"POST allowed from {', '.join(origins)}")
 

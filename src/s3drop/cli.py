@@ -102,6 +102,7 @@ def serve(
     # Worker processes build their own Settings from the environment: hand the options on.
     for name, value in overrides.items():
         os.environ[f"S3DROP_{name.upper()}"] = str(value)
+    _check_port(settings.host, settings.port)
     if settings.storage_backend == "local":
         settings.local_secret()  # created once here, before workers race for it
     if settings.auth_mode == "none" and not is_loopback(settings.host):
@@ -111,10 +112,11 @@ def serve(
             err=True,
         )
     click.echo(
-        f"s3drop {__version__}: {settings.storage_backend} storage, "
-        f"http://{settings.host}:{settings.port}/",
+        f"s3drop {__version__}: {_where(settings)}, {settings.public_url or _own_url(settings)}/",
         err=True,
     )
+    if settings.storage_backend == "s3":
+        _check_storage(settings)
     _raise_file_limit(settings.max_connections)
     metrics_dir = _metrics_dir()
     try:
@@ -140,6 +142,61 @@ def _raise_file_limit(connections: int) -> None:
             f"({soft}); lower it or raise the limit (ulimit -n)",
             err=True,
         )
+
+
+def _own_url(settings: Settings) -> str:
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return f"http://{host}:{settings.port}"
+
+
+def _where(settings: Settings) -> str:
+    """Where images go, as the banner says it: the folder, or the bucket and its endpoint."""
+    if settings.storage_backend == "local":
+        return f"local storage in {settings.data_dir.resolve()}"
+    endpoint = settings.endpoint_url or f"AWS S3 ({settings.region or 'default region'})"
+    return f"s3 bucket {settings.bucket} at {endpoint}"
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse to start, before saying anything that looks like success, when the port is taken."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise click.ClickException(
+                    f"port {port} on {host} is already in use (another s3drop?); "
+                    f"choose another with --port or S3DROP_PORT"
+                ) from None
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def _check_storage(settings: Settings) -> None:
+    """Say at start what would make every upload fail: credentials, the bucket, and the CORS the
+    app's own page needs. In the background: a store that is down or slow delays nothing (the app
+    starts, and /readyz says when storage is back); what it finds is logged as a warning."""
+    import threading
+
+    def check() -> None:
+        from .bucket import check_at_start
+        from .storage.s3 import S3Storage
+
+        try:
+            checks = check_at_start(S3Storage(settings), origins=settings.origins())
+        except S3DropError as exc:
+            click.echo(f"warning: storage: {exc.message}", err=True)
+            return
+        for item in checks:
+            if not item.ok and not item.skipped:
+                fix = f"; fix: {item.fix}" if item.fix else ""
+                click.echo(f"warning: storage: {item.name}: {item.detail}{fix}", err=True)
+
+    threading.Thread(target=check, name="s3drop-storage-check", daemon=True).start()
 
 
 def _metrics_dir() -> str | None:
@@ -316,7 +373,9 @@ def list_command(
     else:
         click.echo("no images", err=True)
     if next_cursor:
-        click.echo(f"more: s3drop ls --cursor {next_cursor}", err=True)
+        again = ["s3drop", "ls", *(["--direct"] if direct else [])]
+        again += [*(["--limit", str(limit)] if limit != 50 else []), "--cursor", next_cursor]
+        click.echo(f"more: {' '.join(again)}", err=True)
 
 
 @cli.command(name="rm")
@@ -327,7 +386,12 @@ def list_command(
     is_flag=True,
     help="Delete from the configured storage (S3DROP_* settings) instead of a server.",
 )
-def remove_command(ids: tuple[str, ...], server: str, token: str | None, direct: bool) -> None:
+@click.option(
+    "--json", "as_json", is_flag=True, help='Print {"deleted": [...], "errors": [...]} as JSON.'
+)
+def remove_command(
+    ids: tuple[str, ...], server: str, token: str | None, direct: bool, as_json: bool
+) -> None:
     """Delete images (and their thumbnails) by id.
 
     \b
@@ -336,14 +400,16 @@ def remove_command(ids: tuple[str, ...], server: str, token: str | None, direct:
         s3drop ls --json | jq -r '.images[].id' | xargs s3drop rm
     """
     import contextlib
+    import json
 
-    failed = 0
+    deleted: list[str] = []
+    errors: list[dict[str, str]] = []
     with contextlib.ExitStack() as stack:
         delete: Callable[[str], None]
         if direct:
             from .uploads import S3Drop
 
-            delete = S3Drop(Settings()).delete_image
+            delete = S3Drop(_existing_store()).delete_image
         else:
             from .client import Client
 
@@ -352,18 +418,37 @@ def remove_command(ids: tuple[str, ...], server: str, token: str | None, direct:
             try:
                 delete(image_id)
             except S3DropError as exc:
-                failed += 1
-                click.echo(f"s3drop: error: {image_id}: {exc.code}: {exc.message}", err=True)
+                errors.append({"id": image_id, "code": exc.code, "message": exc.message})
+                if not as_json:
+                    click.echo(f"s3drop: error: {exc.code}: {exc.message}", err=True)
             else:
-                click.echo(f"deleted {image_id}")
-    if failed:
+                deleted.append(image_id)
+                if not as_json:
+                    click.echo(f"deleted {image_id}")
+    if as_json:
+        click.echo(json.dumps({"deleted": deleted, "errors": errors}, indent=2))
+    if errors:
         sys.exit(1)
+
+
+def _existing_store() -> Settings:
+    """Settings for a command that reads or changes what is stored, never creating a store: on
+    the local backend the data folder must already hold one (else a typo'd folder would quietly
+    become a new, empty store and the command would say "no images")."""
+    settings = Settings()
+    folder = settings.data_dir.resolve()
+    if settings.storage_backend == "local" and not (folder / "objects").is_dir():
+        raise click.ClickException(
+            f"no s3drop data in {folder} (the local backend's folder); run this where the "
+            "server runs, or point at it with S3DROP_DATA_DIR=/path/to/s3drop-data"
+        )
+    return settings
 
 
 def _direct_page(*, cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
     from .uploads import S3Drop
 
-    page = S3Drop(Settings()).list_images(cursor=cursor, limit=limit)
+    page = S3Drop(_existing_store()).list_images(cursor=cursor, limit=limit)
     return [image.to_dict() for image in page.images], page.next_cursor
 
 
@@ -400,7 +485,7 @@ def sweep(older_than: str, as_json: bool) -> None:
 
     from .uploads import S3Drop
 
-    removed = S3Drop(Settings()).sweep(older_than=timedelta(seconds=_duration(older_than)))
+    removed = S3Drop(_existing_store()).sweep(older_than=timedelta(seconds=_duration(older_than)))
     click.echo(json.dumps({"removed": removed}) if as_json else f"removed {removed} stale uploads")
 
 
@@ -418,7 +503,8 @@ _origin_option = click.option(
     "--origin",
     "origins",
     multiple=True,
-    help="Origin of the upload page (repeatable; default: S3DROP_ALLOWED_ORIGINS and the app's).",
+    help="Another origin of the upload page, besides the app's and S3DROP_ALLOWED_ORIGINS "
+    "(repeatable).",
 )
 
 
@@ -468,11 +554,11 @@ def bucket_doctor(origins: tuple[str, ...], as_json: bool) -> None:
 
 
 def _bucket_settings(origins: tuple[str, ...]) -> tuple[Settings, list[str]]:
-    """Settings, and the page origins: exactly the --origin values, else the configured ones."""
-    if origins:
-        settings = Settings(allowed_origins=list(origins))
-        return settings, settings.allowed_origins
+    """Settings, and the page origins: the app's own and the configured ones, plus --origin."""
     settings = Settings()
+    if origins:
+        extra = Settings(allowed_origins=list(origins)).allowed_origins  # validated, normalised
+        return settings, list(dict.fromkeys([*settings.origins(), *extra]))
     return settings, settings.origins()
 
 

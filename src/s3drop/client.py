@@ -42,8 +42,10 @@ import httpx
 from . import __version__
 from .config import KNOWN_TYPES
 from .errors import (
+    ConfigurationError,
     FileEmpty,
     FileTooLarge,
+    NotAuthenticated,
     PostRejected,
     RateLimited,
     S3DropError,
@@ -51,6 +53,7 @@ from .errors import (
     Unreachable,
 )
 from .policy import UploadForm
+from .units import format_size
 
 #: ``progress(bytes_sent, total_bytes)``, called from the uploading thread as the body streams;
 #: starts again from 0 when a failed attempt is retried.
@@ -63,6 +66,17 @@ _CHUNK = 256 * 1024
 _NOT_RETRIED_5XX = {501, 505}
 _XML_CODE = re.compile(r"<Code>([^<]*)</Code>")
 _XML_MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
+#: What storage's error codes mean, for stores that answer them with no message (Ceph RGW does).
+_S3_REASONS = {
+    "AccessDenied": "access denied (the form was refused: expired, altered, or not allowed)",
+    "SignatureDoesNotMatch": "the form's signature does not match",
+    "EntityTooLarge": "the file is larger than the form allows",
+    "EntityTooSmall": "the file is smaller than the form allows",
+    "NoSuchBucket": "the bucket does not exist",
+    "InvalidArgument": "the form is incomplete",
+    "RequestTimeout": "the file was not sent fast enough",
+    "InvalidAccessKeyId": "the storage credentials are not known to the store",
+}
 
 # What the first bytes of each known type look like (the server judges the whole file later).
 _MAGIC: list[tuple[str, Callable[[bytes], bool]]] = [
@@ -154,7 +168,7 @@ class Client:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.server = server.rstrip("/") + "/"
+        self.server = server_url(server)
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -166,6 +180,8 @@ class Client:
             headers=headers, timeout=httpx.Timeout(timeout), transport=transport
         )
         self._config: ServerConfig | None = None
+        self._token = token
+        self._reached = False  # once the server answered, a lost connection is worth retrying
 
     def close(self) -> None:
         self._http.close()
@@ -184,9 +200,18 @@ class Client:
     # --- the API ------------------------------------------------------------------------------
 
     def config(self) -> ServerConfig:
-        """The server's limits, fetched once."""
+        """The server's limits, fetched once; also the one place a missing token is found.
+
+        The server checks the token this client sends (401 for a wrong one) and says whether it
+        needs one, so a missing token is one :class:`~s3drop.errors.NotAuthenticated` up front
+        rather than one refusal per file.
+        """
         if self._config is None:
             data = self._api("GET", "api/config").json()
+            if data.get("auth", "none") != "none" and not self._token:
+                raise NotAuthenticated(
+                    f"the server at {self.server} needs a token: pass --token or set S3DROP_TOKEN"
+                )
             self._config = ServerConfig(
                 allowed_types=list(data["allowed_types"]),
                 max_bytes=int(data["max_bytes"]),
@@ -255,7 +280,7 @@ class Client:
     def complete(self, upload_id: str) -> dict[str, Any]:
         """Ask the server to verify and promote an upload; the Image JSON, or ImageRejected."""
         data: dict[str, Any] = self._api("POST", f"api/uploads/{upload_id}/complete").json()
-        return dict(data["image"])
+        return self._absolute(dict(data["image"]))
 
     def list_images(self, *, cursor: str | None = None, limit: int | None = None) -> ImagePage:
         """One page of images, newest first (``GET /api/images``)."""
@@ -265,11 +290,19 @@ class Client:
         if limit is not None:
             params["limit"] = limit
         data = self._api("GET", "api/images", params=params).json()
-        return ImagePage(list(data["images"]), data.get("next_cursor"))
+        images = [self._absolute(dict(image)) for image in data["images"]]
+        return ImagePage(images, data.get("next_cursor"))
 
     def delete_image(self, image_id: str) -> None:
         """Delete an image and its thumbnail (``DELETE /api/images/{id}``)."""
         self._api("DELETE", f"api/images/{image_id}")
+
+    def _absolute(self, image: dict[str, Any]) -> dict[str, Any]:
+        """An image's links as absolute URLs: the local backend serves them relative to itself."""
+        for name in ("url", "thumbnail_url"):
+            if isinstance(image.get(name), str):
+                image[name] = str(httpx.URL(self.server).join(image[name]))
+        return image
 
     # --- the whole flow -----------------------------------------------------------------------
 
@@ -285,8 +318,8 @@ class Client:
             raise FileEmpty(f"{path.name} is empty")
         if size > config.max_bytes:
             raise FileTooLarge(
-                f"{path.name} is {human_bytes(size)}; the server takes at most "
-                f"{human_bytes(config.max_bytes)} ({config.max_bytes} bytes)"
+                f"{path.name} is {format_size(size)}; the server takes at most "
+                f"{format_size(config.max_bytes)}"
             )
         with path.open("rb") as file:
             content_type = sniff_type(file.read(32))
@@ -372,7 +405,15 @@ class Client:
                 if content is not None:
                     kwargs["content"] = content()
                 response = self._http.request(method, url, **kwargs)
+                self._reached = True
             except (httpx.NetworkError, httpx.TimeoutException, httpx.RemoteProtocolError) as exc:
+                if isinstance(exc, httpx.ConnectError) and not self._reached:
+                    # Nothing ever answered there: a wrong address or a server not started.
+                    # Retrying would only make the user wait for the same answer.
+                    raise Unreachable(
+                        f"cannot reach {_without_query(url)}: {_describe(exc)} (is the server "
+                        "running? --server or S3DROP_SERVER names it)"
+                    ) from exc
                 if attempt >= self.retries:
                     tries = f"{attempt + 1} attempt{'s' if attempt else ''}"
                     raise Unreachable(
@@ -411,6 +452,17 @@ class Client:
 # --- helpers --------------------------------------------------------------------------------------
 
 
+def server_url(server: str) -> str:
+    """``127.0.0.1:8000`` -> ``http://127.0.0.1:8000/``: the base every API path joins to."""
+    text = server.strip()
+    if "://" not in text:
+        text = f"http://{text}"
+    url = httpx.URL(text)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigurationError(f"--server: not an http(s) URL: {server!r}")
+    return str(url).rstrip("/") + "/"
+
+
 def file_sha256(path: str | Path) -> str:
     """The SHA-256 of a file, read in chunks."""
     digest = hashlib.sha256()
@@ -418,16 +470,6 @@ def file_sha256(path: str | Path) -> str:
         while chunk := file.read(1024 * 1024):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def human_bytes(size: int) -> str:
-    """``13215657`` -> ``"13.2 MB"`` (powers of 1000, as file managers show them)."""
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
 
 
 def _part_header(boundary: str, name: str, filename: str | None, content_type: str | None) -> bytes:
@@ -489,8 +531,10 @@ def _error(response: httpx.Response) -> S3DropError:
         found = _XML_CODE.search(text)
         if found:
             said = _XML_MESSAGE.search(text)
+            reason = said[1].strip() if said else ""
             return PostRejected(
-                f"storage refused the upload: {said[1] if said else found[1]}",
+                f"storage refused the upload: {reason or _S3_REASONS.get(found[1], found[1])}"
+                f" (HTTP {status})",
                 code=found[1],
                 status=status,
             )

@@ -25,6 +25,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigurationError
+from .units import parse_size
 
 #: Every image type s3drop knows, with the one extension its keys use.
 KNOWN_TYPES: dict[str, str] = {
@@ -34,22 +35,6 @@ KNOWN_TYPES: dict[str, str] = {
     "image/gif": "gif",
     "image/avif": "avif",
 }
-
-_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3}
-
-
-def parse_size(value: object) -> int:
-    """``10485760``, ``"10MiB"``, ``"500 kB"`` -> bytes (``Ki``/``Mi``/``Gi`` are powers of 1024)."""
-    if isinstance(value, int):
-        return value
-    match = _SIZE.match(str(value))
-    if not match:
-        raise ValueError(f"not a size: {value!r} (try 10MiB or 10485760)")
-    number, unit = int(match[1]), (match[2] or "").lower()
-    if "i" in unit:
-        return number << (10 * ("kmg".index(unit[0]) + 1))
-    return number * _UNITS[unit[:1]]
 
 
 def _comma_list(value: object) -> object:
@@ -240,7 +225,8 @@ class Settings(BaseSettings):
         if value is None or value == "":
             return None
         if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"not an http(s) URL: {value!r}")
+            hint = f" (try http://{value})" if "://" not in value else ""
+            raise ValueError(f"not an http(s) URL: {value!r}{hint}")
         return value.rstrip("/")
 
     def __init__(self, **values: Any) -> None:
@@ -350,15 +336,26 @@ def is_loopback(host: str) -> bool:
 def _explain(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
-        field = str(error["loc"][0]) if error["loc"] else "settings"
-        env = _ENV_NAMES.get(field, f"S3DROP_{field.upper()}")
+        where = str(error["loc"][0]) if error["loc"] else "settings"
+        field = _ALIASES.get(where, where)  # an alias (AWS_REGION) stands for its field (region)
+        env = where if where in _ALIASES else _ENV_NAMES.get(field, f"S3DROP_{field.upper()}")
         message = error["msg"].removeprefix("Value error, ")
-        shown = "" if field in _SECRET_FIELDS else f" (got {error.get('input')!r})"
+        got = repr(error.get("input"))
+        # The value once: not when it is secret, nor when the message already quotes it.
+        shown = "" if field in _SECRET_FIELDS or got in message else f" (got {got})"
         lines.append(f"{env}: {message}{shown}")
     return "; ".join(lines)
 
 
 _SECRET_FIELDS = {"tokens", "users", "secret_key"}
+#: Environment names that stand for a field under another name (validation aliases).
+_ALIASES = {
+    alias: name
+    for name, info in Settings.model_fields.items()
+    if isinstance(info.validation_alias, AliasChoices)
+    for alias in info.validation_alias.choices
+    if isinstance(alias, str) and alias.isupper()
+}
 _ENV_NAMES = {
     "bucket": "S3DROP_BUCKET",
     "region": "AWS_REGION",

@@ -31,6 +31,7 @@ from urllib.parse import quote, unquote
 
 from .config import KNOWN_TYPES, Settings
 from .errors import FileEmpty, FileTooLarge, InvalidRequest, PostRejected, TypeNotAllowed
+from .units import format_size
 
 QUARANTINE_PREFIX = "incoming/"
 IMAGES_PREFIX = "images/"
@@ -249,8 +250,7 @@ def check_upload(
         raise FileEmpty("the file is empty")
     if size > settings.max_bytes:
         raise FileTooLarge(
-            f"the file is {size} bytes; the limit is {settings.max_bytes} bytes"
-            f" ({settings.max_bytes / 1024 / 1024:.1f} MiB)"
+            f"the file is {format_size(size)}; the limit is {format_size(settings.max_bytes)}"
         )
     metadata = {"filename": encode_meta(sanitize_filename(filename))}
     if sha256 is not None:

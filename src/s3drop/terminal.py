@@ -18,7 +18,8 @@ from typing import Any
 
 import click
 
-from .client import Client, UploadResult, human_bytes
+from .client import Client, UploadResult
+from .units import format_size
 
 
 def expand_paths(patterns: Iterable[str]) -> tuple[list[Path], list[UploadResult]]:
@@ -212,7 +213,7 @@ def summary(results: list[UploadResult]) -> None:
 
 
 def _bytes(value: object) -> str:
-    return human_bytes(value) if isinstance(value, int) else ""
+    return format_size(value) if isinstance(value, int) else ""
 
 
 def _dimensions(image: dict[str, Any]) -> str:

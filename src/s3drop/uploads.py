@@ -48,6 +48,7 @@ from .policy import (
     thumbnail_key,
 )
 from .storage.base import ObjectInfo, Storage, open_storage
+from .units import format_size
 
 #: Who calls the library when the caller names nobody.
 ANONYMOUS = Principal("anonymous", anonymous=True)
@@ -133,7 +134,9 @@ class S3Drop:
         if info is None:
             promoted = self._find_image(upload_id)
             if promoted is None:
-                raise NotFound(f"no upload {upload_id}: it never arrived, was rejected, or expired")
+                raise NotFound(
+                    f"no upload {upload_id!r}: it never arrived, was rejected, or expired"
+                )
             self._check_owner(promoted, principal)
             return describe_stored(self.storage, self.settings, promoted)
         self._check_owner(info, principal)
@@ -226,7 +229,8 @@ class S3Drop:
             raise NotAnImage("the file is empty (0 bytes)")
         if info.size > self.settings.max_bytes:
             raise SizeMismatch(
-                f"the stored file is {info.size} bytes; the limit is {self.settings.max_bytes}"
+                f"the stored file is {format_size(info.size)}; the limit is "
+                f"{format_size(self.settings.max_bytes)}"
             )
         stored_type = info.content_type.split(";")[0].strip().lower()
         if stored_type != declared:
@@ -308,7 +312,7 @@ class S3Drop:
                 prefix = owner_prefix(principal.name) + image_id + "."
                 left += [info.key for info in self.storage.list_objects(prefix, limit=8)]
             if not left:
-                raise NotFound(f"no image {image_id}")
+                raise NotFound(f"no image {image_id!r}")
             for key in left:
                 self.storage.delete(key)
             return

@@ -127,7 +127,7 @@ def test_init_twice_changes_nothing_the_second_time(rgw: RGW, new_bucket: str) -
     assert after == before
 
 
-def test_init_keeps_rules_it_does_not_own_and_follows_the_origins(rgw: RGW, bucket: str) -> None:
+def test_init_keeps_rules_it_does_not_own_and_adds_origins(rgw: RGW, bucket: str) -> None:
     client = rgw.client()
     theirs_cors: dict[str, Any] = {
         "ID": "theirs",
@@ -152,8 +152,11 @@ def test_init_keeps_rules_it_does_not_own_and_follows_the_origins(rgw: RGW, buck
     rules = {rule.get("ID"): rule for rule in client.get_bucket_cors(Bucket=bucket)["CORSRules"]}
     assert set(rules) == {"theirs", "s3drop"}
     assert rules["theirs"]["AllowedOrigins"] == ["https://other.example"]
+    # Added, never taken away: the app on port 8000 still works after one on 8123 was set up.
     assert sorted(rules["s3drop"]["AllowedOrigins"]) == [
+        "http://127.0.0.1:8000",
         "http://127.0.0.1:8123",
+        "http://localhost:8000",
         "http://localhost:8123",
         "https://drop.example.com",
     ]

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from s3drop.config import Settings, parse_size
+from s3drop.config import Settings
 from s3drop.errors import ConfigurationError
+from s3drop.units import parse_size
 
 
 def test_zero_configuration_is_the_local_backend() -> None:

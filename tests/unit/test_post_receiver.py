@@ -216,16 +216,3 @@ def test_connection_and_disk_settings_are_checked(values: dict[str, object], set
 
 def test_min_free_bytes_takes_sizes() -> None:
     assert Settings(min_free_bytes="64MiB").min_free_bytes == 64 * 1024**2
-
-
-@pytest.mark.parametrize(
-    ("size", "text"),
-    [
-        (512, "512 bytes"),
-        (200_000, "195.3 KiB"),
-        (10 * 1024**2, "10 MiB"),
-        (13_212_057, "12.6 MiB"),
-    ],
-)
-def test_sizes_read_the_same_everywhere(size: int, text: str) -> None:
-    assert local._iec_size(size) == text

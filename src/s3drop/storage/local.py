@@ -55,6 +55,7 @@ from ..policy import (
     sign_post,
     verify_post,
 )
+from ..units import format_size
 from .base import ObjectInfo, Storage
 
 #: Where the app mounts the local backend's endpoints.
@@ -246,8 +247,8 @@ class LocalStorage(Storage):
         free = stat.f_bavail * stat.f_frsize
         if free < self.min_free_bytes:
             raise InsufficientStorage(
-                f"the data folder {self.root} has {_iec_size(free)} free, less than "
-                f"S3DROP_MIN_FREE_BYTES ({_iec_size(self.min_free_bytes)})"
+                f"the data folder {self.root} has {format_size(free)} free, less than "
+                f"S3DROP_MIN_FREE_BYTES ({format_size(self.min_free_bytes)})"
             )
 
     def sweep_partial(self, older_than: float) -> int:
@@ -665,18 +666,6 @@ def _entries(
             yield from _walk(os.path.join(base, name[:-1]), key_prefix + name, "", inner, want)
         else:
             yield key_prefix + name, os.path.join(base, name)
-
-
-def _iec_size(size: int) -> str:
-    """``512 bytes``, ``195.3 KiB``, ``10 MiB``: IEC units, one decimal at most, ``.0`` dropped."""
-    if size < 1024:
-        return f"{size} bytes"
-    value = float(size)
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        value /= 1024
-        if value < 1024 or unit == "TiB":
-            break
-    return f"{value:.1f}".removesuffix(".0") + f" {unit}"
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -60,6 +61,7 @@ def create_app(
         app.include_router(routes.local_storage)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(S3DropError, _s3drop_error)
+    app.add_exception_handler(Exception, _unexpected_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     origins = drop.settings.origins()
     app.add_middleware(
@@ -102,12 +104,45 @@ async def _sweep(drop: S3Drop) -> None:
         await asyncio.sleep(SWEEP_EVERY)
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def error_response(
+    status: int, code: str, message: str, *, reference: str | None = None
+) -> JSONResponse:
+    error = {"code": code, "message": message}
+    if reference is not None:
+        error["reference"] = reference
+    return JSONResponse({"error": error}, status_code=status)
+
+
+#: What a person using the page is told when the server or its storage fails. The operator's
+#: details (which setting, which endpoint) go to the log under the same reference, never to them.
+_PUBLIC_MESSAGES = {
+    "storage_unavailable": "Storage cannot be reached right now. Please try again in a minute.",
+    "storage_access_denied": "Storage is not set up correctly, so uploads cannot be saved.",
+    "bucket_missing": "Storage is not set up correctly, so uploads cannot be saved.",
+    "storage_error": "Storage could not save or read the file. Please try again later.",
+}
+_PUBLIC_FALLBACK = "Something went wrong on the server. Please try again later."
+
+
+def _server_fault(status: int, code: str, detail: str) -> JSONResponse:
+    """A 5xx for people: a plain message and a reference they can quote; details in the log."""
+    reference = secrets.token_hex(4)
+    logging.getLogger("s3drop").error("%s (reference %s): %s", code, reference, detail)
+    message = f"{_PUBLIC_MESSAGES.get(code, _PUBLIC_FALLBACK)} (reference {reference})"
+    return error_response(status, code, message, reference=reference)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    return _server_fault(500, "internal", f"{type(exc).__name__}: {exc}")
 
 
 async def _s3drop_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, S3DropError)
+    if exc.status >= 500 and not isinstance(exc, RateLimited):
+        response = _server_fault(exc.status, exc.code, exc.message)
+        if exc.status == 503:
+            response.headers["Retry-After"] = "30"
+        return response
     response = error_response(exc.status, exc.code, exc.message)
     if isinstance(exc, RateLimited):
         response.headers["Retry-After"] = str(exc.retry_after)

@@ -96,23 +96,31 @@ def delete_image(image_id: str, request: Request, principal: Caller) -> Response
 
 @api.get("/config")
 async def client_config(request: Request) -> dict[str, object]:
-    """What the page needs to check files before it asks to sign them."""
+    """What the page needs to check files before it asks to sign them.
+
+    Open to everyone (the page loads it before signing in), but credentials that come with it are
+    checked, so a client learns about a wrong token once, up front; ``auth`` says whether a token
+    or password is needed at all.
+    """
     settings = _drop(request).settings
+    if "authorization" in request.headers:
+        await current_principal(request)
     return {
         "allowed_types": settings.allowed_types,
         "max_bytes": settings.max_bytes,
         "backend": settings.storage_backend,
+        "auth": settings.auth_mode,
     }
 
 
-@pages.get("/", include_in_schema=False)
+@pages.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
 async def index() -> FileResponse:
     from .app import STATIC
 
     return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
 
 
-@pages.get("/healthz", include_in_schema=False)
+@pages.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
