@@ -17,9 +17,10 @@ connections themselves. :class:`GuardedHttpToolsProtocol` (uvicorn's httptools p
 - a cap on open connections per worker (``S3DROP_MAX_CONNECTIONS``): one over it is answered
   ``503`` and closed at once, so a flood of idle connections cannot use up the descriptors.
 
-A request's body is bounded by :class:`~s3drop.web.timeouts.BodyTimeoutMiddleware` (any route: 408 when the body stops
-arriving for ``S3DROP_UPLOAD_IDLE_TIMEOUT`` seconds, plus one) and, first, by the local backend's
-storage endpoint itself (400 ``RequestTimeout`` in S3's XML, its temp file removed).
+A request's body is bounded by :class:`~s3drop.web.timeouts.BodyTimeoutMiddleware` (any route:
+408 when the body stops arriving for ``S3DROP_UPLOAD_IDLE_TIMEOUT`` seconds, plus one) and, first,
+by the local backend's storage endpoint itself (400 ``RequestTimeout`` in S3's XML, its temp file
+removed).
 """
 
 from __future__ import annotations
@@ -35,18 +36,30 @@ from ..config import Settings
 #: included); nginx takes 32 KiB by default, Node 16 KiB.
 MAX_HEAD_BYTES = 64 * 1024
 
-_TOO_LARGE = (
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-    b"Connection: close\r\n"
-    b"Content-Length: 0\r\n\r\n"
+
+def _refusal(status: bytes, code: str, message: str, *extra: bytes) -> bytes:
+    """A whole HTTP answer, written before any request was parsed: JSON, then close."""
+    body = b'{"error": {"code": "%s", "message": "%s"}}' % (code.encode(), message.encode())
+    head = [
+        b"HTTP/1.1 " + status,
+        b"Content-Type: application/json",
+        b"Connection: close",
+        *extra,
+        b"Content-Length: %d" % len(body),
+    ]
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+_TOO_LARGE = _refusal(
+    b"431 Request Header Fields Too Large",
+    "request_head_too_large",
+    f"the request line and headers are longer than {MAX_HEAD_BYTES // 1024} KiB",
 )
-_BUSY_BODY = b'{"error": {"code": "too_many_connections", "message": "too many open connections"}}'
-_BUSY = (
-    b"HTTP/1.1 503 Service Unavailable\r\n"
-    b"Content-Type: application/json\r\n"
-    b"Connection: close\r\n"
-    b"Retry-After: 1\r\n"
-    b"Content-Length: %d\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY)
+_BUSY = _refusal(
+    b"503 Service Unavailable",
+    "too_many_connections",
+    "too many open connections; try again",
+    b"Retry-After: 1",
 )
 
 
