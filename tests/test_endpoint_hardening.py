@@ -327,6 +327,33 @@ def test_an_endless_request_head_is_refused_431(live_server: LiveServer) -> None
     assert httpx.get(live_server.url + "/healthz", timeout=5).status_code == 200
 
 
+def test_a_refusal_before_a_long_body_ends_answers_once_and_closes(live_server: LiveServer) -> None:
+    """Past what the server drains (16 MiB), the rest of a refused body is not read as a next
+    request's head: one answer, then the connection closes."""
+    size = 24 * 1024 * 1024
+    head = (
+        "POST /storage HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: multipart/form-data; boundary={'a' * 300}\r\n"
+        f"Content-Length: {size}\r\n\r\n"
+    ).encode()
+    with contextlib.closing(_connect(live_server)) as sock:
+        sock.sendall(head)
+
+        def send_body() -> None:
+            with contextlib.suppress(OSError):
+                for _ in range(size // 65536):
+                    sock.sendall(b"x" * 65536)
+
+        sender = threading.Thread(target=send_body)
+        sender.start()
+        closed, answer = _closed_within(sock, 20)
+        sender.join(timeout=20)
+    assert closed
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert answer.count(b"HTTP/1.1 ") == 1, answer
+    _assert_nothing_stored(live_server)
+
+
 def _fds(server: LiveServer) -> int:
     return len(list(Path(f"/proc/{server.process.pid}/fd").iterdir()))
 

@@ -111,8 +111,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         pipelined = bool(self.pipeline)  # its head is in already
+        # Answered before the body ended (a refused upload past what the app drains): the
+        # rest of the body is no next request's head; the connection cannot be reused.
+        unread = self.cycle is not None and self.cycle.more_body
         super().on_response_complete()
-        if not pipelined and not self.transport.is_closing():
+        if self.transport.is_closing():
+            return
+        if unread:
+            self.transport.close()
+        elif not pipelined:
             self._arm_head_deadline()
 
     def _arm_head_deadline(self) -> None:
