@@ -396,23 +396,27 @@ def test_connections_over_the_cap_are_answered_503_and_closed(
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 16 MiB tmpfs of its own: a disk that really fills, with ENOSPC from the kernel.
 
-    Tests run as root, here and in CI; a tmpfs is the real thing (no fault injection in the
-    server) and needs no image file or loop device.
+    CI runs as root (elsewhere, ``sudo -n``); a tmpfs is the real thing (the kernel's ENOSPC, no
+    fault injection in the server) and needs no image file or loop device.
     """
     mount = tmp_path / "disk"
     mount.mkdir()
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
+        [*sudo, "mount", "-t", "tmpfs", "-o", f"size=16m,uid={os.getuid()}", "tmpfs", str(mount)],
         capture_output=True,
         text=True,
         check=False,
     )
     if done.returncode != 0:
-        pytest.fail(f"cannot mount a tmpfs (the disk-full tests run as root): {done.stderr}")
+        pytest.fail(
+            "cannot mount a tmpfs: the disk-full test needs root, or sudo without a password "
+            f"(CI runs as root): {done.stderr.strip()}"
+        )
     try:
         yield mount
     finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+        subprocess.run([*sudo, "umount", "-l", str(mount)], check=False)
 
 
 def _fill(disk: Path, leave: int) -> Path:
