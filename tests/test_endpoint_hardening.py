@@ -22,7 +22,20 @@ import httpx
 import pytest
 
 from . import samples
-from .conftest import LiveServer
+from .conftest import LiveServer, start_server
+
+
+@pytest.fixture(scope="module")
+def refusing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One server for the tests whose requests are all refused (so each still finds nothing
+    stored): a server start saved per test. Nothing from the machine's environment leaks in."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith(("AWS_", "S3DROP_", "BUCKET_NAME")):
+                patch.delenv(name)
+        server = start_server(tmp_path_factory.mktemp("refusing"))
+    yield server
+    server.stop()
 
 
 def _s3_code(response: httpx.Response) -> str:
@@ -126,18 +139,18 @@ def test_a_flood_of_empty_parts_is_refused_fast_and_never_blocks_the_server(
     ],
 )
 def test_a_bad_boundary_is_a_400_not_a_500(
-    live_server: LiveServer, content_type: str, code: str
+    refusing_server: LiveServer, content_type: str, code: str
 ) -> None:
     response = httpx.post(
-        live_server.url + "/storage",
+        refusing_server.url + "/storage",
         content=b"--x\r\n\r\n--x--\r\n",
         headers={"Content-Type": content_type},
         timeout=30,
     )
     assert response.status_code == 400, response.text
     assert _s3_code(response) == code
-    assert "Traceback" not in live_server.output()
-    _assert_nothing_stored(live_server)
+    assert "Traceback" not in refusing_server.output()
+    _assert_nothing_stored(refusing_server)
 
 
 def _part_with_headers(boundary: str, headers: list[str]) -> bytes:
@@ -159,12 +172,14 @@ def _part_with_headers(boundary: str, headers: list[str]) -> bytes:
         ),
     ],
 )
-def test_part_headers_are_capped(live_server: LiveServer, headers: list[str], message: str) -> None:
-    response = _post(live_server, _part_with_headers("cap", headers), "cap")
+def test_part_headers_are_capped(
+    refusing_server: LiveServer, headers: list[str], message: str
+) -> None:
+    response = _post(refusing_server, _part_with_headers("cap", headers), "cap")
     assert response.status_code == 400, response.text
     assert _s3_code(response) == "MalformedPOSTRequest"
     assert message in response.text
-    _assert_nothing_stored(live_server)
+    _assert_nothing_stored(refusing_server)
 
 
 def test_fields_before_the_file_are_capped_at_s3s_20_kib(live_server: LiveServer) -> None:
@@ -189,22 +204,24 @@ def test_fields_before_the_file_are_capped_at_s3s_20_kib(live_server: LiveServer
 
 
 @pytest.mark.parametrize("field", ["x-amz-signature", "x-amz-credential"])
-def test_non_ascii_signatures_are_refused_not_a_500(live_server: LiveServer, field: str) -> None:
+def test_non_ascii_signatures_are_refused_not_a_500(
+    refusing_server: LiveServer, field: str
+) -> None:
     """Found while fuzzing the form: hmac.compare_digest raised TypeError on non-ASCII text."""
     data = samples.png(6, (40, 30))
-    form = _sign(live_server, data)
+    form = _sign(refusing_server, data)
     fields = dict(form["fields"])  # type: ignore[call-overload]
     fields[field] = "\u00e9" + fields[field][1:]
-    response = _post(live_server, _multipart("na", list(fields.items()), data), "na")
+    response = _post(refusing_server, _multipart("na", list(fields.items()), data), "na")
     assert response.status_code == 403, response.text
     assert _s3_code(response) in {"SignatureDoesNotMatch", "InvalidAccessKeyId"}
     got = httpx.get(
-        f"{live_server.url}/storage/images/a.png?expires=1&signature=\u00e9", timeout=10
+        f"{refusing_server.url}/storage/images/a.png?expires=1&signature=\u00e9", timeout=10
     )
     assert got.status_code == 403, got.text
     assert _s3_code(got) == "SignatureDoesNotMatch"
-    assert "Traceback" not in live_server.output()
-    _assert_nothing_stored(live_server)
+    assert "Traceback" not in refusing_server.output()
+    _assert_nothing_stored(refusing_server)
 
 
 # --- bodies that stop, heads that never end, too many connections ------------------------------
