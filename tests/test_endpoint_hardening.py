@@ -162,8 +162,8 @@ def _part_with_headers(boundary: str, headers: list[str]) -> bytes:
     ("headers", "message"),
     [
         (
-            [f'Content-Disposition: form-data; name="x-ignore-a"; junk="{"j" * 3000}"'],
-            "headers are longer than 2048 bytes",
+            [f'Content-Disposition: form-data; name="x-ignore-a"; junk="{"j" * 9000}"'],
+            "headers are longer than 8192 bytes",
         ),
         (
             ['Content-Disposition: form-data; name="x-ignore-a"']

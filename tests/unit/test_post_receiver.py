@@ -34,14 +34,16 @@ def _storage(drop: S3Drop) -> LocalStorage:
     return drop.storage
 
 
-def _form(drop: S3Drop, data: bytes, boundary: str = "b0undary") -> bytes:
-    form = drop.presign(content_type="image/png", size=len(data), filename="a.png")
+def _form(
+    drop: S3Drop, data: bytes, boundary: str = "b0undary", *, filename: str = "a.png"
+) -> bytes:
+    form = drop.presign(content_type="image/png", size=len(data), filename=filename)
     out = bytearray()
     for name, value in form.fields.items():
         out += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
         out += value.encode() + b"\r\n"
     out += (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
         "Content-Type: image/png\r\n\r\n"
     ).encode()
     return bytes(out + data + f"\r\n--{boundary}--\r\n".encode())
@@ -73,6 +75,16 @@ def test_a_valid_form_is_stored(drop: S3Drop) -> None:
     received = _receive(_storage(drop), _form(drop, data))
     assert received.size == len(data)
     assert _storage(drop).read(received.key) == data
+
+
+def test_the_largest_form_s3drop_signs_fits_the_caps(drop: S3Drop) -> None:
+    """The longest filename the API signs (1,024 characters), in 4-byte characters, sent again
+    as the file part's name: its metadata field, its policy and the part's header fit."""
+    data = samples.png(1, (40, 30))
+    name = "\U0001f600" * 1020 + ".png"
+    body = _form(drop, data, filename=name)
+    assert len(body) - len(data) > 8000
+    assert _receive(_storage(drop), body).size == len(data)
 
 
 def test_parts_are_capped(drop: S3Drop) -> None:

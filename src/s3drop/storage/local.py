@@ -73,7 +73,7 @@ MAX_PARTS = 64
 #: Header lines of one part, and their bytes (names and values): ``Content-Disposition`` with a
 #: long file name and ``Content-Type`` are what a browser sends.
 MAX_PART_HEADERS = 4
-MAX_PART_HEADER_BYTES = 2 * 1024
+MAX_PART_HEADER_BYTES = 8 * 1024
 #: RFC 2046 5.1.1: a boundary is 1 to 70 characters of this set, not ending with a space.
 _BOUNDARY = re.compile(rb"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 #: Bytes of the file held in memory before they are written out (in a thread).
