@@ -162,7 +162,8 @@ def _part_with_headers(boundary: str, headers: list[str]) -> bytes:
     ("headers", "message"),
     [
         (
-            [f'Content-Disposition: form-data; name="x-ignore-a"; junk="{"j" * 9000}"'],
+            ['Content-Disposition: form-data; name="x-ignore-a"']
+            + [f"X-Pad-{n}: {'j' * 4000}" for n in range(3)],
             "headers are longer than 8192 bytes",
         ),
         (
