@@ -14,14 +14,16 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import __version__
-from .config import Settings, is_loopback
+from ._version import __version__
 from .errors import S3DropError
 from .logs import LogFormat, log_config
+
+if TYPE_CHECKING:  # settings (pydantic) load only for commands that need them: --help stays fast
+    from .config import Settings
 
 
 class _DefaultGroup(click.Group):
@@ -98,6 +100,8 @@ def serve(
         }.items()
         if value is not None
     }
+    from .config import Settings, is_loopback
+
     settings = Settings(**overrides)
     # Worker processes build their own Settings from the environment: hand the options on.
     for name, value in overrides.items():
@@ -229,6 +233,10 @@ def _run_uvicorn(settings: Settings, log_format: LogFormat) -> None:
         # connection cap it lacks (see s3drop.web.connections).
         http="s3drop.web.connections:GuardedHttpToolsProtocol",
         timeout_keep_alive=settings.keep_alive_timeout,
+        # X-Forwarded-For/-Proto only from the proxies the operator names (uvicorn would
+        # believe 127.0.0.1 by default: any local process could pick its client address).
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies),
     )
 
 
@@ -409,7 +417,10 @@ def remove_command(
         if direct:
             from .uploads import S3Drop
 
-            delete = S3Drop(_existing_store()).delete_image
+            drop = S3Drop(_existing_store())
+            # Webhooks of these deletes: a few seconds to go now; the server sends what is left.
+            stack.callback(drop.close, wait=10.0)
+            delete = drop.delete_image
         else:
             from .client import Client
 
@@ -435,6 +446,8 @@ def _existing_store() -> Settings:
     """Settings for a command that reads or changes what is stored, never creating a store: on
     the local backend the data folder must already hold one (else a typo'd folder would quietly
     become a new, empty store and the command would say "no images")."""
+    from .config import Settings
+
     settings = Settings()
     folder = settings.data_dir.resolve()
     if settings.storage_backend == "local" and not (folder / "objects").is_dir():
@@ -487,6 +500,19 @@ def sweep(older_than: str, as_json: bool) -> None:
 
     removed = S3Drop(_existing_store()).sweep(older_than=timedelta(seconds=_duration(older_than)))
     click.echo(json.dumps({"removed": removed}) if as_json else f"removed {removed} stale uploads")
+
+
+@cli.command(name="webhook-secret")
+def webhook_secret() -> None:
+    """Print a new signing secret for S3DROP_WEBHOOK_SECRET (whsec_ and 32 random bytes).
+
+    \b
+    Example:
+        echo "S3DROP_WEBHOOK_SECRET=$(s3drop webhook-secret)" >> .env
+    """
+    from .webhooks import generate_secret
+
+    click.echo(generate_secret())
 
 
 @cli.group()
@@ -555,6 +581,8 @@ def bucket_doctor(origins: tuple[str, ...], as_json: bool) -> None:
 
 def _bucket_settings(origins: tuple[str, ...]) -> tuple[Settings, list[str]]:
     """Settings, and the page origins: the app's own and the configured ones, plus --origin."""
+    from .config import Settings
+
     settings = Settings()
     if origins:
         extra = Settings(allowed_origins=list(origins)).allowed_origins  # validated, normalised

@@ -20,6 +20,7 @@ import re
 import secrets
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -119,6 +120,16 @@ class Settings(BaseSettings):
         description="Origins whose pages may call the API and post to the bucket; the app's own "
         "origin is always allowed",
     )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names requests may name besides loopback, the bound address and the "
+        "public URL's host: example.com, *.example.com, or * for any",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses (IPs or networks) whose X-Forwarded-For and X-Forwarded-Proto are "
+        "believed; none by default, * for any",
+    )
 
     # --- who may upload, and how much
     auth: Literal["none", "token", "basic"] | None = Field(
@@ -133,6 +144,20 @@ class Settings(BaseSettings):
     rate_per_minute: int = Field(60, description="Sign requests per minute per user or address")
     bytes_per_hour: int = Field(1024**3, description="Bytes signed per hour per user or address")
     max_images: int = Field(10_000, description="Images stored in total per user or address")
+
+    # --- telling the host app (see s3drop.webhooks)
+    webhook_url: str | None = Field(
+        None, description="Where to POST signed image.accepted/rejected/deleted events"
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="The webhooks' signing secret, whsec_<base64> (s3drop webhook-secret)"
+    )
+    webhook_timeout: float = Field(10.0, description="Seconds to wait for the receiver's answer")
+    webhook_attempts: int = Field(12, description="Tries per event before giving up")
+    webhook_backoff: float = Field(
+        1.0, description="Seconds before the first retry; each next one waits twice as long"
+    )
+    webhook_queue: int = Field(10_000, description="Undelivered events kept; more are dropped")
 
     @field_validator("allowed_types", mode="before")
     @classmethod
@@ -159,9 +184,39 @@ class Settings(BaseSettings):
     @classmethod
     def _origins(cls, value: list[str]) -> list[str]:
         for origin in value:
-            if not re.match(r"^https?://[^/\s]+$", origin):
+            if not re.fullmatch(r"https?://[^/\s]+", origin):
                 raise ValueError(f"not an origin (scheme://host[:port]): {origin!r}")
         return [origin.lower() for origin in value]
+
+    @field_validator("allowed_hosts", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_lists(cls, value: object) -> object:
+        return _comma_list(value)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        for host in value:
+            if not _HOST_PATTERN.fullmatch(host):
+                raise ValueError(
+                    f"not a host name (example.com, *.example.com, 192.0.2.7, [2001:db8::1] or *; "
+                    f"no scheme, no port): {host!r}"
+                )
+        return [host_name(host) if host != "*" else host for host in value]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        for proxy in value:
+            if proxy == "*":
+                continue
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"not an IP address or network (192.0.2.7, 10.0.0.0/8, ::1 or *): {proxy!r}"
+                ) from None
+        return value
 
     @field_validator("tokens", "users")
     @classmethod
@@ -212,6 +267,8 @@ class Settings(BaseSettings):
         "max_connections",
         "rate_per_minute",
         "max_images",
+        "webhook_attempts",
+        "webhook_queue",
     )
     @classmethod
     def _positive(cls, value: int) -> int:
@@ -219,12 +276,28 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 1")
         return value
 
-    @field_validator("public_base_url", "public_url", "endpoint_url")
+    @field_validator("webhook_timeout", "webhook_backoff")
+    @classmethod
+    def _seconds(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError("must be a positive number of seconds")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from .webhooks import secret_key
+
+            secret_key(value.get_secret_value())
+        return value
+
+    @field_validator("public_base_url", "public_url", "endpoint_url", "webhook_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        if not re.match(r"^https?://[^/\s]+", value):
+        if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", value):
             hint = f" (try http://{value})" if "://" not in value else ""
             raise ValueError(f"not an http(s) URL: {value!r}{hint}")
         return value.rstrip("/")
@@ -247,6 +320,11 @@ class Settings(BaseSettings):
                 f"S3DROP_HOST: binding {self.host} with no authentication would let anyone who "
                 "can reach it upload; set S3DROP_TOKENS or S3DROP_USERS, or say --public "
                 "(S3DROP_PUBLIC=true) if that is what you want"
+            )
+        if self.webhook_url and self.webhook_secret is None:
+            raise ConfigurationError(
+                "S3DROP_WEBHOOK_SECRET: webhooks are signed; set a secret (make one with "
+                "`s3drop webhook-secret`) or unset S3DROP_WEBHOOK_URL"
             )
         if self.backend == "s3" and not self.bucket:
             raise ConfigurationError(
@@ -272,12 +350,21 @@ class Settings(BaseSettings):
 
     def origins(self) -> list[str]:
         """The allowed origins, with the app's own (both loopback spellings on loopback)."""
-        own = [f"http://{self.host}:{self.port}"]
+        own = [] if _is_wildcard(self.host) else [f"http://{_netloc(self.host)}:{self.port}"]
         if is_loopback(self.host):
-            own = [f"http://127.0.0.1:{self.port}", f"http://localhost:{self.port}"]
+            own += [f"http://127.0.0.1:{self.port}", f"http://localhost:{self.port}"]
         if self.public_url:
-            own.append(self.public_url.lower())
+            own.append(_origin(self.public_url))
         return list(dict.fromkeys([*own, *self.allowed_origins]))
+
+    def hosts(self) -> list[str]:
+        """Host names requests may name (the ``Host`` header without its port), besides any
+        loopback name or address: the bound address, the public URL's host, ``allowed_hosts``.
+        ``*.example.com`` matches subdomains, ``*`` anything."""
+        own = [] if _is_wildcard(self.host) else [host_name(self.host)]
+        if self.public_url:
+            own.append(host_name(urlsplit(self.public_url).netloc))
+        return list(dict.fromkeys([*own, *self.allowed_hosts]))
 
     def local_secret(self) -> bytes:
         """The local backend's signing secret: given, or generated once and kept in the data folder.
@@ -305,7 +392,7 @@ class Settings(BaseSettings):
         return path.read_bytes().strip()
 
 
-_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 
 
 def _pairs(raw: str) -> dict[str, str]:
@@ -313,7 +400,7 @@ def _pairs(raw: str) -> dict[str, str]:
     pairs: dict[str, str] = {}
     for item in raw.split(","):
         name, sep, secret = item.strip().partition(":")
-        if not sep or not _NAME.match(name):
+        if not sep or not _NAME.fullmatch(name):
             raise ValueError(
                 "expected name:secret pairs separated by commas (names: letters, digits, _ . @ -)"
             )
@@ -323,6 +410,38 @@ def _pairs(raw: str) -> dict[str, str]:
             raise ValueError(f"{name!r} appears twice")
         pairs[name] = secret
     return pairs
+
+
+#: A host name or address as ``S3DROP_ALLOWED_HOSTS`` takes it: no scheme, no port.
+_HOST_PATTERN = re.compile(r"\*|(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|\[?[0-9A-Fa-f:.]+\]?")
+
+
+def _is_wildcard(host: str) -> bool:
+    """True for a bind address that means every interface (no name a client would use)."""
+    return host.strip("[]") in {"", "0.0.0.0", "::"}  # noqa: S104
+
+
+def _netloc(host: str) -> str:
+    """``host`` as it appears in a URL (IPv6 in brackets)."""
+    bare = host.strip("[]")
+    return f"[{bare}]" if ":" in bare else bare
+
+
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of an URL, lower case."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def host_name(host: str) -> str:
+    """The name in a Host header value or a bind address: no port, no IPv6 brackets, lower case
+    (``"[::1]:8000"`` -> ``"::1"``, ``"Example.COM:443"`` -> ``"example.com"``)."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    if host.count(":") > 1:  # a bare IPv6 address
+        return host
+    return host.split(":", 1)[0]
 
 
 def is_loopback(host: str) -> bool:

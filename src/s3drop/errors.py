@@ -23,13 +23,20 @@ happen, with ``raise ... from exc``.
     │   ├── TypeMismatch             422 type_mismatch
     │   ├── TooManyPixels            422 too_many_pixels
     │   ├── TooManyFrames            422 too_many_frames
+    │   ├── TooComplex               422 too_complex         (a structural cap, before decoding)
     │   ├── CorruptImage             422 corrupt_image
     │   ├── ChecksumMismatch         422 checksum_mismatch
     │   └── SizeMismatch             422 size_mismatch
+    ├── AlreadyCompleted             409 already_completed   (a form posted again after its upload
+    │                                                         was promoted; the new copy is deleted)
     ├── PostRejected                 403 AccessDenied        (a storage-side POST refusal, S3's codes)
     ├── NotAuthenticated             401 not_authenticated
     ├── Forbidden                    403 forbidden
+    ├── InvalidHost                  400 invalid_host        (a Host that is not the app's)
     ├── RateLimited                  429 rate_limited        (carries retry_after seconds)
+    ├── WebhookRefused               400 webhook_refused     (a receiver's verify: bad signature,
+    │                                                         stale timestamp, replayed id)
+    ├── LimitsUnavailable            503 limits_unavailable  (the limits store is busy; retry_after)
     └── Unreachable                  503 unreachable         (client: no answer after retries)
 """
 
@@ -125,6 +132,13 @@ class TooManyFrames(ImageRejected):
     code = "too_many_frames"
 
 
+class TooComplex(ImageRejected):
+    """More scans, segments, chunks, boxes or nesting than any real image has: refused before a
+    decoder runs, because each of them costs time (:mod:`s3drop.headers` names the caps)."""
+
+    code = "too_complex"
+
+
 class CorruptImage(ImageRejected):
     code = "corrupt_image"
 
@@ -135,6 +149,14 @@ class ChecksumMismatch(ImageRejected):
 
 class SizeMismatch(ImageRejected):
     code = "size_mismatch"
+
+
+class AlreadyCompleted(S3DropError):
+    """The upload's form was posted again after its image was promoted: one form makes at most
+    one image, so the new copy was deleted and nothing else changed."""
+
+    status = 409
+    code = "already_completed"
 
 
 class PostRejected(S3DropError):
@@ -163,11 +185,38 @@ class Forbidden(S3DropError):
     code = "forbidden"
 
 
+class InvalidHost(S3DropError):
+    """A request named a Host that is not the app's (DNS rebinding, a stray proxy)."""
+
+    status = 400
+    code = "invalid_host"
+
+
 class RateLimited(S3DropError):
     status = 429
     code = "rate_limited"
 
     def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class WebhookRefused(S3DropError):
+    """A webhook delivery that :func:`s3drop.webhooks.verify` does not trust: unsigned, signed
+    with another secret, changed, stale or replayed."""
+
+    status = 400
+    code = "webhook_refused"
+
+
+class LimitsUnavailable(S3DropError):
+    """The limits store did not answer in time (a locked database): nothing was signed or
+    counted; try again after ``retry_after`` seconds."""
+
+    status = 503
+    code = "limits_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 

@@ -12,15 +12,21 @@ are thin edges over it::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
 from . import audit, images
 from .auth import Authenticator, Principal, from_settings
 from .config import KNOWN_TYPES, Settings
 from .errors import (
+    AlreadyCompleted,
     ChecksumMismatch,
     Forbidden,
     ImageRejected,
@@ -31,7 +37,9 @@ from .errors import (
     TypeMismatch,
 )
 from .gallery import Image, ImagePage, describe_stored, find_image, list_page
+from .hooks import AcceptedHook, DeletedHook, Hooks, RejectedHook
 from .limits import Limits, LimitStore, SQLiteLimitStore
+from .outbox import WebhookSender, sender_from_settings
 from .policy import (
     IMAGES_PREFIX,
     QUARANTINE_PREFIX,
@@ -53,13 +61,27 @@ from .units import format_size
 #: Who calls the library when the caller names nobody.
 ANONYMOUS = Principal("anonymous", anonymous=True)
 
+#: Seconds a completion that lost the claim waits for the winner's image to appear.
+_AWAIT_PROMOTION = 5.0
+
+
+@dataclass
+class _Claim:
+    """The lock of one upload id's completion in this process, and how many calls hold it."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    users: int = 0
+
 
 class S3Drop:
     """One configured s3drop: settings, the storage backend they name, who may sign, and how much.
 
     Thread-safe; build one per process. ``authenticate`` replaces the built-in authenticator the
     settings choose; ``limit_store`` replaces the per-machine SQLite counters (see
-    :mod:`s3drop.limits` for running several machines).
+    :mod:`s3drop.limits` for running several machines). ``on_accepted``, ``on_rejected`` and
+    ``on_deleted`` are the host's callbacks (:mod:`s3drop.hooks`; more can be added with the
+    methods of the same names); with ``S3DROP_WEBHOOK_URL`` set, the same events are also sent
+    as signed webhooks (:mod:`s3drop.webhooks`) from a background thread, until :meth:`close`.
     """
 
     def __init__(
@@ -69,6 +91,9 @@ class S3Drop:
         storage: Storage | None = None,
         authenticate: Authenticator | None = None,
         limit_store: LimitStore | None = None,
+        on_accepted: AcceptedHook | None = None,
+        on_rejected: RejectedHook | None = None,
+        on_deleted: DeletedHook | None = None,
     ) -> None:
         self.settings = settings or Settings()
         self.storage = storage or open_storage(self.settings)
@@ -78,6 +103,45 @@ class S3Drop:
         self.image_limits = images.ImageLimits.from_settings(self.settings)
         # Decoding is memory-heavy: at most one image per core at a time, however many requests.
         self._decoders = threading.BoundedSemaphore(os.cpu_count() or 2)
+        # Completions in progress, by upload id: one verifies and promotes, the others wait.
+        self._completing: dict[str, _Claim] = {}
+        self._completing_lock = threading.Lock()
+        self.hooks = Hooks()
+        if on_accepted is not None:
+            self.hooks.accepted.append(on_accepted)
+        if on_rejected is not None:
+            self.hooks.rejected.append(on_rejected)
+        if on_deleted is not None:
+            self.hooks.deleted.append(on_deleted)
+        self.webhooks: WebhookSender | None = sender_from_settings(self.settings)
+        if self.webhooks is not None:
+            self.hooks.accepted.append(self.webhooks.accept)
+            self.hooks.rejected.append(self.webhooks.reject)
+            self.hooks.deleted.append(self.webhooks.delete)
+            self.webhooks.start()
+
+    # --- hooks --------------------------------------------------------------------------------
+
+    def on_accepted(self, hook: AcceptedHook) -> AcceptedHook:
+        """Call ``hook(image, principal)`` once per accepted image; returns it (a decorator)."""
+        self.hooks.accepted.append(hook)
+        return hook
+
+    def on_rejected(self, hook: RejectedHook) -> RejectedHook:
+        """Call ``hook(upload_id, error, principal)`` once per refused upload (a decorator)."""
+        self.hooks.rejected.append(hook)
+        return hook
+
+    def on_deleted(self, hook: DeletedHook) -> DeletedHook:
+        """Call ``hook(image_id, principal)`` after each deleted image (a decorator)."""
+        self.hooks.deleted.append(hook)
+        return hook
+
+    def close(self, *, wait: float = 0.0) -> None:
+        """Stop sending webhooks, after up to ``wait`` seconds for the queued ones to go (the
+        rest stay in the outbox for the next start). A no-op without webhooks."""
+        if self.webhooks is not None:
+            self.webhooks.close(wait=wait)
 
     def presign(
         self,
@@ -126,10 +190,36 @@ class S3Drop:
         twice: an upload already promoted is returned as it is. ``principal``, when given, must be
         the upload's owner (:class:`~s3drop.errors.Forbidden`); None is a trusted caller.
 
+        One form makes at most one image, counted once: concurrent calls for one id wait for
+        each other in this process, and across processes the limits store lets exactly one of
+        them promote (:meth:`~s3drop.limits.Limits.claim`). A file posted again with the same
+        form after its image was promoted is deleted and refused
+        (:class:`~s3drop.errors.AlreadyCompleted`, 409).
+
         Raises :class:`~s3drop.errors.NotFound` when there is no such upload.
         """
         if not is_upload_id(upload_id):
             raise NotFound(f"no upload {upload_id!r}")
+        with self._one_completion(upload_id):
+            return self._complete(upload_id, principal)
+
+    @contextlib.contextmanager
+    def _one_completion(self, upload_id: str) -> Iterator[None]:
+        """Hold the completion of ``upload_id`` in this process: a concurrent ``complete`` of the
+        same id waits, then finds the image promoted (and neither counts nor announces it)."""
+        with self._completing_lock:
+            claim = self._completing.setdefault(upload_id, _Claim())
+            claim.users += 1
+        try:
+            with claim.lock:
+                yield
+        finally:
+            with self._completing_lock:
+                claim.users -= 1
+                if not claim.users:
+                    del self._completing[upload_id]
+
+    def _complete(self, upload_id: str, principal: Principal | None) -> Image:
         info = self._find_upload(upload_id)
         if info is None:
             promoted = self._find_image(upload_id)
@@ -141,23 +231,29 @@ class S3Drop:
             return describe_stored(self.storage, self.settings, promoted)
         self._check_owner(info, principal)
         who = principal.name if principal else _owner(info)
+        promoted = self._find_image(upload_id)
+        if promoted is not None and info.last_modified > promoted.last_modified:
+            # Posted after its image was promoted (a crash's leftover is older): no decode.
+            self._refuse_repost(info, who, promoted)
         try:
             processed = self._verify(info)
         except ImageRejected as exc:
             self.storage.delete(info.key)
             audit.record("reject", who=who, key=info.key, reason=exc.code, detail=exc.message)
+            self.hooks.reject(upload_id, exc, principal)
             raise
         except NotFound:  # gone while being read: a concurrent completion finished it
             promoted = self._find_image(upload_id)
             if promoted is None:
                 raise
             return describe_stored(self.storage, self.settings, promoted)
+        digest = hashlib.sha256(processed.data).hexdigest()
         metadata = {
             "width": str(processed.width),
             "height": str(processed.height),
             "format": processed.format,
             "bytes": str(len(processed.data)),
-            "sha256": hashlib.sha256(processed.data).hexdigest(),
+            "sha256": digest,
             "filename": info.metadata.get("filename", ""),
             "owner": info.metadata.get("owner", ANONYMOUS.name),
         }
@@ -168,26 +264,43 @@ class S3Drop:
             height=processed.height,
             size=len(processed.data),
         )
+        # Who promotes: the first claim of this id, ever. A call that finds the image already
+        # there, the same one (a retry after a crash, a concurrent call in another process),
+        # finishes the job without claiming; a different one means the form was posted again.
+        claimed = False
+        if promoted is None:
+            claimed = self.limits.claim(upload_id)
+            if not claimed:
+                promoted = self._await_image(upload_id)
+                # No image: promoted, then deleted; or its promotion failed and was released.
+                if promoted is None and not (claimed := self.limits.claim(upload_id)):
+                    self._refuse_repost(info, who, None)
+        if promoted is not None and (
+            promoted.key != key or promoted.metadata.get("sha256") != digest
+        ):
+            self._refuse_repost(info, who, promoted)
         # Thumbnail first, then the image, then its owner's index entry, then the quarantine copy
         # goes: a crash between any two leaves the quarantine copy, and a retry finishes the job.
-        self.storage.put(
-            thumbnail_key(upload_id), processed.thumbnail, content_type="image/webp", metadata={}
-        )
         try:
+            self.storage.put(
+                thumbnail_key(upload_id),
+                processed.thumbnail,
+                content_type="image/webp",
+                metadata={},
+            )
             self.storage.put(
                 key, processed.data, content_type=processed.content_type, metadata=metadata
             )
-        except S3DropError:  # e.g. a full disk: no thumbnail without its image
-            self.storage.delete(thumbnail_key(upload_id))
+        except S3DropError:  # e.g. a full disk: no thumbnail without its image, and a retry
+            if promoted is None:  # may claim the promotion again
+                self.storage.delete(thumbnail_key(upload_id))
+            if claimed:
+                self.limits.release(upload_id)
             raise
         self.storage.put(
             owner_key(_owner(info), key), b"", content_type="application/x-empty", metadata={}
         )
         self.storage.delete(info.key)
-        limit_key = _limit_key(info, principal)
-        if limit_key is not None:
-            self.limits.stored(limit_key, 1)
-        audit.record("accept", who=who, key=key, size=len(processed.data), type=processed.format)
         stored = ObjectInfo(
             key=key,
             size=len(processed.data),
@@ -195,7 +308,44 @@ class S3Drop:
             last_modified=datetime.now(UTC),
             metadata=metadata,
         )
-        return describe_stored(self.storage, self.settings, stored)
+        image = describe_stored(self.storage, self.settings, stored)
+        if claimed:
+            self._accepted(image, info, principal, who)
+        return image
+
+    def _accepted(
+        self, image: Image, info: ObjectInfo, principal: Principal | None, who: str
+    ) -> None:
+        """This call promoted ``image``: reached exactly once per image, whatever the retries,
+        the concurrent calls and the processes (the claim in :meth:`_complete`). Count it against
+        its owner and say so; callbacks on acceptance belong here."""
+        limit_key = _limit_key(info, principal)
+        if limit_key is not None:
+            self.limits.stored(limit_key, 1)
+        audit.record("accept", who=who, key=image.key, size=image.bytes, type=image.format)
+        self.hooks.accept(image, principal)
+
+    def _refuse_repost(self, info: ObjectInfo, who: str, promoted: ObjectInfo | None) -> NoReturn:
+        """Delete a file posted again with a form whose upload was already promoted; 409."""
+        self.storage.delete(info.key)
+        audit.record("refuse", who=who, key=info.key, reason=AlreadyCompleted.code)
+        upload_id = info.key.rsplit("/", 1)[-1].split(".", 1)[0]
+        what = f" as {promoted.key}" if promoted is not None else ""
+        raise AlreadyCompleted(
+            f"upload {upload_id} was already completed{what}; a form makes one image, so the "
+            "file posted again with it was deleted: sign a new upload for another file"
+        )
+
+    def _await_image(self, upload_id: str) -> ObjectInfo | None:
+        """The image another process claimed and is writing now (it claims once the file is
+        verified, so that takes milliseconds); None if it does not appear within
+        :data:`_AWAIT_PROMOTION` seconds."""
+        deadline = time.monotonic() + _AWAIT_PROMOTION
+        while True:
+            promoted = self._find_image(upload_id)
+            if promoted is not None or time.monotonic() >= deadline:
+                return promoted
+            time.sleep(0.05)
 
     def _find_upload(self, upload_id: str) -> ObjectInfo | None:
         """The upload's object in quarantine, whatever its type (a HEAD per type, the allowed
@@ -315,6 +465,7 @@ class S3Drop:
                 raise NotFound(f"no image {image_id!r}")
             for key in left:
                 self.storage.delete(key)
+            self.hooks.delete(image_id, principal)  # the interrupted delete never told anyone
             return
         infos = [info for info in map(self.storage.head, keys) if info is not None]
         for info in infos:
@@ -330,6 +481,7 @@ class S3Drop:
                 self.limits.stored(limit_key, -1)
             who = principal.name if principal else "library"
             audit.record("delete", who=who, key=info.key)
+        self.hooks.delete(image_id, principal)
 
     def sweep(
         self,

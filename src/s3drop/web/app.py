@@ -19,15 +19,15 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from .. import __version__
+from .._version import __version__
 from ..auth import Authenticator
 from ..config import Settings
-from ..errors import NotAuthenticated, RateLimited, S3DropError
+from ..errors import LimitsUnavailable, NotAuthenticated, RateLimited, S3DropError
 from ..limits import LimitStore
 from ..storage.base import Storage
 from ..uploads import S3Drop
 from . import ops, routes
-from .security import SecurityMiddleware
+from .security import HostMiddleware, SecurityMiddleware
 from .timeouts import BodyTimeoutMiddleware
 
 STATIC = Path(__file__).parent / "static"
@@ -74,6 +74,7 @@ def create_app(
     app.add_middleware(
         SecurityMiddleware, origins=origins, storage_origins=drop.storage.browser_origins()
     )
+    app.add_middleware(HostMiddleware, hosts=drop.settings.hosts())  # before routing
     # The storage endpoint cuts a stalled upload itself (S3's XML); this catches every other body.
     app.add_middleware(BodyTimeoutMiddleware, timeout=drop.settings.upload_idle_timeout + 1)
     app.add_middleware(ops.LatencyMiddleware)  # outermost: times every answer
@@ -93,6 +94,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
+    await asyncio.to_thread(drop.close)  # webhooks not yet sent stay in the outbox
 
 
 async def _sweep(drop: S3Drop) -> None:
@@ -138,14 +140,15 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _s3drop_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, S3DropError)
-    if exc.status >= 500 and not isinstance(exc, RateLimited):
+    if exc.status >= 500 and not isinstance(exc, LimitsUnavailable):
+        # A fault of the server or its storage: people get plain words and a reference.
         response = _server_fault(exc.status, exc.code, exc.message)
-        if exc.status == 503:
-            response.headers["Retry-After"] = "30"
-        return response
-    response = error_response(exc.status, exc.code, exc.message)
-    if isinstance(exc, RateLimited):
+    else:
+        response = error_response(exc.status, exc.code, exc.message)
+    if isinstance(exc, RateLimited | LimitsUnavailable):
         response.headers["Retry-After"] = str(exc.retry_after)
+    elif exc.status == 503:
+        response.headers["Retry-After"] = "30"
     if isinstance(exc, NotAuthenticated):
         drop: S3Drop = request.app.state.drop
         scheme = "Basic" if drop.settings.auth_mode == "basic" else "Bearer"

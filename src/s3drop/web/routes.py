@@ -11,7 +11,9 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import metrics
 from ..auth import Principal
+from ..config import KNOWN_TYPES
 from ..errors import PostRejected, S3DropError
+from ..headers import FORMAT_NAMES
 from ..storage.local import MOUNT, LocalStorage, drain
 from ..uploads import S3Drop
 
@@ -52,14 +54,17 @@ Caller = Annotated[Principal, Depends(current_principal)]
 
 @api.post("/uploads", status_code=201, response_model=None)
 async def sign_upload(body: SignRequest, request: Request, principal: Caller) -> JSONResponse:
-    # The hot path: a JSONResponse straight from plain data skips FastAPI's jsonable_encoder walk.
-    form = _drop(request).presign(
+    # The limits store may wait on a lock (SQLite) and S3 credentials may refresh over the
+    # network: signing runs in the thread pool, never on the event loop.
+    form = await run_in_threadpool(
+        _drop(request).presign,
         content_type=body.content_type,
         size=body.size,
         filename=body.filename,
         sha256=body.sha256,
         principal=principal,
     )
+    # The hot path: a JSONResponse straight from plain data skips FastAPI's jsonable_encoder walk.
     metrics.signed(form.content_type)
     return JSONResponse({"upload": form.to_dict()}, status_code=201)
 
@@ -107,9 +112,21 @@ async def client_config(request: Request) -> dict[str, object]:
         await current_principal(request)
     return {
         "allowed_types": settings.allowed_types,
+        "types": [_describe_type(content_type) for content_type in settings.allowed_types],
         "max_bytes": settings.max_bytes,
         "backend": settings.storage_backend,
         "auth": settings.auth_mode,
+    }
+
+
+def _describe_type(content_type: str) -> dict[str, object]:
+    """How the page and the uploader element name a type and which extensions pick it."""
+    subtype = content_type.partition("/")[2]
+    extensions = dict.fromkeys([f".{KNOWN_TYPES[content_type]}", f".{subtype}"])
+    return {
+        "type": content_type,
+        "label": FORMAT_NAMES.get(subtype, subtype.upper()),
+        "extensions": list(extensions),
     }
 
 
