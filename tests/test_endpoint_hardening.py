@@ -437,11 +437,11 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run([*sudo, "umount", "-l", str(mount)], check=False)
 
 
-def _fill(disk: Path, leave: int) -> Path:
+def _fill(disk: Path, leave: int, name: str = "filler") -> Path:
     """Write a filler file so that about ``leave`` bytes stay free on ``disk``."""
     stat = os.statvfs(disk)
     free = stat.f_bavail * stat.f_frsize
-    filler = disk / "filler"
+    filler = disk / name
     with filler.open("wb") as out:
         out.write(b"\0" * max(0, free - leave))
     return filler
@@ -492,7 +492,17 @@ def test_a_full_disk_answers_507_and_leaves_nothing_half_written(
     assert list((data_dir / "tmp").iterdir()) == []
     assert "Traceback" not in server.output()
 
-    # Space again: the retry completes, and the server is ready.
+    # Not a byte left: signing (the limits database) answers 507 too, and signs nothing.
+    last = _fill(small_disk, 0, "last")
+    claim = {"filename": "cat.png", "content_type": "image/png", "size": 100}
+    response = httpx.post(f"{server.url}/api/uploads", json=claim, timeout=30)
+    assert response.status_code == 507, response.text
+    assert response.json()["error"]["code"] == "insufficient_storage"
+    assert "upload" not in response.json()
+
+    # Space again: the retry completes (the failed promotion gave its claim back), and the
+    # server is ready.
+    last.unlink()
     filler.unlink()
     response = httpx.post(f"{server.url}/api/uploads/{later['id']}/complete", timeout=30)
     assert response.status_code == 200, response.text
