@@ -95,6 +95,8 @@ class LocalStorage(Storage):
         self.objects = self.root / "objects"
         self.meta = self.root / "meta"
         self.tmp = self.root / "tmp"
+        self.idle_timeout = settings.upload_idle_timeout
+        self.min_free_bytes = settings.min_free_bytes
         for folder in (self.objects, self.meta, self.tmp):
             folder.mkdir(parents=True, exist_ok=True)
         self.credentials = Credentials(ACCESS_KEY, settings.local_secret().decode())
@@ -103,8 +105,6 @@ class LocalStorage(Storage):
         ).digest()
         self._get_mac = hmac.new(get_key, digestmod=hashlib.sha256)  # copied for each URL
         self.base_url = (settings.public_url or "") + MOUNT
-        self.idle_timeout = settings.upload_idle_timeout
-        self.min_free_bytes = settings.min_free_bytes
 
     # --- paths ---------------------------------------------------------------------------------
 
