@@ -104,7 +104,15 @@ def test_a_flood_of_empty_parts_is_refused_fast_and_never_blocks_the_server(
     attacker = threading.Thread(target=flood)
     latencies: dict[str, list[float]] = {"/healthz": [], "/api/images": []}
     with httpx.Client(base_url=live_server.url, timeout=60) as probe:
-        probe.get("/healthz")  # connected before the flood starts
+        # Connected and warm (first-call imports) before the flood; what each probe takes with
+        # no flood is the floor the 200 ms are counted from (it is a few ms on an idle machine,
+        # more on a dev machine shared with other test runs).
+        idle = dict.fromkeys(latencies, 0.0)
+        for turn in range(20):
+            path = "/healthz" if turn % 2 == 0 else "/api/images"
+            start = time.perf_counter()
+            assert probe.get(path).status_code == 200
+            idle[path] = max(idle[path], time.perf_counter() - start) if turn > 1 else 0.0
         attacker.start()
         for turn in range(2000):  # bounded: the flood ends long before on the fixed code
             if not attacker.is_alive():
@@ -123,7 +131,10 @@ def test_a_flood_of_empty_parts_is_refused_fast_and_never_blocks_the_server(
         assert seconds < 1.0, f"refused after {seconds:.2f} s"
     for path, waits in latencies.items():
         assert waits, f"no {path} probe ran while the flood was in flight"
-        assert max(waits) < 0.2, f"{path} waited {max(waits) * 1000:.0f} ms"
+        assert max(waits) < 0.2 + idle[path], (
+            f"{path} waited {max(waits) * 1000:.0f} ms (without the flood: "
+            f"{idle[path] * 1000:.0f} ms)"
+        )
     _assert_nothing_stored(live_server)
 
 
