@@ -19,6 +19,7 @@ if typing.TYPE_CHECKING:
     from .errors import WebhookRefused as WebhookRefused
     from .gallery import Image as Image
     from .gallery import ImagePage as ImagePage
+    from .gallery import ImageURL as ImageURL
     from .policy import UploadForm as UploadForm
     from .uploads import S3Drop as S3Drop
     from .webhooks import WebhookEvent as WebhookEvent
@@ -27,6 +28,7 @@ if typing.TYPE_CHECKING:
 _EXPORTS = {
     "Image": ".gallery",
     "ImagePage": ".gallery",
+    "ImageURL": ".gallery",
     "ImageRejected": ".errors",
     "Principal": ".auth",
     "S3Drop": ".uploads",
