@@ -225,7 +225,7 @@ class Settings(BaseSettings):
             _pairs(value.get_secret_value())
         return value
 
-    @field_validator("max_bytes", "bytes_per_hour", "min_free_bytes", mode="before")
+    @field_validator("max_bytes", "bytes_per_hour", mode="before")
     @classmethod
     def _size(cls, value: object) -> int:
         return parse_size(value)
@@ -243,6 +243,11 @@ class Settings(BaseSettings):
         if not 1 <= value <= 7 * 24 * 3600:
             raise ValueError("must be between 1 second and 7 days (the SigV4 limit)")
         return value
+
+    @field_validator("min_free_bytes", mode="before")
+    @classmethod
+    def _free_size(cls, value: object) -> int:
+        return parse_size(value)
 
     @field_validator("header_timeout", "keep_alive_timeout", "upload_idle_timeout")
     @classmethod
