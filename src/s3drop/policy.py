@@ -64,10 +64,11 @@ class Credentials:
 
 @dataclass(frozen=True)
 class UploadForm:
-    """Where and how the browser posts one file: the same shape for every backend.
+    """Where and how the browser sends one file: the same shape for every backend.
 
-    Post ``fields`` in this order as ``multipart/form-data`` to ``url``, then the file last, in a
-    field named ``file``.
+    ``method`` POST: post ``fields`` in this order as ``multipart/form-data`` to ``url``, then the
+    file last, in a field named ``file``. ``method`` PUT: send the file as the body to ``url``
+    with exactly ``headers`` (the browser sets ``Content-Length`` itself); ``fields`` is empty.
     """
 
     id: str
@@ -77,13 +78,17 @@ class UploadForm:
     content_type: str
     max_bytes: int
     expires_at: datetime
+    method: str = "POST"
+    headers: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "key": self.key,
+            "method": self.method,
             "url": self.url,
             "fields": self.fields,
+            "headers": self.headers,
             "content_type": self.content_type,
             "max_bytes": self.max_bytes,
             "expires_at": self.expires_at.strftime(_ISO8601),

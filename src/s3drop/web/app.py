@@ -11,13 +11,15 @@ import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
+from html import escape
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..auth import Authenticator
@@ -25,6 +27,8 @@ from ..config import Settings
 from ..errors import LimitsUnavailable, NotAuthenticated, RateLimited, S3DropError
 from ..limits import LimitStore
 from ..storage.base import Storage
+from ..storage.local import MOUNT
+from ..storage.sigv4 import PUT_HEADERS
 from ..uploads import S3Drop
 from . import ops, routes
 from .security import HostMiddleware, SecurityMiddleware
@@ -62,12 +66,15 @@ def create_app(
     app.add_exception_handler(S3DropError, _s3drop_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     origins = drop.settings.origins()
     app.add_middleware(
         CORSMiddleware,
         allow_origins=origins,
-        allow_methods=["GET", "POST", "DELETE"],
-        allow_headers=["Authorization", "Content-Type"],
+        allow_methods=["GET", "POST", "PUT", "DELETE"],
+        # A presigned PUT to the local backend sends its signed headers (sigv4.put_headers).
+        allow_headers=["Authorization", "Content-Type", *PUT_HEADERS],
+        expose_headers=["ETag", "Location"],
         max_age=600,
     )
     app.add_middleware(
@@ -150,6 +157,30 @@ async def _s3drop_error(request: Request, exc: Exception) -> JSONResponse:
         drop: S3Drop = request.app.state.drop
         scheme = "Basic" if drop.settings.auth_mode == "basic" else "Bearer"
         response.headers["WWW-Authenticate"] = f'{scheme} realm="s3drop"'
+    return response
+
+
+#: s3drop's code for each status Starlette's routing answers by itself.
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """A route or method that does not exist: s3drop's error shape, S3's XML on the storage
+    endpoint (its clients read S3's), with Starlette's headers (``Allow`` for a 405)."""
+    assert isinstance(exc, StarletteHTTPException)
+    drop: S3Drop = request.app.state.drop
+    headers = dict(exc.headers or {})
+    path = request.url.path
+    if drop.storage.name == "local" and (path == MOUNT or path.startswith(MOUNT + "/")):
+        code = {404: "NoSuchKey", 405: "MethodNotAllowed"}.get(exc.status_code, "InvalidRequest")
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{code}</Code><Message>{escape(str(exc.detail))}</Message></Error>"
+        )
+        return Response(body, exc.status_code, headers=headers, media_type="application/xml")
+    code = _HTTP_CODES.get(exc.status_code, "invalid_request")
+    response = error_response(exc.status_code, code, str(exc.detail))
+    response.headers.update(headers)
     return response
 
 
