@@ -38,7 +38,7 @@ QUARANTINE_DAYS = 1
 #: or HEAD what it stored; ETag readable by the page.
 CORS_METHODS = ["GET", "HEAD", "POST", "PUT"]
 #: A presigned PUT sends its signed headers (storage.sigv4.PUT_HEADERS): metadata and checksum.
-CORS_HEADERS = ["Content-Type", "x-amz-meta-*", "x-amz-checksum-sha256"]
+CORS_HEADERS = ["Content-Type", "x-amz-meta-*", "x-amz-checksum-sha256", "x-amz-content-sha256"]
 CORS_EXPOSE = ["ETag", "Location"]
 _UNSUPPORTED = {"NotImplemented", "MethodNotAllowed", "501", "UnsupportedOperation"}
 _PUBLIC_GRANTEES = (

@@ -10,12 +10,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+from tests.unit.test_sign_get import CREDENTIALS, NOW, STORES, _freeze_botocore, _storage
 
 from s3drop.errors import PostRejected
 from s3drop.policy import Credentials, UploadRequest, decode_meta
 from s3drop.storage.sigv4 import PutSigner, put_headers, verify_put
-
-from tests.unit.test_sign_get import CREDENTIALS, NOW, STORES, _freeze_botocore, _storage
 
 DIGEST = hashlib.sha256(b"x").hexdigest()
 REQUESTS = [
@@ -50,12 +49,22 @@ def _boto3_url(storage: Any, request: UploadRequest, *, expires_in: int) -> str:
         "ContentLength": request.max_bytes,
         "Metadata": dict(request.metadata),
     }
-    if "sha256" in request.metadata:
-        digest = bytes.fromhex(request.metadata["sha256"])
+    hooks = storage.client.meta.events
+    digest = bytes.fromhex(request.metadata.get("sha256", ""))
+
+    def content_sha256(request: Any, **_: Any) -> None:
+        # botocore signs this header's value as the payload hash when it is set
+        request.headers["X-Amz-Content-SHA256"] = digest.hex()
+
+    if digest:
         params["ChecksumSHA256"] = base64.b64encode(digest).decode()
-    url: str = storage.client.generate_presigned_url(
-        "put_object", Params=params, ExpiresIn=expires_in
-    )
+        hooks.register("before-sign.s3.PutObject", content_sha256)
+    try:
+        url: str = storage.client.generate_presigned_url(
+            "put_object", Params=params, ExpiresIn=expires_in
+        )
+    finally:
+        hooks.unregister("before-sign.s3.PutObject", content_sha256)
     return url
 
 
@@ -96,10 +105,11 @@ def test_presign_put_returns_the_url_and_the_headers_to_send(tmp_path: Path) -> 
         "x-amz-meta-sha256": DIGEST,
         "x-amz-meta-owner": "b%C3%B8b",
         "x-amz-checksum-sha256": base64.b64encode(bytes.fromhex(DIGEST)).decode(),
+        "x-amz-content-sha256": DIGEST,
     }
     signed = dict(parse_qsl(urlsplit(form.url).query))["X-Amz-SignedHeaders"]
     assert signed == (
-        "content-length;content-type;host;x-amz-checksum-sha256;"
+        "content-length;content-type;host;x-amz-checksum-sha256;x-amz-content-sha256;"
         "x-amz-meta-filename;x-amz-meta-owner;x-amz-meta-sha256"
     )
     assert decode_meta(form.headers["x-amz-meta-owner"]) == "bøb"
@@ -147,6 +157,7 @@ def test_verify_put_takes_what_was_signed() -> None:
         ("signature", "SignatureDoesNotMatch"),
         ("expires", "SignatureDoesNotMatch"),
         ("unsigned-header", "AccessDenied"),
+        ("payload-hash", "SignatureDoesNotMatch"),
         ("missing-header", "SignatureDoesNotMatch"),
         ("access-key", "InvalidAccessKeyId"),
         ("region", "AuthorizationQueryParametersError"),
@@ -171,6 +182,8 @@ def test_verify_put_refuses_every_change(change: str, code: str) -> None:
         query["X-Amz-Expires"] = "601"
     elif change == "unsigned-header":
         headers["x-amz-meta-extra"] = "1"
+    elif change == "payload-hash":
+        headers["x-amz-content-sha256"] = hashlib.sha256(b"y").hexdigest()
     elif change == "missing-header":
         del headers["x-amz-meta-owner"]
     elif change == "access-key":

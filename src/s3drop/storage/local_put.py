@@ -3,9 +3,10 @@
 :meth:`LocalStorage.presign_put <s3drop.storage.local.LocalStorage.presign_put>` signs a PUT URL
 with :class:`~s3drop.storage.sigv4.PutSigner`; :func:`receive_put` takes the request: the SigV4
 query-string signature over method, path (the key), query and the signed headers (``host``,
-``content-length``, ``content-type``, ``x-amz-meta-*``, ``x-amz-checksum-sha256``), the expiry, no
-unsigned ``x-amz-*`` header, then the body streams into ``<data>/tmp`` and is renamed into place
-only when exactly ``Content-Length`` bytes arrived (and their SHA-256 is the signed checksum).
+``content-length``, ``content-type``, ``x-amz-meta-*``, ``x-amz-content-sha256``,
+``x-amz-checksum-sha256``), the expiry, no unsigned ``x-amz-*`` header, then the body streams into
+``<data>/tmp`` and is renamed into place only when exactly ``Content-Length`` bytes arrived (and
+their SHA-256 is the signed one).
 Any other size, type or key breaks the signature, so storage takes what was signed and nothing
 else, as with a POST policy. Refusals carry S3's statuses and codes; nothing is stored for any.
 """
@@ -95,6 +96,13 @@ async def receive_put(
                 "You did not provide the number of bytes specified by the Content-Length "
                 "HTTP header.",
                 code="IncompleteBody",
+                status=400,
+            )
+        content_sha256 = signed.get("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
+        if content_sha256 not in {"UNSIGNED-PAYLOAD", sha256.hexdigest()}:
+            raise PostRejected(
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+                code="XAmzContentSHA256Mismatch",
                 status=400,
             )
         checksum = signed.get("x-amz-checksum-sha256")

@@ -135,26 +135,31 @@ PUT_HEADERS = (
     "x-amz-meta-sha256",
     "x-amz-meta-owner",
     "x-amz-checksum-sha256",
+    "x-amz-content-sha256",
 )
 
 
 def put_headers(request: UploadRequest) -> dict[str, str]:
     """The headers a presigned PUT of ``request`` binds, as the client sends them: the exact size
-    and type, the metadata, and S3's SHA-256 checksum of the body when the client gave one (S3
-    refuses a body with another digest; stores that do not know the header store it unchecked,
-    and :meth:`~s3drop.uploads.S3Drop.complete` checks the digest anyway)."""
+    and type, the metadata, and when the client gave the file's SHA-256, the body's digest twice:
+    ``x-amz-content-sha256`` (hex; SigV4 signs it as the payload hash, so the store checks the
+    body against it: Ceph RGW 16 answers 400 ``XAmzContentSHA256Mismatch``) and
+    ``x-amz-checksum-sha256`` (base64; AWS S3 answers 400 ``BadDigest``, RGW 16 ignores it).
+    :meth:`~s3drop.uploads.S3Drop.complete` checks the digest anyway."""
     headers = {"Content-Length": str(request.max_bytes), "Content-Type": request.content_type}
     for name, value in request.metadata.items():
         headers[f"x-amz-meta-{name}"] = value
     digest = request.metadata.get("sha256")
     if digest is not None:
         headers["x-amz-checksum-sha256"] = base64.b64encode(bytes.fromhex(digest)).decode()
+        headers["x-amz-content-sha256"] = digest
     return headers
 
 
 class PutSigner:
     """Signs PUT URLs for the objects under ``base_url`` (as :class:`GetSigner`), each binding
-    the key, the expiry and every header given (plus ``host``)."""
+    the key, the expiry and every header given (plus ``host``). An ``x-amz-content-sha256``
+    header is the payload hash signed, as botocore signs it; otherwise ``UNSIGNED-PAYLOAD``."""
 
     def __init__(self, base_url: str, *, region: str) -> None:
         self.base_url = base_url.rstrip("/")
@@ -191,9 +196,8 @@ class PutSigner:
         ]
         signed = [*auth[:4], token, auth[4]] if token else auth
         query = [*auth, token] if token else auth
-        canonical = (
-            f"PUT\n{self.base_path}/{path}\n{'&'.join(signed)}\n{block}\n{names}\nUNSIGNED-PAYLOAD"
-        )
+        payload = signed_headers.get("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
+        canonical = f"PUT\n{self.base_path}/{path}\n{'&'.join(signed)}\n{block}\n{names}\n{payload}"
         digest = hashlib.sha256(canonical.encode()).hexdigest()
         to_sign = f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
         signature = hmac.digest(key_for_day, to_sign.encode(), "sha256").hex()
@@ -286,6 +290,7 @@ def verify_put(
         )
     signed = {name: headers[name] for name in names}
     block, _ = _canonical_headers(signed)
+    payload = headers.get("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
     canonical_query = "&".join(
         sorted(
             f"{quote(name, safe=_SAFE)}={quote(value, safe=_SAFE)}"
@@ -294,8 +299,7 @@ def verify_put(
         )
     )
     canonical = (
-        f"PUT\n{quote(path, safe='/~')}\n{canonical_query}\n{block}\n{';'.join(names)}\n"
-        "UNSIGNED-PAYLOAD"
+        f"PUT\n{quote(path, safe='/~')}\n{canonical_query}\n{block}\n{';'.join(names)}\n{payload}"
     )
     digest = hashlib.sha256(canonical.encode()).hexdigest()
     to_sign = f"{ALGORITHM}\n{amz_date}\n{'/'.join(scope[1:])}\n{digest}"
