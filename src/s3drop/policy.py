@@ -106,6 +106,9 @@ class UploadRequest:
     metadata: dict[str, str] = field(default_factory=dict)
     #: The fewest bytes storage takes (``content-length-range`` is ``[min_bytes, max_bytes]``).
     min_bytes: int = 1
+    #: A POST form's ``success_action_status`` (200, 201 or 204; None: storage's default, 204).
+    #: 201 makes S3 answer with XML that names the ETag (Ceph RGW sends no ETag header to a POST).
+    success_status: int | None = None
 
 
 # --- keys -------------------------------------------------------------------------------------
@@ -312,6 +315,8 @@ def sign_post(
     fields: dict[str, str] = {"Content-Type": request.content_type}
     for name, value in request.metadata.items():
         fields[f"x-amz-meta-{name}"] = value
+    if request.success_status is not None:
+        fields["success_action_status"] = str(request.success_status)
     conditions: list[Any] = [{name: value} for name, value in fields.items()]
     conditions.append(["content-length-range", request.min_bytes, request.max_bytes])
     conditions.append({"bucket": bucket})

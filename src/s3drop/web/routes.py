@@ -38,6 +38,8 @@ class SignRequest(BaseModel):
     sha256: Annotated[str | None, Field(default=None, max_length=64)] = None
     #: POST: a form (POST policy); PUT: a presigned URL and the headers to send with it.
     method: Literal["POST", "PUT"] = "POST"
+    #: POST only: the form's ``success_action_status`` (201: S3's XML answer, with the ETag).
+    success_action_status: Literal[200, 201, 204] | None = None
 
 
 async def current_principal(request: Request) -> Principal:
@@ -68,6 +70,7 @@ async def sign_upload(body: SignRequest, request: Request, principal: Caller) ->
         sha256=body.sha256,
         principal=principal,
         method=body.method,
+        success_status=body.success_action_status,
     )
     # The hot path: a JSONResponse straight from plain data skips FastAPI's jsonable_encoder walk.
     metrics.signed(form.content_type)
