@@ -196,13 +196,31 @@ RECIPES: dict[str, tuple[str, int | None]] = {
 }
 
 
-def run_recipe(page: Page, pages: PageServer, api: str, recipe: str, wait_ms: int) -> Any:
+#: How each recipe sends the file to storage.
+METHODS = {
+    "uppy6-put": "PUT",
+    "uppy6-post": "POST",
+    "uppy5-post": "POST",
+    "uppy5-post-rgw": "POST",
+    "fetch-put": "PUT",
+}
+
+
+def run_recipe(
+    page: Page, pages: PageServer, api: str, recipe: str, wait_ms: int, storage: str
+) -> Any:
+    """Run ``recipe`` against the s3drop at ``api``; checks that the two files signed went to
+    ``storage`` (the URL prefix of storage) with the recipe's method."""
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.method) if r.url.startswith(storage) else None)
     snippet, uppy = RECIPES[recipe]
     assert recipe != "uppy6-post" or "const method = 'POST'" in snippet
     script = HELPER + POSTPROCESSOR + snippet + (_RUN_UPPY if uppy else _RUN_FETCH)
     pages.show(page, script.replace(README_API, api), uppy=uppy)
     files = [{**f, "data": base64.b64encode(f["data"]).decode()} for f in FILES]
-    return page.evaluate("([files, wait]) => window.run(files, wait)", [files, wait_ms])
+    outcome = page.evaluate("([files, wait]) => window.run(files, wait)", [files, wait_ms])
+    assert sent == [METHODS[recipe]] * 2, sent
+    return outcome
 
 
 def assert_outcome(outcome: Any) -> None:
@@ -248,7 +266,7 @@ def test_recipe_on_the_local_backend(
         },
         port=port,
     )
-    outcome = run_recipe(page, page_server, server.url, recipe, 20_000)
+    outcome = run_recipe(page, page_server, server.url, recipe, 20_000, f"{server.url}/storage")
     assert_outcome(outcome)
     assert_only_the_image_stored(_local_keys(server))
     assert list((server.data_dir / "tmp").iterdir()) == []
@@ -270,7 +288,7 @@ def rgw_api(
 def test_recipe_on_rgw(
     page: Page, page_server: PageServer, rgw: RGW, bucket: str, rgw_api: LiveServer, recipe: str
 ) -> None:
-    outcome = run_recipe(page, page_server, rgw_api.url, recipe, 20_000)
+    outcome = run_recipe(page, page_server, rgw_api.url, recipe, 20_000, rgw.endpoint)
     assert_outcome(outcome)
     assert_only_the_image_stored(bucket_keys(rgw, bucket))
 
@@ -281,7 +299,7 @@ def test_uppy5_unchanged_waits_at_100_percent_on_rgw(
 ) -> None:
     """Why the README gives Uppy 5 on RGW two more options: RGW stores the POST but sends no
     ETag header, and Uppy 5 waits for one: the PNG sits at 100 % and never completes."""
-    outcome = run_recipe(page, page_server, rgw_api.url, "uppy5-post", 4_000)
+    outcome = run_recipe(page, page_server, rgw_api.url, "uppy5-post", 4_000, rgw.endpoint)
     assert not outcome["finished"], outcome
     png = next(file for file in outcome["files"] if file["name"] == "cat.png")
     assert png["percentage"] == 100
