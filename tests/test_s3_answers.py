@@ -209,3 +209,26 @@ def test_the_storage_endpoint_answers_s3s_xml_to_a_wrong_method(tmp_path: Path) 
     assert answer.headers["content-type"] == "application/xml"
     assert "<Code>MethodNotAllowed</Code>" in answer.text
     assert _stored(app) == []
+
+
+def test_a_put_whose_body_stops_early_stores_nothing(tmp_path: Path) -> None:
+    """The connection ends before Content-Length bytes arrived: 400 IncompleteBody, no object,
+    no partial file."""
+    app = _app(tmp_path)
+    data = samples.png(4)
+
+    async def calls(client: httpx.AsyncClient) -> httpx.Response:
+        claim = {"filename": "a.png", "content_type": "image/png", "size": len(data)}
+        form = (await client.post("/api/uploads", json={**claim, "method": "PUT"})).json()
+
+        async def half() -> Any:
+            yield data[: len(data) // 2]
+
+        headers = {**form["upload"]["headers"], "Content-Length": str(len(data))}
+        return await client.put(form["upload"]["url"], content=half(), headers=headers)
+
+    put = _run(app, calls)
+    assert put.status_code == 400
+    assert "<Code>IncompleteBody</Code>" in put.text
+    assert _stored(app) == []
+    assert _leftovers(tmp_path) == []
