@@ -213,7 +213,8 @@ def _ensure_private(storage: S3Storage) -> Step:
 
 
 def cors_rule(origins: Sequence[str]) -> dict[str, Any]:
-    """The CORS rule s3drop owns: the app's origins may POST forms and read what they stored."""
+    """The CORS rule s3drop owns: the app's origins may POST forms or PUT files with the headers
+    s3drop signs, read the ETag and Location storage answers, and read what they stored."""
     return {
         "ID": CORS_RULE_ID,
         "AllowedOrigins": sorted({origin.rstrip("/") for origin in origins}),
