@@ -251,7 +251,7 @@ def _local_keys(server: LiveServer) -> list[str]:
     return sorted(str(path.relative_to(objects)) for path in objects.rglob("*") if path.is_file())
 
 
-@pytest.mark.parametrize("recipe", ["uppy6-put", "uppy6-post", "uppy5-post", "fetch-put"])
+@pytest.mark.parametrize("recipe", list(RECIPES))
 def test_recipe_on_the_local_backend(
     page: Page,
     page_server: PageServer,
