@@ -192,6 +192,16 @@ RECIPES: dict[str, tuple[str, int | None]] = {
     "uppy6-post": (UPPY6.replace("const method = 'PUT'", "const method = 'POST'"), 6),
     "uppy5-post": (UPPY5, 5),
     "uppy5-post-rgw": (UPPY5_RGW, 5),
+    # The README's words: add method 'PUT' to the sign request, return { method: 'PUT', ... }.
+    "uppy5-put": (
+        UPPY5.replace(
+            "size: file.size,\n    })", "size: file.size, method: 'PUT',\n    })"
+        ).replace(
+            "return { method: 'POST', url: upload.url, fields: upload.fields }",
+            "return { method: 'PUT', url: upload.url, headers: upload.headers }",
+        ),
+        5,
+    ),
     "fetch-put": (FETCH_PUT, None),
 }
 
@@ -202,6 +212,7 @@ METHODS = {
     "uppy6-post": "POST",
     "uppy5-post": "POST",
     "uppy5-post-rgw": "POST",
+    "uppy5-put": "PUT",
     "fetch-put": "PUT",
 }
 
@@ -215,6 +226,7 @@ def run_recipe(
     page.on("request", lambda r: sent.append(r.method) if r.url.startswith(storage) else None)
     snippet, uppy = RECIPES[recipe]
     assert recipe != "uppy6-post" or "const method = 'POST'" in snippet
+    assert recipe != "uppy5-put" or snippet.count("'PUT'") == 2
     script = HELPER + POSTPROCESSOR + snippet + (_RUN_UPPY if uppy else _RUN_FETCH)
     pages.show(page, script.replace(README_API, api), uppy=uppy)
     files = [{**f, "data": base64.b64encode(f["data"]).decode()} for f in FILES]
@@ -284,7 +296,9 @@ def rgw_api(
 
 
 @pytest.mark.s3
-@pytest.mark.parametrize("recipe", ["uppy6-put", "uppy6-post", "uppy5-post-rgw", "fetch-put"])
+@pytest.mark.parametrize(
+    "recipe", ["uppy6-put", "uppy6-post", "uppy5-post-rgw", "uppy5-put", "fetch-put"]
+)
 def test_recipe_on_rgw(
     page: Page, page_server: PageServer, rgw: RGW, bucket: str, rgw_api: LiveServer, recipe: str
 ) -> None:
