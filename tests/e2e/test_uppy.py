@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import re
+import secrets
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from playwright.sync_api import Page
 from tests import samples
 from tests.ceph.cluster import free_port
 from tests.conftest import RGW, LiveServer
+from tests.e2e.conftest import _module_server
 from tests.e2e.test_page_rgw import bucket_init, bucket_keys
 
 pytestmark = pytest.mark.browser
@@ -287,12 +289,43 @@ def test_recipe_on_the_local_backend(
 # --- Ceph RGW -------------------------------------------------------------------------------------
 
 
+@dataclass
+class RGWApi:
+    """s3drop on RGW, one bucket (``bucket init`` for the page's origin) for the module."""
+
+    server: LiveServer
+    bucket: str
+
+    def keys(self, rgw: RGW) -> list[str]:
+        return bucket_keys(rgw, self.bucket)
+
+
+@pytest.fixture(scope="module")
+def rgw_module(
+    rgw: RGW, page_server: PageServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RGWApi]:
+    name = f"t-uppy-{secrets.token_hex(4)}"
+    rgw.client().create_bucket(Bucket=name)
+    bucket_init(rgw, name, page_server.url)
+    env = {**rgw.env(name), "S3DROP_ALLOWED_ORIGINS": page_server.url}
+    server = _module_server(tmp_path_factory, env)  # isolated from the caller's environment
+    yield RGWApi(server, name)
+    server.stop()
+    _empty(rgw, name)
+    rgw.client().delete_bucket(Bucket=name)
+
+
+def _empty(rgw: RGW, bucket: str) -> None:
+    client = rgw.client()
+    for key in bucket_keys(rgw, bucket):
+        client.delete_object(Bucket=bucket, Key=key)
+
+
 @pytest.fixture
-def rgw_api(
-    rgw: RGW, bucket: str, page_server: PageServer, make_server: Callable[..., LiveServer]
-) -> LiveServer:
-    bucket_init(rgw, bucket, page_server.url)
-    return make_server(env={**rgw.env(bucket), "S3DROP_ALLOWED_ORIGINS": page_server.url})
+def rgw_api(rgw: RGW, rgw_module: RGWApi) -> RGWApi:
+    """The module's s3drop on RGW, its bucket emptied for this test."""
+    _empty(rgw, rgw_module.bucket)
+    return rgw_module
 
 
 @pytest.mark.s3
@@ -300,25 +333,25 @@ def rgw_api(
     "recipe", ["uppy6-put", "uppy6-post", "uppy5-post-rgw", "uppy5-put", "fetch-put"]
 )
 def test_recipe_on_rgw(
-    page: Page, page_server: PageServer, rgw: RGW, bucket: str, rgw_api: LiveServer, recipe: str
+    page: Page, page_server: PageServer, rgw: RGW, rgw_api: RGWApi, recipe: str
 ) -> None:
-    outcome = run_recipe(page, page_server, rgw_api.url, recipe, 20_000, rgw.endpoint)
+    outcome = run_recipe(page, page_server, rgw_api.server.url, recipe, 20_000, rgw.endpoint)
     assert_outcome(outcome)
-    assert_only_the_image_stored(bucket_keys(rgw, bucket))
+    assert_only_the_image_stored(rgw_api.keys(rgw))
 
 
 @pytest.mark.s3
 def test_uppy5_unchanged_waits_at_100_percent_on_rgw(
-    page: Page, page_server: PageServer, rgw: RGW, bucket: str, rgw_api: LiveServer
+    page: Page, page_server: PageServer, rgw: RGW, rgw_api: RGWApi
 ) -> None:
     """Why the README gives Uppy 5 on RGW two more options: RGW stores the POST but sends no
     ETag header, and Uppy 5 waits for one: the PNG sits at 100 % and never completes."""
-    outcome = run_recipe(page, page_server, rgw_api.url, "uppy5-post", 4_000, rgw.endpoint)
+    outcome = run_recipe(page, page_server, rgw_api.server.url, "uppy5-post", 4_000, rgw.endpoint)
     assert not outcome["finished"], outcome
     png = next(file for file in outcome["files"] if file["name"] == "cat.png")
     assert png["percentage"] == 100
     assert not png["complete"]
     assert png["error"] is None
-    stored = bucket_keys(rgw, bucket)
+    stored = rgw_api.keys(rgw)
     assert [key for key in stored if key.startswith("incoming/")] != []  # stored, never completed
     assert not [key for key in stored if key.startswith("images/")]
