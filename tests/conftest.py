@@ -65,15 +65,10 @@ class LiveServer:
 
 
 def start_server(
-    tmp: Path,
-    *,
-    env: dict[str, str] | None = None,
-    args: list[str] | None = None,
-    port: int | None = None,
+    tmp: Path, *, env: dict[str, str] | None = None, args: list[str] | None = None
 ) -> LiveServer:
-    """Start ``s3drop serve`` on ``port`` (default: a free one) with ``env`` (S3DROP_* etc.) and
-    wait until it answers."""
-    port = port or free_port()
+    """Start ``s3drop serve`` on a free port with ``env`` (S3DROP_* etc.) and wait until it answers."""
+    port = free_port()
     data_dir = tmp / f"data-{port}"
     log = tmp / f"server-{port}.log"
     full_env = {**os.environ, "S3DROP_DATA_DIR": str(data_dir), **(env or {})}
@@ -102,10 +97,8 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
     """Factory: ``make_server(env={...}, args=[...])`` -> a live server, stopped after the test."""
     started: list[LiveServer] = []
 
-    def make(
-        *, env: dict[str, str] | None = None, args: list[str] | None = None, port: int | None = None
-    ) -> LiveServer:
-        server = start_server(tmp_path, env=env, args=args, port=port)
+    def make(*, env: dict[str, str] | None = None, args: list[str] | None = None) -> LiveServer:
+        server = start_server(tmp_path, env=env, args=args)
         started.append(server)
         return server
 

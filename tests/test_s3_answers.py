@@ -30,8 +30,7 @@ def _app(tmp_path: Path, **settings: Any) -> Any:
     return create_app(
         Settings(
             data_dir=tmp_path / "data",
-            rate_per_minute=1000,
-            public_url=BASE,
+            rate_per_minute=1000,  # no S3DROP_PUBLIC_URL: URLs follow the request
             allowed_origins=[OTHER],
             **settings,
         )

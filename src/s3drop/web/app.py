@@ -1,7 +1,10 @@
 """The bundled web app: the upload page, a small JSON API, and the local backend's endpoints.
 
-``create_app()`` builds it from :class:`~s3drop.config.Settings`; a project that has its own web
-framework uses :class:`~s3drop.uploads.S3Drop` instead and needs none of this.
+``create_app()`` builds it from :class:`~s3drop.config.Settings`; it runs on its own or mounted
+under any prefix of another ASGI app (every URL it gives out follows, see :mod:`.mount`).
+:func:`build_app` is what it shares with :func:`s3drop.integrations.fastapi.uploads_app` (the API,
+the receiver, the element, the error answers, the middleware); a project on another framework uses
+:class:`~s3drop.uploads.S3Drop` directly.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__
+from .._version import __version__
 from ..auth import Authenticator
 from ..config import Settings
 from ..errors import LimitsUnavailable, NotAuthenticated, RateLimited, S3DropError
@@ -31,6 +34,7 @@ from ..storage.local import MOUNT
 from ..storage.sigv4 import PUT_HEADERS
 from ..uploads import S3Drop
 from . import ops, routes
+from .mount import MountMiddleware
 from .security import HostMiddleware, SecurityMiddleware
 
 STATIC = Path(__file__).parent / "static"
@@ -43,11 +47,25 @@ def create_app(
     authenticate: Authenticator | None = None,
     limit_store: LimitStore | None = None,
 ) -> FastAPI:
-    """The ASGI app for ``settings`` (read from the environment when None).
+    """The ASGI app for ``settings`` (read from the environment when None): the page, the API,
+    the operations endpoints and (local backend) the storage receiver. Mount it anywhere
+    (``app.mount("/uploads", create_app())``): every URL it gives out follows the mount.
 
     ``storage``, ``authenticate`` and ``limit_store`` replace the built-ins the settings choose.
     """
     drop = S3Drop(settings, storage=storage, authenticate=authenticate, limit_store=limit_store)
+    app = build_app(drop)
+    app.include_router(routes.pages)
+    app.include_router(ops.router)
+    return app
+
+
+def build_app(drop: S3Drop) -> FastAPI:
+    """What every s3drop web app has: the JSON API, the static files (the uploader element), the
+    local backend's receiver, s3drop's error answers, CORS and the browser hardening.
+    :func:`create_app` adds the page and the operations endpoints;
+    :func:`s3drop.integrations.fastapi.uploads_app` puts a host app's login in place of
+    :func:`~s3drop.web.routes.current_principal`."""
     app = FastAPI(
         title="s3drop",
         version=__version__,
@@ -58,8 +76,6 @@ def create_app(
     )
     app.state.drop = drop
     app.include_router(routes.api)
-    app.include_router(routes.pages)
-    app.include_router(ops.router)
     if drop.storage.name == "local":
         app.include_router(routes.local_storage)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -80,6 +96,7 @@ def create_app(
     app.add_middleware(
         SecurityMiddleware, origins=origins, storage_origins=drop.storage.browser_origins()
     )
+    app.add_middleware(MountMiddleware, public_url=drop.settings.public_url)  # a checked Host
     app.add_middleware(HostMiddleware, hosts=drop.settings.hosts())  # before routing
     app.add_middleware(ops.LatencyMiddleware)  # outermost: times every answer
     return app
@@ -160,26 +177,34 @@ async def _s3drop_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
-#: s3drop's code for each status Starlette's routing answers by itself.
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+#: Codes for the HTTP errors FastAPI raises itself (no route, wrong method) or a host's
+#: dependency raises (``HTTPException(401)``), so every answer has s3drop's error shape.
+_HTTP_CODES = {
+    400: "invalid_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+}
+#: S3's codes for the same, on the local backend's storage endpoint (its clients read S3's XML).
+_S3_CODES = {404: "NoSuchKey", 405: "MethodNotAllowed"}
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    """A route or method that does not exist: s3drop's error shape, S3's XML on the storage
-    endpoint (its clients read S3's), with Starlette's headers (``Allow`` for a 405)."""
     assert isinstance(exc, StarletteHTTPException)
+    message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    headers = dict(exc.headers or {})  # Allow, for a 405
     drop: S3Drop = request.app.state.drop
-    headers = dict(exc.headers or {})
-    path = request.url.path
+    path = request.url.path.removeprefix(request.scope.get("root_path", ""))
     if drop.storage.name == "local" and (path == MOUNT or path.startswith(MOUNT + "/")):
-        code = {404: "NoSuchKey", 405: "MethodNotAllowed"}.get(exc.status_code, "InvalidRequest")
+        code = _S3_CODES.get(exc.status_code, "InvalidRequest")
         body = (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f"<Error><Code>{code}</Code><Message>{escape(str(exc.detail))}</Message></Error>"
+            f"<Error><Code>{code}</Code><Message>{escape(message)}</Message></Error>"
         )
         return Response(body, exc.status_code, headers=headers, media_type="application/xml")
-    code = _HTTP_CODES.get(exc.status_code, "invalid_request")
-    response = error_response(exc.status_code, code, str(exc.detail))
+    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    response = error_response(exc.status_code, code, message)
     response.headers.update(headers)
     return response
 
