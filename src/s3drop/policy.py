@@ -434,14 +434,14 @@ def verify_post(
     scope = fields["x-amz-credential"].split("/")
     if len(scope) != 5 or scope[3:] != ["s3", "aws4_request"] or scope[2] != region:
         raise PostRejected("The credential scope is malformed or for another region.")
-    if not hmac.compare_digest(scope[0], credentials.access_key):
+    if not hmac.compare_digest(scope[0].encode(), credentials.access_key.encode()):
         raise PostRejected(
             "The AWS Access Key Id you provided does not exist in our records.",
             code="InvalidAccessKeyId",
         )
     key = signing_key(credentials.secret_key, scope[1], region)
     expected = hmac.new(key, fields["policy"].encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, fields["x-amz-signature"].lower()):
+    if not hmac.compare_digest(expected.encode(), fields["x-amz-signature"].lower().encode()):
         raise PostRejected(
             "The request signature we calculated does not match the signature you provided.",
             code="SignatureDoesNotMatch",

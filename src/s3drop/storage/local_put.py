@@ -6,16 +6,18 @@ query-string signature over method, path (the key), query and the signed headers
 ``content-length``, ``content-type``, ``x-amz-meta-*``, ``x-amz-content-sha256``,
 ``x-amz-checksum-sha256``), the expiry, no unsigned ``x-amz-*`` header, then the body streams into
 ``<data>/tmp`` and is renamed into place only when exactly ``Content-Length`` bytes arrived (and
-their SHA-256 is the signed one).
-Any other size, type or key breaks the signature, so storage takes what was signed and nothing
+their SHA-256 is the signed one), none cut off by ``upload_idle_timeout`` seconds of silence
+(``RequestTimeout``); a full disk answers 507 ``InsufficientStorage``. Any other size, type or key breaks the signature, so storage takes what was signed and nothing
 else, as with a POST policy. Refusals carry S3's statuses and codes; nothing is stored for any.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
 import hashlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO
 
@@ -80,17 +82,29 @@ async def receive_put(
         sha256.update(data)
         file.write(data)
 
+    chunks = aiter(body)
     try:
-        with tmp.open("wb") as file:
-            async for chunk in body:
-                received += len(chunk)
-                if received > size:
+        with _disk_errors(), tmp.open("wb") as file:
+            while received <= size:
+                try:
+                    with anyio.fail_after(storage.idle_timeout):
+                        chunk = await anext(chunks)
+                except StopAsyncIteration:
                     break
+                except TimeoutError:
+                    raise PostRejected(
+                        "Your socket connection to the server was not read from or written to "
+                        f"within the timeout period ({storage.idle_timeout:g} s).",
+                        code="RequestTimeout",
+                        status=400,
+                    ) from None
+                received += len(chunk)
                 pending += chunk
                 if len(pending) >= _FLUSH_BYTES:
                     data, pending = bytes(pending), bytearray()
                     await anyio.to_thread.run_sync(flush, file, data)
-            await anyio.to_thread.run_sync(flush, file, bytes(pending))
+            if received == size:
+                await anyio.to_thread.run_sync(flush, file, bytes(pending))
         if received != size:
             raise PostRejected(
                 "You did not provide the number of bytes specified by the Content-Length "
@@ -118,7 +132,31 @@ async def receive_put(
             if name.startswith("x-amz-meta-")
         }
         content_type = signed.get("content-type", "binary/octet-stream")
-        await anyio.to_thread.run_sync(storage._commit, tmp, key, target, content_type, metadata)
+        with _disk_errors():
+            await anyio.to_thread.run_sync(
+                storage._commit, tmp, key, target, content_type, metadata
+            )
     finally:
         tmp.unlink(missing_ok=True)
     return ReceivedPut(key=key, size=size, etag=f'"{md5.hexdigest()}"')
+
+
+@contextlib.contextmanager
+def _disk_errors() -> Iterator[None]:
+    """The disk's failures in S3's words, as the POST receiver answers them: a full disk or a
+    spent quota 507 ``InsufficientStorage``, any other 500 ``InternalError``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise PostRejected(
+                f"no space left to store the upload: {exc.strerror}",
+                code="InsufficientStorage",
+                status=507,
+            ) from exc
+        raise PostRejected(
+            f"We encountered an internal error storing the upload ({exc.strerror}). "
+            "Please try again.",
+            code="InternalError",
+            status=500,
+        ) from exc
