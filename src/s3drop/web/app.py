@@ -16,13 +16,14 @@ import secrets
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable
+from html import escape
 from pathlib import Path
 from types import FrameType
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -32,10 +33,13 @@ from ..config import Settings
 from ..errors import LimitsUnavailable, NotAuthenticated, RateLimited, S3DropError, ServerBusy
 from ..limits import LimitStore
 from ..storage.base import Storage
+from ..storage.local import MOUNT
+from ..storage.sigv4 import PUT_HEADERS
 from ..uploads import S3Drop
 from . import ops, routes
 from .mount import MountMiddleware
 from .security import HostMiddleware, SecurityMiddleware
+from .timeouts import BodyTimeoutMiddleware
 
 STATIC = Path(__file__).parent / "static"
 
@@ -88,8 +92,10 @@ def build_app(drop: S3Drop) -> FastAPI:
     app.add_middleware(
         CORSMiddleware,
         allow_origins=origins,
-        allow_methods=["GET", "POST", "DELETE"],
-        allow_headers=["Authorization", "Content-Type"],
+        allow_methods=["GET", "POST", "PUT", "DELETE"],
+        # A presigned PUT to the local backend sends its signed headers (sigv4.put_headers).
+        allow_headers=["Authorization", "Content-Type", *PUT_HEADERS],
+        expose_headers=["ETag", "Location"],
         max_age=600,
     )
     app.add_middleware(
@@ -97,6 +103,8 @@ def build_app(drop: S3Drop) -> FastAPI:
     )
     app.add_middleware(MountMiddleware, public_url=drop.settings.public_url)  # a checked Host
     app.add_middleware(HostMiddleware, hosts=drop.settings.hosts())  # before routing
+    # The storage endpoint cuts a stalled upload itself (S3's XML); this catches every other body.
+    app.add_middleware(BodyTimeoutMiddleware, timeout=drop.settings.upload_idle_timeout + 1)
     app.add_middleware(ops.LatencyMiddleware)  # outermost: times every answer
     return app
 
@@ -220,14 +228,26 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
 }
+#: S3's codes for the same, on the local backend's storage endpoint (its clients read S3's XML).
+_S3_CODES = {404: "NoSuchKey", 405: "MethodNotAllowed"}
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    headers = dict(exc.headers or {})  # Allow, for a 405
+    drop: S3Drop = request.app.state.drop
+    path = request.url.path.removeprefix(request.scope.get("root_path", ""))
+    if drop.storage.name == "local" and (path == MOUNT or path.startswith(MOUNT + "/")):
+        code = _S3_CODES.get(exc.status_code, "InvalidRequest")
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{code}</Code><Message>{escape(message)}</Message></Error>"
+        )
+        return Response(body, exc.status_code, headers=headers, media_type="application/xml")
+    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     response = error_response(exc.status_code, code, message)
-    response.headers.update(exc.headers or {})
+    response.headers.update(headers)
     return response
 
 
