@@ -495,3 +495,41 @@ def test_a_four_file_upload_barely_shifts_the_page(page: Page, server: LiveServe
     total = sum(shift["value"] for shift in shifts)
     _record("layout shift", {"four-file upload": round(total, 3)})
     assert total <= 0.05, f"layout shift {total:.3f}: {shifts}"
+
+
+# --- a repeat visit ---------------------------------------------------------------------------
+
+FETCHED = """() => performance.getEntriesByType("resource")
+    .filter((entry) => /\\/(storage\\/thumbs|static)\\//.test(entry.name))
+    .map((entry) => ({name: new URL(entry.name).pathname, bytes: entry.transferSize,
+                      decoded: entry.decodedBodySize}))"""
+
+
+def test_a_reload_fetches_no_thumbnail_or_static_file_again(page: Page, server: LiveServer) -> None:
+    """Thumbnail URLs stay the same (signed within a window) and the page's files are versioned
+    and immutable: a second visit takes all of them from the browser's cache."""
+    open_page(page, server)
+    names = [f"repeat-{i}.png" for i in range(3)]
+    page.set_input_files(
+        "#file-input", files=[payload(name, gradient_png(100 + i)) for i, name in enumerate(names)]
+    )
+    for name in names:
+        final_state(row(page, name), "done")
+    page.wait_for_timeout(1100)  # a second later: the old code signed every URL anew
+    page.reload()
+    expect(page.locator(".tile")).to_have_count(3)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.tile-img')].every(i => i.complete && i.naturalWidth)"
+    )
+    page.wait_for_timeout(1100)
+    page.reload()
+    expect(page.locator(".tile")).to_have_count(3)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.tile-img')].every(i => i.complete && i.naturalWidth)"
+    )
+    entries: list[dict[str, Any]] = page.evaluate(FETCHED)
+    thumbs = [entry for entry in entries if "/thumbs/" in entry["name"]]
+    assert len(thumbs) == 3, entries  # the measurement sees every thumbnail
+    fetched = [entry["name"] for entry in entries if entry["bytes"] > 0]
+    _record("repeat visit", {"fetched again on reload": len(fetched)})
+    assert fetched == [], entries

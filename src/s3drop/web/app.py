@@ -17,7 +17,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..auth import Authenticator
@@ -27,6 +26,7 @@ from ..limits import LimitStore
 from ..storage.base import Storage
 from ..uploads import S3Drop
 from . import ops, routes
+from .assets import StaticAssets
 from .security import HostMiddleware, SecurityMiddleware
 
 STATIC = Path(__file__).parent / "static"
@@ -58,7 +58,8 @@ def create_app(
     app.include_router(ops.router)
     if drop.storage.name == "local":
         app.include_router(routes.local_storage)
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.state.assets = StaticAssets(STATIC)
+    app.mount("/static", app.state.assets, name="static")
     app.add_exception_handler(S3DropError, _s3drop_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
