@@ -157,6 +157,7 @@ button, input, label { font: inherit; color: inherit; }
 :focus-visible { outline: 3px solid var(--_focus); outline-offset: 2px; }
 /* A theme unlike the page's brings its own surface, or its text would sit on the page's. */
 :host([theme]) { background: var(--_surface); border-radius: var(--_radius); }
+:host([theme]) .queue { padding: 0 12px 12px; }
 .visually-hidden {
   position: absolute !important; width: 1px; height: 1px; margin: -1px; padding: 0; border: 0;
   overflow: hidden; clip: rect(0 0 0 0); clip-path: inset(50%); white-space: nowrap;
@@ -214,7 +215,8 @@ button, input, label { font: inherit; color: inherit; }
 /* queue-rows="N": room for N rows is kept from the start (more scroll), so nothing below moves. */
 :host([queue-rows]) .queue[hidden] { display: block !important; visibility: hidden; }
 :host([queue-rows]) .files {
-  height: calc(var(--_rows, 3) * 86px - 8px); overflow-y: auto; padding: 3px 5px 3px 3px;
+  /* N rows and a glimpse of the next, so a longer list shows that it scrolls. */
+  height: calc((var(--_rows, 3) + 0.4) * 86px); overflow-y: auto; padding: 3px 5px 3px 3px;
   margin: -3px -5px -3px -3px; overscroll-behavior: contain;
 }
 :host([queue-rows]) .file { min-height: 78px; }
