@@ -89,7 +89,10 @@ class Settings(BaseSettings):
     )
     max_bytes: int = 10 * 1024 * 1024
     expires_in: int = Field(600, description="Seconds a signed upload form stays valid")
-    get_expires_in: int = Field(3600, description="Seconds a signed image URL stays valid")
+    get_expires_in: int = Field(
+        3600,
+        description="Seconds a signed image URL stays valid, at least (dated at the hour: stable_signing)",
+    )
     max_pixels: int = 50_000_000
     max_side: int = 20_000
     max_frames: int = 500

@@ -86,7 +86,9 @@ def assert_stored(server: LiveServer, originals: dict[str, bytes]) -> None:
 
 
 #: Quarantined ``incoming/<id>.png``, or promoted ``images/<id>.<width>x<height>.<bytes>.png``.
-STORED_KEY = r"^(incoming/\d{13}[a-z2-7]{10}|images/\d{13}[a-z2-7]{10}\.\d+x\d+\.\d+(\.n[a-z2-7]+)?)\.png$"
+STORED_KEY = (
+    r"^(incoming/\d{13}[a-z2-7]{10}|images/\d{13}[a-z2-7]{10}\.\d+x\d+\.\d+(\.n[a-z2-7]+)?)\.png$"
+)
 
 
 # --- the page ---------------------------------------------------------------------------------
@@ -689,7 +691,9 @@ def test_gallery_tiles_are_captioned_with_the_filename_the_api_gives(
     open_page(page, shared_server)
     page.set_input_files("#file-input", files=[payload("red-kite.png", gradient_png(51))])
     final_state(row(page, "red-kite.png"), "done")
-    fresh = page.locator(".tile").first  # from the upload's answer, which carries the filename
+    # From the upload's answer, which carries the filename; it joins the end of the gallery, so
+    # no tile moves under the pointer (issue 16).
+    fresh = page.locator(".tile").last
     expect(fresh.locator(".tile-name")).to_have_text("red-kite.png")
     expect(fresh.locator(".tile-img")).to_have_attribute("alt", "red-kite.png")
     expect(fresh.get_by_role("button", name="View red-kite.png")).to_be_visible()

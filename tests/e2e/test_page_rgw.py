@@ -25,6 +25,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, Request, Route, expect
 
+from s3drop.policy import image_key
 from tests.conftest import RGW, LiveServer
 from tests.e2e.test_page import (
     final_state,
@@ -172,7 +173,7 @@ def test_page_posts_cross_origin_to_rgw_and_the_bytes_are_stored(
         assert "POST" in preflight.headers["access-control-allow-methods"]
     assert traffic.cors_errors == []
 
-    # RGW holds the exact bytes under images/<id>.<width>x<height>.<bytes>.png, a thumbnail and
+    # RGW holds the exact bytes under images/<id>.<width>x<height>.<bytes>.n<name>.png, a thumbnail and
     # an entry in the owner's index per image, nothing in quarantine.
     with server.client() as client:
         answer = client.get("/api/images", params={"limit": 10})
@@ -185,7 +186,9 @@ def test_page_posts_cross_origin_to_rgw_and_the_bytes_are_stored(
     names = {}
     for name, data in originals.items():
         image_id = images[name]["id"]
-        names[image_id] = f"{image_id}.300x200.{len(data)}.png"
+        names[image_id] = image_key(
+            image_id, "image/png", width=300, height=200, size=len(data), filename=name
+        ).removeprefix("images/")
         stored = s3.get_object(Bucket=bucket, Key=f"images/{names[image_id]}")
         assert stored["Body"].read() == data, name
         assert stored["ContentType"] == "image/png"

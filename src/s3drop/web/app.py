@@ -21,7 +21,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
-from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .._version import __version__
@@ -34,6 +33,7 @@ from ..storage.local import MOUNT
 from ..storage.sigv4 import PUT_HEADERS
 from ..uploads import S3Drop
 from . import ops, routes
+from .assets import StaticAssets
 from .mount import MountMiddleware
 from .security import HostMiddleware, SecurityMiddleware
 from .timeouts import BodyTimeoutMiddleware
@@ -79,7 +79,8 @@ def build_app(drop: S3Drop) -> FastAPI:
     app.include_router(routes.api)
     if drop.storage.name == "local":
         app.include_router(routes.local_storage)
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.state.assets = StaticAssets(STATIC)
+    app.mount("/static", app.state.assets, name="static")
     app.add_exception_handler(S3DropError, _s3drop_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

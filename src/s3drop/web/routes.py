@@ -19,6 +19,7 @@ from ..headers import FORMAT_NAMES
 from ..storage.local import BUCKET, MOUNT, LocalStorage, ReceivedPost, drain
 from ..storage.local_put import receive_put
 from ..uploads import S3Drop
+from .assets import StaticAssets
 
 api = APIRouter(prefix="/api")
 pages = APIRouter()
@@ -162,10 +163,10 @@ def _describe_type(content_type: str) -> dict[str, object]:
 
 
 @pages.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
-async def index() -> FileResponse:
-    from .app import STATIC
-
-    return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
+async def index(request: Request) -> Response:
+    """The page, naming its files by version (:mod:`s3drop.web.assets`); never cached unasked."""
+    assets: StaticAssets = request.app.state.assets
+    return assets.page.response(request.headers, versioned=False, method=request.method)
 
 
 @pages.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)

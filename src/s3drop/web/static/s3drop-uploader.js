@@ -29,6 +29,7 @@
 const HASH_LIMIT = 512 * 1024 * 1024; // bigger files are sent without a checksum
 const PREVIEW_LIMIT = 40 * 1024 * 1024; // bigger files get a badge, not a decoded preview
 const MAX_PARALLEL = 3;
+const LOG_KEEP = 5; // sentences the live region keeps (older ones were read already)
 const ACTIVE = new Set(["queued", "uploading", "verifying"]);
 const FINISHED = new Set(["done", "rejected", "refused", "cancelled"]);
 
@@ -65,8 +66,7 @@ const ICON_UPLOAD =
   '<path d="M24 40V22m0 0-6.5 6.5M24 22l6.5 6.5"/></svg>';
 
 const MARKUP = `
-<div class="dropzone" id="dropzone" part="dropzone" role="button" tabindex="0"
-     aria-labelledby="dropzone-title" aria-describedby="dropzone-limits">
+<div class="dropzone" id="dropzone" part="dropzone" role="button" tabindex="0">
   ${ICON_UPLOAD}
   <p class="dropzone-title" id="dropzone-title" part="title"><slot name="title">Drop images here, paste, or choose files</slot></p>
   <p class="dropzone-limits" id="dropzone-limits" part="limits">Loading limits…</p>
@@ -82,7 +82,7 @@ const MARKUP = `
   </div>
   <ul class="files" id="files" part="files" aria-labelledby="queue-title"></ul>
 </div>
-<div class="visually-hidden" id="live" aria-live="polite" aria-atomic="true"></div>
+<div class="visually-hidden" id="live" role="log" aria-live="polite"></div>
 `;
 
 const ROW = `
@@ -130,7 +130,7 @@ const CSS = `
   --_border-strong: var(--s3drop-border-strong, light-dark(#cdd3dc, #3a4250));
   --_text: var(--s3drop-text, light-dark(#18202b, #e8ebf0));
   --_text-2: var(--s3drop-text-2, light-dark(#566173, #a6afbd));
-  --_text-3: var(--s3drop-text-3, light-dark(#6b7583, #8a93a1));
+  --_text-3: var(--s3drop-text-3, light-dark(#5f6a79, #8a93a1));
   --_ok: var(--s3drop-ok, light-dark(#1e7a46, #5cc98b));
   --_warn: var(--s3drop-warn, light-dark(#9a5b00, #f0b45b));
   --_bad: var(--s3drop-bad, light-dark(#b42318, #ff8a80));
@@ -152,8 +152,12 @@ const CSS = `
 p { margin: 0; }
 svg, img { display: block; }
 button, input, label { font: inherit; color: inherit; }
-/* A solid ring (3:1 against its surroundings), which forced colours keep. */
-:focus-visible { outline: 2px solid var(--_focus); outline-offset: 2px; }
+/* A solid 3 px ring (3:1 against what it covers, in light and dark), an outline so that forced
+ * colours keep it. */
+:focus-visible { outline: 3px solid var(--_focus); outline-offset: 2px; }
+/* A theme unlike the page's brings its own surface, or its text would sit on the page's. */
+:host([theme]) { background: var(--_surface); border-radius: var(--_radius); }
+:host([theme]) .queue { padding: 0 12px 12px; }
 .visually-hidden {
   position: absolute !important; width: 1px; height: 1px; margin: -1px; padding: 0; border: 0;
   overflow: hidden; clip: rect(0 0 0 0); clip-path: inset(50%); white-space: nowrap;
@@ -204,10 +208,18 @@ button, input, label { font: inherit; color: inherit; }
 }
 
 .queue { margin-top: 20px; }
-.queue-head { display: flex; align-items: baseline; gap: 12px; margin-bottom: 10px; }
+.queue-head { display: flex; align-items: center; gap: 12px; min-height: 38px; margin-bottom: 10px; }
 .queue-title { font-size: 1.05em; font-weight: 650; }
 .queue-summary { flex: 1; color: var(--_text-3); font-size: 0.88em; }
-.files { display: grid; gap: 8px; margin: 0; padding: 0; list-style: none; }
+.files { display: grid; align-content: start; gap: 8px; margin: 0; padding: 0; list-style: none; }
+/* queue-rows="N": room for N rows is kept from the start (more scroll), so nothing below moves. */
+:host([queue-rows]) .queue[hidden] { display: block !important; visibility: hidden; }
+:host([queue-rows]) .files {
+  /* N rows and a glimpse of the next, so a longer list shows that it scrolls. */
+  height: calc((var(--_rows, 3) + 0.4) * 86px); overflow-y: auto; padding: 3px 5px 3px 3px;
+  margin: -3px -5px -3px -3px; overscroll-behavior: contain;
+}
+:host([queue-rows]) .file { min-height: 78px; }
 .file {
   display: grid; grid-template-columns: 52px minmax(0, 1fr) auto; align-items: center; gap: 14px;
   padding: 10px 12px 10px 10px; border: 1px solid var(--_border); border-radius: var(--_radius-sm);
@@ -244,7 +256,8 @@ button, input, label { font: inherit; color: inherit; }
 .file[data-state="refused"] .message { color: var(--_warn); }
 .file[data-state="refused"] .message::before { background: var(--_warn); }
 .file[data-state="cancelled"] { background: var(--_surface-2); box-shadow: none; }
-.file[data-state="cancelled"] .file-name, .file[data-state="cancelled"] .file-preview { opacity: 0.6; }
+.file[data-state="cancelled"] .file-name { color: var(--_text-2); }
+.file[data-state="cancelled"] .file-preview { opacity: 0.6; }
 @keyframes pulse { 50% { opacity: 0.35; } }
 @keyframes sweep { from { transform: translateX(-100%); } to { transform: translateX(290%); } }
 @container (max-width: 480px) {
@@ -358,7 +371,7 @@ const carriesFiles = (event) =>
 
 export class S3DropUploader extends HTMLElement {
   static formAssociated = true;
-  static observedAttributes = ["api", "accept", "multiple", "max-files", "name", "required", "disabled", "drop-target"];
+  static observedAttributes = ["api", "accept", "multiple", "max-files", "name", "required", "disabled", "drop-target", "queue-rows"];
 
   /** Extra request headers for the API (an object, or a function returning one or a promise of
    * one): `uploader.headers = () => ({Authorization: `Bearer ${token}`})`. */
@@ -375,8 +388,6 @@ export class S3DropUploader extends HTMLElement {
   #nextItem = 1;
   #dragDepth = 0;
   #listeningOn = null;
-  #announcements = [];
-  #announceTimer = 0;
 
   constructor() {
     super();
@@ -503,6 +514,10 @@ export class S3DropUploader extends HTMLElement {
     } else if (name === "drop-target" && this.isConnected) {
       this.#unlisten();
       this.#listen();
+    } else if (name === "queue-rows") {
+      const rows = Number.parseInt(current || "", 10);
+      if (Number.isFinite(rows) && rows > 0) this.style.setProperty("--_rows", String(rows));
+      else this.style.removeProperty("--_rows");
     } else if (name === "disabled") {
       this.#ui.dropzone.setAttribute("aria-disabled", String(this.#disabled));
     }
@@ -556,14 +571,13 @@ export class S3DropUploader extends HTMLElement {
     return this.#configReady;
   }
 
-  /** Say something through the element's live region (polite; batched so a burst reads as one). */
+  /** Say one short sentence through the element's live region (a polite log: each sentence is
+   * read on its own, none is merged with another or read again; the last few stay). */
   announce(text) {
-    this.#announcements.push(text);
-    clearTimeout(this.#announceTimer);
-    this.#announceTimer = setTimeout(() => {
-      this.#ui.live.textContent = this.#announcements.join(". ");
-      this.#announcements = [];
-    }, 150);
+    const line = document.createElement("p");
+    line.textContent = text;
+    this.#ui.live.append(line);
+    while (this.#ui.live.childElementCount > LOG_KEEP) this.#ui.live.firstElementChild.remove();
   }
 
   // --- events ----------------------------------------------------------------------------------
@@ -981,7 +995,8 @@ export class S3DropUploader extends HTMLElement {
       parts.bar.removeAttribute("aria-valuetext");
       if (!parts.bar.hasAttribute("aria-valuenow")) parts.bar.setAttribute("aria-valuenow", "0");
     }
-    if (!quiet && (changed || !busy)) this.announce(`${item.file.name}: ${message}`);
+    // One sentence per outcome; progress ("Uploading… 40%") is on the progress bar, not read out.
+    if (!quiet && !busy) this.announce(`${item.file.name}: ${message}`);
     if (changed) {
       const percent = Number(parts.bar.getAttribute("aria-valuenow") || 0);
       this.#emit("s3drop:progress", { file: item.file, state, percent, message });
