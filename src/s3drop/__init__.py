@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .auth import Principal as Principal
 from .config import Settings as Settings
+from .errors import AlreadyUploaded as AlreadyUploaded
 from .errors import ImageRejected as ImageRejected
 from .errors import S3DropError as S3DropError
 from .errors import WebhookRefused as WebhookRefused
@@ -16,6 +17,7 @@ from .webhooks import WebhookEvent as WebhookEvent
 __version__ = "0.1.0"
 
 __all__ = [
+    "AlreadyUploaded",
     "Image",
     "ImagePage",
     "ImageRejected",

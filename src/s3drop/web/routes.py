@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from .. import metrics
 from ..auth import Principal
 from ..config import KNOWN_TYPES
-from ..errors import PostRejected
+from ..errors import AlreadyUploaded, PostRejected
 from ..headers import FORMAT_NAMES
 from ..storage.local import MOUNT, LocalStorage, drain
 from ..uploads import S3Drop
@@ -56,14 +56,18 @@ Caller = Annotated[Principal, Depends(current_principal)]
 async def sign_upload(body: SignRequest, request: Request, principal: Caller) -> JSONResponse:
     # The limits store may wait on a lock (SQLite) and S3 credentials may refresh over the
     # network: signing runs in the thread pool, never on the event loop.
-    form = await run_in_threadpool(
-        _drop(request).presign,
-        content_type=body.content_type,
-        size=body.size,
-        filename=body.filename,
-        sha256=body.sha256,
-        principal=principal,
-    )
+    try:
+        form = await run_in_threadpool(
+            _drop(request).presign,
+            content_type=body.content_type,
+            size=body.size,
+            filename=body.filename,
+            sha256=body.sha256,
+            principal=principal,
+        )
+    except AlreadyUploaded:  # 409 with the image (the app's error handler): nothing to send
+        metrics.duplicate()
+        raise
     # The hot path: a JSONResponse straight from plain data skips FastAPI's jsonable_encoder walk.
     metrics.signed(form.content_type)
     return JSONResponse({"upload": form.to_dict()}, status_code=201)
