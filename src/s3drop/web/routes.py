@@ -120,6 +120,9 @@ async def client_config(request: Request) -> dict[str, object]:
         "max_bytes": settings.max_bytes,
         "backend": settings.storage_backend,
         "auth": settings.auth_mode,
+        # Off unless set: the element then downscales larger images before sending them.
+        "client_max_side": settings.client_max_side,
+        "client_quality": settings.client_quality,
     }
 
 
