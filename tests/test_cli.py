@@ -168,7 +168,8 @@ def test_plain_output_is_one_line_per_file_and_a_summary(
     )
     assert lines[2] == "refused   missing.png  not_found: no such file or folder: missing.png"
     assert run.stderr.splitlines()[0] == "1 of 3 files accepted; not accepted:"
-    everything_accepted = s3drop("upload", "a.png", "--server", server.url, cwd=tmp_path)
+    noise_png(tmp_path / "c.png", 12)  # a.png again would be a duplicate (its own test)
+    everything_accepted = s3drop("upload", "c.png", "--server", server.url, cwd=tmp_path)
     assert everything_accepted.returncode == 0
     assert everything_accepted.stderr == "1 of 1 file accepted\n"
 
