@@ -7,6 +7,7 @@ Over real HTTP on a live server, on the local backend and on Ceph RGW; the libra
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import Iterator
@@ -247,3 +248,24 @@ def test_the_same_bytes_accepted_twice_keep_a_marker_until_both_are_deleted(
     drop.delete_image(second, principal=ALICE)
     assert drop.find_duplicate("alice", digest) is None
     assert drop.storage.head(digest_key("alice", digest)) is None
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [({}, (None, 85)), ({"client_max_side": 1600, "client_quality": 72}, (1600, 72))],
+)
+def test_the_downscale_settings_reach_the_element(
+    tmp_path: Path, settings: dict[str, Any], expected: tuple[int | None, int]
+) -> None:
+    from s3drop.web.app import create_app
+
+    app = create_app(Settings(data_dir=tmp_path, **settings), limit_store=MemoryLimitStore())
+
+    async def get_config() -> dict[str, Any]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+            answer: dict[str, Any] = (await http.get("/api/config")).json()
+        return answer
+
+    config = asyncio.run(get_config())
+    assert (config["client_max_side"], config["client_quality"]) == expected

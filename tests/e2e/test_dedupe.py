@@ -182,3 +182,22 @@ def test_downscale_is_off_by_default(page: Page, make_server: Callable[..., Live
     assert (
         final_state(row(page, "phone.jpg"), "done", timeout=30_000) == "Done \u00b7 1600 \u00d7 960"
     )
+
+
+def test_a_file_over_the_limit_is_sent_when_its_downscaled_copy_is_within_it(
+    page: Page, make_server: Callable[..., LiveServer]
+) -> None:
+    server = make_server(env={"S3DROP_CLIENT_MAX_SIDE": "400", "S3DROP_MAX_BYTES": "200KiB"})
+    big = samples.jpeg(7, size=(2400, 1600))  # noise: far over 200 KiB
+    assert len(big) > 200 * 1024
+    posts = StoragePosts(page, f"{server.url}/storage")
+    open_page(page, server)
+    page.set_input_files(
+        "s3drop-uploader #file-input", files=[payload("big.jpg", big, "image/jpeg")]
+    )
+    assert final_state(row(page, "big.jpg"), "done", timeout=30_000) == "Done \u00b7 400 \u00d7 267"
+    (sent,) = posts.sent
+    assert sent < 200 * 1024
+    size_shown = row(page, "big.jpg").locator(".file-size").inner_text()
+    original, arrow, copy = size_shown.partition(" \u2192 ")  # "1.2 MiB → 21.4 KiB"
+    assert (original.endswith(" MiB"), arrow, copy.endswith(" KiB")) == (True, " \u2192 ", True)

@@ -808,7 +808,8 @@ export class S3DropUploader extends HTMLElement {
       return { code: "type_not_allowed", message: `Not an allowed type: ${item.type || "unknown"}. Allowed: ${allowed}` };
     }
     if (item.file.size === 0) return { code: "file_empty", message: "Empty file: there is nothing to upload" };
-    if (item.file.size > config.max_bytes) {
+    // A file the settings have downscaled first is judged by the copy it sends (#process).
+    if (item.file.size > config.max_bytes && !this.#mayDownscale(item)) {
       return {
         code: "file_too_large",
         message: `Too big: ${formatSize(item.file.size)}, the limit is ${formatSize(config.max_bytes)}`,
@@ -857,6 +858,12 @@ export class S3DropUploader extends HTMLElement {
         this.#show(item, "queued", "Preparing…", { quiet: true });
         if (item.sent === undefined) item.sent = (await this.#downscaled(item)) || item.file;
         if (!current()) return;
+        if (item.sent.size > this.#config.max_bytes) {
+          const sent = item.sent === item.file ? "" : " after downscaling";
+          const limit = formatSize(this.#config.max_bytes);
+          this.#refuse(item, "file_too_large", `Too big: ${formatSize(item.sent.size)}${sent}, the limit is ${limit}`);
+          return;
+        }
         if (item.sha256 === undefined) item.sha256 = await sha256Hex(item.sent);
         if (!current()) return;
         const signed = await this.#sign(item);
@@ -875,6 +882,11 @@ export class S3DropUploader extends HTMLElement {
   #fail(item, code, message, status) {
     this.#show(item, "failed", message);
     this.#emit("s3drop:failed", { file: item.file, code, message, status });
+  }
+
+  /** Whether the settings may shrink this file before it is sent (then its size is judged after). */
+  #mayDownscale(item) {
+    return Boolean(this.#config && this.#config.client_max_side) && item.type !== "image/gif";
   }
 
   /** The downscaled copy the server's settings ask for, or null (off, small enough, or the browser
