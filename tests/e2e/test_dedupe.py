@@ -201,3 +201,18 @@ def test_a_file_over_the_limit_is_sent_when_its_downscaled_copy_is_within_it(
     size_shown = row(page, "big.jpg").locator(".file-size").inner_text()
     original, arrow, copy = size_shown.partition(" \u2192 ")  # "1.2 MiB → 21.4 KiB"
     assert (original.endswith(" MiB"), arrow, copy.endswith(" KiB")) == (True, " \u2192 ", True)
+
+
+def test_an_opaque_png_is_downscaled_to_jpeg_when_webp_is_not_allowed(
+    page: Page, make_server: Callable[..., LiveServer]
+) -> None:
+    server = make_server(env={"S3DROP_CLIENT_MAX_SIDE": "400"})  # PNG and JPEG allowed
+    open_page(page, server)
+    page.set_input_files(
+        "s3drop-uploader #file-input", files=[payload("shot.png", gradient_png(93, (1200, 800)))]
+    )
+    assert (
+        final_state(row(page, "shot.png"), "done", timeout=30_000) == "Done \u00b7 400 \u00d7 267"
+    )
+    (image,) = page.evaluate("document.querySelector('s3drop-uploader').images")
+    assert (image["format"], image["filename"]) == ("jpeg", "shot.jpg")

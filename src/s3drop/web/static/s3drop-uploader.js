@@ -349,10 +349,10 @@ async function sha256Hex(file) {
 }
 
 /** A copy of an image file whose longer side is at most `maxSide` pixels, upright (EXIF orientation
- * applied by createImageBitmap), as JPEG (from a JPEG) or WebP (from anything else, keeping alpha;
- * JPEG when WebP is not allowed and the source is opaque) at `quality` (1-100); null when the image
- * is small enough already, is animated (GIF), or the browser cannot decode or encode it (then the
- * original is sent, as without downscaling). */
+ * applied by createImageBitmap), as JPEG (from a JPEG) or WebP (from anything else, keeping alpha)
+ * at `quality` (1-100); where WebP is not allowed, JPEG if the picture is opaque, else a PNG stays
+ * PNG. Null when the image is small enough already, is animated (GIF), or the browser cannot
+ * decode or encode it (then the original is sent, as without downscaling). */
 export async function downscale(file, type, { maxSide, quality, allowed }) {
   if (!maxSide || type === "image/gif" || typeof globalThis.createImageBitmap !== "function") return null;
   let bitmap;
@@ -364,27 +364,26 @@ export async function downscale(file, type, { maxSide, quality, allowed }) {
   try {
     const { width, height } = bitmap;
     if (Math.max(width, height) <= maxSide) return null;
-    let output = type === "image/jpeg" ? "image/jpeg" : "image/webp";
-    if (!allowed.includes(output)) output = allowed.includes("image/jpeg") && type !== "image/png" ? "image/jpeg" : "";
-    if (!output) return null;
     const scale = maxSide / Math.max(width, height);
     const w = Math.max(1, Math.round(width * scale));
     const h = Math.max(1, Math.round(height * scale));
     const canvas = typeof OffscreenCanvas === "function" ? new OffscreenCanvas(w, h) : Object.assign(document.createElement("canvas"), { width: w, height: h });
-    const context = canvas.getContext("2d");
-    if (output === "image/jpeg") {
-      context.fillStyle = "#fff"; // JPEG has no alpha: transparent pixels go white, not black
-      context.fillRect(0, 0, w, h);
-    }
+    const context = canvas.getContext("2d", { willReadFrequently: true });
     context.imageSmoothingEnabled = true;
     context.imageSmoothingQuality = "high";
     context.drawImage(bitmap, 0, 0, w, h);
+    let output = type === "image/jpeg" ? "image/jpeg" : "image/webp";
+    if (!allowed.includes(output)) {
+      if (allowed.includes("image/jpeg") && opaque(context, w, h)) output = "image/jpeg";
+      else if (type === "image/png" && allowed.includes(type)) output = type;
+      else return null;
+    }
     const options = { type: output, quality: Math.min(100, Math.max(1, quality || 85)) / 100 };
     const blob = canvas.convertToBlob
       ? await canvas.convertToBlob(options)
       : await new Promise((resolve) => canvas.toBlob(resolve, options.type, options.quality));
     if (!blob || blob.type !== output) return null; // the browser could not encode that type
-    const ext = output === "image/jpeg" ? "jpg" : "webp";
+    const ext = { "image/jpeg": "jpg", "image/webp": "webp", "image/png": "png" }[output];
     const stem = (file.name || "image").replace(/\.[^.]*$/, "");
     return new File([blob], `${stem}.${ext}`, { type: output, lastModified: file.lastModified });
   } catch {
@@ -392,6 +391,13 @@ export async function downscale(file, type, { maxSide, quality, allowed }) {
   } finally {
     bitmap.close();
   }
+}
+
+/** Whether every pixel drawn on `context` is fully opaque (then JPEG loses nothing of it). */
+function opaque(context, width, height) {
+  const { data } = context.getImageData(0, 0, width, height);
+  for (let index = 3; index < data.length; index += 4) if (data[index] !== 255) return false;
+  return true;
 }
 
 /** Clipboard images are all called "image.png"; give each a name worth keeping. */
