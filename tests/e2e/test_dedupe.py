@@ -169,6 +169,12 @@ def test_downscale_sends_an_upright_copy_at_the_configured_side(
         assert all(abs(a - b) < 32 for a, b in zip(pixel, colour, strict=True)), (corner, pixel)
     # The checksum signed is that of the bytes sent (else completion would refuse them).
     assert hashlib.sha256(original).hexdigest() not in "".join(downscaling.stored())
+    # The same photo again makes the same copy: found at signing, nothing sent.
+    page.set_input_files(
+        "s3drop-uploader #file-input", files=[payload("again.jpg", original, "image/jpeg")]
+    )
+    assert final_state(row(page, "again.jpg"), "done", timeout=30_000) == "Already in your gallery"
+    assert len(posts.sent) == 1
 
 
 def test_downscale_is_off_by_default(page: Page, make_server: Callable[..., LiveServer]) -> None:
