@@ -28,6 +28,7 @@ from PIL import Image
 from s3drop import Settings
 from s3drop.auth import Principal
 from s3drop.errors import (
+    AlreadyCompleted,
     ChecksumMismatch,
     Forbidden,
     ImageRejected,
@@ -41,7 +42,7 @@ from s3drop.policy import encode_meta, new_upload_id, quarantine_key
 from s3drop.uploads import S3Drop
 
 from . import samples
-from .conftest import OUTPUT
+from .conftest import OUTPUT, LiveServer
 from .flow import Backend, complete, live_backend, post, sign, upload
 
 TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"]
@@ -279,6 +280,48 @@ def test_a_retry_after_a_crash_before_the_quarantine_delete_finishes_the_job(dro
     assert keys(drop, "images/") == [first.key]
 
 
+def test_a_form_posted_again_after_its_image_was_deleted_makes_no_image(
+    drop: S3Drop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The id was claimed once and has no image: no second image, however long after."""
+    monkeypatch.setattr("s3drop.uploads._AWAIT_PROMOTION", 0.2)  # no other process is writing
+    alice = Principal("alice")
+    data = samples.png(5)
+    upload_id = quarantine(drop, data, "image/png", owner="alice")
+    drop.delete_image(drop.complete(upload_id, principal=alice).id, principal=alice)
+    drop.storage.put(  # the same form, posted again: storage takes it
+        quarantine_key(upload_id, "image/png"),
+        data,
+        content_type="image/png",
+        metadata={"owner": "alice"},
+    )
+    with pytest.raises(AlreadyCompleted, match=f"^upload {upload_id} was already completed; a"):
+        drop.complete(upload_id, principal=alice)
+    assert_nothing_stored(drop)
+    store = drop.limits.store
+    assert isinstance(store, MemoryLimitStore)
+    assert store._counts[("user:alice:images", 0)] == 0
+
+
+def test_a_repost_as_old_as_its_image_is_judged_by_its_content(drop: S3Drop) -> None:
+    """Storage times may have one-second steps: a file posted again in the second its image was
+    written is verified, and refused because it is not that image."""
+    upload_id = quarantine(drop, samples.png(6, (64, 48), compress_level=0), "image/png")
+    image = drop.complete(upload_id)
+    promoted = drop.storage.read(image.key)
+    other = samples.png(7, (64, 48), compress_level=0)
+    key = quarantine_key(upload_id, "image/png")
+    drop.storage.put(key, other, content_type="image/png", metadata={})
+    written = (drop.settings.data_dir / "objects" / image.key).stat().st_mtime
+    os.utime(drop.settings.data_dir / "objects" / key, (written, written))
+    with pytest.raises(AlreadyCompleted, match=f"already completed as {image.key};"):
+        drop.complete(upload_id)
+    assert keys(drop, "incoming/") == []
+    assert keys(drop, "images/") == [image.key]
+    assert drop.storage.read(image.key) == promoted
+    assert drop.complete(upload_id).key == image.key  # a plain retry: the image
+
+
 @pytest.mark.parametrize("upload_id", [new_upload_id(), "../../etc/passwd", "x" * 23, ""])
 def test_completing_an_unknown_upload_is_not_found(drop: S3Drop, upload_id: str) -> None:
     with pytest.raises(NotFound):
@@ -458,10 +501,10 @@ def _audited(backend: Backend, event: str, upload_id: str) -> list[dict[str, Any
     """The server's audit lines of ``event`` about ``upload_id``."""
     found = []
     for line in backend.server.output().splitlines():
-        start = line.find('{"event":')
+        start = 0 if line.startswith("{") else line.find('{"event":')  # JSON logs, or text
         if start >= 0:
             entry = json.loads(line[start:])
-            if entry["event"] == event and upload_id in (entry.get("key") or ""):
+            if entry.get("event") == event and upload_id in (entry.get("key") or ""):
                 found.append(entry)
     return found
 
@@ -588,3 +631,44 @@ def test_two_processes_completing_one_id_promote_once_and_count_once(tmp_path: P
     with contextlib.closing(sqlite3.connect(path)) as db:
         counts = dict(db.execute("SELECT key, used FROM counters WHERE start = 0").fetchall())
     assert counts == {"user:alice:images": 1, f"upload:{upload_id}:promoted": 1}
+
+
+def test_completions_spread_over_two_workers_promote_once_and_count_once(
+    make_server: Any,
+) -> None:
+    """``serve --workers 2``: concurrent completions of one id on fresh connections, until both
+    worker processes answered completions of the same upload. One image, counted once, one
+    accept line, whoever answered."""
+    server: LiveServer = make_server(args=["--workers", "2", "--log-format", "json"])
+    local = Backend("local", server)
+    data = samples.png(26, (1200, 900))
+    url = f"{server.url}/api/uploads/{{}}/complete"
+
+    def workers_of(upload_id: str) -> set[int]:
+        found = set()
+        for line in server.output().splitlines():
+            if line.startswith("{") and f"/api/uploads/{upload_id}/complete" in line:
+                entry = json.loads(line)
+                if entry.get("logger") == "uvicorn.access":
+                    found.add(entry["pid"])
+        return found
+
+    for _ in range(8):
+        with server.client() as http:
+            form = sign(http, data, "image/png")
+            post(local, form, data)
+        target = url.format(form["id"])
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(lambda t: httpx.post(t, timeout=60), [target] * 6))
+        assert [answer.status_code for answer in answers] == [200] * 6
+        assert len({answer.json()["image"]["bytes"] for answer in answers}) == 1
+        stored = _stored_for(local, form["id"])
+        assert stored["incoming/"] == []
+        assert len(stored["images/"]) == len(stored["thumbs/"]) == len(stored["owners/"]) == 1
+        assert len(_audited(local, "accept", form["id"])) == 1
+        if len(workers_of(form["id"])) == 2:
+            break
+    else:
+        pytest.fail("the kernel gave every connection to one worker, eight times")
+    uploads = len(_audited(local, "sign", "incoming/"))
+    assert _images_counted(local) == uploads  # one per upload, however many completions

@@ -6,6 +6,7 @@ exit (a traceback only with ``--debug``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -13,14 +14,16 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import __version__
-from .config import Settings, is_loopback
+from ._version import __version__
 from .errors import S3DropError
 from .logs import LogFormat, log_config
+
+if TYPE_CHECKING:  # settings (pydantic) load only for commands that need them: --help stays fast
+    from .config import Settings
 
 
 class _DefaultGroup(click.Group):
@@ -97,6 +100,8 @@ def serve(
         }.items()
         if value is not None
     }
+    from .config import Settings, is_loopback
+
     settings = Settings(**overrides)
     # Worker processes build their own Settings from the environment: hand the options on.
     for name, value in overrides.items():
@@ -116,12 +121,31 @@ def serve(
     )
     if settings.storage_backend == "s3":
         _check_storage(settings)
+    _raise_file_limit(settings.max_connections)
     metrics_dir = _metrics_dir()
     try:
         _run_uvicorn(settings, log_format)
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _raise_file_limit(connections: int) -> None:
+    """Lift this process's soft limit on open files to the hard one, so that
+    ``S3DROP_MAX_CONNECTIONS`` connections, plus the files a worker has open, fit; warn if not."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    if soft != resource.RLIM_INFINITY and connections + 64 > soft:
+        click.echo(
+            f"warning: S3DROP_MAX_CONNECTIONS={connections} is close to the open-file limit "
+            f"({soft}); lower it or raise the limit (ulimit -n)",
+            err=True,
+        )
 
 
 def _own_url(settings: Settings) -> str:
@@ -205,6 +229,10 @@ def _run_uvicorn(settings: Settings, log_format: LogFormat) -> None:
         log_config=log_config(log_format),
         timeout_graceful_shutdown=10,
         server_header=False,
+        # Connections: uvicorn's keep-alive timeout, plus a request-head deadline and a
+        # connection cap it lacks (see s3drop.web.connections).
+        http="s3drop.web.connections:GuardedHttpToolsProtocol",
+        timeout_keep_alive=settings.keep_alive_timeout,
         # X-Forwarded-For/-Proto only from the proxies the operator names (uvicorn would
         # believe 127.0.0.1 by default: any local process could pick its client address).
         proxy_headers=bool(settings.trusted_proxies),
@@ -420,6 +448,8 @@ def _existing_store() -> Settings:
     """Settings for a command that reads or changes what is stored, never creating a store: on
     the local backend the data folder must already hold one (else a typo'd folder would quietly
     become a new, empty store and the command would say "no images")."""
+    from .config import Settings
+
     settings = Settings()
     folder = settings.data_dir.resolve()
     if settings.storage_backend == "local" and not (folder / "objects").is_dir():
@@ -553,6 +583,8 @@ def bucket_doctor(origins: tuple[str, ...], as_json: bool) -> None:
 
 def _bucket_settings(origins: tuple[str, ...]) -> tuple[Settings, list[str]]:
     """Settings, and the page origins: the app's own and the configured ones, plus --origin."""
+    from .config import Settings
+
     settings = Settings()
     if origins:
         extra = Settings(allowed_origins=list(origins)).allowed_origins  # validated, normalised

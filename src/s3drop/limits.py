@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .config import Settings
-from .errors import LimitsUnavailable, RateLimited
+from .errors import InsufficientStorage, LimitsUnavailable, RateLimited
 
 #: Seconds a SQLite call waits for another connection's lock before the store gives up (503).
 BUSY_TIMEOUT = 1.0
@@ -150,7 +150,11 @@ class SQLiteLimitStore:
             raise _unavailable(exc) from exc
 
 
-def _unavailable(exc: sqlite3.OperationalError) -> LimitsUnavailable:
+def _unavailable(exc: sqlite3.OperationalError) -> LimitsUnavailable | InsufficientStorage:
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return InsufficientStorage(
+            f"no space left for the limits database ({exc}); nothing was counted"
+        )
     return LimitsUnavailable(
         f"the limits database is not answering ({exc}); nothing was counted, try again shortly"
     )
@@ -217,6 +221,11 @@ class Limits:
         deleted, never makes a second image.
         """
         return self.store.take(f"upload:{upload_id}:promoted", 1, limit=1, window=0, now=0) is None
+
+    def release(self, upload_id: str) -> None:
+        """Give up a :meth:`claim` whose promotion failed before its image was stored (a full
+        disk, storage gone): the next completion of ``upload_id`` may claim it again."""
+        self.store.give_back(f"upload:{upload_id}:promoted", 1, window=0, now=0)
 
     def stored(self, who: str, delta: int) -> None:
         """An image of ``who``'s was accepted (+1) or deleted (-1)."""

@@ -31,19 +31,31 @@ from .errors import (
     ChecksumMismatch,
     Forbidden,
     ImageRejected,
+    InvalidRequest,
     NotAnImage,
     NotFound,
     S3DropError,
     SizeMismatch,
     TypeMismatch,
 )
-from .gallery import Image, ImagePage, describe, describe_stored, find_image, list_page
+from .gallery import (
+    VARIANTS,
+    Image,
+    ImagePage,
+    ImageURL,
+    Variant,
+    describe,
+    describe_stored,
+    find_image,
+    list_page,
+)
 from .hooks import AcceptedHook, DeletedHook, Hooks, RejectedHook
 from .limits import Limits, LimitStore, SQLiteLimitStore
 from .outbox import WebhookSender, sender_from_settings
 from .policy import (
     IMAGES_PREFIX,
     QUARANTINE_PREFIX,
+    THUMBS_PREFIX,
     UploadForm,
     check_upload,
     decode_meta,
@@ -303,6 +315,7 @@ class S3Drop:
             width=processed.width,
             height=processed.height,
             size=len(processed.data),
+            filename=decode_meta(metadata["filename"]) or None,
         )
         # Who promotes: the first claim of this id, ever. A call that finds the image already
         # there, the same one (a retry after a crash, a concurrent call in another process),
@@ -312,7 +325,8 @@ class S3Drop:
             claimed = self.limits.claim(upload_id)
             if not claimed:
                 promoted = self._await_image(upload_id)
-                if promoted is None:  # claimed before, and no image: it was promoted and deleted
+                # No image: promoted, then deleted; or its promotion failed and was released.
+                if promoted is None and not (claimed := self.limits.claim(upload_id)):
                     self._refuse_repost(info, who, None)
         if promoted is not None and (
             promoted.key != key or promoted.metadata.get("sha256") != digest
@@ -321,12 +335,28 @@ class S3Drop:
         # Thumbnail first, then the image, then its owner's index entry and duplicate marker, then
         # the quarantine copy goes: a crash between any two leaves the quarantine copy, and a
         # retry finishes the job.
-        self.storage.put(
-            thumbnail_key(upload_id), processed.thumbnail, content_type="image/webp", metadata={}
-        )
-        self.storage.put(
-            key, processed.data, content_type=processed.content_type, metadata=metadata
-        )
+        # The thumbnail names its image and owner: an id alone then finds both with one HEAD
+        # (image_url), no listing.
+        try:
+            self.storage.put(
+                thumbnail_key(upload_id),
+                processed.thumbnail,
+                content_type="image/webp",
+                metadata={
+                    "image": key.rpartition("/")[2],
+                    "owner": metadata["owner"],
+                    "filename": metadata["filename"],
+                },
+            )
+            self.storage.put(
+                key, processed.data, content_type=processed.content_type, metadata=metadata
+            )
+        except S3DropError:  # e.g. a full disk: no thumbnail without its image, and a retry
+            if promoted is None:  # may claim the promotion again
+                self.storage.delete(thumbnail_key(upload_id))
+            if claimed:
+                self.limits.release(upload_id)
+            raise
         self.storage.put(
             owner_key(_owner(info), key), b"", content_type="application/x-empty", metadata={}
         )
@@ -367,9 +397,9 @@ class S3Drop:
         self.storage.delete(info.key)
         audit.record("refuse", who=who, key=info.key, reason=AlreadyCompleted.code)
         upload_id = info.key.rsplit("/", 1)[-1].split(".", 1)[0]
-        what = f"as {promoted.key}" if promoted is not None else "and its image since deleted"
+        what = f" as {promoted.key}" if promoted is not None else ""
         raise AlreadyCompleted(
-            f"upload {upload_id} was already completed {what}; a form makes one image, so the "
+            f"upload {upload_id} was already completed{what}; a form makes one image, so the "
             "file posted again with it was deleted: sign a new upload for another file"
         )
 
@@ -471,15 +501,73 @@ class S3Drop:
         return list_page(self.storage, self.settings, prefix=prefix, cursor=cursor, limit=limit)
 
     def get_image(self, image_id: str, *, principal: Principal | None = None) -> Image:
-        """One image with everything known of it, its original filename included (a listing
-        call and a HEAD). :class:`~s3drop.errors.NotFound` when there is no such image;
-        :class:`~s3drop.errors.Forbidden` when it is someone else's and the gallery is not shared.
+        """One image with everything known of it, its original filename included (two HEADs,
+        the thumbnail's and the image's; no listing). :class:`~s3drop.errors.NotFound` when there
+        is no such image; :class:`~s3drop.errors.Forbidden` when it is someone else's and the
+        gallery is not shared.
         """
-        info = self._find_image(image_id) if is_upload_id(image_id) else None
-        if info is None:
-            raise NotFound(f"no image {image_id!r}")
+        info = self.storage.head(self._locate(image_id).key)
+        if info is None:  # a delete stopped halfway: the thumbnail outlived its image
+            raise NotFound(f"no image {image_id}")
         self._check_owner(info, principal, shared=self.settings.shared)
         return describe_stored(self.storage, self.settings, info)
+
+    def _locate(self, image_id: str) -> ObjectInfo:
+        """Image ``image_id``'s key, filename and owner, from one HEAD of its thumbnail, which
+        names them; :class:`NotFound` when there is no such image.
+
+        Images promoted before thumbnails named their image cost a listing and a HEAD instead.
+        """
+        if not is_upload_id(image_id):
+            raise NotFound(f"no image {image_id!r}")
+        thumb = self.storage.head(thumbnail_key(image_id))
+        if thumb is None:
+            raise NotFound(f"no image {image_id}")
+        name = thumb.metadata.get("image")
+        facts = parse_image_key(name) if name else None
+        if facts is not None and facts.id == image_id:
+            return ObjectInfo(
+                key=facts.key,
+                size=facts.size,
+                content_type=facts.content_type,
+                last_modified=thumb.last_modified,
+                metadata=thumb.metadata,
+            )
+        found = self._find_image(image_id)
+        if found is None:
+            raise NotFound(f"no image {image_id}")
+        return found
+
+    def image_url(
+        self,
+        image_id: str,
+        *,
+        variant: Variant = "original",
+        principal: Principal | None = None,
+    ) -> ImageURL:
+        """A URL that reads image ``image_id`` (its ``"original"`` or its ``"thumbnail"``) now,
+        from the id alone: the one thing a host app needs to keep.
+
+        One HEAD (of the thumbnail, which names its image and owner) and no listing, however many
+        images there are; the URL is freshly signed (``expires_at``), or the CDN's when
+        ``S3DROP_PUBLIC_BASE_URL`` is set (``expires_at`` None). ``principal``, when given, must
+        own the image unless the gallery is shared (:class:`~s3drop.errors.Forbidden`); None is a
+        trusted caller (the host decided who may see it). :class:`~s3drop.errors.NotFound` when
+        there is no such image.
+        """
+        if variant not in VARIANTS:
+            raise InvalidRequest(f"no variant {variant!r}: ask for one of {', '.join(VARIANTS)}")
+        info = self._locate(image_id)
+        self._check_owner(info, principal, shared=self.settings.shared)
+        expires_in = self.settings.get_expires_in
+        if variant == "thumbnail":
+            url = self.storage.presign_get(thumbnail_key(image_id), expires_in=expires_in)
+        else:
+            filename = decode_meta(info.metadata.get("filename", "")) or None
+            url = self.storage.presign_get(info.key, expires_in=expires_in, filename=filename)
+        permanent = self.storage.name == "s3" and bool(self.settings.public_base_url)
+        expires_at = None if permanent else datetime.now(UTC) + timedelta(seconds=expires_in)
+        return ImageURL(url=url, expires_at=expires_at)
 
     def delete_image(self, image_id: str, *, principal: Principal | None = None) -> None:
         """Delete an image, its thumbnail and its owner's index entry;
@@ -536,24 +624,55 @@ class S3Drop:
             self.storage.delete(key)
 
     def sweep(
-        self, *, older_than: timedelta = timedelta(days=1), now: datetime | None = None
+        self,
+        *,
+        older_than: timedelta = timedelta(days=1),
+        partial_older_than: timedelta = timedelta(hours=1),
+        now: datetime | None = None,
     ) -> int:
-        """Delete quarantined uploads older than ``older_than`` that nobody completed; how many.
+        """Delete what nobody will finish; how many objects and files.
 
-        S3's lifecycle rule (``s3drop bucket init``) does the same on S3; this works on any
-        backend, and the bundled app runs it hourly on the local one.
+        - quarantined uploads older than ``older_than`` that nobody completed (S3's lifecycle
+          rule, ``s3drop bucket init``, does the same on S3);
+        - thumbnails older than ``partial_older_than`` whose image is gone (a crash or a full
+          disk between writing the thumbnail and the image);
+        - the backend's own half-written files that old (the local backend's ``tmp/*.part`` of
+          an upload cut by ``kill -9``, :meth:`Storage.sweep_partial`).
+
+        Works on any backend; the bundled app runs it at start and hourly on the local one.
         """
-        cutoff = (now or datetime.now(UTC)) - older_than
+        now = now or datetime.now(UTC)
+        cutoff = now - older_than
         stale = [
             info.key
             for info in self.storage.iter_all(QUARANTINE_PREFIX)
             if info.last_modified < cutoff
         ]
+        # Thumbnails first, images second: an image promoted meanwhile is seen.
+        partial_cutoff = now - partial_older_than
+        thumbs = [
+            info.key
+            for info in self.storage.iter_all(THUMBS_PREFIX)
+            if info.last_modified < partial_cutoff
+        ]
+        if thumbs:
+            promoted = {
+                parsed.id
+                for info in self.storage.iter_all(IMAGES_PREFIX)
+                if (parsed := parse_image_key(info.key)) is not None
+            }
+            stale += [key for key in thumbs if _thumbnail_id(key) not in promoted]
         for key in stale:
             self.storage.delete(key)
-        if stale:
-            audit.record("sweep", who="library", count=len(stale))
-        return len(stale)
+        removed = len(stale) + self.storage.sweep_partial(partial_older_than.total_seconds())
+        if removed:
+            audit.record("sweep", who="library", count=removed)
+        return removed
+
+
+def _thumbnail_id(key: str) -> str:
+    """``thumbs/<id>.webp`` -> ``<id>``."""
+    return key.removeprefix(THUMBS_PREFIX).partition(".")[0]
 
 
 def _declared_type(key: str) -> str:

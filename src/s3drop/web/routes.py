@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from .. import metrics
 from ..auth import Principal
 from ..config import KNOWN_TYPES
-from ..errors import AlreadyUploaded, PostRejected
+from ..errors import AlreadyUploaded, PostRejected, S3DropError
+from ..gallery import ImageURL
 from ..headers import FORMAT_NAMES
 from ..storage.local import MOUNT, LocalStorage, drain
 from ..uploads import S3Drop
@@ -49,6 +50,8 @@ async def current_principal(request: Request) -> Principal:
     return authenticate(request.headers, client)
 
 
+#: Who calls the API: ``current_principal``, which an app may replace with a dependency of its
+#: own through ``app.dependency_overrides`` (s3drop.integrations.fastapi does, with the host's).
 Caller = Annotated[Principal, Depends(current_principal)]
 
 
@@ -95,6 +98,26 @@ def list_images(
 @api.get("/images/{image_id}")
 def get_image(image_id: str, request: Request, principal: Caller) -> dict[str, object]:
     return {"image": _drop(request).get_image(image_id, principal=principal).to_dict()}
+
+
+@api.get("/images/{image_id}/original", response_class=RedirectResponse)
+def original(image_id: str, request: Request, principal: Caller) -> RedirectResponse:
+    """The image itself: a redirect to a fresh signed (or CDN) URL, from the id alone."""
+    return image_redirect(_drop(request).image_url(image_id, principal=principal))
+
+
+@api.get("/images/{image_id}/thumbnail", response_class=RedirectResponse)
+def thumbnail(image_id: str, request: Request, principal: Caller) -> RedirectResponse:
+    """Its thumbnail, the same way."""
+    link = _drop(request).image_url(image_id, variant="thumbnail", principal=principal)
+    return image_redirect(link)
+
+
+def image_redirect(link: ImageURL) -> RedirectResponse:
+    """302 to ``link``, with the cache headers that fit its life (:meth:`ImageURL.cache_control`)."""
+    return RedirectResponse(
+        link.url, status_code=302, headers={"Cache-Control": link.cache_control()}
+    )
 
 
 @api.delete("/images/{image_id}", status_code=204)
@@ -152,7 +175,10 @@ async def healthz() -> dict[str, str]:
 # --- the local backend: the app is the storage server ----------------------------------------
 
 
-def _s3_error(exc: PostRejected) -> Response:
+def _s3_error(exc: S3DropError) -> Response:
+    if not isinstance(exc, PostRejected):  # the library's own errors, in S3's words
+        code = "InvalidArgument" if exc.status < 500 else "InternalError"
+        exc = PostRejected(exc.message, code=code, status=exc.status)
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f"<Error><Code>{exc.code}</Code><Message>{_xml(exc.message)}</Message></Error>"
@@ -175,7 +201,7 @@ async def receive_upload(request: Request) -> Response:
     body = request.stream()
     try:
         received = await _local(request).receive_post(request.headers.get("content-type"), body)
-    except PostRejected as exc:
+    except S3DropError as exc:
         await drain(body)
         metrics.post_refused(exc.code)
         return _s3_error(exc)
