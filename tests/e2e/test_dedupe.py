@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, Route, expect
 
+from s3drop.policy import parse_image_key
 from tests import samples
 from tests.conftest import RGW, LiveServer
 from tests.e2e.test_page import (
@@ -159,7 +160,9 @@ def test_downscale_sends_an_upright_copy_at_the_configured_side(
     (sent,) = posts.sent
     assert sent < len(original)
     (key,) = [key for key in downscaling.stored() if key.startswith("images/")]
-    assert key.endswith(".400x240." + key.split(".")[-2] + ".jpg")
+    facts = parse_image_key(key)
+    assert facts is not None
+    assert (facts.width, facts.height, facts.content_type) == (400, 240, "image/jpeg")
     shown = Image.open(io.BytesIO(downscaling.read(key))).convert("RGB")
     assert shown.size == (400, 240)
     # Upright: the top-left quadrant has the top-left colour (sideways it would not).
