@@ -1,6 +1,6 @@
 """``python -m bench [NAME...]``: run the benchmarks, print the table, write bench/results/latest.json.
 
-Names: sign, upload, verify, gallery, e2e (default: all, in that order). See bench/README.md.
+Names: sign, upload, verify, gallery, e2e, dedupe (default: all, in that order). See bench/README.md.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from rich.table import Table
 
 from .common import RESULTS, Pending, Report, Row, Series, machine
 
-NAMES = ("sign", "upload", "verify", "gallery", "e2e")
+NAMES = ("sign", "upload", "verify", "gallery", "e2e", "dedupe")
 
 
 class Resources:
@@ -72,12 +72,18 @@ def _runner(name: str) -> Callable[[Resources, argparse.Namespace], Report]:
 
         return module.run(res.workdir, res, rounds=args.rounds or 3, count=args.e2e_images)
 
+    def dedupe(res: Resources, args: argparse.Namespace) -> Report:
+        from . import dedupe as module
+
+        return module.run(res.workdir, res, rounds=args.rounds or 5)
+
     runners: dict[str, Callable[[Resources, argparse.Namespace], Report]] = {
         "sign": sign,
         "upload": upload,
         "verify": verify,
         "gallery": gallery,
         "e2e": e2e,
+        "dedupe": dedupe,
     }
     return runners[name]
 

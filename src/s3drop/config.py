@@ -97,6 +97,15 @@ class Settings(BaseSettings):
     max_side: int = 20_000
     max_frames: int = 500
     thumbnail_size: int = 320
+    client_max_side: int | None = Field(
+        None,
+        ge=1,
+        description="The uploader element downscales images whose longer side is larger to this "
+        "many pixels before sending them (orientation applied); unset: sent as they are",
+    )
+    client_quality: int = Field(
+        85, ge=1, le=100, description="JPEG/WebP quality (1-100) of the element's downscaled copies"
+    )
 
     # --- serving
     host: str = "127.0.0.1"

@@ -13,6 +13,7 @@ Content-Security-Policy violation, so these tests also prove the CSP lets the pa
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -199,6 +200,8 @@ def test_page_posts_cross_origin_to_rgw_and_the_bytes_are_stored(
         [f"images/{n}" for n in names.values()]
         + [f"owners/anonymous/{n}" for n in names.values()]
         + [f"thumbs/{i}.webp" for i in names]
+        # the duplicate markers, named by the SHA-256 of the bytes uploaded
+        + [f"digests/anonymous/{hashlib.sha256(data).hexdigest()}" for data in originals.values()]
     )
 
     # The gallery shows both, its thumbnails loaded from presigned RGW URLs.

@@ -26,7 +26,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .._version import __version__
 from ..auth import Authenticator
 from ..config import Settings
-from ..errors import LimitsUnavailable, NotAuthenticated, RateLimited, S3DropError
+from ..errors import (
+    AlreadyUploaded,
+    LimitsUnavailable,
+    NotAuthenticated,
+    RateLimited,
+    S3DropError,
+)
 from ..limits import LimitStore
 from ..storage.base import Storage
 from ..storage.local import MOUNT
@@ -170,6 +176,10 @@ async def _s3drop_error(request: Request, exc: Exception) -> JSONResponse:
         response = _server_fault(exc.status, exc.code, exc.message)
     else:
         response = error_response(exc.status, exc.code, exc.message)
+    if isinstance(exc, AlreadyUploaded):  # the image the client already has, beside the error
+        image = exc.image if isinstance(exc.image, dict) else exc.image.to_dict()
+        error = {"code": exc.code, "message": exc.message}
+        response = JSONResponse({"error": error, "image": image}, status_code=exc.status)
     if isinstance(exc, RateLimited | LimitsUnavailable):
         response.headers["Retry-After"] = str(exc.retry_after)
     elif exc.status == 503:

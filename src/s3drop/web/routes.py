@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from .. import metrics
 from ..auth import Principal
 from ..config import KNOWN_TYPES
-from ..errors import PostRejected, S3DropError
+from ..errors import AlreadyUploaded, PostRejected, S3DropError
 from ..gallery import ImageURL
 from ..headers import FORMAT_NAMES
 from ..storage.local import BUCKET, MOUNT, LocalStorage, ReceivedPost, drain
@@ -66,16 +66,20 @@ Caller = Annotated[Principal, Depends(current_principal)]
 async def sign_upload(body: SignRequest, request: Request, principal: Caller) -> JSONResponse:
     # The limits store may wait on a lock (SQLite) and S3 credentials may refresh over the
     # network: signing runs in the thread pool, never on the event loop.
-    form = await run_in_threadpool(
-        _drop(request).presign,
-        content_type=body.content_type,
-        size=body.size,
-        filename=body.filename,
-        sha256=body.sha256,
-        principal=principal,
-        method=body.method,
-        success_status=body.success_action_status,
-    )
+    try:
+        form = await run_in_threadpool(
+            _drop(request).presign,
+            content_type=body.content_type,
+            size=body.size,
+            filename=body.filename,
+            sha256=body.sha256,
+            principal=principal,
+            method=body.method,
+            success_status=body.success_action_status,
+        )
+    except AlreadyUploaded:  # 409 with the image (the app's error handler): nothing to send
+        metrics.duplicate()
+        raise
     # The hot path: a JSONResponse straight from plain data skips FastAPI's jsonable_encoder walk.
     metrics.signed(form.content_type)
     return JSONResponse({"upload": form.to_dict()}, status_code=201)
@@ -148,6 +152,9 @@ async def client_config(request: Request) -> dict[str, object]:
         "max_bytes": settings.max_bytes,
         "backend": settings.storage_backend,
         "auth": settings.auth_mode,
+        # Off unless set: the element then downscales larger images before sending them.
+        "client_max_side": settings.client_max_side,
+        "client_quality": settings.client_quality,
     }
 
 

@@ -6,8 +6,11 @@
  *   <script type="module" src="https://uploads.example.com/static/s3drop-uploader.js"></script>
  *   <s3drop-uploader name="photos" multiple></s3drop-uploader>
  *
- * Flow per file: check type and size against the server's settings ({api}/config) -> hash (SHA-256,
- * WebCrypto) -> POST {api}/uploads (sign) -> POST the signed form straight to storage
+ * Flow per file: check type and size against the server's settings ({api}/config) -> downscale
+ * (only when the server sets client_max_side: a larger image is resized here, orientation applied,
+ * and that copy is what is sent) -> hash (SHA-256, WebCrypto) -> POST {api}/uploads (sign; a 409
+ * already_uploaded means the same bytes are already in the caller's gallery: nothing is sent, the
+ * row says "Already in your gallery") -> POST the signed form straight to storage
  * (XMLHttpRequest, for upload progress) -> POST {api}/uploads/{id}/complete (the server verifies the
  * bytes) -> the image is accepted.
  *
@@ -18,7 +21,9 @@
  *   s3drop:ready         the server's settings arrived: {config}
  *   s3drop:add           files are about to join the list (cancelable: the host may refuse): {files}
  *   s3drop:progress      a file changed state or made progress: {file, state, percent, message}
- *   s3drop:accepted      the server verified and stored a file: {file, image}
+ *   s3drop:accepted      the server verified and stored a file: {file, image, duplicate}; duplicate
+ *                        is true when signing found the same bytes already in the gallery (the
+ *                        image is that one, and no byte was sent)
  *   s3drop:rejected      a file was refused for good, here or by the server: {file, code, message}
  *   s3drop:failed        a file did not make it and may be retried: {file, code, message, status}
  *   s3drop:removed       a file left the list (its id leaves the form value): {file, image}
@@ -356,6 +361,58 @@ async function sha256Hex(file) {
   }
 }
 
+/** A copy of an image file whose longer side is at most `maxSide` pixels, upright (EXIF orientation
+ * applied by createImageBitmap), as JPEG (from a JPEG) or WebP (from anything else, keeping alpha)
+ * at `quality` (1-100); where WebP is not allowed, JPEG if the picture is opaque, else a PNG stays
+ * PNG. Null when the image is small enough already, is animated (GIF), or the browser cannot
+ * decode or encode it (then the original is sent, as without downscaling). */
+export async function downscale(file, type, { maxSide, quality, allowed }) {
+  if (!maxSide || type === "image/gif" || typeof globalThis.createImageBitmap !== "function") return null;
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+  } catch {
+    return null;
+  }
+  try {
+    const { width, height } = bitmap;
+    if (Math.max(width, height) <= maxSide) return null;
+    const scale = maxSide / Math.max(width, height);
+    const w = Math.max(1, Math.round(width * scale));
+    const h = Math.max(1, Math.round(height * scale));
+    const canvas = typeof OffscreenCanvas === "function" ? new OffscreenCanvas(w, h) : Object.assign(document.createElement("canvas"), { width: w, height: h });
+    const context = canvas.getContext("2d", { willReadFrequently: true });
+    context.imageSmoothingEnabled = true;
+    context.imageSmoothingQuality = "high";
+    context.drawImage(bitmap, 0, 0, w, h);
+    let output = type === "image/jpeg" ? "image/jpeg" : "image/webp";
+    if (!allowed.includes(output)) {
+      if (allowed.includes("image/jpeg") && opaque(context, w, h)) output = "image/jpeg";
+      else if (type === "image/png" && allowed.includes(type)) output = type;
+      else return null;
+    }
+    const options = { type: output, quality: Math.min(100, Math.max(1, quality || 85)) / 100 };
+    const blob = canvas.convertToBlob
+      ? await canvas.convertToBlob(options)
+      : await new Promise((resolve) => canvas.toBlob(resolve, options.type, options.quality));
+    if (!blob || blob.type !== output) return null; // the browser could not encode that type
+    const ext = { "image/jpeg": "jpg", "image/webp": "webp", "image/png": "png" }[output];
+    const stem = (file.name || "image").replace(/\.[^.]*$/, "");
+    return new File([blob], `${stem}.${ext}`, { type: output, lastModified: file.lastModified });
+  } catch {
+    return null;
+  } finally {
+    bitmap.close();
+  }
+}
+
+/** Whether every pixel drawn on `context` is fully opaque (then JPEG loses nothing of it). */
+function opaque(context, width, height) {
+  const { data } = context.getImageData(0, 0, width, height);
+  for (let index = 3; index < data.length; index += 4) if (data[index] !== 255) return false;
+  return true;
+}
+
 /** Clipboard images are all called "image.png"; give each a name worth keeping. */
 function namePasted(file) {
   if (file.name && file.name !== "image.png") return file;
@@ -691,6 +748,7 @@ export class S3DropUploader extends HTMLElement {
       state: "new",
       run: 0,
       sha256: undefined,
+      sent: undefined, // the File sent: the original, or its downscaled copy (see downscale)
       controller: null,
       xhr: null,
       upload: null,
@@ -770,7 +828,8 @@ export class S3DropUploader extends HTMLElement {
       return { code: "type_not_allowed", message: `Not an allowed type: ${item.type || "unknown"}. Allowed: ${allowed}` };
     }
     if (item.file.size === 0) return { code: "file_empty", message: "Empty file: there is nothing to upload" };
-    if (item.file.size > config.max_bytes) {
+    // A file the settings have downscaled first is judged by the copy it sends (#process).
+    if (item.file.size > config.max_bytes && !this.#mayDownscale(item)) {
       return {
         code: "file_too_large",
         message: `Too big: ${formatSize(item.file.size)}, the limit is ${formatSize(config.max_bytes)}`,
@@ -817,7 +876,15 @@ export class S3DropUploader extends HTMLElement {
     try {
       if (!item.verifyOnly) {
         this.#show(item, "queued", "Preparing…", { quiet: true });
-        if (item.sha256 === undefined) item.sha256 = await sha256Hex(item.file);
+        if (item.sent === undefined) item.sent = (await this.#downscaled(item)) || item.file;
+        if (!current()) return;
+        if (item.sent.size > this.#config.max_bytes) {
+          const sent = item.sent === item.file ? "" : " after downscaling";
+          const limit = formatSize(this.#config.max_bytes);
+          this.#refuse(item, "file_too_large", `Too big: ${formatSize(item.sent.size)}${sent}, the limit is ${limit}`);
+          return;
+        }
+        if (item.sha256 === undefined) item.sha256 = await sha256Hex(item.sent);
         if (!current()) return;
         const signed = await this.#sign(item);
         if (!signed || !current()) return;
@@ -837,16 +904,42 @@ export class S3DropUploader extends HTMLElement {
     this.#emit("s3drop:failed", { file: item.file, code, message, status });
   }
 
+  /** Whether the settings may shrink this file before it is sent (then its size is judged after). */
+  #mayDownscale(item) {
+    return Boolean(this.#config && this.#config.client_max_side) && item.type !== "image/gif";
+  }
+
+  /** The downscaled copy the server's settings ask for, or null (off, small enough, or the browser
+   * cannot); the row says so while it works. */
+  async #downscaled(item) {
+    const config = this.#config;
+    if (!config || !config.client_max_side) return null;
+    const copy = await downscale(item.file, item.type, {
+      maxSide: config.client_max_side,
+      quality: config.client_quality,
+      allowed: config.allowed_types,
+    });
+    if (copy) {
+      item.type = copy.type;
+      item.el.dataset.sentBytes = String(copy.size);
+      item.parts.size.textContent = `${formatSize(item.file.size)} → ${formatSize(copy.size)}`;
+    }
+    return copy;
+  }
+
   async #sign(item) {
     item.controller = new AbortController();
-    const body = { filename: item.file.name || "image", content_type: item.type, size: item.file.size };
+    const file = item.sent || item.file;
+    const body = { filename: file.name || "image", content_type: item.type, size: file.size };
     if (item.sha256) body.sha256 = item.sha256;
     const result = await this.#api("POST", "uploads", body, item.controller.signal);
     item.controller = null;
     if (item.state === "cancelled") return null;
     if (result.ok && result.data && result.data.upload) return result.data.upload;
     const code = (result.data && result.data.error && result.data.error.code) || `http_${result.status}`;
-    if (result.status === 0) {
+    if (result.status === 409 && code === "already_uploaded" && result.data.image) {
+      this.#duplicate(item, result.data.image);
+    } else if (result.status === 0) {
       this.#fail(item, "network_error", userMessage(result), 0);
     } else if (result.status === 401) {
       this.#fail(item, code, "Not signed in: sign in, then retry", 401);
@@ -860,12 +953,28 @@ export class S3DropUploader extends HTMLElement {
     return null;
   }
 
+  /** Signing found the same bytes already in the gallery: nothing is sent; the row shows that
+   * image, and the host hears `s3drop:accepted` with `duplicate: true` (its id joins the value, as
+   * an upload's would: the image is there either way). */
+  #duplicate(item, image) {
+    item.image = image;
+    item.el.dataset.duplicate = "";
+    if (image.thumbnail_url) {
+      const thumb = item.parts.thumb;
+      thumb.addEventListener("load", () => (thumb.hidden = false), { once: true });
+      thumb.src = new URL(image.thumbnail_url, this.apiBase).href;
+    }
+    this.#emit("s3drop:accepted", { file: item.file, image, duplicate: true });
+    this.#show(item, "done", "Already in your gallery");
+  }
+
   /** POST the signed form to storage. True on success; otherwise the row says why. */
   #post(item, upload) {
     return new Promise((resolve) => {
       const form = new FormData();
       for (const [name, value] of Object.entries(upload.fields)) form.append(name, value);
-      form.append("file", item.file, item.file.name || "image");
+      const file = item.sent || item.file;
+      form.append("file", file, file.name || "image");
       const xhr = new XMLHttpRequest();
       item.xhr = xhr;
       const finish = (ok) => {
@@ -943,7 +1052,7 @@ export class S3DropUploader extends HTMLElement {
     if (image) {
       // Stored even if the row was removed meanwhile: the host hears of it either way.
       item.image = image;
-      this.#emit("s3drop:accepted", { file: item.file, image });
+      this.#emit("s3drop:accepted", { file: item.file, image, duplicate: false });
       this.#updateValue();
     }
     if (item.run !== run) return;
