@@ -1,6 +1,7 @@
 """``python -m bench [NAME...]``: run the benchmarks, print the table, write bench/results/latest.json.
 
-Names: sign, upload, verify, gallery, e2e, sandbox (default: all, in that order). See bench/README.md.
+Names: sign, upload, verify, gallery, e2e, dedupe, sandbox (default: all, in that order). See
+bench/README.md.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from rich.table import Table
 
 from .common import RESULTS, Pending, Report, Row, Series, machine
 
-NAMES = ("sign", "upload", "verify", "gallery", "e2e", "sandbox")
+NAMES = ("sign", "upload", "verify", "gallery", "e2e", "dedupe", "sandbox")
 
 
 class Resources:
@@ -77,6 +78,11 @@ def _runner(name: str) -> Callable[[Resources, argparse.Namespace], Report]:
 
         return module.run(res.workdir, rounds=args.rounds or 3)
 
+    def dedupe(res: Resources, args: argparse.Namespace) -> Report:
+        from . import dedupe as module
+
+        return module.run(res.workdir, res, rounds=args.rounds or 5)
+
     runners: dict[str, Callable[[Resources, argparse.Namespace], Report]] = {
         "sandbox": sandbox,
         "sign": sign,
@@ -84,6 +90,7 @@ def _runner(name: str) -> Callable[[Resources, argparse.Namespace], Report]:
         "verify": verify,
         "gallery": gallery,
         "e2e": e2e,
+        "dedupe": dedupe,
     }
     return runners[name]
 

@@ -36,7 +36,8 @@ class _PortalTransport(httpx.BaseTransport):
             request.method, request.url, headers=request.headers, content=body
         )
         answer = await self.asgi.handle_async_request(forwarded)
-        content = await answer.aread()
+        # The bytes as sent (gzipped static files stay gzipped; the caller's client decodes them).
+        content = b"".join([chunk async for chunk in answer.aiter_raw()])
         return httpx.Response(answer.status_code, headers=answer.headers, content=content)
 
 

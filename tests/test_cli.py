@@ -80,7 +80,13 @@ def check_mixed_upload(
     document = json.loads(run.stdout)
     results = {result["path"]: result for result in document["results"]}
     assert sorted(results) == sorted(files)  # the hidden file was skipped
-    assert document["counts"] == {"accepted": 2, "rejected": 0, "refused": 3, "failed": 0}
+    assert document["counts"] == {
+        "accepted": 2,
+        "duplicate": 0,
+        "rejected": 0,
+        "refused": 3,
+        "failed": 0,
+    }
     expected = {
         "photos/notes.txt": ("refused", "type_not_allowed"),
         "photos/huge.png": ("refused", "file_too_large"),
@@ -162,7 +168,8 @@ def test_plain_output_is_one_line_per_file_and_a_summary(
     )
     assert lines[2] == "refused   missing.png  not_found: no such file or folder: missing.png"
     assert run.stderr.splitlines()[0] == "1 of 3 files accepted; not accepted:"
-    everything_accepted = s3drop("upload", "a.png", "--server", server.url, cwd=tmp_path)
+    noise_png(tmp_path / "c.png", 12)  # a.png again would be a duplicate (its own test)
+    everything_accepted = s3drop("upload", "c.png", "--server", server.url, cwd=tmp_path)
     assert everything_accepted.returncode == 0
     assert everything_accepted.stderr == "1 of 1 file accepted\n"
 
@@ -475,3 +482,32 @@ def test_upload_json_gives_absolute_urls(live_server: LiveServer, tmp_path: Path
     for url in (result["url"], result["image"]["url"], result["image"]["thumbnail_url"]):
         assert url.startswith(f"{live_server.url}/"), url
         assert httpx.get(url).status_code == 200
+
+
+def test_upload_of_a_file_already_in_the_gallery_says_so_and_sends_nothing(
+    make_server: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    server = make_server(env=SMALL)
+    noise_png(tmp_path / "cat.png", 40)
+    first = s3drop("upload", "cat.png", "--server", server.url, "--no-progress", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    image_id = first.stdout.split()[2]
+
+    again = s3drop("upload", "cat.png", "--server", server.url, "--no-progress", cwd=tmp_path)
+
+    assert again.returncode == 0, again.stderr  # the file is in the gallery: nothing failed
+    assert again.stdout.splitlines() == [
+        f"duplicate  cat.png  {image_id}  already in your gallery, nothing sent"
+    ]
+    assert again.stderr.strip() == "0 of 1 file accepted, 1 already in your gallery"
+    with server.client() as http:
+        metrics = http.get("/metrics").text
+    assert _sample(metrics, "s3drop_uploads_signed_total") == 1  # the first upload's only
+    assert _sample(metrics, "s3drop_uploads_duplicate_total") == 1
+    assert _sample(metrics, "s3drop_uploads_received_total") == 1
+    as_json = s3drop("upload", "cat.png", "--json", "--server", server.url, cwd=tmp_path)
+    document = json.loads(as_json.stdout)
+    assert document["counts"]["duplicate"] == 1
+    (result,) = document["results"]
+    assert (result["status"], result["id"], result["error"]) == ("duplicate", image_id, None)
+    assert result["url"].startswith(server.url)

@@ -199,9 +199,13 @@ def test_an_accepted_image_is_promoted_with_its_facts(drop: S3Drop) -> None:
         "format": "jpeg",
         "bytes": str(len(stored)),
         "sha256": hashlib.sha256(stored).hexdigest(),
+        "source-sha256": hashlib.sha256(data).hexdigest(),  # what was uploaded: duplicates
         "filename": encode_meta("photo from the café.jpg"),
         "owner": "alice",
     }
+    marker = f"digests/alice/{hashlib.sha256(data).hexdigest()}"
+    assert keys(drop, "digests/") == [marker]
+    assert drop.storage.head(marker).metadata["image"] == image.key  # type: ignore[union-attr]
     assert image.bytes == len(stored) < len(data)  # the EXIF went
     thumb = drop.storage.head(f"thumbs/{upload_id}.webp")
     assert thumb is not None

@@ -14,6 +14,7 @@ from ._version import __version__
 if typing.TYPE_CHECKING:
     from .auth import Principal as Principal
     from .config import Settings as Settings
+    from .errors import AlreadyUploaded as AlreadyUploaded
     from .errors import ImageRejected as ImageRejected
     from .errors import S3DropError as S3DropError
     from .errors import WebhookRefused as WebhookRefused
@@ -26,6 +27,7 @@ if typing.TYPE_CHECKING:
 
 #: Where each public name lives.
 _EXPORTS = {
+    "AlreadyUploaded": ".errors",
     "Image": ".gallery",
     "ImagePage": ".gallery",
     "ImageURL": ".gallery",

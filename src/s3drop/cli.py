@@ -298,8 +298,10 @@ def upload(
     """Upload image files, folders and globs through a running s3drop server.
 
     Each file is checked against what the server takes before a byte is sent, signed by the
-    server, posted straight to storage as the upload page does, then verified. Exits 0 only when
-    every file was accepted; a summary on standard error names each other file and why.
+    server, posted straight to storage as the upload page does, then verified. A file already in
+    your gallery (the same bytes) is found when signing and not sent again. Exits 0 only when
+    every file was accepted or already there; a summary on standard error names each other file
+    and why.
 
     \b
     Example:
@@ -323,13 +325,13 @@ def upload(
             client, files, jobs=jobs, progress=show_progress, echo_results=not as_json
         )
     if as_json:
-        counts = dict.fromkeys(("accepted", "rejected", "refused", "failed"), 0)
+        counts = dict.fromkeys(("accepted", "duplicate", "rejected", "refused", "failed"), 0)
         for result in results:
             counts[result.status] += 1
         document = {"results": [result.to_dict() for result in results], "counts": counts}
         click.echo(json.dumps(document, indent=2))
     summary(results)
-    if not results or any(result.status != "accepted" for result in results):
+    if not results or any(result.status not in ("accepted", "duplicate") for result in results):
         sys.exit(1)
 
 

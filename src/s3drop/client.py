@@ -42,6 +42,7 @@ import httpx
 from ._version import __version__
 from .config import KNOWN_TYPES
 from .errors import (
+    AlreadyUploaded,
     ConfigurationError,
     FileEmpty,
     FileTooLarge,
@@ -59,7 +60,7 @@ from .units import format_size
 #: starts again from 0 when a failed attempt is retried.
 Progress = Callable[[int, int], None]
 
-Status = Literal["accepted", "rejected", "failed", "refused"]
+Status = Literal["accepted", "duplicate", "rejected", "failed", "refused"]
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 _CHUNK = 256 * 1024
@@ -121,8 +122,10 @@ class ImagePage:
 
 @dataclass
 class UploadResult:
-    """What became of one file; ``status`` is accepted, rejected (by verification), refused (never
-    sent, or the server would not sign) or failed (the server or storage did not get it)."""
+    """What became of one file; ``status`` is accepted, duplicate (already in the gallery: the
+    server found an image of the same bytes when asked to sign, so nothing was sent; ``image`` is
+    that one), rejected (by verification), refused (never sent, or the server would not sign) or
+    failed (the server or storage did not get it)."""
 
     path: str
     status: Status
@@ -222,7 +225,11 @@ class Client:
     def sign(
         self, *, filename: str, content_type: str, size: int, sha256: str | None = None
     ) -> UploadForm:
-        """Ask the server to sign one upload (``POST /api/uploads``)."""
+        """Ask the server to sign one upload (``POST /api/uploads``).
+
+        With ``sha256``, raises :class:`~s3drop.errors.AlreadyUploaded` (its ``image`` the Image
+        JSON) when the caller already has an image of those bytes: nothing to post then.
+        """
         body: dict[str, Any] = {"filename": filename, "content_type": content_type, "size": size}
         if sha256 is not None:
             body["sha256"] = sha256
@@ -335,7 +342,9 @@ class Client:
     def upload(
         self, path: str | Path, *, filename: str | None = None, progress: Progress | None = None
     ) -> dict[str, Any]:
-        """Check, sign, post and complete one file; the Image JSON of the accepted image."""
+        """Check, sign, post and complete one file; the Image JSON of the accepted image.
+
+        :class:`~s3drop.errors.AlreadyUploaded` when the server already has it (nothing sent)."""
         path = Path(path)
         content_type, size = self.check_file(path)
         name = filename or path.name
@@ -362,6 +371,12 @@ class Client:
             self.post_file(form, path, filename=name, progress=progress)
             stage = "complete"
             image = self.complete(form.id)
+        except AlreadyUploaded as exc:
+            image = exc.image if isinstance(exc.image, dict) else exc.image.to_dict()
+            image = self._absolute(dict(image))
+            return UploadResult(
+                shown, "duplicate", id=image.get("id"), url=image.get("url"), image=image
+            )
         except S3DropError as exc:
             return UploadResult(
                 shown,
@@ -539,8 +554,11 @@ def _error(response: httpx.Response) -> S3DropError:
                 status=status,
             )
     try:
-        error = response.json()["error"]
+        data = response.json()
+        error = data["error"]
         code, message = str(error["code"]), str(error["message"])
+        if code == AlreadyUploaded.code and isinstance(data.get("image"), dict):
+            return AlreadyUploaded(message, image=dict(data["image"]))
     except (ValueError, KeyError, TypeError):
         message = f"{response.request.method} {_without_query(str(response.url))} answered " + (
             f"{status} {response.reason_phrase}".strip()

@@ -89,11 +89,23 @@ class Settings(BaseSettings):
     )
     max_bytes: int = 10 * 1024 * 1024
     expires_in: int = Field(600, description="Seconds a signed upload form stays valid")
-    get_expires_in: int = Field(3600, description="Seconds a signed image URL stays valid")
+    get_expires_in: int = Field(
+        3600,
+        description="Seconds a signed image URL stays valid, at least (dated at the hour: stable_signing)",
+    )
     max_pixels: int = 50_000_000
     max_side: int = 20_000
     max_frames: int = 500
     thumbnail_size: int = 320
+    client_max_side: int | None = Field(
+        None,
+        ge=1,
+        description="The uploader element downscales images whose longer side is larger to this "
+        "many pixels before sending them (orientation applied); unset: sent as they are",
+    )
+    client_quality: int = Field(
+        85, ge=1, le=100, description="JPEG/WebP quality (1-100) of the element's downscaled copies"
+    )
 
     # --- the decode sandbox (s3drop.sandbox)
     decode_workers: int | None = Field(

@@ -30,6 +30,8 @@ happen, with ``raise ... from exc``.
     │   └── TooExpensive             422 too_expensive       (the decode hit its CPU or memory limit)
     ├── AlreadyCompleted             409 already_completed   (a form posted again after its upload
     │                                                         was promoted; the new copy is deleted)
+    ├── AlreadyUploaded              409 already_uploaded    (signing: the owner already has an
+    │                                                         image of these bytes; carries it)
     ├── PostRejected                 403 AccessDenied        (a storage-side POST refusal, S3's codes)
     ├── NotAuthenticated             401 not_authenticated
     ├── Forbidden                    403 forbidden
@@ -44,6 +46,11 @@ happen, with ``raise ... from exc``.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .gallery import Image
 
 
 class S3DropError(Exception):
@@ -167,6 +174,20 @@ class AlreadyCompleted(S3DropError):
 
     status = 409
     code = "already_completed"
+
+
+class AlreadyUploaded(S3DropError):
+    """Signing found that the caller already has an accepted image whose uploaded bytes have the
+    SHA-256 they sent: nothing was signed and no bytes need to be sent; ``image`` is that image
+    (a :class:`~s3drop.gallery.Image` from the library, its JSON from :mod:`s3drop.client`; the
+    web app answers it beside the error)."""
+
+    status = 409
+    code = "already_uploaded"
+
+    def __init__(self, message: str, *, image: Image | dict[str, Any]) -> None:
+        super().__init__(message)
+        self.image = image
 
 
 class PostRejected(S3DropError):

@@ -4,6 +4,7 @@ The bundled app exposes them at ``/metrics``; the web layer records them (a libr
 own metrics can ignore this module). Names, in Prometheus' exposition::
 
     s3drop_uploads_signed_total{content_type}        forms signed
+    s3drop_uploads_duplicate_total                   signings answered "already in your gallery"
     s3drop_uploads_received_total                    uploads the local backend received and stored
     s3drop_received_bytes_total                      their bytes
     s3drop_posts_refused_total{code}                 POSTs the local backend refused (S3's codes)
@@ -43,6 +44,9 @@ from .errors import ImageRejected
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 SIGNED = Counter("s3drop_uploads_signed", "Upload forms signed", ["content_type"])
+DUPLICATES = Counter(
+    "s3drop_uploads_duplicate", "Signings answered with an image the caller already has"
+)
 RECEIVED = Counter("s3drop_uploads_received", "Uploads the local backend received and stored")
 RECEIVED_BYTES = Counter("s3drop_received_bytes", "Bytes the local backend received and stored")
 POSTS_REFUSED = Counter(
@@ -66,6 +70,10 @@ HTTP_LATENCY = Histogram(
 
 def signed(content_type: str) -> None:
     SIGNED.labels(content_type).inc()
+
+
+def duplicate() -> None:
+    DUPLICATES.inc()
 
 
 def received(size: int) -> None:

@@ -39,6 +39,7 @@ QUARANTINE_PREFIX = "incoming/"
 IMAGES_PREFIX = "images/"
 THUMBS_PREFIX = "thumbs/"
 OWNERS_PREFIX = "owners/"
+DIGESTS_PREFIX = "digests/"
 ALGORITHM = "AWS4-HMAC-SHA256"
 
 _ISO8601 = "%Y-%m-%dT%H:%M:%SZ"
@@ -239,6 +240,18 @@ def owner_key(owner: str, key: str) -> str:
     """The zero-byte entry in ``owner``'s index for the image at ``key``: the same name, under
     :func:`owner_prefix`; listing that prefix lists one owner's images, as fast as all of them."""
     return owner_prefix(owner) + key.rpartition("/")[2]
+
+
+def digest_key(owner: str, sha256: str) -> str:
+    """``digests/<owner>/<sha256>``: the zero-byte marker saying ``owner`` has an accepted image
+    whose uploaded bytes had this SHA-256 (its ``image`` metadata names the image's key).
+
+    Written only by the promotion, from the hash the server computed of the bytes it verified;
+    one HEAD of it is how signing finds a duplicate. Outside ``owners/`` so that an owner's
+    listing (the gallery) never sees it.
+    """
+    segment = owner_prefix(owner)[len(OWNERS_PREFIX) :]
+    return f"{DIGESTS_PREFIX}{segment}{sha256.lower()}"
 
 
 def thumbnail_key(upload_id: str) -> str:

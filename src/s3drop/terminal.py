@@ -177,7 +177,13 @@ def _short(text: str, width: int = 40) -> str:
     return text if len(text) <= width else "…" + text[-(width - 1) :]
 
 
-_STYLE = {"accepted": "green", "rejected": "red", "refused": "yellow", "failed": "red"}
+_STYLE = {
+    "accepted": "green",
+    "duplicate": "cyan",
+    "rejected": "red",
+    "refused": "yellow",
+    "failed": "red",
+}
 
 
 def result_line(result: UploadResult, *, styled: bool = False) -> str:
@@ -185,6 +191,8 @@ def result_line(result: UploadResult, *, styled: bool = False) -> str:
     status = f"{result.status:<8}"
     if styled:
         status = f"[{_STYLE[result.status]}]{status}[/]"
+    if result.status == "duplicate":
+        return f"{status}  {result.path}  {result.id}  already in your gallery, nothing sent"
     if result.status == "accepted":
         image = result.image or {}
         facts = [
@@ -198,13 +206,16 @@ def result_line(result: UploadResult, *, styled: bool = False) -> str:
 
 
 def summary(results: list[UploadResult]) -> None:
-    """``3 of 5 files accepted`` and, for each other file, its status and reason (on stderr)."""
+    """``3 of 5 files accepted`` (``, 1 already in your gallery``) and, for each other file, its
+    status and reason (on stderr)."""
     accepted = sum(result.status == "accepted" for result in results)
-    failures = [result for result in results if result.status != "accepted"]
+    duplicates = sum(result.status == "duplicate" for result in results)
+    failures = [result for result in results if result.status not in ("accepted", "duplicate")]
     files = "file" if len(results) == 1 else "files"
-    lines = [
-        f"{accepted} of {len(results)} {files} accepted" + ("; not accepted:" if failures else "")
-    ]
+    head = f"{accepted} of {len(results)} {files} accepted"
+    if duplicates:
+        head += f", {duplicates} already in your gallery"
+    lines = [head + ("; not accepted:" if failures else "")]
     lines.extend(
         f"  {result.path}: {result.status}, {result.error_code}: {result.error_message}"
         for result in failures

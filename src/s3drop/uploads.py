@@ -27,6 +27,7 @@ from .auth import Authenticator, Principal, from_settings
 from .config import KNOWN_TYPES, Settings
 from .errors import (
     AlreadyCompleted,
+    AlreadyUploaded,
     ChecksumMismatch,
     Forbidden,
     ImageRejected,
@@ -43,6 +44,7 @@ from .gallery import (
     ImagePage,
     ImageURL,
     Variant,
+    describe,
     describe_stored,
     find_image,
     list_page,
@@ -57,6 +59,7 @@ from .policy import (
     UploadForm,
     check_upload,
     decode_meta,
+    digest_key,
     image_key,
     is_upload_id,
     owner_key,
@@ -179,6 +182,12 @@ class S3Drop:
         principal within its limits (:class:`~s3drop.errors.RateLimited`). The server picks the
         key and records the principal as the owner; storage enforces the exact type and the size
         range; :meth:`complete` later checks the bytes themselves.
+
+        With a ``sha256``, signing first asks whether the principal already has an accepted
+        image of exactly those bytes (one HEAD of its marker, :func:`~s3drop.policy.digest_key`):
+        if so it signs nothing and raises :class:`~s3drop.errors.AlreadyUploaded` with that image,
+        before any limit is counted, so the client sends no bytes. Duplicates are per owner, in a
+        shared gallery too.
         """
         try:
             request = check_upload(
@@ -189,6 +198,8 @@ class S3Drop:
                 sha256=sha256,
                 owner=principal.name,
             )
+            if "sha256" in request.metadata:
+                self._refuse_duplicate(principal, request.metadata["sha256"])
             self.limits.check_stored(principal.limit_key)
             self.limits.before_sign(principal.limit_key, size)
         except S3DropError as exc:
@@ -202,6 +213,36 @@ class S3Drop:
             form = self.storage.presign_post(request, expires_in=self.settings.expires_in)
         audit.record("sign", who=principal.name, key=form.key, size=size, type=content_type)
         return form
+
+    def find_duplicate(self, owner: str, sha256: str) -> Image | None:
+        """``owner``'s accepted image whose uploaded bytes had this SHA-256, or None: one HEAD.
+
+        The marker is written by the promotion from the hash the server computed itself and
+        removed by :meth:`delete_image` before the image, so a deleted image no longer counts.
+        """
+        marker = self.storage.head(digest_key(owner, sha256))
+        facts = parse_image_key(marker.metadata.get("image", "")) if marker is not None else None
+        if marker is None or facts is None:
+            return None
+        meta = marker.metadata
+        return describe(
+            self.storage,
+            self.settings,
+            facts,
+            filename=decode_meta(meta.get("filename", "")) or facts.key.rpartition("/")[2],
+            sha256=meta.get("sha256"),
+            owner=owner,
+        )
+
+    def _refuse_duplicate(self, principal: Principal, sha256: str) -> None:
+        image = self.find_duplicate(principal.name, sha256)
+        if image is not None:
+            audit.record("duplicate", who=principal.name, key=image.key)
+            raise AlreadyUploaded(
+                f"{image.filename} is already in your gallery (the same bytes, SHA-256 "
+                f"{sha256[:12]}…): nothing was signed, no need to upload it again",
+                image=image,
+            )
 
     # --- verify and promote -------------------------------------------------------------------
 
@@ -261,7 +302,7 @@ class S3Drop:
             # Posted after its image was promoted (a crash's leftover is older): no decode.
             self._refuse_repost(info, who, promoted)
         try:
-            processed = self._verify(info)
+            processed, uploaded_sha256 = self._verify(info)
         except ImageRejected as exc:
             self.storage.delete(info.key)
             audit.record("reject", who=who, key=info.key, reason=exc.code, detail=exc.message)
@@ -279,6 +320,7 @@ class S3Drop:
             "format": processed.format,
             "bytes": str(len(processed.data)),
             "sha256": digest,
+            "source-sha256": uploaded_sha256,
             "filename": info.metadata.get("filename", ""),
             "owner": info.metadata.get("owner", ANONYMOUS.name),
         }
@@ -305,8 +347,9 @@ class S3Drop:
             promoted.key != key or promoted.metadata.get("sha256") != digest
         ):
             self._refuse_repost(info, who, promoted)
-        # Thumbnail first, then the image, then its owner's index entry, then the quarantine copy
-        # goes: a crash between any two leaves the quarantine copy, and a retry finishes the job.
+        # Thumbnail first, then the image, then its owner's index entry and duplicate marker, then
+        # the quarantine copy goes: a crash between any two leaves the quarantine copy, and a
+        # retry finishes the job.
         # The thumbnail names its image and owner: an id alone then finds both with one HEAD
         # (image_url), no listing.
         try:
@@ -331,6 +374,13 @@ class S3Drop:
             raise
         self.storage.put(
             owner_key(_owner(info), key), b"", content_type="application/x-empty", metadata={}
+        )
+        # The hash is the server's own, of the bytes it verified: never the client's claim.
+        self.storage.put(
+            digest_key(_owner(info), uploaded_sha256),
+            b"",
+            content_type="application/x-empty",
+            metadata={"image": key, "sha256": digest, "filename": metadata["filename"]},
         )
         self.storage.delete(info.key)
         stored = ObjectInfo(
@@ -404,8 +454,9 @@ class S3Drop:
         if principal is not None and not shared and _owner(info) != principal.name:
             raise Forbidden("this image belongs to someone else")
 
-    def _verify(self, info: ObjectInfo) -> images.ProcessedImage:
-        """Judge the quarantined object; what to store, or ImageRejected."""
+    def _verify(self, info: ObjectInfo) -> tuple[images.ProcessedImage, str]:
+        """Judge the quarantined object; what to store and the SHA-256 of the bytes uploaded (the
+        server's own hash), or ImageRejected."""
         declared = _declared_type(info.key)
         if info.size == 0:
             raise NotAnImage("the file is empty (0 bytes)")
@@ -438,15 +489,14 @@ class S3Drop:
                 f"the file changed while it was checked ({len(data)} bytes, not {info.size})"
             )
         expected = info.metadata.get("sha256")
-        if expected:
-            actual = hashlib.sha256(data).hexdigest()
-            if actual != expected.lower():
-                raise ChecksumMismatch(
-                    f"the stored file's SHA-256 is {actual}, not the {expected} it was signed "
-                    "with: it changed on the way"
-                )
+        actual = hashlib.sha256(data).hexdigest()
+        if expected and actual != expected.lower():
+            raise ChecksumMismatch(
+                f"the stored file's SHA-256 is {actual}, not the {expected} it was signed "
+                "with: it changed on the way"
+            )
         pixels = images.header_pixels(data, content_type)
-        return self.decoders.process(data, content_type, limits, pixels=pixels)
+        return self.decoders.process(data, content_type, limits, pixels=pixels), actual
 
     # --- the gallery --------------------------------------------------------------------------
 
@@ -560,7 +610,11 @@ class S3Drop:
         infos = [info for info in map(self.storage.head, keys) if info is not None]
         for info in infos:
             self._check_owner(info, principal, shared=self.settings.shared)
-        # Out of every listing first (the image), then out of its owner's, then the thumbnail.
+        # Out of duplicate finding first (a crash after it only costs an upload a duplicate
+        # check would have saved), then out of every listing (the image), then out of its
+        # owner's, then the thumbnail.
+        for info in infos:
+            self._forget_digest(info)
         for info in infos:
             self.storage.delete(info.key)
             self.storage.delete(owner_key(_owner(info), info.key))
@@ -572,6 +626,17 @@ class S3Drop:
             who = principal.name if principal else "library"
             audit.record("delete", who=who, key=info.key)
         self.hooks.delete(image_id, principal)
+
+    def _forget_digest(self, info: ObjectInfo) -> None:
+        """Remove the duplicate marker of image ``info`` if it names this image (the same bytes
+        accepted twice, in a race, leave one marker: the other copy's)."""
+        uploaded = info.metadata.get("source-sha256")
+        if not uploaded:  # promoted before duplicates were tracked
+            return
+        key = digest_key(_owner(info), uploaded)
+        marker = self.storage.head(key)
+        if marker is not None and marker.metadata.get("image") == info.key:
+            self.storage.delete(key)
 
     def sweep(
         self,

@@ -13,6 +13,7 @@ Content-Security-Policy violation, so these tests also prove the CSP lets the pa
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -25,6 +26,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, Request, Route, expect
 
+from s3drop.policy import image_key
 from tests.conftest import RGW, LiveServer
 from tests.e2e.test_page import (
     final_state,
@@ -172,7 +174,7 @@ def test_page_posts_cross_origin_to_rgw_and_the_bytes_are_stored(
         assert "POST" in preflight.headers["access-control-allow-methods"]
     assert traffic.cors_errors == []
 
-    # RGW holds the exact bytes under images/<id>.<width>x<height>.<bytes>.png, a thumbnail and
+    # RGW holds the exact bytes under images/<id>.<width>x<height>.<bytes>.n<name>.png, a thumbnail and
     # an entry in the owner's index per image, nothing in quarantine.
     with server.client() as client:
         answer = client.get("/api/images", params={"limit": 10})
@@ -185,7 +187,9 @@ def test_page_posts_cross_origin_to_rgw_and_the_bytes_are_stored(
     names = {}
     for name, data in originals.items():
         image_id = images[name]["id"]
-        names[image_id] = f"{image_id}.300x200.{len(data)}.png"
+        names[image_id] = image_key(
+            image_id, "image/png", width=300, height=200, size=len(data), filename=name
+        ).removeprefix("images/")
         stored = s3.get_object(Bucket=bucket, Key=f"images/{names[image_id]}")
         assert stored["Body"].read() == data, name
         assert stored["ContentType"] == "image/png"
@@ -196,6 +200,8 @@ def test_page_posts_cross_origin_to_rgw_and_the_bytes_are_stored(
         [f"images/{n}" for n in names.values()]
         + [f"owners/anonymous/{n}" for n in names.values()]
         + [f"thumbs/{i}.webp" for i in names]
+        # the duplicate markers, named by the SHA-256 of the bytes uploaded
+        + [f"digests/anonymous/{hashlib.sha256(data).hexdigest()}" for data in originals.values()]
     )
 
     # The gallery shows both, its thumbnails loaded from presigned RGW URLs.

@@ -4,6 +4,7 @@ shapes, the storage endpoint, the Jinja helpers."""
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 from pathlib import Path
@@ -256,3 +257,24 @@ def test_anonymous_uploads_without_a_secret_key_are_a_named_configuration_error(
     assert (response.status_code, error_of(response)["code"]) == (500, "bad_configuration")
     assert "secret_key" in error_of(response)["message"]
     assert objects(tmp_path / "data") == []
+
+
+def test_the_same_bytes_again_are_answered_at_signing_with_the_image(tmp_path: Path) -> None:
+    """The adapters share integrations/api: a duplicate is 409 already_uploaded with the image,
+    as in the bundled app, and nothing is signed or stored."""
+    app, _ = make_app(tmp_path / "data")
+    client = signed_in(app)
+    data = samples.png(3)
+    digest = hashlib.sha256(data).hexdigest()
+    image = upload(client, data).get_json()["image"]
+    before = objects(tmp_path / "data")
+    again = sign(client, data, sha256=digest)
+    assert again.status_code == 409
+    body = again.get_json()
+    assert body["error"]["code"] == "already_uploaded"
+    assert "already in your gallery" in body["error"]["message"]
+    assert body["image"]["id"] == image["id"]
+    assert "upload" not in body
+    assert objects(tmp_path / "data") == before
+    other = signed_in(app, "bob")  # duplicates are per owner
+    assert sign(other, data, sha256=digest).status_code == 201

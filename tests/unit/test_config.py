@@ -139,3 +139,13 @@ def test_which_hosts_the_app_answers(host: str, allowed: bool) -> None:
     middleware = HostMiddleware(lambda *a: None, hosts=settings.hosts())  # type: ignore[arg-type]
     assert middleware.allows(host) is allowed
     assert HostMiddleware(lambda *a: None, hosts=["*"]).allows(host) is bool(host.split(":")[0])  # type: ignore[arg-type]
+
+
+def test_the_browser_downscale_is_off_by_default_and_checked_when_set() -> None:
+    settings = Settings()
+    assert (settings.client_max_side, settings.client_quality) == (None, 85)
+    assert Settings(client_max_side="2048", client_quality="70").client_max_side == 2048
+    with pytest.raises(ConfigurationError, match="S3DROP_CLIENT_MAX_SIDE"):
+        Settings(client_max_side=0)
+    with pytest.raises(ConfigurationError, match="S3DROP_CLIENT_QUALITY"):
+        Settings(client_quality=101)

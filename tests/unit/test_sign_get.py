@@ -6,6 +6,7 @@ what is compared is what the gallery would have served before, and what it serve
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ import pytest
 
 from s3drop.config import Settings
 from s3drop.policy import Credentials
+from s3drop.storage import base
+from s3drop.storage.base import MAX_URL_LIFETIME, URL_WINDOW, stable_signing
 from s3drop.storage.s3 import S3Storage
 from s3drop.storage.sigv4 import GetSigner, canonical_host
 
@@ -116,16 +119,19 @@ def test_presign_get_signs_with_the_storage_credentials_and_the_clock(tmp_path: 
     storage = _storage(
         tmp_path, credentials, bucket="photos", endpoint_url="http://127.0.0.1:9", region="r"
     )
-    before = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    before = time.time()
     url = storage.presign_get(KEYS[0], expires_in=600, filename="cat.png")
-    after = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    after = time.time()
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
     assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"http://127.0.0.1:9/photos/{KEYS[0]}"
-    assert before <= query["X-Amz-Date"] <= after
+    # Dated at the start of the clock's 600 s window, living one window longer (issue 16).
+    signed = datetime.strptime(query["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    assert signed.timestamp() % 600 == 0
+    assert before - 600 < signed.timestamp() <= after
     assert query["X-Amz-Credential"] == f"AK/{query['X-Amz-Date'][:8]}/r/s3/aws4_request"
     assert query["X-Amz-Security-Token"] == "TOKEN"
-    assert query["X-Amz-Expires"] == "600"
+    assert query["X-Amz-Expires"] == "1200"
     assert query["response-content-disposition"] == "inline; filename*=UTF-8''cat.png"
 
 
@@ -157,3 +163,33 @@ def test_the_signed_host_is_botocores(url: str, host: str) -> None:
     assert canonical_host(url) == host
     assert GetSigner(url, region="r").host == host
     assert host == botocore.auth._host_from_url(url)
+
+
+def test_read_urls_are_stable_within_a_window_and_live_at_least_their_lifetime() -> None:
+    """Issue 16: a URL signed a second later is the same URL (browsers and CDNs reuse it), and
+    from any moment in the window it still works for the configured lifetime."""
+    start = 1_800_000_000 - 1_800_000_000 % URL_WINDOW
+    for expires_in in (1, 60, 600, 3600, 86400, MAX_URL_LIFETIME):
+        window = min(expires_in, URL_WINDOW)
+        for now in (start, start + window // 2, start + window - 1):
+            signed_at, lifetime = stable_signing(expires_in, now=now)
+            assert signed_at == start
+            assert stable_signing(expires_in, now=now + 0.9) == (signed_at, lifetime)
+            assert lifetime <= MAX_URL_LIFETIME
+            if expires_in + window <= MAX_URL_LIFETIME:
+                assert signed_at + lifetime - now >= expires_in
+        assert stable_signing(expires_in, now=start + window)[0] == start + window
+    assert stable_signing(3600, now=start + 1) == (start, 7200)
+
+
+def test_presign_get_gives_the_same_url_a_second_later(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    storage = _storage(tmp_path, CREDENTIALS[0], bucket="photos", region="eu-west-3")
+    clock = [1_800_000_100.0]
+    monkeypatch.setattr(base.time, "time", lambda: clock[0])
+    first = storage.presign_get(KEYS[0], expires_in=3600)
+    clock[0] += 1
+    assert storage.presign_get(KEYS[0], expires_in=3600) == first
+    clock[0] += URL_WINDOW
+    assert storage.presign_get(KEYS[0], expires_in=3600) != first

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..auth import Principal
 from ..config import KNOWN_TYPES
-from ..errors import InvalidRequest, PostRejected, S3DropError
+from ..errors import AlreadyUploaded, InvalidRequest, PostRejected, S3DropError
 from ..gallery import VARIANTS, Variant
 from ..headers import FORMAT_NAMES
 from ..storage.local import LocalStorage
@@ -63,10 +63,14 @@ def json_answer(status: int, data: object, headers: Mapping[str, str] | None = N
 
 def error_answer(exc: S3DropError) -> Answer:
     """``{"error": {"code", "message"}}`` with the error's status (and ``Retry-After`` on 429 and
-    on a 503 that says when to retry)."""
+    on a 503 that says when to retry); a duplicate at signing (409 ``already_uploaded``) also
+    carries the ``image`` already there."""
     retry_after = getattr(exc, "retry_after", None)
     headers = {"Retry-After": str(retry_after)} if isinstance(retry_after, int) else {}
-    return json_answer(exc.status, {"error": {"code": exc.code, "message": exc.message}}, headers)
+    data: dict[str, object] = {"error": {"code": exc.code, "message": exc.message}}
+    if isinstance(exc, AlreadyUploaded):
+        data["image"] = exc.image if isinstance(exc.image, dict) else exc.image.to_dict()
+    return json_answer(exc.status, data, headers)
 
 
 class SignRequest(BaseModel):
@@ -134,7 +138,8 @@ def describe_type(content_type: str) -> dict[str, object]:
 
 
 def sign(drop: S3Drop, principal: Principal, body: bytes) -> Answer:
-    """``POST uploads``: 201 ``{"upload": form}``, or the refusal (nothing is signed)."""
+    """``POST uploads``: 201 ``{"upload": form}``, or the refusal (nothing is signed): 409
+    ``already_uploaded`` with the ``image`` when the caller already has those bytes."""
 
     def call() -> Answer:
         claim = parse_sign_request(body)

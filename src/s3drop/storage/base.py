@@ -17,6 +17,7 @@ leave their root.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,28 @@ from datetime import UTC, datetime, timedelta
 from ..config import Settings
 from ..errors import ConfigurationError
 from ..policy import UploadForm, UploadRequest
+
+#: Signed read URLs stay byte for byte the same within a window of this many seconds (or of the
+#: URL's lifetime, when shorter), so browsers and CDNs can reuse what they fetched.
+URL_WINDOW = 3600
+#: The longest a SigV4 presigned URL may live.
+MAX_URL_LIFETIME = 7 * 24 * 3600
+
+
+def stable_signing(expires_in: int, *, now: float | None = None) -> tuple[int, int]:
+    """When to date a read URL and how long it lives: ``(signed_at, lifetime)``, in seconds.
+
+    ``signed_at`` is the clock rounded down to a window (:data:`URL_WINDOW`, or ``expires_in``
+    when shorter), so every URL for a key signed in the same window is identical; ``lifetime`` is
+    ``expires_in`` plus one window, so the URL still works for at least ``expires_in`` seconds
+    from now (at most twice that; capped at SigV4's 7 days)::
+
+        >>> stable_signing(3600, now=7_200_000_123)
+        (7200000000, 7200)
+    """
+    clock = int(time.time() if now is None else now)
+    window = max(1, min(expires_in, URL_WINDOW))
+    return clock - clock % window, min(expires_in + window, MAX_URL_LIFETIME)
 
 
 @dataclass(frozen=True)
@@ -52,7 +75,8 @@ class Storage:
         raise NotImplementedError
 
     def presign_get(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
-        """A URL that reads ``key`` until it expires, refusing any change to it."""
+        """A URL that reads ``key`` for at least ``expires_in`` seconds, refusing any change to
+        it; the same URL for the same arguments within a window (:func:`stable_signing`)."""
         raise NotImplementedError
 
     def head(self, key: str) -> ObjectInfo | None:

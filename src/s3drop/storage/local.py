@@ -60,7 +60,7 @@ from ..policy import (
     verify_post,
 )
 from ..units import format_size
-from .base import ObjectInfo, Storage, _expiry
+from .base import ObjectInfo, Storage, _expiry, stable_signing
 from .sigv4 import PutSigner, put_headers
 
 #: Where the app mounts the local backend's endpoints.
@@ -192,7 +192,8 @@ class LocalStorage(Storage):
         else:
             _check_key(key)
             path = quote(key)
-        expires = str(int(time.time()) + expires_in)
+        signed_at, lifetime = stable_signing(expires_in)
+        expires = str(signed_at + lifetime)
         signature = self._get_signature(key, expires, filename or "")
         named = f"&filename={quote_plus(filename)}" if filename else ""
         return f"{self.base_url}/{path}?expires={expires}{named}&signature={signature}"
@@ -358,7 +359,9 @@ class LocalStorage(Storage):
             headers={
                 "X-Content-Type-Options": "nosniff",
                 "Content-Disposition": inline_disposition(query.get("filename")),
-                "Cache-Control": "private, max-age=300",
+                # The URL never changes what it reads and works until it expires: the browser may
+                # keep the bytes that long without asking again (FileResponse adds the ETag).
+                "Cache-Control": f"private, max-age={_remaining(query)}, immutable",
                 "Content-Security-Policy": "default-src 'none'; sandbox",
             },
         )
@@ -654,6 +657,11 @@ class _PostReceiver:
 
     def _end(self) -> None:
         self.ended = True
+
+
+def _remaining(query: dict[str, str]) -> int:
+    """Seconds until a checked signed read URL expires."""
+    return max(0, int(query["expires"]) - int(time.time()))
 
 
 def _malformed(message: str) -> PostRejected:

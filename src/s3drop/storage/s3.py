@@ -25,6 +25,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
@@ -43,7 +44,7 @@ from ..errors import (
     StorageUnavailable,
 )
 from ..policy import Credentials, UploadForm, UploadRequest, inline_disposition, sign_post
-from .base import ObjectInfo, Storage, _expiry
+from .base import ObjectInfo, Storage, _expiry, stable_signing
 from .sigv4 import GetSigner, PutSigner, put_headers
 
 if TYPE_CHECKING:
@@ -315,11 +316,13 @@ class S3Storage(Storage):
         if self.public_base_url:
             return f"{self.public_base_url}/{quote(key)}"
         disposition = inline_disposition(filename) if filename else None
+        signed_at, lifetime = stable_signing(expires_in)
         return self.get_signer.url(
             key,
             credentials=self.credentials(),
-            expires_in=expires_in,
+            expires_in=lifetime,
             disposition=disposition,
+            now=datetime.fromtimestamp(signed_at, UTC),
         )
 
     def head(self, key: str) -> ObjectInfo | None:

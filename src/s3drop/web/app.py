@@ -24,19 +24,26 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
-from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .._version import __version__
 from ..auth import Authenticator
 from ..config import Settings
-from ..errors import LimitsUnavailable, NotAuthenticated, RateLimited, S3DropError, ServerBusy
+from ..errors import (
+    AlreadyUploaded,
+    LimitsUnavailable,
+    NotAuthenticated,
+    RateLimited,
+    S3DropError,
+    ServerBusy,
+)
 from ..limits import LimitStore
 from ..storage.base import Storage
 from ..storage.local import MOUNT
 from ..storage.sigv4 import PUT_HEADERS
 from ..uploads import S3Drop
 from . import ops, routes
+from .assets import StaticAssets
 from .mount import MountMiddleware
 from .security import HostMiddleware, SecurityMiddleware
 from .timeouts import BodyTimeoutMiddleware
@@ -83,7 +90,8 @@ def build_app(drop: S3Drop) -> FastAPI:
     app.include_router(routes.api)
     if drop.storage.name == "local":
         app.include_router(routes.local_storage)
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.state.assets = StaticAssets(STATIC)
+    app.mount("/static", app.state.assets, name="static")
     app.add_exception_handler(S3DropError, _s3drop_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -208,6 +216,10 @@ async def _s3drop_error(request: Request, exc: Exception) -> JSONResponse:
         response = _server_fault(exc.status, exc.code, exc.message)
     else:
         response = error_response(exc.status, exc.code, exc.message)
+    if isinstance(exc, AlreadyUploaded):  # the image the client already has, beside the error
+        image = exc.image if isinstance(exc.image, dict) else exc.image.to_dict()
+        error = {"code": exc.code, "message": exc.message}
+        response = JSONResponse({"error": error, "image": image}, status_code=exc.status)
     if isinstance(exc, RateLimited | LimitsUnavailable | ServerBusy):
         response.headers["Retry-After"] = str(exc.retry_after)
     elif exc.status == 503:

@@ -18,13 +18,14 @@ from starlette.concurrency import run_in_threadpool
 from .. import metrics
 from ..auth import Principal
 from ..config import KNOWN_TYPES
-from ..errors import PostRejected, S3DropError, ServerBusy
+from ..errors import AlreadyUploaded, PostRejected, S3DropError, ServerBusy
 from ..gallery import ImageURL
 from ..headers import FORMAT_NAMES
 from ..sandbox import RETRY_AFTER
 from ..storage.local import BUCKET, MOUNT, LocalStorage, ReceivedPost, drain
 from ..storage.local_put import receive_put
 from ..uploads import S3Drop
+from .assets import StaticAssets
 
 api = APIRouter(prefix="/api")
 pages = APIRouter()
@@ -107,16 +108,20 @@ Caller = Annotated[Principal, Depends(current_principal)]
 async def sign_upload(body: SignRequest, request: Request, principal: Caller) -> JSONResponse:
     # The limits store may wait on a lock (SQLite) and S3 credentials may refresh over the
     # network: signing runs in the thread pool, never on the event loop.
-    form = await run_in_threadpool(
-        _drop(request).presign,
-        content_type=body.content_type,
-        size=body.size,
-        filename=body.filename,
-        sha256=body.sha256,
-        principal=principal,
-        method=body.method,
-        success_status=body.success_action_status,
-    )
+    try:
+        form = await run_in_threadpool(
+            _drop(request).presign,
+            content_type=body.content_type,
+            size=body.size,
+            filename=body.filename,
+            sha256=body.sha256,
+            principal=principal,
+            method=body.method,
+            success_status=body.success_action_status,
+        )
+    except AlreadyUploaded:  # 409 with the image (the app's error handler): nothing to send
+        metrics.duplicate()
+        raise
     # The hot path: a JSONResponse straight from plain data skips FastAPI's jsonable_encoder walk.
     metrics.signed(form.content_type)
     return JSONResponse({"upload": form.to_dict()}, status_code=201)
@@ -198,6 +203,9 @@ async def client_config(request: Request) -> dict[str, object]:
         "max_bytes": settings.max_bytes,
         "backend": settings.storage_backend,
         "auth": settings.auth_mode,
+        # Off unless set: the element then downscales larger images before sending them.
+        "client_max_side": settings.client_max_side,
+        "client_quality": settings.client_quality,
     }
 
 
@@ -213,10 +221,10 @@ def _describe_type(content_type: str) -> dict[str, object]:
 
 
 @pages.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
-async def index() -> FileResponse:
-    from .app import STATIC
-
-    return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
+async def index(request: Request) -> Response:
+    """The page, naming its files by version (:mod:`s3drop.web.assets`); never cached unasked."""
+    assets: StaticAssets = request.app.state.assets
+    return assets.page.response(request.headers, versioned=False, method=request.method)
 
 
 @pages.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)

@@ -38,15 +38,12 @@ const ui = {
 
 // --- small helpers ---------------------------------------------------------------------------
 
-let pendingAnnouncements = [];
-let announceTimer = 0;
+/** One short sentence in the page's live region (a polite log: each is read on its own). */
 function announce(text) {
-  pendingAnnouncements.push(text);
-  window.clearTimeout(announceTimer);
-  announceTimer = window.setTimeout(() => {
-    ui.announcer.textContent = pendingAnnouncements.join(". ");
-    pendingAnnouncements = [];
-  }, 150);
+  const line = document.createElement("p");
+  line.textContent = text;
+  ui.announcer.append(line);
+  while (ui.announcer.childElementCount > 5) ui.announcer.firstElementChild.remove();
 }
 
 function storedToken() {
@@ -144,7 +141,15 @@ ui.signin.addEventListener("submit", (event) => {
 
 // --- gallery ---------------------------------------------------------------------------------
 
-const gallery = { cursor: null, ids: new Set(), loading: false, available: true, images: new Map() };
+const gallery = {
+  cursor: null,
+  ids: new Set(),
+  loading: false,
+  available: true,
+  images: new Map(),
+  labels: new Map(), // label -> how many tiles used it
+  tileLabels: new Map(), // id -> its tile's unique label
+};
 
 async function loadGallery() {
   if (gallery.loading) return;
@@ -176,10 +181,11 @@ async function loadGallery() {
   updateGallery();
 }
 
+/** A tile for an image uploaded on this visit. It joins the end of the gallery, so no tile moves
+ * under the pointer while uploads finish (a reload shows it first, newest first). */
 function addToGallery(image) {
   if (gallery.ids.has(image.id)) return;
-  const tile = buildTile(image);
-  ui.gallery.prepend(tile);
+  ui.gallery.append(buildTile(image));
   updateGallery();
 }
 
@@ -191,7 +197,7 @@ function appendTile(image) {
 function uploadedText(image) {
   const when = new Date(image.uploaded_at);
   if (!image.uploaded_at || Number.isNaN(when.getTime())) return "";
-  return when.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  return when.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
 }
 
 /** The upload time, short enough for a tile: "28 Nov, 16:23" this year, "3 Mar 2025" before. */
@@ -233,11 +239,29 @@ function imageFacts(image, { long = false } = {}) {
   return facts.join(" · ");
 }
 
+/** The tile's accessible name: its label, told apart from any other tile's with the same label
+ * (two "holiday.png", or two images of one size uploaded in the same second) by a number. */
+function uniqueLabel(image) {
+  const label = imageLabel(image);
+  const count = (gallery.labels.get(label) || 0) + 1;
+  gallery.labels.set(label, count);
+  const unique = count === 1 ? label : `${label} (${count})`;
+  gallery.tileLabels.set(image.id, unique);
+  return unique;
+}
+
+/** How messages name an image: its filename once known, else what its tile is called. */
+function nameOf(id) {
+  const image = gallery.images.get(id);
+  if (!image) return "the image";
+  return image.filename || gallery.tileLabels.get(id) || imageLabel(image);
+}
+
 function buildTile(image) {
   gallery.ids.add(image.id);
   gallery.images.set(image.id, image);
   const tile = ui.tileTemplate.content.firstElementChild.cloneNode(true);
-  const label = imageLabel(image);
+  const label = uniqueLabel(image);
   tile.dataset.id = image.id;
   const img = tile.querySelector(".tile-img");
   img.src = image.thumbnail_url || image.url;
@@ -332,7 +356,7 @@ function askDelete(id, opener) {
   if (!image) return;
   deleting = id;
   confirmReturnFocus = opener;
-  ui.confirmText.textContent = `“${imageLabel(image)}” and its thumbnail will be removed from storage. This cannot be undone.`;
+  ui.confirmText.textContent = `“${nameOf(id)}” and its thumbnail will be removed from storage. This cannot be undone.`;
   ui.confirmError.hidden = true;
   ui.confirmDelete.disabled = false;
   ui.confirm.showModal();
@@ -347,7 +371,7 @@ ui.confirm.addEventListener("close", () => {
 ui.confirmDelete.addEventListener("click", async () => {
   const id = deleting;
   if (!id) return;
-  const image = gallery.images.get(id);
+  const name = nameOf(id);
   ui.confirmDelete.disabled = true;
   ui.confirmError.hidden = true;
   const result = await api("DELETE", `images/${encodeURIComponent(id)}`);
@@ -357,23 +381,30 @@ ui.confirmDelete.addEventListener("click", async () => {
     ui.confirmError.hidden = false;
     return;
   }
-  removeTile(id);
+  const next = removeTile(id);
   confirmReturnFocus = null;
   ui.confirm.close();
   if (viewing === id) {
     returnFocus = null;
     ui.viewer.close();
   }
-  announce(`Deleted ${image ? imageLabel(image) : "the image"}`);
-  el("gallery-title").focus();
+  announce(`Deleted ${name}`);
+  // Focus moves to the tile that took its place (or the one before it); with none left, to the
+  // gallery's heading. Each shows its ring.
+  if (next) next.querySelector(".tile-open").focus({ focusVisible: true });
+  else el("gallery-title").focus();
 });
 
+/** Remove an image's tile; returns the tile now nearest to where it was, if any. */
 function removeTile(id) {
   const tile = ui.gallery.querySelector(`.tile[data-id="${CSS.escape(id)}"]`);
+  const next = tile ? tile.nextElementSibling || tile.previousElementSibling : null;
   if (tile) tile.remove();
   gallery.ids.delete(id);
   gallery.images.delete(id);
+  gallery.tileLabels.delete(id);
   updateGallery();
+  return next;
 }
 
 loadGallery();

@@ -6,8 +6,11 @@
  *   <script type="module" src="https://uploads.example.com/static/s3drop-uploader.js"></script>
  *   <s3drop-uploader name="photos" multiple></s3drop-uploader>
  *
- * Flow per file: check type and size against the server's settings ({api}/config) -> hash (SHA-256,
- * WebCrypto) -> POST {api}/uploads (sign) -> POST the signed form straight to storage
+ * Flow per file: check type and size against the server's settings ({api}/config) -> downscale
+ * (only when the server sets client_max_side: a larger image is resized here, orientation applied,
+ * and that copy is what is sent) -> hash (SHA-256, WebCrypto) -> POST {api}/uploads (sign; a 409
+ * already_uploaded means the same bytes are already in the caller's gallery: nothing is sent, the
+ * row says "Already in your gallery") -> POST the signed form straight to storage
  * (XMLHttpRequest, for upload progress) -> POST {api}/uploads/{id}/complete (the server verifies the
  * bytes) -> the image is accepted.
  *
@@ -18,7 +21,9 @@
  *   s3drop:ready         the server's settings arrived: {config}
  *   s3drop:add           files are about to join the list (cancelable: the host may refuse): {files}
  *   s3drop:progress      a file changed state or made progress: {file, state, percent, message}
- *   s3drop:accepted      the server verified and stored a file: {file, image}
+ *   s3drop:accepted      the server verified and stored a file: {file, image, duplicate}; duplicate
+ *                        is true when signing found the same bytes already in the gallery (the
+ *                        image is that one, and no byte was sent)
  *   s3drop:rejected      a file was refused for good, here or by the server: {file, code, message}
  *   s3drop:failed        a file did not make it and may be retried: {file, code, message, status}
  *   s3drop:removed       a file left the list (its id leaves the form value): {file, image}
@@ -29,6 +34,7 @@
 const HASH_LIMIT = 512 * 1024 * 1024; // bigger files are sent without a checksum
 const PREVIEW_LIMIT = 40 * 1024 * 1024; // bigger files get a badge, not a decoded preview
 const MAX_PARALLEL = 3;
+const LOG_KEEP = 5; // sentences the live region keeps (older ones were read already)
 const ACTIVE = new Set(["queued", "uploading", "verifying"]);
 const FINISHED = new Set(["done", "rejected", "refused", "cancelled"]);
 
@@ -65,8 +71,7 @@ const ICON_UPLOAD =
   '<path d="M24 40V22m0 0-6.5 6.5M24 22l6.5 6.5"/></svg>';
 
 const MARKUP = `
-<div class="dropzone" id="dropzone" part="dropzone" role="button" tabindex="0"
-     aria-labelledby="dropzone-title" aria-describedby="dropzone-limits">
+<div class="dropzone" id="dropzone" part="dropzone" role="button" tabindex="0">
   ${ICON_UPLOAD}
   <p class="dropzone-title" id="dropzone-title" part="title"><slot name="title">Drop images here, paste, or choose files</slot></p>
   <p class="dropzone-limits" id="dropzone-limits" part="limits">Loading limits…</p>
@@ -82,7 +87,7 @@ const MARKUP = `
   </div>
   <ul class="files" id="files" part="files" aria-labelledby="queue-title"></ul>
 </div>
-<div class="visually-hidden" id="live" aria-live="polite" aria-atomic="true"></div>
+<div class="visually-hidden" id="live" role="log" aria-live="polite"></div>
 `;
 
 const ROW = `
@@ -130,7 +135,7 @@ const CSS = `
   --_border-strong: var(--s3drop-border-strong, light-dark(#cdd3dc, #3a4250));
   --_text: var(--s3drop-text, light-dark(#18202b, #e8ebf0));
   --_text-2: var(--s3drop-text-2, light-dark(#566173, #a6afbd));
-  --_text-3: var(--s3drop-text-3, light-dark(#6b7583, #8a93a1));
+  --_text-3: var(--s3drop-text-3, light-dark(#5f6a79, #8a93a1));
   --_ok: var(--s3drop-ok, light-dark(#1e7a46, #5cc98b));
   --_warn: var(--s3drop-warn, light-dark(#9a5b00, #f0b45b));
   --_bad: var(--s3drop-bad, light-dark(#b42318, #ff8a80));
@@ -152,8 +157,12 @@ const CSS = `
 p { margin: 0; }
 svg, img { display: block; }
 button, input, label { font: inherit; color: inherit; }
-/* A solid ring (3:1 against its surroundings), which forced colours keep. */
-:focus-visible { outline: 2px solid var(--_focus); outline-offset: 2px; }
+/* A solid 3 px ring (3:1 against what it covers, in light and dark), an outline so that forced
+ * colours keep it. */
+:focus-visible { outline: 3px solid var(--_focus); outline-offset: 2px; }
+/* A theme unlike the page's brings its own surface, or its text would sit on the page's. */
+:host([theme]) { background: var(--_surface); border-radius: var(--_radius); }
+:host([theme]) .queue { padding: 0 12px 12px; }
 .visually-hidden {
   position: absolute !important; width: 1px; height: 1px; margin: -1px; padding: 0; border: 0;
   overflow: hidden; clip: rect(0 0 0 0); clip-path: inset(50%); white-space: nowrap;
@@ -204,10 +213,18 @@ button, input, label { font: inherit; color: inherit; }
 }
 
 .queue { margin-top: 20px; }
-.queue-head { display: flex; align-items: baseline; gap: 12px; margin-bottom: 10px; }
+.queue-head { display: flex; align-items: center; gap: 12px; min-height: 38px; margin-bottom: 10px; }
 .queue-title { font-size: 1.05em; font-weight: 650; }
 .queue-summary { flex: 1; color: var(--_text-3); font-size: 0.88em; }
-.files { display: grid; gap: 8px; margin: 0; padding: 0; list-style: none; }
+.files { display: grid; align-content: start; gap: 8px; margin: 0; padding: 0; list-style: none; }
+/* queue-rows="N": room for N rows is kept from the start (more scroll), so nothing below moves. */
+:host([queue-rows]) .queue[hidden] { display: block !important; visibility: hidden; }
+:host([queue-rows]) .files {
+  /* N rows and a glimpse of the next, so a longer list shows that it scrolls. */
+  height: calc((var(--_rows, 3) + 0.4) * 86px); overflow-y: auto; padding: 3px 5px 3px 3px;
+  margin: -3px -5px -3px -3px; overscroll-behavior: contain;
+}
+:host([queue-rows]) .file { min-height: 78px; }
 .file {
   display: grid; grid-template-columns: 52px minmax(0, 1fr) auto; align-items: center; gap: 14px;
   padding: 10px 12px 10px 10px; border: 1px solid var(--_border); border-radius: var(--_radius-sm);
@@ -244,7 +261,8 @@ button, input, label { font: inherit; color: inherit; }
 .file[data-state="refused"] .message { color: var(--_warn); }
 .file[data-state="refused"] .message::before { background: var(--_warn); }
 .file[data-state="cancelled"] { background: var(--_surface-2); box-shadow: none; }
-.file[data-state="cancelled"] .file-name, .file[data-state="cancelled"] .file-preview { opacity: 0.6; }
+.file[data-state="cancelled"] .file-name { color: var(--_text-2); }
+.file[data-state="cancelled"] .file-preview { opacity: 0.6; }
 @keyframes pulse { 50% { opacity: 0.35; } }
 @keyframes sweep { from { transform: translateX(-100%); } to { transform: translateX(290%); } }
 @container (max-width: 480px) {
@@ -343,6 +361,58 @@ async function sha256Hex(file) {
   }
 }
 
+/** A copy of an image file whose longer side is at most `maxSide` pixels, upright (EXIF orientation
+ * applied by createImageBitmap), as JPEG (from a JPEG) or WebP (from anything else, keeping alpha)
+ * at `quality` (1-100); where WebP is not allowed, JPEG if the picture is opaque, else a PNG stays
+ * PNG. Null when the image is small enough already, is animated (GIF), or the browser cannot
+ * decode or encode it (then the original is sent, as without downscaling). */
+export async function downscale(file, type, { maxSide, quality, allowed }) {
+  if (!maxSide || type === "image/gif" || typeof globalThis.createImageBitmap !== "function") return null;
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+  } catch {
+    return null;
+  }
+  try {
+    const { width, height } = bitmap;
+    if (Math.max(width, height) <= maxSide) return null;
+    const scale = maxSide / Math.max(width, height);
+    const w = Math.max(1, Math.round(width * scale));
+    const h = Math.max(1, Math.round(height * scale));
+    const canvas = typeof OffscreenCanvas === "function" ? new OffscreenCanvas(w, h) : Object.assign(document.createElement("canvas"), { width: w, height: h });
+    const context = canvas.getContext("2d", { willReadFrequently: true });
+    context.imageSmoothingEnabled = true;
+    context.imageSmoothingQuality = "high";
+    context.drawImage(bitmap, 0, 0, w, h);
+    let output = type === "image/jpeg" ? "image/jpeg" : "image/webp";
+    if (!allowed.includes(output)) {
+      if (allowed.includes("image/jpeg") && opaque(context, w, h)) output = "image/jpeg";
+      else if (type === "image/png" && allowed.includes(type)) output = type;
+      else return null;
+    }
+    const options = { type: output, quality: Math.min(100, Math.max(1, quality || 85)) / 100 };
+    const blob = canvas.convertToBlob
+      ? await canvas.convertToBlob(options)
+      : await new Promise((resolve) => canvas.toBlob(resolve, options.type, options.quality));
+    if (!blob || blob.type !== output) return null; // the browser could not encode that type
+    const ext = { "image/jpeg": "jpg", "image/webp": "webp", "image/png": "png" }[output];
+    const stem = (file.name || "image").replace(/\.[^.]*$/, "");
+    return new File([blob], `${stem}.${ext}`, { type: output, lastModified: file.lastModified });
+  } catch {
+    return null;
+  } finally {
+    bitmap.close();
+  }
+}
+
+/** Whether every pixel drawn on `context` is fully opaque (then JPEG loses nothing of it). */
+function opaque(context, width, height) {
+  const { data } = context.getImageData(0, 0, width, height);
+  for (let index = 3; index < data.length; index += 4) if (data[index] !== 255) return false;
+  return true;
+}
+
 /** Clipboard images are all called "image.png"; give each a name worth keeping. */
 function namePasted(file) {
   if (file.name && file.name !== "image.png") return file;
@@ -358,7 +428,7 @@ const carriesFiles = (event) =>
 
 export class S3DropUploader extends HTMLElement {
   static formAssociated = true;
-  static observedAttributes = ["api", "accept", "multiple", "max-files", "name", "required", "disabled", "drop-target"];
+  static observedAttributes = ["api", "accept", "multiple", "max-files", "name", "required", "disabled", "drop-target", "queue-rows"];
 
   /** Extra request headers for the API (an object, or a function returning one or a promise of
    * one): `uploader.headers = () => ({Authorization: `Bearer ${token}`})`. */
@@ -375,8 +445,6 @@ export class S3DropUploader extends HTMLElement {
   #nextItem = 1;
   #dragDepth = 0;
   #listeningOn = null;
-  #announcements = [];
-  #announceTimer = 0;
 
   constructor() {
     super();
@@ -503,6 +571,10 @@ export class S3DropUploader extends HTMLElement {
     } else if (name === "drop-target" && this.isConnected) {
       this.#unlisten();
       this.#listen();
+    } else if (name === "queue-rows") {
+      const rows = Number.parseInt(current || "", 10);
+      if (Number.isFinite(rows) && rows > 0) this.style.setProperty("--_rows", String(rows));
+      else this.style.removeProperty("--_rows");
     } else if (name === "disabled") {
       this.#ui.dropzone.setAttribute("aria-disabled", String(this.#disabled));
     }
@@ -556,14 +628,13 @@ export class S3DropUploader extends HTMLElement {
     return this.#configReady;
   }
 
-  /** Say something through the element's live region (polite; batched so a burst reads as one). */
+  /** Say one short sentence through the element's live region (a polite log: each sentence is
+   * read on its own, none is merged with another or read again; the last few stay). */
   announce(text) {
-    this.#announcements.push(text);
-    clearTimeout(this.#announceTimer);
-    this.#announceTimer = setTimeout(() => {
-      this.#ui.live.textContent = this.#announcements.join(". ");
-      this.#announcements = [];
-    }, 150);
+    const line = document.createElement("p");
+    line.textContent = text;
+    this.#ui.live.append(line);
+    while (this.#ui.live.childElementCount > LOG_KEEP) this.#ui.live.firstElementChild.remove();
   }
 
   // --- events ----------------------------------------------------------------------------------
@@ -677,6 +748,7 @@ export class S3DropUploader extends HTMLElement {
       state: "new",
       run: 0,
       sha256: undefined,
+      sent: undefined, // the File sent: the original, or its downscaled copy (see downscale)
       controller: null,
       xhr: null,
       upload: null,
@@ -756,7 +828,8 @@ export class S3DropUploader extends HTMLElement {
       return { code: "type_not_allowed", message: `Not an allowed type: ${item.type || "unknown"}. Allowed: ${allowed}` };
     }
     if (item.file.size === 0) return { code: "file_empty", message: "Empty file: there is nothing to upload" };
-    if (item.file.size > config.max_bytes) {
+    // A file the settings have downscaled first is judged by the copy it sends (#process).
+    if (item.file.size > config.max_bytes && !this.#mayDownscale(item)) {
       return {
         code: "file_too_large",
         message: `Too big: ${formatSize(item.file.size)}, the limit is ${formatSize(config.max_bytes)}`,
@@ -803,7 +876,15 @@ export class S3DropUploader extends HTMLElement {
     try {
       if (!item.verifyOnly) {
         this.#show(item, "queued", "Preparing…", { quiet: true });
-        if (item.sha256 === undefined) item.sha256 = await sha256Hex(item.file);
+        if (item.sent === undefined) item.sent = (await this.#downscaled(item)) || item.file;
+        if (!current()) return;
+        if (item.sent.size > this.#config.max_bytes) {
+          const sent = item.sent === item.file ? "" : " after downscaling";
+          const limit = formatSize(this.#config.max_bytes);
+          this.#refuse(item, "file_too_large", `Too big: ${formatSize(item.sent.size)}${sent}, the limit is ${limit}`);
+          return;
+        }
+        if (item.sha256 === undefined) item.sha256 = await sha256Hex(item.sent);
         if (!current()) return;
         const signed = await this.#sign(item);
         if (!signed || !current()) return;
@@ -823,16 +904,42 @@ export class S3DropUploader extends HTMLElement {
     this.#emit("s3drop:failed", { file: item.file, code, message, status });
   }
 
+  /** Whether the settings may shrink this file before it is sent (then its size is judged after). */
+  #mayDownscale(item) {
+    return Boolean(this.#config && this.#config.client_max_side) && item.type !== "image/gif";
+  }
+
+  /** The downscaled copy the server's settings ask for, or null (off, small enough, or the browser
+   * cannot); the row says so while it works. */
+  async #downscaled(item) {
+    const config = this.#config;
+    if (!config || !config.client_max_side) return null;
+    const copy = await downscale(item.file, item.type, {
+      maxSide: config.client_max_side,
+      quality: config.client_quality,
+      allowed: config.allowed_types,
+    });
+    if (copy) {
+      item.type = copy.type;
+      item.el.dataset.sentBytes = String(copy.size);
+      item.parts.size.textContent = `${formatSize(item.file.size)} → ${formatSize(copy.size)}`;
+    }
+    return copy;
+  }
+
   async #sign(item) {
     item.controller = new AbortController();
-    const body = { filename: item.file.name || "image", content_type: item.type, size: item.file.size };
+    const file = item.sent || item.file;
+    const body = { filename: file.name || "image", content_type: item.type, size: file.size };
     if (item.sha256) body.sha256 = item.sha256;
     const result = await this.#api("POST", "uploads", body, item.controller.signal);
     item.controller = null;
     if (item.state === "cancelled") return null;
     if (result.ok && result.data && result.data.upload) return result.data.upload;
     const code = (result.data && result.data.error && result.data.error.code) || `http_${result.status}`;
-    if (result.status === 0) {
+    if (result.status === 409 && code === "already_uploaded" && result.data.image) {
+      this.#duplicate(item, result.data.image);
+    } else if (result.status === 0) {
       this.#fail(item, "network_error", userMessage(result), 0);
     } else if (result.status === 401) {
       this.#fail(item, code, "Not signed in: sign in, then retry", 401);
@@ -846,12 +953,28 @@ export class S3DropUploader extends HTMLElement {
     return null;
   }
 
+  /** Signing found the same bytes already in the gallery: nothing is sent; the row shows that
+   * image, and the host hears `s3drop:accepted` with `duplicate: true` (its id joins the value, as
+   * an upload's would: the image is there either way). */
+  #duplicate(item, image) {
+    item.image = image;
+    item.el.dataset.duplicate = "";
+    if (image.thumbnail_url) {
+      const thumb = item.parts.thumb;
+      thumb.addEventListener("load", () => (thumb.hidden = false), { once: true });
+      thumb.src = new URL(image.thumbnail_url, this.apiBase).href;
+    }
+    this.#emit("s3drop:accepted", { file: item.file, image, duplicate: true });
+    this.#show(item, "done", "Already in your gallery");
+  }
+
   /** POST the signed form to storage. True on success; otherwise the row says why. */
   #post(item, upload) {
     return new Promise((resolve) => {
       const form = new FormData();
       for (const [name, value] of Object.entries(upload.fields)) form.append(name, value);
-      form.append("file", item.file, item.file.name || "image");
+      const file = item.sent || item.file;
+      form.append("file", file, file.name || "image");
       const xhr = new XMLHttpRequest();
       item.xhr = xhr;
       const finish = (ok) => {
@@ -929,7 +1052,7 @@ export class S3DropUploader extends HTMLElement {
     if (image) {
       // Stored even if the row was removed meanwhile: the host hears of it either way.
       item.image = image;
-      this.#emit("s3drop:accepted", { file: item.file, image });
+      this.#emit("s3drop:accepted", { file: item.file, image, duplicate: false });
       this.#updateValue();
     }
     if (item.run !== run) return;
@@ -981,7 +1104,8 @@ export class S3DropUploader extends HTMLElement {
       parts.bar.removeAttribute("aria-valuetext");
       if (!parts.bar.hasAttribute("aria-valuenow")) parts.bar.setAttribute("aria-valuenow", "0");
     }
-    if (!quiet && (changed || !busy)) this.announce(`${item.file.name}: ${message}`);
+    // One sentence per outcome; progress ("Uploading… 40%") is on the progress bar, not read out.
+    if (!quiet && !busy) this.announce(`${item.file.name}: ${message}`);
     if (changed) {
       const percent = Number(parts.bar.getAttribute("aria-valuenow") || 0);
       this.#emit("s3drop:progress", { file: item.file, state, percent, message });
