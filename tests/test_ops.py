@@ -209,7 +209,6 @@ def test_three_workers_on_rgw_complete_what_another_signed(
         args=["--workers", "3", "--log-format", "json"], env={**rgw.env(bucket), **LIMITS}
     )
     path = tmp_path / "a.png"
-    original = noise_png(path, 16)
 
     def pid_of(event: str, key_start: str) -> int:
         return next(
@@ -221,6 +220,7 @@ def test_three_workers_on_rgw_complete_what_another_signed(
     crossed = None
     with Client(server.url, transport=fresh()) as client:
         for _ in range(40):
+            original = noise_png(path, 16)  # new bytes each time: the same again is a duplicate
             image = client.upload(path)
             signer = pid_of("sign", f"incoming/{image['id']}.")
             completer = pid_of("accept", f"images/{image['id']}.")
