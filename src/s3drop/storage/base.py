@@ -139,6 +139,24 @@ def _expiry(expires_in: int) -> datetime:
     return datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=expires_in)
 
 
+def put_form(
+    request: UploadRequest, *, url: str, headers: dict[str, str], expires_in: int
+) -> UploadForm:
+    """A presigned PUT as the client sees it: the URL and the headers it must send (all the
+    signed ones but Content-Length, which the client's HTTP library sets from the body)."""
+    return UploadForm(
+        id=request.id,
+        key=request.key,
+        url=url,
+        fields={},
+        content_type=request.content_type,
+        max_bytes=request.max_bytes,
+        expires_at=_expiry(expires_in),
+        method="PUT",
+        headers={name: value for name, value in headers.items() if name != "Content-Length"},
+    )
+
+
 def open_storage(settings: Settings) -> Storage:
     """The backend the settings name."""
     if settings.storage_backend == "local":

@@ -60,7 +60,7 @@ from ..policy import (
     verify_post,
 )
 from ..units import format_size
-from .base import ObjectInfo, Storage, _expiry, stable_signing
+from .base import ObjectInfo, Storage, put_form, stable_signing
 from .sigv4 import PutSigner, put_headers
 
 #: Where the app mounts the local backend's endpoints.
@@ -174,17 +174,7 @@ class LocalStorage(Storage):
         url = PutSigner(self.base_url, region=REGION).url(
             request.key, headers=headers, credentials=self.credentials, expires_in=expires_in
         )
-        return UploadForm(
-            id=request.id,
-            key=request.key,
-            url=url,
-            fields={},
-            content_type=request.content_type,
-            max_bytes=request.max_bytes,
-            expires_at=_expiry(expires_in),
-            method="PUT",
-            headers={name: value for name, value in headers.items() if name != "Content-Length"},
-        )
+        return put_form(request, url=url, headers=headers, expires_in=expires_in)
 
     def presign_get(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
         if len(key) <= _MAX_KEY and _PLAIN_KEY.fullmatch(key):

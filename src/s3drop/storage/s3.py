@@ -44,7 +44,7 @@ from ..errors import (
     StorageUnavailable,
 )
 from ..policy import Credentials, UploadForm, UploadRequest, inline_disposition, sign_post
-from .base import ObjectInfo, Storage, _expiry, stable_signing
+from .base import ObjectInfo, Storage, put_form, stable_signing
 from .sigv4 import GetSigner, PutSigner, put_headers
 
 if TYPE_CHECKING:
@@ -296,17 +296,7 @@ class S3Storage(Storage):
         url = self.put_signer.url(
             request.key, headers=headers, credentials=self.credentials(), expires_in=expires_in
         )
-        return UploadForm(
-            id=request.id,
-            key=request.key,
-            url=url,
-            fields={},
-            content_type=request.content_type,
-            max_bytes=request.max_bytes,
-            expires_at=_expiry(expires_in),
-            method="PUT",
-            headers={name: value for name, value in headers.items() if name != "Content-Length"},
-        )
+        return put_form(request, url=url, headers=headers, expires_in=expires_in)
 
     def presign_get(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
         """The URL boto3's ``generate_presigned_url`` would give, signed here in microseconds
