@@ -114,11 +114,10 @@ def test_a_wheel_installs_into_a_fresh_virtualenv_and_works(tmp_path: Path) -> N
                 time.sleep(0.1)
         assert page is not None, "the installed s3drop did not serve"
         assert page.status_code == 200
-        assets = [
-            part.split('"')[1]
-            for part in page.text.split()
-            if part.startswith(("href=", "src=")) and part.split('"')[1].endswith((".css", ".js"))
+        links = [
+            part.split('"')[1] for part in page.text.split() if part.startswith(("href=", "src="))
         ]
+        assets = [link for link in links if link.split("?")[0].endswith((".css", ".js"))]
         assert assets, page.text
         for asset in assets:
             url = httpx.URL(f"http://127.0.0.1:{port}/").join(asset)

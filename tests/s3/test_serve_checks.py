@@ -15,6 +15,9 @@ import pytest
 from tests.conftest import RGW, LiveServer
 from tests.test_client import noise_png
 
+from s3drop.client import Client
+from s3drop.errors import PostRejected
+
 pytestmark = pytest.mark.s3
 
 
@@ -126,14 +129,33 @@ def test_people_see_plain_words_and_operators_the_details(
     assert "storage_access_denied" in logged
     assert "AWS_SECRET_ACCESS_KEY" in logged  # the operator's hint is in the log
 
-    # The CLI posting with a form the store refuses (signed with the wrong secret): RGW says
-    # AccessDenied with no message; the line still says what happened.
+    # Signing needs storage now (the duplicate check), so it is refused in the same plain words.
     noise_png(tmp_path / "cat.png", 12)
     run = s3drop("upload", "cat.png", "--server", server.url, "--no-progress", env={}, cwd=tmp_path)
     assert run.returncode == 1
-    assert run.stdout == (
-        "failed    cat.png  AccessDenied: storage refused the upload: access denied (the form was "
-        "refused: expired, altered, or not allowed) (HTTP 403)\n"
+    assert run.stdout.startswith(
+        "failed    cat.png  storage_access_denied: Storage is not set up correctly"
+    )
+    assert rgw.client().list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+def test_a_storage_refusal_with_no_message_still_says_what_happened(
+    rgw: RGW, bucket: str, make_server: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    """RGW answers a refused form with AccessDenied and an empty message; the client's line (what
+    `s3drop upload` prints after `failed`) still says what happened."""
+    server = make_server(env=rgw.env(bucket))
+    path = tmp_path / "cat.png"
+    data = noise_png(path, 12)
+    with Client(server.url) as client:
+        form = client.sign(filename="cat.png", content_type="image/png", size=len(data))
+        form.fields["x-amz-signature"] = "0" * 64  # altered: the store refuses it
+        with pytest.raises(PostRejected) as refused:
+            client.post_file(form, path)
+    assert refused.value.code == "AccessDenied"
+    assert refused.value.message == (
+        "storage refused the upload: access denied (the form was refused: expired, altered, or "
+        "not allowed) (HTTP 403)"
     )
     assert rgw.client().list_objects_v2(Bucket=bucket).get("KeyCount") == 0
 
