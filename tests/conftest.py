@@ -7,15 +7,17 @@ ceph-mon, ceph-osd and radosgw; ``scripts/test`` installs them) and stopped at t
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
 import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -23,6 +25,7 @@ import pytest
 from .ceph.cluster import RGW, CephMissing, free_port, throwaway_rgw
 
 ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 OUTPUT = ROOT / "test-output"
 
 
@@ -138,3 +141,11 @@ def bucket(rgw: RGW) -> Iterator[str]:
         for item in page.get("Contents", []):
             client.delete_object(Bucket=name, Key=item["Key"])
     client.delete_bucket(Bucket=name)
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(coroutine)`` in a thread of its own: once a browser test ran, Playwright's sync
+    API keeps an event loop running in the main thread for the rest of the session, and
+    ``asyncio.run`` refuses to start another there."""
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="test-loop") as pool:
+        return pool.submit(asyncio.run, coroutine).result()

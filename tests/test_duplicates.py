@@ -7,7 +7,6 @@ Over real HTTP on a live server, on the local backend and on Ceph RGW; the libra
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from s3drop.policy import digest_key
 from s3drop.storage.base import Storage
 
 from . import samples
+from .conftest import run_async
 from .flow import Backend, complete, live_backend, post, sign
 
 TOKENS = {"alice": "alice-token-0123456789abcdef", "bob": "bob-token-0123456789abcdef01"}
@@ -267,5 +267,5 @@ def test_the_downscale_settings_reach_the_element(
             answer: dict[str, Any] = (await http.get("/api/config")).json()
         return answer
 
-    config = asyncio.run(get_config())
+    config = run_async(get_config())
     assert (config["client_max_side"], config["client_quality"]) == expected

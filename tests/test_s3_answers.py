@@ -8,7 +8,6 @@ or method that does not exist answers s3drop's error shape (S3's XML on the stor
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 from s3drop import S3Drop, Settings
 from s3drop.web.app import create_app
 from tests import samples
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, run_async
 from tests.test_endpoint_hardening import _fill, small_disk  # noqa: F401 (a fixture)
 
 BASE = "http://127.0.0.1:8000"
@@ -45,7 +44,7 @@ def _run(app: Any, calls: Callable[[httpx.AsyncClient], Awaitable[Any]]) -> Any:
         async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
             return await calls(client)
 
-    return asyncio.run(main())
+    return run_async(main())
 
 
 def _stored(app: Any) -> list[str]:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from tests import samples
+from tests.conftest import run_async
 
 from s3drop import S3Drop
 from s3drop.config import Settings
@@ -62,7 +63,7 @@ def _receive(
     storage: LocalStorage, body: bytes, *, boundary: str = "b0undary", **options: bool
 ) -> ReceivedPost:
     content_type = f"multipart/form-data; boundary={boundary}"
-    return asyncio.run(storage.receive_post(content_type, _chunks(body, **options)))
+    return run_async(storage.receive_post(content_type, _chunks(body, **options)))
 
 
 def _leftovers(storage: LocalStorage) -> list[Path]:
