@@ -10,8 +10,13 @@ the gallery. The API's answers to the hostile files are written to
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import hashlib
 import io
+import json
+import os
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,7 @@ from PIL import Image
 from s3drop import Settings
 from s3drop.auth import Principal
 from s3drop.errors import (
+    AlreadyCompleted,
     ChecksumMismatch,
     Forbidden,
     ImageRejected,
@@ -37,7 +43,7 @@ from s3drop.uploads import S3Drop
 
 from . import samples
 from .conftest import OUTPUT
-from .flow import Backend, live_backend, post, sign, upload
+from .flow import Backend, complete, live_backend, post, sign, upload
 
 TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"]
 
@@ -258,14 +264,58 @@ def test_a_retry_after_a_crash_before_the_quarantine_delete_finishes_the_job(dro
     data = samples.png()
     upload_id = quarantine(drop, data, "image/png")
     first = drop.complete(upload_id)
-    # As if the process had died after promoting, before deleting the quarantined copy:
-    drop.storage.put(
-        quarantine_key(upload_id, "image/png"), data, content_type="image/png", metadata={}
-    )
+    # As if the process had died after promoting, before deleting the quarantined copy (which
+    # arrived before the image was written):
+    leftover = quarantine_key(upload_id, "image/png")
+    drop.storage.put(leftover, data, content_type="image/png", metadata={})
+    promoted_at = (drop.settings.data_dir / "objects" / first.key).stat().st_mtime
+    os.utime(drop.settings.data_dir / "objects" / leftover, (promoted_at - 5, promoted_at - 5))
     again = drop.complete(upload_id)
     assert again.key == first.key
     assert keys(drop, "incoming/") == []
     assert keys(drop, "images/") == [first.key]
+
+
+def test_a_form_posted_again_after_its_image_was_deleted_makes_no_image(
+    drop: S3Drop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The id was claimed once and has no image: no second image, however long after."""
+    monkeypatch.setattr("s3drop.uploads._AWAIT_PROMOTION", 0.2)  # no other process is writing
+    alice = Principal("alice")
+    data = samples.png(5)
+    upload_id = quarantine(drop, data, "image/png", owner="alice")
+    drop.delete_image(drop.complete(upload_id, principal=alice).id, principal=alice)
+    drop.storage.put(  # the same form, posted again: storage takes it
+        quarantine_key(upload_id, "image/png"),
+        data,
+        content_type="image/png",
+        metadata={"owner": "alice"},
+    )
+    with pytest.raises(AlreadyCompleted, match=f"^upload {upload_id} was already completed; a"):
+        drop.complete(upload_id, principal=alice)
+    assert_nothing_stored(drop)
+    store = drop.limits.store
+    assert isinstance(store, MemoryLimitStore)
+    assert store._counts[("user:alice:images", 0)] == 0
+
+
+def test_a_repost_as_old_as_its_image_is_judged_by_its_content(drop: S3Drop) -> None:
+    """Storage times may have one-second steps: a file posted again in the second its image was
+    written is verified, and refused because it is not that image."""
+    upload_id = quarantine(drop, samples.png(6, (64, 48), compress_level=0), "image/png")
+    image = drop.complete(upload_id)
+    promoted = drop.storage.read(image.key)
+    other = samples.png(7, (64, 48), compress_level=0)
+    key = quarantine_key(upload_id, "image/png")
+    drop.storage.put(key, other, content_type="image/png", metadata={})
+    written = (drop.settings.data_dir / "objects" / image.key).stat().st_mtime
+    os.utime(drop.settings.data_dir / "objects" / key, (written, written))
+    with pytest.raises(AlreadyCompleted, match=f"already completed as {image.key};"):
+        drop.complete(upload_id)
+    assert keys(drop, "incoming/") == []
+    assert keys(drop, "images/") == [image.key]
+    assert drop.storage.read(image.key) == promoted
+    assert drop.complete(upload_id).key == image.key  # a plain retry: the image
 
 
 @pytest.mark.parametrize("upload_id", [new_upload_id(), "../../etc/passwd", "x" * 23, ""])
@@ -428,3 +478,152 @@ def test_completing_an_unknown_upload_over_http_is_404(backend: Backend, upload_
         answer = http.post(f"/api/uploads/{upload_id}/complete")
     assert answer.status_code == 404
     assert answer.json()["error"]["code"] == "not_found"
+
+
+# --- one form, one upload, at most one image (over HTTP, each backend) --------------------------
+
+
+def _images_counted(backend: Backend) -> int:
+    """The anonymous test client's stored-images counter, read from the limits database."""
+    path = backend.server.data_dir / "limits.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        row = db.execute(
+            "SELECT used FROM counters WHERE key = ? AND start = 0", ("addr:127.0.0.1:images",)
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _audited(backend: Backend, event: str, upload_id: str) -> list[dict[str, Any]]:
+    """The server's audit lines of ``event`` about ``upload_id``."""
+    found = []
+    for line in backend.server.output().splitlines():
+        start = line.find('{"event":')
+        if start >= 0:
+            entry = json.loads(line[start:])
+            if entry["event"] == event and upload_id in entry.get("key", ""):
+                found.append(entry)
+    return found
+
+
+def _stored_for(backend: Backend, upload_id: str) -> dict[str, list[str]]:
+    return {
+        prefix: backend.keys(f"{prefix}{upload_id}")
+        for prefix in ("incoming/", "images/", "thumbs/")
+    } | {"owners/": [key for key in backend.keys("owners/") if upload_id in key]}
+
+
+def test_a_form_posted_again_after_completion_makes_no_second_image(backend: Backend) -> None:
+    """The same signed form, posted again with another file of the same size once its upload
+    was promoted: completion refuses it (409) and deletes it; the image, its thumbnail and the
+    count are the first upload's. A plain retry of complete still answers the image."""
+    first, second = (samples.png(seed, (64, 48), compress_level=0) for seed in (21, 22))
+    assert len(first) == len(second)
+    assert first != second
+    with backend.server.client() as http:
+        form = sign(http, first, "image/png")
+        post(backend, form, first)
+        counted = _images_counted(backend)
+        image = complete(http, form["id"])
+        promoted = _stored_for(backend, form["id"])
+        assert promoted["incoming/"] == []
+        thumbnail = httpx.get(backend.url(image["thumbnail_url"]), timeout=30).content
+
+        post(backend, form, second)  # storage cannot know the form was used: it takes the file
+        assert backend.keys(form["key"]) == [form["key"]]
+        again = http.post(f"/api/uploads/{form['id']}/complete")
+        assert again.status_code == 409, again.text
+        error = again.json()["error"]
+        assert error["code"] == "already_completed"
+        assert "sign a new upload" in error["message"]
+        assert _stored_for(backend, form["id"]) == promoted  # the new file is gone
+        assert httpx.get(backend.url(image["thumbnail_url"]), timeout=30).content == thumbnail
+        assert _images_counted(backend) == counted + 1
+        assert len(_audited(backend, "accept", form["id"])) == 1
+        assert [e["reason"] for e in _audited(backend, "refuse", form["id"])] == [
+            "already_completed"
+        ]
+
+        retry = http.post(f"/api/uploads/{form['id']}/complete")  # no new file: idempotent
+        assert retry.status_code == 200, retry.text
+        assert retry.json()["image"] == {**image, **_fresh_urls(retry.json()["image"])}
+        listed = [item["id"] for item in http.get("/api/images?limit=100").json()["images"]]
+        assert listed.count(form["id"]) == 1
+    assert _stored_for(backend, form["id"]) == promoted
+    assert _images_counted(backend) == counted + 1
+
+
+def _fresh_urls(image: dict[str, Any]) -> dict[str, Any]:
+    """Signed URLs carry a fresh expiry on every answer: compare everything else."""
+    return {"url": image["url"], "thumbnail_url": image["thumbnail_url"]}
+
+
+def test_concurrent_completions_of_one_id_promote_once_and_count_once(backend: Backend) -> None:
+    data = samples.png(23, (1200, 900))  # a verification long enough for the calls to overlap
+    with backend.server.client() as http:
+        form = sign(http, data, "image/png")
+        post(backend, form, data)
+        counted = _images_counted(backend)
+    url = f"{backend.server.url}/api/uploads/{form['id']}/complete"
+    with concurrent.futures.ThreadPoolExecutor(5) as pool:
+        answers = list(pool.map(lambda _: httpx.post(url, timeout=60), range(5)))
+    assert [answer.status_code for answer in answers] == [200] * 5, [a.text for a in answers]
+    images = [answer.json()["image"] for answer in answers]
+    assert {(image["id"], image["bytes"], image["width"]) for image in images} == {
+        (form["id"], images[0]["bytes"], 1200)
+    }
+    stored = _stored_for(backend, form["id"])
+    assert stored["incoming/"] == []
+    assert len(stored["images/"]) == len(stored["thumbs/"]) == len(stored["owners/"]) == 1
+    assert _images_counted(backend) == counted + 1
+    assert len(_audited(backend, "accept", form["id"])) == 1
+
+
+def test_a_form_signed_for_one_size_takes_no_other(backend: Backend) -> None:
+    """Signed for 1 byte, a 3.6 MB PNG is refused by storage itself; nothing is stored and
+    only the claimed byte was counted against the hourly budget."""
+    data = samples.png(24, (1100, 1100), compress_level=0)
+    assert len(data) > 3_500_000
+    with backend.server.client() as http:
+        answer = http.post(
+            "/api/uploads", json={"filename": "lie.png", "content_type": "image/png", "size": 1}
+        )
+        assert answer.status_code == 201
+        form = answer.json()["upload"]
+        for body in (data, data[:2]):
+            refused = httpx.post(
+                backend.url(form["url"]),
+                data=form["fields"],
+                files={"file": ("lie.png", body, "image/png")},
+                timeout=60,
+            )
+            assert refused.status_code == 400, refused.text
+            assert "<Code>EntityTooLarge</Code>" in refused.text
+        assert _stored_for(backend, form["id"]) == {
+            "incoming/": [], "images/": [], "thumbs/": [], "owners/": []
+        }  # fmt: skip
+        gone = http.post(f"/api/uploads/{form['id']}/complete")
+        assert gone.status_code == 404
+        assert gone.json()["error"]["code"] == "not_found"
+    assert form["max_bytes"] == 1  # what the form says it takes
+
+
+def test_two_processes_completing_one_id_promote_once_and_count_once(tmp_path: Path) -> None:
+    """Two S3Drop instances over one data folder, as two worker processes are: each has its own
+    lock and its own SQLite connection, and only the claim in the shared limits database decides
+    who promotes. Both answer the image; one counts it."""
+    settings = Settings(data_dir=tmp_path / "data")
+    workers = [S3Drop(settings), S3Drop(settings)]
+    data = samples.png(25, (1200, 900))
+    alice = Principal("alice")
+    upload_id = quarantine(workers[0], data, "image/png", owner="alice")
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(
+            pool.map(lambda n: workers[n % 2].complete(upload_id, principal=alice), range(4))
+        )
+    assert {image.key for image in results} == {results[0].key}
+    assert keys(workers[1], "incoming/") == []
+    assert len(keys(workers[1], "images/")) == len(keys(workers[1], "owners/")) == 1
+    path = tmp_path / "data" / "limits.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        counts = dict(db.execute("SELECT key, used FROM counters WHERE start = 0").fetchall())
+    assert counts == {"user:alice:images": 1, f"upload:{upload_id}:promoted": 1}

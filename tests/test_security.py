@@ -378,3 +378,182 @@ def test_served_files_are_inert(live_server: LiveServer) -> None:
     assert "sandbox" in served.headers["content-security-policy"]
     assert thumb.headers["content-type"] == "image/webp"
     assert thumb.headers["x-content-type-options"] == "nosniff"
+
+
+# --- Host, Origin and proxies -------------------------------------------------------------------
+
+
+def _host(server: LiveServer) -> str:
+    return server.url.removeprefix("http://")
+
+
+def _counters(server: LiveServer) -> dict[str, int]:
+    """The server's limit counters (key -> used), straight from its SQLite file."""
+    import contextlib
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(server.data_dir / "limits.sqlite3")) as db:
+        return dict(db.execute("SELECT key, used FROM counters").fetchall())
+
+
+def test_dns_rebinding_a_foreign_host_is_refused_before_routing(live_server: LiveServer) -> None:
+    """A page on rebind.evil.example whose name now resolves to 127.0.0.1 is same-origin with the
+    loopback server: its requests name the attacker's Host and Origin. They are refused, whatever
+    the route, and change nothing; probes answer any Host."""
+    port = live_server.url.rsplit(":", 1)[1]
+    evil = {"Host": f"rebind.evil.example:{port}", "Origin": f"http://rebind.evil.example:{port}"}
+    with live_server.client() as client:
+        image = _upload_and_complete(live_server, client, 11).json()["image"]
+        stored = sorted(_stored(live_server))
+        answers = {
+            "list": client.get("/api/images", headers=evil),
+            "read": client.get(f"/api/images/{image['id']}", headers=evil),
+            "delete": client.delete(f"/api/images/{image['id']}", headers=evil),
+            "sign": client.post("/api/uploads", json=CLAIM, headers=evil),
+            "complete": client.post(f"/api/uploads/{image['id']}/complete", headers=evil),
+            "page": client.get("/", headers={"Host": evil["Host"]}),
+            "no origin": client.get("/api/images", headers={"Host": "evil.example"}),
+        }
+        for name, answer in answers.items():
+            assert answer.status_code == 400, (name, answer.text)
+            assert answer.headers["content-type"] == "application/json", name
+            error = answer.json()["error"]
+            assert error["code"] == "invalid_host", name
+            assert "rebind.evil.example" in error["message"] or name == "no origin"
+            assert image["id"] not in answer.text, name
+        assert client.get("/healthz", headers=evil).status_code == 200  # probes: any Host
+        # Nothing changed: the image is still there, nothing was signed or stored.
+        assert sorted(_stored(live_server)) == stored
+        assert len(_signs(live_server)) == 1
+        assert _counters(live_server)["addr:127.0.0.1:req"] == 1
+        for own in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost"):
+            listed = client.get("/api/images", headers={"Host": own})
+            assert listed.status_code == 200, own
+            assert [found["id"] for found in listed.json()["images"]] == [image["id"]]
+
+
+def test_origin_is_compared_with_configured_origins_never_with_host(
+    make_server: Callable[..., LiveServer],
+) -> None:
+    """A Host the operator allows does not make its own Origin allowed: origins are configured."""
+    public = "http://drop.example:8443"
+    server = make_server(
+        env={"S3DROP_ALLOWED_HOSTS": "other.example,*.corp.example", "S3DROP_PUBLIC_URL": public}
+    )
+    with server.client() as client:
+
+        def sign(host: str, origin: str) -> httpx.Response:
+            return client.post("/api/uploads", json=CLAIM, headers={"Host": host, "Origin": origin})
+
+        same_as_host = sign("other.example", "http://other.example")
+        sub = sign("a.corp.example", "http://a.corp.example")
+        configured = sign("drop.example:8443", public)
+        own_port = sign(_host(server), server.url)
+        foreign = sign("corp.example.evil", "http://corp.example.evil")
+    for refused in (same_as_host, sub):
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["code"] == "forbidden_origin"
+    assert foreign.status_code == 400
+    assert foreign.json()["error"]["code"] == "invalid_host"
+    assert (configured.status_code, own_port.status_code) == (201, 201)
+    assert len(_signs(server)) == 2
+    assert _stored(server) == []
+
+
+def test_forwarded_for_is_believed_only_from_named_proxies(
+    make_server: Callable[..., LiveServer],
+) -> None:
+    """uvicorn believes X-Forwarded-For from 127.0.0.1 by default: any local client could pick a
+    new address per request and escape the per-address limits. Only S3DROP_TRUSTED_PROXIES are."""
+    limit = {"S3DROP_RATE_PER_MINUTE": "5"}
+    default = make_server(env=limit)
+    trusting = make_server(env={**limit, "S3DROP_TRUSTED_PROXIES": "127.0.0.1,10.0.0.0/8"})
+
+    def spoofed(server: LiveServer, addresses: list[str]) -> list[int]:
+        with server.client() as client:
+            return [
+                client.post("/api/uploads", json=CLAIM, headers={"X-Forwarded-For": a}).status_code
+                for a in addresses
+            ]
+
+    distinct = [f"203.0.113.{n}" for n in range(1, 21)]
+    assert spoofed(default, distinct) == [201] * 5 + [429] * 15
+    assert len(_signs(default)) == 5
+    assert _stored(default) == []
+    assert _counters(default) == {"addr:127.0.0.1:req": 5, "addr:127.0.0.1:bytes": 5000}
+    # From a named proxy the header is the client's address: 20 clients, 20 signs; one client
+    # sending 7 requests still meets its limit.
+    assert spoofed(trusting, distinct) == [201] * 20
+    assert spoofed(trusting, ["198.51.100.7"] * 7) == [201] * 5 + [429] * 2
+    assert len(_signs(trusting)) == 25
+    assert _stored(trusting) == []
+
+
+def test_an_id_with_a_trailing_newline_is_no_id(live_server: LiveServer) -> None:
+    """``^...$`` matched "<id>\\n": every whole-string check uses fullmatch now."""
+    with live_server.client() as client:
+        image = _upload_and_complete(live_server, client, 12).json()["image"]
+        stored = sorted(_stored(live_server))
+        bad = image["id"] + "%0A"
+        answers = [
+            client.get(f"/api/images/{bad}"),
+            client.delete(f"/api/images/{bad}"),
+            client.post(f"/api/uploads/{bad}/complete"),
+        ]
+        for answer in answers:
+            assert answer.status_code == 404, answer.text
+            error = answer.json()["error"]
+            assert error["code"] == "not_found"
+            assert "\n" not in error["message"]  # the id is quoted, never written out raw
+        assert client.get(f"/api/images/{image['id']}").status_code == 200
+    assert sorted(_stored(live_server)) == stored
+
+
+# --- the limits store --------------------------------------------------------------------------
+
+
+def test_a_locked_limits_database_answers_503_and_never_stalls_the_loop(
+    live_server: LiveServer,
+) -> None:
+    """Another connection holds the SQLite write lock: signing waits off the event loop, gives up
+    after BUSY_TIMEOUT with 503 limits_unavailable and Retry-After, and signs and counts nothing;
+    meanwhile /healthz and /api/images answer at once."""
+    import sqlite3
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from s3drop.limits import BUSY_TIMEOUT
+
+    path = live_server.data_dir / "limits.sqlite3"
+    with live_server.client() as client:
+        assert client.post("/api/uploads", json=CLAIM).status_code == 201  # the table exists
+    locker = sqlite3.connect(path, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        with live_server.client() as client, ThreadPoolExecutor(3) as pool:
+            started = time.monotonic()
+            signs = [pool.submit(client.post, "/api/uploads", json=CLAIM) for _ in range(3)]
+            probes: list[float] = []
+            while not all(sign.done() for sign in signs):
+                for path_ in ("/healthz", "/api/images"):
+                    before = time.monotonic()
+                    assert client.get(path_).status_code == 200
+                    probes.append(time.monotonic() - before)
+            waited = time.monotonic() - started
+            answers = [sign.result() for sign in signs]
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    for answer in answers:
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"]["code"] == "limits_unavailable"
+        assert answer.headers["retry-after"] == "1"
+        assert "upload" not in answer.json()
+    assert BUSY_TIMEOUT * 0.9 <= waited < BUSY_TIMEOUT * 3 + 2
+    assert len(probes) >= 5
+    assert max(probes) < 0.2, probes  # the loop was never held by the wait
+    assert len(_signs(live_server)) == 1
+    assert _stored(live_server) == []
+    assert _counters(live_server) == {"addr:127.0.0.1:req": 1, "addr:127.0.0.1:bytes": 1000}
+    with live_server.client() as client:  # and once the lock is gone, signing works again
+        assert client.post("/api/uploads", json=CLAIM).status_code == 201

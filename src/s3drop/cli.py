@@ -205,6 +205,10 @@ def _run_uvicorn(settings: Settings, log_format: LogFormat) -> None:
         log_config=log_config(log_format),
         timeout_graceful_shutdown=10,
         server_header=False,
+        # X-Forwarded-For/-Proto only from the proxies the operator names (uvicorn would
+        # believe 127.0.0.1 by default: any local process could pick its client address).
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies),
     )
 
 

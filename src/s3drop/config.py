@@ -20,6 +20,7 @@ import re
 import secrets
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -103,6 +104,16 @@ class Settings(BaseSettings):
         description="Origins whose pages may call the API and post to the bucket; the app's own "
         "origin is always allowed",
     )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names requests may name besides loopback, the bound address and the "
+        "public URL's host: example.com, *.example.com, or * for any",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses (IPs or networks) whose X-Forwarded-For and X-Forwarded-Proto are "
+        "believed; none by default, * for any",
+    )
 
     # --- who may upload, and how much
     auth: Literal["none", "token", "basic"] | None = Field(
@@ -143,9 +154,39 @@ class Settings(BaseSettings):
     @classmethod
     def _origins(cls, value: list[str]) -> list[str]:
         for origin in value:
-            if not re.match(r"^https?://[^/\s]+$", origin):
+            if not re.fullmatch(r"https?://[^/\s]+", origin):
                 raise ValueError(f"not an origin (scheme://host[:port]): {origin!r}")
         return [origin.lower() for origin in value]
+
+    @field_validator("allowed_hosts", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_lists(cls, value: object) -> object:
+        return _comma_list(value)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        for host in value:
+            if not _HOST_PATTERN.fullmatch(host):
+                raise ValueError(
+                    f"not a host name (example.com, *.example.com, 192.0.2.7, [2001:db8::1] or *; "
+                    f"no scheme, no port): {host!r}"
+                )
+        return [host_name(host) if host != "*" else host for host in value]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        for proxy in value:
+            if proxy == "*":
+                continue
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"not an IP address or network (192.0.2.7, 10.0.0.0/8, ::1 or *): {proxy!r}"
+                ) from None
+        return value
 
     @field_validator("tokens", "users")
     @classmethod
@@ -200,7 +241,7 @@ class Settings(BaseSettings):
     def _url(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        if not re.match(r"^https?://[^/\s]+", value):
+        if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", value):
             hint = f" (try http://{value})" if "://" not in value else ""
             raise ValueError(f"not an http(s) URL: {value!r}{hint}")
         return value.rstrip("/")
@@ -248,12 +289,21 @@ class Settings(BaseSettings):
 
     def origins(self) -> list[str]:
         """The allowed origins, with the app's own (both loopback spellings on loopback)."""
-        own = [f"http://{self.host}:{self.port}"]
+        own = [] if _is_wildcard(self.host) else [f"http://{_netloc(self.host)}:{self.port}"]
         if is_loopback(self.host):
-            own = [f"http://127.0.0.1:{self.port}", f"http://localhost:{self.port}"]
+            own += [f"http://127.0.0.1:{self.port}", f"http://localhost:{self.port}"]
         if self.public_url:
-            own.append(self.public_url.lower())
+            own.append(_origin(self.public_url))
         return list(dict.fromkeys([*own, *self.allowed_origins]))
+
+    def hosts(self) -> list[str]:
+        """Host names requests may name (the ``Host`` header without its port), besides any
+        loopback name or address: the bound address, the public URL's host, ``allowed_hosts``.
+        ``*.example.com`` matches subdomains, ``*`` anything."""
+        own = [] if _is_wildcard(self.host) else [host_name(self.host)]
+        if self.public_url:
+            own.append(host_name(urlsplit(self.public_url).netloc))
+        return list(dict.fromkeys([*own, *self.allowed_hosts]))
 
     def local_secret(self) -> bytes:
         """The local backend's signing secret: given, or generated once and kept in the data folder.
@@ -281,7 +331,7 @@ class Settings(BaseSettings):
         return path.read_bytes().strip()
 
 
-_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 
 
 def _pairs(raw: str) -> dict[str, str]:
@@ -289,7 +339,7 @@ def _pairs(raw: str) -> dict[str, str]:
     pairs: dict[str, str] = {}
     for item in raw.split(","):
         name, sep, secret = item.strip().partition(":")
-        if not sep or not _NAME.match(name):
+        if not sep or not _NAME.fullmatch(name):
             raise ValueError(
                 "expected name:secret pairs separated by commas (names: letters, digits, _ . @ -)"
             )
@@ -299,6 +349,38 @@ def _pairs(raw: str) -> dict[str, str]:
             raise ValueError(f"{name!r} appears twice")
         pairs[name] = secret
     return pairs
+
+
+#: A host name or address as ``S3DROP_ALLOWED_HOSTS`` takes it: no scheme, no port.
+_HOST_PATTERN = re.compile(r"\*|(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|\[?[0-9A-Fa-f:.]+\]?")
+
+
+def _is_wildcard(host: str) -> bool:
+    """True for a bind address that means every interface (no name a client would use)."""
+    return host.strip("[]") in {"", "0.0.0.0", "::"}  # noqa: S104
+
+
+def _netloc(host: str) -> str:
+    """``host`` as it appears in a URL (IPv6 in brackets)."""
+    bare = host.strip("[]")
+    return f"[{bare}]" if ":" in bare else bare
+
+
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of an URL, lower case."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def host_name(host: str) -> str:
+    """The name in a Host header value or a bind address: no port, no IPv6 brackets, lower case
+    (``"[::1]:8000"`` -> ``"::1"``, ``"Example.COM:443"`` -> ``"example.com"``)."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    if host.count(":") > 1:  # a bare IPv6 address
+        return host
+    return host.split(":", 1)[0]
 
 
 def is_loopback(host: str) -> bool:

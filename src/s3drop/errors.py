@@ -25,10 +25,14 @@ happen, with ``raise ... from exc``.
     │   ├── CorruptImage             422 corrupt_image
     │   ├── ChecksumMismatch         422 checksum_mismatch
     │   └── SizeMismatch             422 size_mismatch
+    ├── AlreadyCompleted             409 already_completed   (a form posted again after its upload
+    │                                                         was promoted; the new copy is deleted)
     ├── PostRejected                 403 AccessDenied        (a storage-side POST refusal, S3's codes)
     ├── NotAuthenticated             401 not_authenticated
     ├── Forbidden                    403 forbidden
+    ├── InvalidHost                  400 invalid_host        (a Host that is not the app's)
     ├── RateLimited                  429 rate_limited        (carries retry_after seconds)
+    ├── LimitsUnavailable            503 limits_unavailable  (the limits store is busy; retry_after)
     └── Unreachable                  503 unreachable         (client: no answer after retries)
 """
 
@@ -129,6 +133,14 @@ class SizeMismatch(ImageRejected):
     code = "size_mismatch"
 
 
+class AlreadyCompleted(S3DropError):
+    """The upload's form was posted again after its image was promoted: one form makes at most
+    one image, so the new copy was deleted and nothing else changed."""
+
+    status = 409
+    code = "already_completed"
+
+
 class PostRejected(S3DropError):
     """What the local backend answers a browser's POST with, in S3's own statuses and codes.
 
@@ -155,11 +167,30 @@ class Forbidden(S3DropError):
     code = "forbidden"
 
 
+class InvalidHost(S3DropError):
+    """A request named a Host that is not the app's (DNS rebinding, a stray proxy)."""
+
+    status = 400
+    code = "invalid_host"
+
+
 class RateLimited(S3DropError):
     status = 429
     code = "rate_limited"
 
     def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class LimitsUnavailable(S3DropError):
+    """The limits store did not answer in time (a locked database): nothing was signed or
+    counted; try again after ``retry_after`` seconds."""
+
+    status = 503
+    code = "limits_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 

@@ -8,6 +8,14 @@ Counters live in a :class:`LimitStore`. The default, :class:`SQLiteLimitStore`, 
 the data folder, so every worker process of one machine shares it. Several machines need a shared
 store: implement the two methods of :class:`LimitStore` over Redis (``INCRBY`` + ``EXPIRE`` in a
 ``MULTI``) or your database, and pass it to :class:`~s3drop.uploads.S3Drop`.
+
+The same store also claims each upload id once (:meth:`Limits.claim`): a counter of limit 1 that
+never expires, taken atomically by whichever completion promotes the upload, in whichever process
+or machine shares the store. That is what makes "promoted once, counted once" hold across workers.
+
+A store that cannot answer in time (a SQLite file locked by another connection for longer than
+:data:`BUSY_TIMEOUT`) raises :class:`~s3drop.errors.LimitsUnavailable`: 503 with ``Retry-After``,
+nothing signed or counted. The store blocks while it waits, so callers run it off the event loop.
 """
 
 from __future__ import annotations
@@ -20,7 +28,10 @@ from pathlib import Path
 from typing import Protocol
 
 from .config import Settings
-from .errors import RateLimited
+from .errors import LimitsUnavailable, RateLimited
+
+#: Seconds a SQLite call waits for another connection's lock before the store gives up (503).
+BUSY_TIMEOUT = 1.0
 
 
 class LimitStore(Protocol):
@@ -85,12 +96,18 @@ class SQLiteLimitStore:
     def _connect(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=2, isolation_level=None)
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
             db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
         return db
 
     def take(self, key: str, amount: int, *, limit: int, window: int, now: float) -> int | None:
+        try:
+            return self._take(key, amount, limit=limit, window=window, now=now)
+        except sqlite3.OperationalError as exc:
+            raise _unavailable(exc) from exc
+
+    def _take(self, key: str, amount: int, *, limit: int, window: int, now: float) -> int | None:
         start = _window_start(now, window)
         db = self._connect()
         if amount == 0:  # only asking whether the counter is full: a read, no write lock
@@ -124,10 +141,19 @@ class SQLiteLimitStore:
 
     def give_back(self, key: str, amount: int, *, window: int, now: float) -> None:
         start = _window_start(now, window)
-        self._connect().execute(
-            "UPDATE counters SET used = MAX(0, used - ?) WHERE key = ? AND start = ?",
-            (amount, key, start),
-        )
+        try:
+            self._connect().execute(
+                "UPDATE counters SET used = MAX(0, used - ?) WHERE key = ? AND start = ?",
+                (amount, key, start),
+            )
+        except sqlite3.OperationalError as exc:
+            raise _unavailable(exc) from exc
+
+
+def _unavailable(exc: sqlite3.OperationalError) -> LimitsUnavailable:
+    return LimitsUnavailable(
+        f"the limits database is not answering ({exc}); nothing was counted, try again shortly"
+    )
 
 
 def _window_start(now: float, window: int) -> int:
@@ -180,6 +206,17 @@ class Limits:
                 f"image limit reached: {self.settings.max_images} images; delete some first",
                 retry_after=3600,
             )
+
+    def claim(self, upload_id: str) -> bool:
+        """Claim the promotion of ``upload_id``: True for the first caller ever, in any process
+        sharing the store; False for every later one (the upload was promoted, or is being).
+
+        Atomic because ``take`` is (a SQLite write transaction, a lock in memory, one Redis
+        ``MULTI``): of any number of concurrent callers exactly one gets True. The claim never
+        expires (one small row per image), so a form posted again, even after its image was
+        deleted, never makes a second image.
+        """
+        return self.store.take(f"upload:{upload_id}:promoted", 1, limit=1, window=0, now=0) is None
 
     def stored(self, who: str, delta: int) -> None:
         """An image of ``who``'s was accepted (+1) or deleted (-1)."""

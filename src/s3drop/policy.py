@@ -1,7 +1,9 @@
 """What may be uploaded, and the signed form that says so.
 
 The server decides everything a form carries: the key (never from the filename), the exact
-Content-Type, ``content-length-range`` [1, max], the expiry and the metadata. Every field the form
+Content-Type, ``content-length-range`` [size, size] (exactly the size the client claimed when it
+asked to sign: the rate and byte limits count that size, so storage takes no other), the expiry and
+the metadata. Every field the form
 carries is also a condition of the policy, so storage refuses a form whose fields were changed, and
 refuses any field that was added.
 
@@ -41,13 +43,13 @@ ALGORITHM = "AWS4-HMAC-SHA256"
 
 _ISO8601 = "%Y-%m-%dT%H:%M:%SZ"
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
-_ID = re.compile(r"^[0-9]{13}[a-z2-7]{10}$")
+_ID = re.compile(r"[0-9]{13}[a-z2-7]{10}")  # fullmatch: "$" would take a trailing newline
 #: ``<id>.<width>x<height>.<bytes>.<ext>``, the name of a promoted image (see image_key).
 _IMAGE_NAME = re.compile(
-    r"^([0-9]{13}[a-z2-7]{10})\.([1-9][0-9]{0,7})x([1-9][0-9]{0,7})\.([0-9]{1,12})\.([a-z]+)$"
+    r"([0-9]{13}[a-z2-7]{10})\.([1-9][0-9]{0,7})x([1-9][0-9]{0,7})\.([0-9]{1,12})\.([a-z]+)"
 )
 _EXTENSION_TYPES = {ext: content_type for content_type, ext in KNOWN_TYPES.items()}
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _MAX_NAME = 120
 
 
@@ -97,6 +99,8 @@ class UploadRequest:
     content_type: str
     max_bytes: int
     metadata: dict[str, str] = field(default_factory=dict)
+    #: The fewest bytes storage takes (``content-length-range`` is ``[min_bytes, max_bytes]``).
+    min_bytes: int = 1
 
 
 # --- keys -------------------------------------------------------------------------------------
@@ -115,7 +119,7 @@ def new_upload_id(now: float | None = None) -> str:
 
 
 def is_upload_id(value: str) -> bool:
-    return bool(_ID.match(value))
+    return _ID.fullmatch(value) is not None
 
 
 def id_time(upload_id: str) -> datetime:
@@ -162,7 +166,7 @@ class ImageKey:
 
 def parse_image_key(key: str) -> ImageKey | None:
     """The facts in an image key, or in an owner's index entry for it; None for any other key."""
-    match = _IMAGE_NAME.match(key.rpartition("/")[2])
+    match = _IMAGE_NAME.fullmatch(key.rpartition("/")[2])
     if match is None or match[5] not in _EXTENSION_TYPES:
         return None
     return ImageKey(
@@ -241,6 +245,10 @@ def check_upload(
 
     Raises :class:`TypeNotAllowed`, :class:`FileTooLarge`, :class:`FileEmpty` or
     :class:`InvalidRequest`; nothing is signed then.
+
+    The form takes exactly ``size`` bytes, no tolerance: the page (``File.size``) and the CLI
+    (``stat``) know the exact size before they ask, multipart carries the file unchanged, and the
+    limits count the claimed size, so any slack would be bytes nobody counted.
     """
     content_type = content_type.strip().lower()
     if content_type not in settings.allowed_types:
@@ -255,7 +263,7 @@ def check_upload(
     metadata = {"filename": encode_meta(sanitize_filename(filename))}
     if sha256 is not None:
         sha256 = sha256.strip().lower()
-        if not _SHA256.match(sha256):
+        if not _SHA256.fullmatch(sha256):
             raise InvalidRequest("sha256 must be 64 hexadecimal characters")
         metadata["sha256"] = sha256
     if owner is not None:
@@ -265,8 +273,9 @@ def check_upload(
         id=upload_id,
         key=quarantine_key(upload_id, content_type),
         content_type=content_type,
-        max_bytes=settings.max_bytes,
+        max_bytes=size,
         metadata=metadata,
+        min_bytes=size,
     )
 
 
@@ -299,7 +308,7 @@ def sign_post(
     for name, value in request.metadata.items():
         fields[f"x-amz-meta-{name}"] = value
     conditions: list[Any] = [{name: value} for name, value in fields.items()]
-    conditions.append(["content-length-range", 1, request.max_bytes])
+    conditions.append(["content-length-range", request.min_bytes, request.max_bytes])
     conditions.append({"bucket": bucket})
     conditions.append({"key": request.key})
     fields["key"] = request.key

@@ -12,15 +12,21 @@ are thin edges over it::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
 from . import audit, images
 from .auth import Authenticator, Principal, from_settings
 from .config import KNOWN_TYPES, Settings
 from .errors import (
+    AlreadyCompleted,
     ChecksumMismatch,
     Forbidden,
     ImageRejected,
@@ -52,6 +58,17 @@ from .units import format_size
 #: Who calls the library when the caller names nobody.
 ANONYMOUS = Principal("anonymous", anonymous=True)
 
+#: Seconds a completion that lost the claim waits for the winner's image to appear.
+_AWAIT_PROMOTION = 5.0
+
+
+@dataclass
+class _Claim:
+    """The lock of one upload id's completion in this process, and how many calls hold it."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    users: int = 0
+
 
 class S3Drop:
     """One configured s3drop: settings, the storage backend they name, who may sign, and how much.
@@ -77,6 +94,9 @@ class S3Drop:
         self.image_limits = images.ImageLimits.from_settings(self.settings)
         # Decoding is memory-heavy: at most one image per core at a time, however many requests.
         self._decoders = threading.BoundedSemaphore(os.cpu_count() or 2)
+        # Completions in progress, by upload id: one verifies and promotes, the others wait.
+        self._completing: dict[str, _Claim] = {}
+        self._completing_lock = threading.Lock()
 
     def presign(
         self,
@@ -125,10 +145,36 @@ class S3Drop:
         twice: an upload already promoted is returned as it is. ``principal``, when given, must be
         the upload's owner (:class:`~s3drop.errors.Forbidden`); None is a trusted caller.
 
+        One form makes at most one image, counted once: concurrent calls for one id wait for
+        each other in this process, and across processes the limits store lets exactly one of
+        them promote (:meth:`~s3drop.limits.Limits.claim`). A file posted again with the same
+        form after its image was promoted is deleted and refused
+        (:class:`~s3drop.errors.AlreadyCompleted`, 409).
+
         Raises :class:`~s3drop.errors.NotFound` when there is no such upload.
         """
         if not is_upload_id(upload_id):
             raise NotFound(f"no upload {upload_id!r}")
+        with self._one_completion(upload_id):
+            return self._complete(upload_id, principal)
+
+    @contextlib.contextmanager
+    def _one_completion(self, upload_id: str) -> Iterator[None]:
+        """Hold the completion of ``upload_id`` in this process: a concurrent ``complete`` of the
+        same id waits, then finds the image promoted (and neither counts nor announces it)."""
+        with self._completing_lock:
+            claim = self._completing.setdefault(upload_id, _Claim())
+            claim.users += 1
+        try:
+            with claim.lock:
+                yield
+        finally:
+            with self._completing_lock:
+                claim.users -= 1
+                if not claim.users:
+                    del self._completing[upload_id]
+
+    def _complete(self, upload_id: str, principal: Principal | None) -> Image:
         info = self._find_upload(upload_id)
         if info is None:
             promoted = self._find_image(upload_id)
@@ -140,6 +186,10 @@ class S3Drop:
             return describe_stored(self.storage, self.settings, promoted)
         self._check_owner(info, principal)
         who = principal.name if principal else _owner(info)
+        promoted = self._find_image(upload_id)
+        if promoted is not None and info.last_modified > promoted.last_modified:
+            # Posted after its image was promoted (a crash's leftover is older): no decode.
+            self._refuse_repost(info, who, promoted)
         try:
             processed = self._verify(info)
         except ImageRejected as exc:
@@ -151,12 +201,13 @@ class S3Drop:
             if promoted is None:
                 raise
             return describe_stored(self.storage, self.settings, promoted)
+        digest = hashlib.sha256(processed.data).hexdigest()
         metadata = {
             "width": str(processed.width),
             "height": str(processed.height),
             "format": processed.format,
             "bytes": str(len(processed.data)),
-            "sha256": hashlib.sha256(processed.data).hexdigest(),
+            "sha256": digest,
             "filename": info.metadata.get("filename", ""),
             "owner": info.metadata.get("owner", ANONYMOUS.name),
         }
@@ -167,6 +218,20 @@ class S3Drop:
             height=processed.height,
             size=len(processed.data),
         )
+        # Who promotes: the first claim of this id, ever. A call that finds the image already
+        # there, the same one (a retry after a crash, a concurrent call in another process),
+        # finishes the job without claiming; a different one means the form was posted again.
+        claimed = False
+        if promoted is None:
+            claimed = self.limits.claim(upload_id)
+            if not claimed:
+                promoted = self._await_image(upload_id)
+                if promoted is None:  # claimed before and no image: promoted, then deleted
+                    self._refuse_repost(info, who, None)
+        if promoted is not None and (
+            promoted.key != key or promoted.metadata.get("sha256") != digest
+        ):
+            self._refuse_repost(info, who, promoted)
         # Thumbnail first, then the image, then its owner's index entry, then the quarantine copy
         # goes: a crash between any two leaves the quarantine copy, and a retry finishes the job.
         self.storage.put(
@@ -179,10 +244,6 @@ class S3Drop:
             owner_key(_owner(info), key), b"", content_type="application/x-empty", metadata={}
         )
         self.storage.delete(info.key)
-        limit_key = _limit_key(info, principal)
-        if limit_key is not None:
-            self.limits.stored(limit_key, 1)
-        audit.record("accept", who=who, key=key, size=len(processed.data), type=processed.format)
         stored = ObjectInfo(
             key=key,
             size=len(processed.data),
@@ -190,7 +251,43 @@ class S3Drop:
             last_modified=datetime.now(UTC),
             metadata=metadata,
         )
-        return describe_stored(self.storage, self.settings, stored)
+        image = describe_stored(self.storage, self.settings, stored)
+        if claimed:
+            self._accepted(image, info, principal, who)
+        return image
+
+    def _accepted(
+        self, image: Image, info: ObjectInfo, principal: Principal | None, who: str
+    ) -> None:
+        """This call promoted ``image``: reached exactly once per image, whatever the retries,
+        the concurrent calls and the processes (the claim in :meth:`_complete`). Count it against
+        its owner and say so; callbacks on acceptance belong here."""
+        limit_key = _limit_key(info, principal)
+        if limit_key is not None:
+            self.limits.stored(limit_key, 1)
+        audit.record("accept", who=who, key=image.key, size=image.bytes, type=image.format)
+
+    def _refuse_repost(self, info: ObjectInfo, who: str, promoted: ObjectInfo | None) -> NoReturn:
+        """Delete a file posted again with a form whose upload was already promoted; 409."""
+        self.storage.delete(info.key)
+        audit.record("refuse", who=who, key=info.key, reason=AlreadyCompleted.code)
+        upload_id = info.key.rsplit("/", 1)[-1].split(".", 1)[0]
+        what = f" as {promoted.key}" if promoted is not None else ""
+        raise AlreadyCompleted(
+            f"upload {upload_id} was already completed{what}; a form makes one image, so the "
+            "file posted again with it was deleted: sign a new upload for another file"
+        )
+
+    def _await_image(self, upload_id: str) -> ObjectInfo | None:
+        """The image another process claimed and is writing now (it claims once the file is
+        verified, so that takes milliseconds); None if it does not appear within
+        :data:`_AWAIT_PROMOTION` seconds."""
+        deadline = time.monotonic() + _AWAIT_PROMOTION
+        while True:
+            promoted = self._find_image(upload_id)
+            if promoted is not None or time.monotonic() >= deadline:
+                return promoted
+            time.sleep(0.05)
 
     def _find_upload(self, upload_id: str) -> ObjectInfo | None:
         """The upload's object in quarantine, whatever its type (a HEAD per type, the allowed

@@ -172,6 +172,30 @@ def test_far_larger_body_is_refused(target: Target, record: Record) -> None:
     assert "EntityTooLarge" in response.text
 
 
+@pytest.mark.parametrize(
+    ("signed", "sent", "code"),
+    [
+        (1000, 999, "EntityTooSmall"),
+        (1000, 1001, "EntityTooLarge"),
+        (1, MAX_BYTES, "EntityTooLarge"),
+        (MAX_BYTES, 1, "EntityTooSmall"),
+    ],
+    ids=["one-byte-short", "one-byte-over", "signed-1-sent-max", "signed-max-sent-1"],
+)
+def test_a_body_of_another_size_than_signed_is_refused(
+    target: Target, record: Record, signed: int, sent: int, code: str
+) -> None:
+    """The form takes exactly the size the client claimed (what the limits counted): storage
+    itself refuses any other, by a byte either way, and stores nothing."""
+    form = target.sign(size=signed)
+    response = target.post(form, png_bytes(sent))
+    record(f"signed {signed} bytes, sent {sent}", target.name, answer(response))
+    assert_refused(target, form, response, 400)
+    assert f"<Code>{code}</Code>" in response.text
+    policy = json.loads(base64.b64decode(form.fields["policy"]))
+    assert ["content-length-range", signed, signed] in policy["conditions"]
+
+
 def test_empty_body_is_refused(target: Target, record: Record) -> None:
     form = target.sign()
     response = target.post(form, b"")

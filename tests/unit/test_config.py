@@ -58,6 +58,10 @@ def test_sizes(raw: object, expected: int) -> None:
         ({"max_pixels": 0}, "S3DROP_MAX_PIXELS"),
         ({"public_base_url": "cdn.example.com"}, "S3DROP_PUBLIC_BASE_URL"),
         ({"backend": "ftp"}, "S3DROP_BACKEND"),
+        ({"allowed_hosts": "https://drop.example.com"}, "S3DROP_ALLOWED_HOSTS"),
+        ({"allowed_hosts": "drop.example.com/x"}, "S3DROP_ALLOWED_HOSTS"),
+        ({"trusted_proxies": "proxy.internal"}, "S3DROP_TRUSTED_PROXIES"),
+        ({"trusted_proxies": "10.0.0.0/33"}, "S3DROP_TRUSTED_PROXIES"),
     ],
 )
 def test_bad_settings_fail_naming_the_setting(values: dict[str, object], setting: str) -> None:
@@ -90,3 +94,48 @@ def test_given_secret_wins(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, secret_key="s3cret-from-the-operator")
     assert settings.local_secret() == b"s3cret-from-the-operator"
     assert not (tmp_path / "secret.key").exists()
+
+
+def test_hosts_and_proxies_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings(host="0.0.0.0", public=True).hosts() == []  # a wildcard bind names nothing
+    assert Settings(host="::1").origins()[0] == "http://[::1]:8000"
+    assert Settings().trusted_proxies == []  # no proxy is believed unless named
+    monkeypatch.setenv("S3DROP_ALLOWED_HOSTS", "Drop.Example.com, *.corp.example,[2001:db8::1]")
+    monkeypatch.setenv("S3DROP_TRUSTED_PROXIES", "10.0.0.0/8, ::1")
+    monkeypatch.setenv("S3DROP_PUBLIC_URL", "https://Public.Example:8443/drop")
+    settings = Settings()
+    assert settings.hosts() == [
+        "127.0.0.1", "public.example", "drop.example.com", "*.corp.example", "2001:db8::1"
+    ]  # fmt: skip
+    assert settings.trusted_proxies == ["10.0.0.0/8", "::1"]
+    assert settings.origins() == [
+        "http://127.0.0.1:8000", "http://localhost:8000", "https://public.example:8443"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        ("127.0.0.1:8000", True),
+        ("127.0.0.2:1", True),
+        ("localhost", True),
+        ("[::1]:8000", True),
+        ("drop.example.com", True),
+        ("DROP.example.com:443", True),
+        ("a.corp.example", True),
+        ("corp.example", False),
+        ("corp.example.evil", False),
+        ("evilcorp.example", False),
+        ("rebind.evil.example:8000", False),
+        ("localhost.evil.example", False),
+        ("", False),
+        (":8000", False),
+    ],
+)
+def test_which_hosts_the_app_answers(host: str, allowed: bool) -> None:
+    from s3drop.web.security import HostMiddleware
+
+    settings = Settings(allowed_hosts="drop.example.com,*.corp.example")
+    middleware = HostMiddleware(lambda *a: None, hosts=settings.hosts())  # type: ignore[arg-type]
+    assert middleware.allows(host) is allowed
+    assert HostMiddleware(lambda *a: None, hosts=["*"]).allows(host) is bool(host.split(":")[0])  # type: ignore[arg-type]

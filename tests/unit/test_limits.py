@@ -66,3 +66,50 @@ def test_sqlite_store_is_shared_and_exact_under_contention(tmp_path: Path) -> No
         thread.join()
     assert taken.count(True) == 60
     assert taken.count(False) == 40
+
+
+def test_an_upload_id_is_claimed_once_by_any_number_of_callers(store: LimitStore) -> None:
+    limits = Limits(Settings(), store)
+    results: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def claim() -> None:
+        barrier.wait()
+        results.append(limits.claim("8204119722354gcvd3nvk3j"))
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 7 + [True]
+    assert limits.claim("8204119722354gcvd3nvk3j") is False  # ever after
+    assert limits.claim("8204119722355aaaaaaaaaa") is True  # another id is its own
+
+
+def test_a_locked_sqlite_store_gives_up_with_limits_unavailable(tmp_path: Path) -> None:
+    import sqlite3
+    import time
+
+    from s3drop.errors import LimitsUnavailable
+    from s3drop.limits import BUSY_TIMEOUT
+
+    path = tmp_path / "limits.sqlite3"
+    limits = Limits(Settings(), SQLiteLimitStore(path))
+    locker = sqlite3.connect(path, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.monotonic()
+        with pytest.raises(LimitsUnavailable, match="locked") as caught:
+            limits.before_sign("user:a", 1)
+        waited = time.monotonic() - started
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert (caught.value.status, caught.value.code, caught.value.retry_after) == (
+        503,
+        "limits_unavailable",
+        1,
+    )
+    assert BUSY_TIMEOUT * 0.9 <= waited < BUSY_TIMEOUT + 1.5
+    limits.before_sign("user:a", 1)  # the lock is gone: counted as usual, nothing left over

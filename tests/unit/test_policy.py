@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from s3drop.config import KNOWN_TYPES, Settings
-from s3drop.errors import FileEmpty, FileTooLarge, InvalidRequest, PostRejected, TypeNotAllowed
+from s3drop.errors import (
+    ConfigurationError,
+    FileEmpty,
+    FileTooLarge,
+    InvalidRequest,
+    PostRejected,
+    TypeNotAllowed,
+)
 from s3drop.policy import (
     Credentials,
     ImageKey,
@@ -71,10 +78,32 @@ def test_ids_sort_newest_first_and_carry_their_time() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "../../etc/passwd", "8204119722354gcvd3nvk3", "8204119722354GCVD3NVK3J"]
+    "bad",
+    [
+        "",
+        "../../etc/passwd",
+        "8204119722354gcvd3nvk3",
+        "8204119722354GCVD3NVK3J",
+        "8204119722354gcvd3nvk3j\n",  # "$" matches before a final newline; fullmatch does not
+        "\n8204119722354gcvd3nvk3j",
+    ],
 )
 def test_not_ids(bad: str) -> None:
     assert not is_upload_id(bad)
+
+
+def test_checks_of_whole_strings_refuse_a_trailing_newline() -> None:
+    """Every pattern that judges a whole string (ids, image keys, checksums, settings) uses
+    fullmatch: ``$`` would let a final newline through."""
+    name = "images/8204119722354gcvd3nvk3j.300x200.3000.png"
+    assert parse_image_key(name) is not None
+    assert parse_image_key(name + "\n") is None
+    with pytest.raises(ConfigurationError, match="S3DROP_ALLOWED_ORIGINS"):
+        Settings(allowed_origins=["https://app.example\n"])
+    with pytest.raises(ConfigurationError, match="S3DROP_PUBLIC_URL"):
+        Settings(public_url="https://app.example\n<script>")
+    with pytest.raises(ConfigurationError, match="S3DROP_TOKENS"):
+        Settings(tokens="alice\n:alice-token-0123456789")
 
 
 def test_the_server_chooses_the_key_never_from_the_filename() -> None:
@@ -154,7 +183,7 @@ def test_every_field_is_a_condition_and_the_type_is_exact() -> None:
     assert isinstance(conditions, list)
     assert policy["expiration"] == "2026-11-28T12:10:00Z"
     assert {"Content-Type": "image/png"} in conditions
-    assert ["content-length-range", 1, 10 * 1024 * 1024] in conditions
+    assert ["content-length-range", 1000, 1000] in conditions  # exactly the claimed size
     assert {"bucket": "photos"} in conditions
     assert not any(isinstance(c, list) and c[0] == "starts-with" for c in conditions)
     signed = {next(iter(c)).lower() for c in conditions if isinstance(c, dict)}
@@ -168,7 +197,7 @@ def test_every_field_is_a_condition_and_the_type_is_exact() -> None:
 def test_an_untouched_form_passes() -> None:
     checked = _verify(_signed())
     assert checked.content_type == "image/png"  # type: ignore[attr-defined]
-    assert checked.max_bytes == 10 * 1024 * 1024  # type: ignore[attr-defined]
+    assert checked.min_bytes == checked.max_bytes == 1000  # type: ignore[attr-defined]
     assert checked.metadata == {"filename": "cat.png"}  # type: ignore[attr-defined]
 
 

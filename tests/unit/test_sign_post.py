@@ -65,7 +65,7 @@ def _boto3_post(
     fields = {"Content-Type": request.content_type}
     fields.update({f"x-amz-meta-{name}": value for name, value in request.metadata.items()})
     conditions: list[Any] = [{name: value} for name, value in fields.items()]
-    conditions.append(["content-length-range", 1, request.max_bytes])
+    conditions.append(["content-length-range", request.min_bytes, request.max_bytes])
     answer: dict[str, Any] = client.generate_presigned_post(
         bucket, request.key, Fields=dict(fields), Conditions=conditions, ExpiresIn=expires_in
     )
@@ -85,7 +85,11 @@ def _boto3_post(
         (
             Credentials("AK", "SK", "short-lived"),
             "us-west-2",
-            {"max_bytes": 1, "metadata": {"filename": encode_meta('"quotes" & <tags>.png')}},
+            {
+                "min_bytes": 5120,
+                "max_bytes": 5120,
+                "metadata": {"filename": encode_meta('"quotes" & <tags>.png')},
+            },
         ),
     ],
     ids=["plain", "session-token", "no-metadata", "escaping"],

@@ -22,12 +22,12 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from ..auth import Authenticator
 from ..config import Settings
-from ..errors import NotAuthenticated, RateLimited, S3DropError
+from ..errors import LimitsUnavailable, NotAuthenticated, RateLimited, S3DropError
 from ..limits import LimitStore
 from ..storage.base import Storage
 from ..uploads import S3Drop
 from . import ops, routes
-from .security import SecurityMiddleware
+from .security import HostMiddleware, SecurityMiddleware
 
 STATIC = Path(__file__).parent / "static"
 
@@ -73,6 +73,7 @@ def create_app(
     app.add_middleware(
         SecurityMiddleware, origins=origins, storage_origins=drop.storage.browser_origins()
     )
+    app.add_middleware(HostMiddleware, hosts=drop.settings.hosts())  # before routing
     app.add_middleware(ops.LatencyMiddleware)  # outermost: times every answer
     return app
 
@@ -141,7 +142,7 @@ async def _s3drop_error(request: Request, exc: Exception) -> JSONResponse:
             response.headers["Retry-After"] = "30"
         return response
     response = error_response(exc.status, exc.code, exc.message)
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RateLimited | LimitsUnavailable):
         response.headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, NotAuthenticated):
         drop: S3Drop = request.app.state.drop

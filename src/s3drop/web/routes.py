@@ -52,14 +52,17 @@ Caller = Annotated[Principal, Depends(current_principal)]
 
 @api.post("/uploads", status_code=201, response_model=None)
 async def sign_upload(body: SignRequest, request: Request, principal: Caller) -> JSONResponse:
-    # The hot path: a JSONResponse straight from plain data skips FastAPI's jsonable_encoder walk.
-    form = _drop(request).presign(
+    # The limits store may wait on a lock (SQLite) and S3 credentials may refresh over the
+    # network: signing runs in the thread pool, never on the event loop.
+    form = await run_in_threadpool(
+        _drop(request).presign,
         content_type=body.content_type,
         size=body.size,
         filename=body.filename,
         sha256=body.sha256,
         principal=principal,
     )
+    # The hot path: a JSONResponse straight from plain data skips FastAPI's jsonable_encoder walk.
     metrics.signed(form.content_type)
     return JSONResponse({"upload": form.to_dict()}, status_code=201)
 

@@ -1,10 +1,19 @@
-"""Browser-facing hardening, as one ASGI middleware in front of the app.
+"""Browser-facing hardening, as ASGI middleware in front of the app.
 
+- :class:`HostMiddleware` refuses, before routing, a request whose ``Host`` is not the app's
+  (any loopback name or address, the bound address, ``S3DROP_PUBLIC_URL``'s host,
+  ``S3DROP_ALLOWED_HOSTS``): 400 ``invalid_host``. Without it a page on an attacker's domain that
+  rebinds its name to 127.0.0.1 (DNS rebinding) is same-origin with a loopback server. Ports are not
+  compared (as starlette's ``TrustedHostMiddleware`` does not): rebinding changes the name, and a
+  proxy may forward any port. ``/healthz``, ``/readyz`` and ``/metrics`` answer any Host, so that
+  probes and scrapers that address the process by IP keep working; they hold no images.
 - Every response carries ``X-Content-Type-Options: nosniff`` and a strict ``Referrer-Policy``; pages
   carry a Content-Security-Policy with no inline script, ``frame-ancestors 'none'`` and only the
   storage origins the page must reach.
 - State-changing API calls (POST, PUT, PATCH, DELETE under ``/api``) from a browser must come from
-  an allowed origin: a cross-site form post or fetch cannot sign, complete or delete. Requests
+  an allowed origin, one of the configured ones (:meth:`~s3drop.config.Settings.origins`), never
+  one derived from the request's own ``Host``: a cross-site form post or fetch cannot sign,
+  complete or delete. Requests
   without ``Origin`` (curl, the CLI) carry no ambient browser credentials and pass on to
   authentication as usual.
 - JSON API bodies are capped (:data:`MAX_JSON_BYTES`): a larger body is refused with 413 before it
@@ -19,7 +28,12 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..config import host_name, is_loopback
+from ..errors import InvalidHost
+
 MAX_JSON_BYTES = 16 * 1024
+#: Paths that answer whatever Host a request names: liveness, readiness, metrics.
+HOST_EXEMPT = frozenset({"/healthz", "/readyz", "/metrics"})
 _STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -46,6 +60,41 @@ def content_security_policy(storage_origins: Iterable[str]) -> str:
             "frame-ancestors 'none'",
         ]
     )
+
+
+class HostMiddleware:
+    """Refuse a request whose Host is not one of ``hosts`` (nor loopback): 400, JSON."""
+
+    def __init__(self, app: ASGIApp, *, hosts: Iterable[str]) -> None:
+        self.app = app
+        names = [host.lower() for host in hosts]
+        self.any = "*" in names
+        self.exact = {name for name in names if not name.startswith("*.")}
+        self.suffixes = tuple(name[1:] for name in names if name.startswith("*."))
+
+    def allows(self, host: str) -> bool:
+        """Whether a Host header value names this app."""
+        name = host_name(host)
+        if self.any or name in self.exact or is_loopback(name):
+            return bool(name)
+        return bool(self.suffixes) and name.endswith(self.suffixes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in HOST_EXEMPT:
+            await self.app(scope, receive, send)
+            return
+        host = next((value for name, value in scope["headers"] if name == b"host"), b"")
+        shown = host.decode("latin-1")
+        if self.allows(shown):
+            await self.app(scope, receive, send)
+            return
+        message = (
+            f"this server does not answer to the host {shown[:100]!r}; set S3DROP_PUBLIC_URL or "
+            "S3DROP_ALLOWED_HOSTS to the name clients use"
+            if shown
+            else "the request names no Host"
+        )
+        await _error(send, InvalidHost.status, InvalidHost.code, message)
 
 
 class SecurityMiddleware:
@@ -92,9 +141,7 @@ class SecurityMiddleware:
     def _refuse(self, scope: Scope, headers: dict[bytes, bytes]) -> tuple[int, str, str] | None:
         origin = headers.get(b"origin", b"").decode("latin-1").lower()
         if origin:
-            host = headers.get(b"host", b"").decode("latin-1").lower()
-            own = f"{scope.get('scheme', 'http')}://{host}"
-            if origin != own and origin not in self.origins:
+            if origin not in self.origins:  # configured origins only, never one made from Host
                 return (403, "forbidden_origin", f"requests from {origin} are not allowed")
         elif headers.get(b"sec-fetch-site", b"") == b"cross-site":
             return (403, "forbidden_origin", "cross-site requests are not allowed")
