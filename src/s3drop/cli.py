@@ -387,9 +387,11 @@ def remove_command(
     with contextlib.ExitStack() as stack:
         delete: Callable[[str], None]
         if direct:
+            from .limits import app_limit_store
             from .uploads import S3Drop
 
-            delete = S3Drop(_existing_store()).delete_image
+            settings = _existing_store()  # the server's limits: a deleted image counts off there
+            delete = S3Drop(settings, limit_store=app_limit_store(settings)).delete_image
         else:
             from .client import Client
 

@@ -12,6 +12,7 @@ are thin edges over it::
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
@@ -37,11 +38,12 @@ from .errors import (
     TypeMismatch,
 )
 from .gallery import Image, ImagePage, describe_stored, find_image, list_page
-from .limits import Limits, LimitStore, SQLiteLimitStore
+from .limits import Limits, LimitStore, open_limit_store
 from .policy import (
     IMAGES_PREFIX,
     QUARANTINE_PREFIX,
     UploadForm,
+    UploadRequest,
     check_upload,
     decode_meta,
     image_key,
@@ -74,8 +76,9 @@ class S3Drop:
     """One configured s3drop: settings, the storage backend they name, who may sign, and how much.
 
     Thread-safe; build one per process. ``authenticate`` replaces the built-in authenticator the
-    settings choose; ``limit_store`` replaces the per-machine SQLite counters (see
-    :mod:`s3drop.limits` for running several machines).
+    settings choose. ``limit_store`` is where the limits count (:mod:`s3drop.limits`); without
+    one, the Redis of ``S3DROP_REDIS_URL`` when set, else counters in this process only (pass
+    ``SQLiteLimitStore(path)`` to share them between the processes of one machine).
     """
 
     def __init__(
@@ -89,8 +92,7 @@ class S3Drop:
         self.settings = settings or Settings()
         self.storage = storage or open_storage(self.settings)
         self.authenticate: Authenticator = authenticate or from_settings(self.settings)
-        store = limit_store or SQLiteLimitStore(self.settings.data_dir / "limits.sqlite3")
-        self.limits = Limits(self.settings, store)
+        self.limits = Limits(self.settings, limit_store or open_limit_store(self.settings))
         self.image_limits = images.ImageLimits.from_settings(self.settings)
         # Decoding is memory-heavy: at most one image per core at a time, however many requests.
         self._decoders = threading.BoundedSemaphore(os.cpu_count() or 2)
@@ -115,16 +117,8 @@ class S3Drop:
         key and records the principal as the owner; storage enforces the exact type and the size
         range; :meth:`complete` later checks the bytes themselves.
         """
+        request = self._sign_request(content_type, size, filename, sha256, principal)
         try:
-            request = check_upload(
-                self.settings,
-                content_type=content_type,
-                size=size,
-                filename=filename,
-                sha256=sha256,
-                owner=principal.name,
-            )
-            self.limits.check_stored(principal.limit_key)
             self.limits.before_sign(principal.limit_key, size)
         except S3DropError as exc:
             audit.record("refuse", who=principal.name, size=size, reason=exc.code)
@@ -132,6 +126,55 @@ class S3Drop:
         form = self.storage.presign_post(request, expires_in=self.settings.expires_in)
         audit.record("sign", who=principal.name, key=form.key, size=size, type=content_type)
         return form
+
+    async def presign_async(
+        self,
+        *,
+        content_type: str,
+        size: int,
+        filename: str,
+        sha256: str | None = None,
+        principal: Principal = ANONYMOUS,
+    ) -> UploadForm:
+        """:meth:`presign` for an event loop: never blocks it. The limit store is awaited (Redis),
+        run in a thread (SQLite) or called inline (memory), as it declares; so is the signing
+        (in a thread only while the storage's credentials may need fetching over the network)."""
+        request = self._sign_request(content_type, size, filename, sha256, principal)
+        try:
+            await self.limits.before_sign_async(principal.limit_key, size)
+        except S3DropError as exc:
+            audit.record("refuse", who=principal.name, size=size, reason=exc.code)
+            raise
+        expires_in = self.settings.expires_in
+        if self.storage.signing_blocks:
+            form = await asyncio.to_thread(
+                self.storage.presign_post, request, expires_in=expires_in
+            )
+        else:
+            form = self.storage.presign_post(request, expires_in=expires_in)
+        audit.record("sign", who=principal.name, key=form.key, size=size, type=content_type)
+        return form
+
+    def _sign_request(
+        self,
+        content_type: str,
+        size: int,
+        filename: str,
+        sha256: str | None,
+        principal: Principal,
+    ) -> UploadRequest:
+        try:
+            return check_upload(
+                self.settings,
+                content_type=content_type,
+                size=size,
+                filename=filename,
+                sha256=sha256,
+                owner=principal.name,
+            )
+        except S3DropError as exc:
+            audit.record("refuse", who=principal.name, size=size, reason=exc.code)
+            raise
 
     # --- verify and promote -------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from .. import __version__
 from ..auth import Authenticator
 from ..config import Settings
 from ..errors import LimitsUnavailable, NotAuthenticated, RateLimited, S3DropError
-from ..limits import LimitStore
+from ..limits import LimitStore, app_limit_store
 from ..storage.base import Storage
 from ..uploads import S3Drop
 from . import ops, routes
@@ -41,8 +41,12 @@ def create_app(
 ) -> FastAPI:
     """The ASGI app for ``settings`` (read from the environment when None).
 
-    ``storage``, ``authenticate`` and ``limit_store`` replace the built-ins the settings choose.
+    ``storage``, ``authenticate`` and ``limit_store`` replace the built-ins the settings choose
+    (for the limits: Redis at ``S3DROP_REDIS_URL``, else ``limits.sqlite3`` in the data folder).
     """
+    settings = settings or Settings()
+    if limit_store is None:
+        limit_store = app_limit_store(settings)
     drop = S3Drop(settings, storage=storage, authenticate=authenticate, limit_store=limit_store)
     app = FastAPI(
         title="s3drop",
@@ -87,6 +91,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     drop: S3Drop = app.state.drop
     sweeper = asyncio.create_task(_sweep(drop)) if drop.storage.name == "local" else None
     yield
+    close = getattr(drop.limits.store, "aclose", None)
+    if close is not None:  # the Redis store's connections of this event loop
+        await close()
     if sweeper is not None:
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -118,6 +125,7 @@ _PUBLIC_MESSAGES = {
     "storage_access_denied": "Storage is not set up correctly, so uploads cannot be saved.",
     "bucket_missing": "Storage is not set up correctly, so uploads cannot be saved.",
     "storage_error": "Storage could not save or read the file. Please try again later.",
+    "limits_unavailable": "The server is busy and signed nothing. Please try again in a moment.",
 }
 _PUBLIC_FALLBACK = "Something went wrong on the server. Please try again later."
 
@@ -139,7 +147,8 @@ async def _s3drop_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status >= 500 and not isinstance(exc, RateLimited):
         response = _server_fault(exc.status, exc.code, exc.message)
         if exc.status == 503:
-            response.headers["Retry-After"] = "30"
+            wait = exc.retry_after if isinstance(exc, LimitsUnavailable) else 30
+            response.headers["Retry-After"] = str(wait)
         return response
     response = error_response(exc.status, exc.code, exc.message)
     if isinstance(exc, RateLimited | LimitsUnavailable):

@@ -52,10 +52,9 @@ Caller = Annotated[Principal, Depends(current_principal)]
 
 @api.post("/uploads", status_code=201, response_model=None)
 async def sign_upload(body: SignRequest, request: Request, principal: Caller) -> JSONResponse:
-    # The limits store may wait on a lock (SQLite) and S3 credentials may refresh over the
-    # network: signing runs in the thread pool, never on the event loop.
-    form = await run_in_threadpool(
-        _drop(request).presign,
+    # Never blocks the loop: the limit store and the signing say whether they block, and
+    # presign_async awaits, threads or inlines each accordingly (S3Drop.presign_async).
+    form = await _drop(request).presign_async(
         content_type=body.content_type,
         size=body.size,
         filename=body.filename,
