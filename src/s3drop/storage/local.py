@@ -271,9 +271,12 @@ class LocalStorage(Storage):
                     # Write in a thread: the event loop goes on receiving the body meanwhile,
                     # so network and disk overlap instead of taking turns.
                     await anyio.to_thread.run_sync(receiver.flush)
-            return receiver.finish()
+            # The last write, the metadata and the rename: disk work, so in a thread too.
+            return await anyio.to_thread.run_sync(receiver.finish)
         finally:
-            receiver.cleanup()
+            if receiver.file is not None or receiver.tmp is not None:
+                with anyio.CancelScope(shield=True):  # a client that went away still gets it
+                    await anyio.to_thread.run_sync(receiver.cleanup)
 
 
 @dataclass(frozen=True)
@@ -352,15 +355,20 @@ class _PostReceiver:
             )
 
     def flush(self) -> None:
-        """Write what the parser has taken of the file so far."""
-        if self.pending and self.file is not None:
+        """Write what the parser has taken of the file so far (opening the file first: this runs
+        in a thread, never on the event loop)."""
+        if self.tmp is None:
+            return
+        if self.file is None:
+            self.file = self.tmp.open("wb")
+        if self.pending:
             buffer, self.pending = self.pending, bytearray()
             self.file.write(buffer)
 
     def finish(self) -> ReceivedPost:
         if self.error is not None:
             raise self.error
-        if self.checked is None or self.file is None or self.tmp is None:
+        if self.checked is None or self.tmp is None:
             raise PostRejected(
                 "POST requires exactly one file upload per request.",
                 code="InvalidArgument",
@@ -377,7 +385,9 @@ class _PostReceiver:
                 status=400,
             )
         self.flush()
+        assert self.file is not None
         self.file.close()
+        self.file = None
         path = self.storage._path(self.checked.key)
         self.storage._commit(
             self.tmp, self.checked.key, path, self.checked.content_type, self.checked.metadata
@@ -430,13 +440,11 @@ class _PostReceiver:
             region=REGION,
         )
         self.storage._path(self.checked.key)
-        self.tmp = self.storage._tmp_path()
-        self.file = self.tmp.open("wb")
+        self.tmp = self.storage._tmp_path()  # opened by the first flush, in a thread
         self._in_file = True
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self._in_file:
-            assert self.file is not None
             assert self.checked is not None
             self.size += end - start
             if self.size > self.checked.max_bytes:

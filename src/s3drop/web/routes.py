@@ -165,7 +165,8 @@ async def receive_upload(request: Request) -> Response:
 @local_storage.get("/{key:path}", include_in_schema=False)
 async def read_object(key: str, request: Request) -> Response:
     try:
-        served = _local(request).serve(key, dict(request.query_params))
+        # the signature check, then a stat and a metadata read: disk, so in a thread
+        served = await run_in_threadpool(_local(request).serve, key, dict(request.query_params))
     except PostRejected as exc:
         return _s3_error(exc)
     return FileResponse(served.path, media_type=served.content_type, headers=served.headers)
