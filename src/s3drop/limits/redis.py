@@ -29,6 +29,7 @@ import redis.retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from .. import __version__
 from ..errors import LimitsUnavailable
 from .base import Full, Take, retry_after, window_start
 
@@ -86,6 +87,7 @@ class RedisLimitStore:
             "socket_timeout": timeout,
             "socket_connect_timeout": timeout,
             "health_check_interval": 30,
+            **_driver_info(),
         }
         # One quick retry on a fresh connection (a connection Redis dropped when it restarted),
         # never a backoff: while Redis is away, fail at once and say so.
@@ -172,6 +174,18 @@ class _AsyncClient:
         self.redis = connection
         self.take = connection.register_script(_TAKE)
         self.add = connection.register_script(_ADD)
+
+
+def _driver_info() -> dict[str, Any]:
+    """How connections introduce themselves (``CLIENT SETINFO``), worked out once: unless told,
+    redis-py reads its version from the installed package's files for every new connection,
+    which would be disk access on the event loop."""
+    try:
+        from redis.driver_info import DriverInfo  # redis-py 7.2 and later
+    except ImportError:
+        return {"lib_version": redis.__version__}
+    info = DriverInfo(name="redis-py", lib_version=redis.__version__)
+    return {"driver_info": info.add_upstream_driver("s3drop", __version__)}
 
 
 def _key(key: str, window: int, now: float) -> str:
