@@ -29,6 +29,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 from ..config import Settings
 from ..errors import RateLimited
@@ -98,9 +99,8 @@ class Limits:
         takes = self._sign_takes(who, size)
         now = time.time() if now is None else now
         store = self.store
-        if self._awaits:
-            assert isinstance(store, AsyncLimitStore)
-            full = await store.take_async(takes, now=now)
+        if self._awaits:  # (no isinstance here: a Protocol check costs ~100 us)
+            full = await cast(AsyncLimitStore, store).take_async(takes, now=now)
         elif self._in_thread:
             full = await asyncio.to_thread(store.take, takes, now=now)
         else:
@@ -152,8 +152,8 @@ class Limits:
     async def check_async(self) -> None:
         """:meth:`check` for the event loop."""
         store = self.store
-        if isinstance(store, AsyncLimitStore):
-            await store.peek_async("ready", now=time.time())
+        if self._awaits:
+            await cast(AsyncLimitStore, store).peek_async("ready", now=time.time())
         elif self._in_thread:
             await asyncio.to_thread(store.peek, "ready", now=time.time())
         else:

@@ -39,20 +39,23 @@ TIMEOUT = 1.0
 RETRY_AFTER = 5
 PREFIX = "s3drop:"
 
-# KEYS: the counters. ARGV: per counter, amount, limit, count (1 or 0), seconds to live (0: none).
+# KEYS: the counters. ARGV[i]: counter i's "amount limit count ttl" (count: 1 adds, 0 only checks;
+# ttl: seconds the key lives, 0 for ever). One argument per counter: fewer to encode and send.
 # Returns 0 when all fit (and were counted), else the 1-based index of the first that did not.
 _TAKE = """
+local takes = {}
 for i = 1, #KEYS do
-  local used = tonumber(redis.call('GET', KEYS[i]) or '0')
-  if used + tonumber(ARGV[i * 4 - 3]) > tonumber(ARGV[i * 4 - 2]) then
+  local amount, limit, count, ttl = string.match(ARGV[i], '(%S+) (%S+) (%S+) (%S+)')
+  amount, limit = tonumber(amount), tonumber(limit)
+  if tonumber(redis.call('GET', KEYS[i]) or '0') + amount > limit then
     return i
   end
+  takes[i] = {amount, count, tonumber(ttl)}
 end
 for i = 1, #KEYS do
-  local amount = tonumber(ARGV[i * 4 - 3])
-  if ARGV[i * 4 - 1] == '1' and amount ~= 0 then
+  local amount, count, ttl = takes[i][1], takes[i][2], takes[i][3]
+  if count == '1' and amount ~= 0 then
     redis.call('INCRBY', KEYS[i], amount)
-    local ttl = tonumber(ARGV[i * 4])
     if ttl > 0 then
       redis.call('EXPIRE', KEYS[i], ttl)
     end
@@ -197,11 +200,11 @@ def _ttl(window: int, now: float) -> int:
     return int(window_start(now, window) + window - now) + 2 if window else 0
 
 
-def _take_args(takes: Sequence[Take], now: float) -> tuple[list[str], list[int]]:
-    keys, args = [], []
-    for take in takes:
-        keys.append(_key(take.key, take.window, now))
-        args += [take.amount, take.limit, int(take.count), _ttl(take.window, now)]
+def _take_args(takes: Sequence[Take], now: float) -> tuple[list[str], list[str]]:
+    keys = [_key(take.key, take.window, now) for take in takes]
+    args = [
+        f"{take.amount} {take.limit} {int(take.count)} {_ttl(take.window, now)}" for take in takes
+    ]
     return keys, args
 
 
