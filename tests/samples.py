@@ -5,7 +5,9 @@ Nothing is downloaded. Every hostile file is the smallest thing that shows the a
 
 from __future__ import annotations
 
+import functools
 import io
+import re
 import struct
 import zlib
 from typing import Any
@@ -171,3 +173,192 @@ def hostile_files() -> dict[str, tuple[bytes, str]]:
         "GIF of 3000 frames": (gif_of_frames(3000), "image/gif"),
         "JPEG declared image/png": (good, "image/png"),
     }
+
+
+# --- structural floods: cheap to send, costly to walk or decode (issue 10) --------------------
+
+
+def _after_soi(data: bytes) -> bytes:
+    assert data.startswith(b"\xff\xd8")
+    return data[2:]
+
+
+def com_flood_jpeg(count: int = 2_500_000) -> bytes:
+    """A small JPEG behind ``count`` empty comment segments (4 bytes each: 10 MB by default)."""
+    return b"\xff\xd8" + b"\xff\xfe\x00\x02" * count + _after_soi(jpeg(size=(16, 16)))
+
+
+def idat_flood_png(count: int = 800_000) -> bytes:
+    """A small PNG whose image data is preceded by ``count`` empty IDAT chunks (12 bytes each:
+    9.6 MB by default); an empty IDAT is valid, the zlib stream simply continues."""
+    good = png(size=(16, 16))
+    at = good.index(b"IDAT") - 4
+    return good[:at] + png_chunk(b"IDAT", b"") * count + good[at:]
+
+
+def jpeg_scans(data: bytes) -> list[tuple[int, int]]:
+    """Where each scan of a JPEG starts (its SOS marker) and ends (the next marker)."""
+    scans = []
+    for found in re.finditer(rb"\xff\xda", data):
+        start = found.start()
+        length = int.from_bytes(data[start + 2 : start + 4], "big")
+        end = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]").search(data, start + 2 + length)
+        assert end is not None
+        scans.append((start, end.start()))
+    return scans
+
+
+@functools.cache
+def many_scans_jpeg(scans: int = 1000, size: tuple[int, int] = (7000, 7000)) -> bytes:
+    """A flat grey progressive JPEG of ``size`` whose last scan (an AC refinement) is repeated
+    until it has ``scans`` scans: 7000 x 7000 and 1000 scans is about 260 KB, and costs libjpeg a
+    full pass over every coefficient per scan (about a minute of CPU)."""
+    data = encode(Image.new("L", size, 128), "JPEG", progressive=True, quality=90)
+    found = jpeg_scans(data)
+    start, end = found[-1]
+    return data[:end] + data[start:end] * (scans - len(found)) + data[end:]
+
+
+def iso_box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def nested_avif(depth: int = 5000) -> bytes:
+    """An AVIF whose ``meta`` box holds ``depth`` item-property boxes, each inside the last."""
+    inner = iso_box(b"ispe", b"\x00\x00\x00\x00" + struct.pack(">II", 16, 16))
+    for _ in range(depth):
+        inner = iso_box(b"iprp", inner)
+    ftyp = iso_box(b"ftyp", b"avif\x00\x00\x00\x00avifmif1miaf")
+    return ftyp + iso_box(b"meta", b"\x00\x00\x00\x00" + inner) + iso_box(b"mdat", b"\x00" * 16)
+
+
+# --- data hidden in the segments s3drop keeps (issue 10) ---------------------------------------
+
+#: What a file smuggles; it must not be in anything s3drop stores.
+HIDDEN = b"HIDDEN-PAYLOAD-s3drop-0xC0FFEE"
+
+
+def jpeg_segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + (2 + len(payload)).to_bytes(2, "big") + payload
+
+
+def srgb_icc() -> bytes:
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def icc_with_hidden_bytes() -> bytes:
+    """A sound sRGB profile with :data:`HIDDEN` in its reserved header bytes and in a gap no tag
+    points at (its declared size grown to match)."""
+    profile = bytearray(srgb_icc())
+    profile[100 : 100 + len(HIDDEN[:28])] = HIDDEN[:28]
+    profile += HIDDEN
+    profile[:4] = len(profile).to_bytes(4, "big")
+    return bytes(profile)
+
+
+def _jpeg_with(*segments: bytes, jfif: bytes | None = None) -> bytes:
+    """A small JPEG with ``segments`` after its JFIF ``APP0`` (replaced by ``jfif`` if given)."""
+    data = jpeg(5, size=(64, 48))
+    assert data[2:4] == b"\xff\xe0"
+    app0_end = 4 + int.from_bytes(data[4:6], "big")
+    return b"\xff\xd8" + (jfif or data[2:app0_end]) + b"".join(segments) + data[app0_end:]
+
+
+def _png_with(*chunks: bytes) -> bytes:
+    """A small PNG with ``chunks`` right after its IHDR."""
+    data = png(5, size=(64, 48))
+    return data[:33] + b"".join(chunks) + data[33:]
+
+
+def hidden_in_kept_segments() -> dict[str, tuple[bytes, str]]:
+    """Files that hide :data:`HIDDEN` in a segment s3drop keeps: name -> (bytes, content type)."""
+    jfif = b"JFIF\x00\x01\x01\x01\x00\x48\x00\x48\x00\x00"  # 72 dpi, no thumbnail
+    adobe = b"Adobe\x00\x64\x00\x00\x00\x00\x01"  # transform 1: YCbCr
+    fake_icc = b"ICC_PROFILE\x00\x01\x01" + HIDDEN * 8
+    webp = encode(photo(5, (64, 48)), "WEBP", icc_profile=srgb_icc())
+    return {
+        "JPEG: JFIF APP0 tail": (_jpeg_with(jfif=jpeg_segment(0xE0, jfif + HIDDEN)), "image/jpeg"),
+        "JPEG: Adobe APP14 tail": (_jpeg_with(jpeg_segment(0xEE, adobe + HIDDEN)), "image/jpeg"),
+        "JPEG: a fake ICC profile": (_jpeg_with(jpeg_segment(0xE2, fake_icc)), "image/jpeg"),
+        "JPEG: ICC profile reserved bytes and gap": (
+            _jpeg_with(jpeg_segment(0xE2, b"ICC_PROFILE\x00\x01\x01" + icc_with_hidden_bytes())),
+            "image/jpeg",
+        ),
+        "JPEG: ICC profile with a tail past its size": (
+            _jpeg_with(jpeg_segment(0xE2, b"ICC_PROFILE\x00\x01\x01" + srgb_icc() + HIDDEN)),
+            "image/jpeg",
+        ),
+        "PNG: oversized gAMA": (
+            _png_with(png_chunk(b"gAMA", b"\0\0\xb1\x8f" + HIDDEN)),
+            "image/png",
+        ),
+        "PNG: oversized pHYs": (
+            _png_with(png_chunk(b"pHYs", b"\0\0\x0b\x13\0\0\x0b\x13\x01" + HIDDEN)),
+            "image/png",
+        ),
+        "PNG: oversized sRGB": (_png_with(png_chunk(b"sRGB", b"\0" + HIDDEN)), "image/png"),
+        "PNG: oversized cHRM": (_png_with(png_chunk(b"cHRM", bytes(32) + HIDDEN)), "image/png"),
+        "PNG: a fake ICC profile": (
+            _png_with(png_chunk(b"iCCP", b"icc\0\0" + zlib.compress(HIDDEN * 8, 0))),
+            "image/png",
+        ),
+        "PNG: ICC profile reserved bytes and gap": (
+            _png_with(png_chunk(b"iCCP", b"icc\0\0" + zlib.compress(icc_with_hidden_bytes(), 0))),
+            "image/png",
+        ),
+        "PNG: data after the ICC profile's zlib stream": (
+            _png_with(png_chunk(b"iCCP", b"icc\0\0" + zlib.compress(srgb_icc()) + HIDDEN)),
+            "image/png",
+        ),
+        "WebP: an unknown chunk": (
+            _riff(webp[12:] + b"HIDE" + len(HIDDEN).to_bytes(4, "little") + HIDDEN),
+            "image/webp",
+        ),
+        "WebP: an unknown chunk in an animation frame": (_webp_frame_with_hidden(), "image/webp"),
+        "GIF: a looping extension's extra sub-block": (_gif_with_looping_tail(), "image/gif"),
+        "AVIF: a free box": (
+            encode(photo(5, (64, 48)), "AVIF") + iso_box(b"free", HIDDEN),
+            "image/avif",
+        ),
+        "AVIF: an unknown box": (
+            encode(photo(5, (64, 48)), "AVIF") + iso_box(b"hide", HIDDEN),
+            "image/avif",
+        ),
+    }
+
+
+def _webp_frame_with_hidden() -> bytes:
+    """An animated WebP whose first frame (``ANMF``) carries an unknown chunk after its image."""
+    frames = [photo(i, (64, 48)) for i in range(2)]
+    data = encode(frames[0], "WEBP", save_all=True, append_images=frames[1:])
+    at = data.index(b"ANMF")
+    size = int.from_bytes(data[at + 4 : at + 8], "little")
+    extra = b"HIDE" + len(HIDDEN).to_bytes(4, "little") + HIDDEN
+    assert size % 2 == 0
+    assert len(HIDDEN) % 2 == 0
+    frame = b"ANMF" + (size + len(extra)).to_bytes(4, "little") + data[at + 8 : at + 8 + size]
+    return _riff(data[12:at] + frame + extra + data[at + 8 + size :])
+
+
+def webp_with_odd_chunk() -> bytes:
+    """A WebP with an odd-sized ICC profile chunk whose padding byte is not zero."""
+    icc = bytearray(srgb_icc()) + b"\0"
+    icc[:4] = len(icc).to_bytes(4, "big")
+    data = encode(photo(5, (64, 48)), "WEBP", icc_profile=bytes(icc))
+    at = data.index(b"ICCP") + 8 + len(icc)
+    assert len(icc) % 2 == 1
+    assert data[at] == 0
+    return data[:at] + HIDDEN[:1] + data[at + 1 :]
+
+
+def _riff(chunks: bytes) -> bytes:
+    return b"RIFF" + (4 + len(chunks)).to_bytes(4, "little") + b"WEBP" + chunks
+
+
+def _gif_with_looping_tail() -> bytes:
+    data = gif_of_frames(3)
+    at = data.index(b"NETSCAPE2.0") + 11 + 4  # after its one 3-byte sub-block
+    assert data[at] == 0
+    return data[:at] + bytes([len(HIDDEN)]) + HIDDEN + data[at:]

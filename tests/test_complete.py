@@ -42,7 +42,7 @@ from s3drop.policy import encode_meta, new_upload_id, quarantine_key
 from s3drop.uploads import S3Drop
 
 from . import samples
-from .conftest import OUTPUT
+from .conftest import OUTPUT, LiveServer
 from .flow import Backend, complete, live_backend, post, sign, upload
 
 TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"]
@@ -154,7 +154,7 @@ def test_an_object_over_the_size_limit_is_refused(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data", max_bytes=1000)
     small = S3Drop(settings, limit_store=MemoryLimitStore())
     upload_id = quarantine(small, samples.png(), "image/png")
-    with pytest.raises(SizeMismatch, match="bytes; the limit is 1000"):
+    with pytest.raises(SizeMismatch, match="the limit is 1000 bytes"):
         small.complete(upload_id)
     assert_nothing_stored(small)
 
@@ -497,10 +497,10 @@ def _audited(backend: Backend, event: str, upload_id: str) -> list[dict[str, Any
     """The server's audit lines of ``event`` about ``upload_id``."""
     found = []
     for line in backend.server.output().splitlines():
-        start = line.find('{"event":')
+        start = 0 if line.startswith("{") else line.find('{"event":')  # JSON logs, or text
         if start >= 0:
             entry = json.loads(line[start:])
-            if entry["event"] == event and upload_id in entry.get("key", ""):
+            if entry.get("event") == event and upload_id in (entry.get("key") or ""):
                 found.append(entry)
     return found
 
@@ -627,3 +627,44 @@ def test_two_processes_completing_one_id_promote_once_and_count_once(tmp_path: P
     with contextlib.closing(sqlite3.connect(path)) as db:
         counts = dict(db.execute("SELECT key, used FROM counters WHERE start = 0").fetchall())
     assert counts == {"user:alice:images": 1, f"upload:{upload_id}:promoted": 1}
+
+
+def test_completions_spread_over_two_workers_promote_once_and_count_once(
+    make_server: Any,
+) -> None:
+    """``serve --workers 2``: concurrent completions of one id on fresh connections, until both
+    worker processes answered completions of the same upload. One image, counted once, one
+    accept line, whoever answered."""
+    server: LiveServer = make_server(args=["--workers", "2", "--log-format", "json"])
+    local = Backend("local", server)
+    data = samples.png(26, (1200, 900))
+    url = f"{server.url}/api/uploads/{{}}/complete"
+
+    def workers_of(upload_id: str) -> set[int]:
+        found = set()
+        for line in server.output().splitlines():
+            if line.startswith("{") and f"/api/uploads/{upload_id}/complete" in line:
+                entry = json.loads(line)
+                if entry.get("logger") == "uvicorn.access":
+                    found.add(entry["pid"])
+        return found
+
+    for _ in range(8):
+        with server.client() as http:
+            form = sign(http, data, "image/png")
+            post(local, form, data)
+        target = url.format(form["id"])
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(lambda t: httpx.post(t, timeout=60), [target] * 6))
+        assert [answer.status_code for answer in answers] == [200] * 6
+        assert len({answer.json()["image"]["bytes"] for answer in answers}) == 1
+        stored = _stored_for(local, form["id"])
+        assert stored["incoming/"] == []
+        assert len(stored["images/"]) == len(stored["thumbs/"]) == len(stored["owners/"]) == 1
+        assert len(_audited(local, "accept", form["id"])) == 1
+        if len(workers_of(form["id"])) == 2:
+            break
+    else:
+        pytest.fail("the kernel gave every connection to one worker, eight times")
+    uploads = len(_audited(local, "sign", "incoming/"))
+    assert _images_counted(local) == uploads  # one per upload, however many completions

@@ -6,10 +6,12 @@ from .auth import Principal as Principal
 from .config import Settings as Settings
 from .errors import ImageRejected as ImageRejected
 from .errors import S3DropError as S3DropError
+from .errors import WebhookRefused as WebhookRefused
 from .gallery import Image as Image
 from .gallery import ImagePage as ImagePage
 from .policy import UploadForm as UploadForm
 from .uploads import S3Drop as S3Drop
+from .webhooks import WebhookEvent as WebhookEvent
 
 __version__ = "0.1.0"
 
@@ -22,5 +24,7 @@ __all__ = [
     "S3DropError",
     "Settings",
     "UploadForm",
+    "WebhookEvent",
+    "WebhookRefused",
     "__version__",
 ]

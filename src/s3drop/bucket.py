@@ -493,19 +493,26 @@ def _check_lifecycle(storage: S3Storage) -> Check:
 
 
 def _check_enforcement(storage: S3Storage, http: httpx.Client) -> list[Check]:
-    """Post a good form, an oversized body and a wrong type for real; delete whatever got stored."""
+    """Post a good form, a body a byte over and one a byte under the signed size, and a wrong
+    type, for real; delete whatever got stored."""
     body = b"\x89PNG\r\n\x1a\n" + bytes(_PROBE_BYTES - 8)
     probes = [  # name, body, changed fields, should it be stored
         ("enforcement: accepts a signed upload", body, {}, True),
         ("enforcement: refuses a body over the limit", body + b"\0", {}, False),
+        ("enforcement: refuses a body under the signed size", body[:-1], {}, False),
         ("enforcement: refuses a wrong Content-Type", body, {"Content-Type": "text/html"}, False),
     ]
     checks = []
     for name, data, changes, accept in probes:
         upload_id = new_upload_id()
         key = quarantine_key(upload_id, "image/png")
-        request = UploadRequest(
-            upload_id, key, "image/png", _PROBE_BYTES, {"filename": "doctor.png"}
+        request = UploadRequest(  # signed for exactly _PROBE_BYTES, as the app signs
+            upload_id,
+            key,
+            "image/png",
+            _PROBE_BYTES,
+            {"filename": "doctor.png"},
+            min_bytes=_PROBE_BYTES,
         )
         try:
             form = storage.presign_post(request, expires_in=120)

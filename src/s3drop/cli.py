@@ -391,7 +391,10 @@ def remove_command(
             from .uploads import S3Drop
 
             settings = _existing_store()  # the server's limits: a deleted image counts off there
-            delete = S3Drop(settings, limit_store=app_limit_store(settings)).delete_image
+            drop = S3Drop(settings, limit_store=app_limit_store(settings))
+            # Webhooks of these deletes: a few seconds to go now; the server sends what is left.
+            stack.callback(drop.close, wait=10.0)
+            delete = drop.delete_image
         else:
             from .client import Client
 
@@ -469,6 +472,19 @@ def sweep(older_than: str, as_json: bool) -> None:
 
     removed = S3Drop(_existing_store()).sweep(older_than=timedelta(seconds=_duration(older_than)))
     click.echo(json.dumps({"removed": removed}) if as_json else f"removed {removed} stale uploads")
+
+
+@cli.command(name="webhook-secret")
+def webhook_secret() -> None:
+    """Print a new signing secret for S3DROP_WEBHOOK_SECRET (whsec_ and 32 random bytes).
+
+    \b
+    Example:
+        echo "S3DROP_WEBHOOK_SECRET=$(s3drop webhook-secret)" >> .env
+    """
+    from .webhooks import generate_secret
+
+    click.echo(generate_secret())
 
 
 @cli.group()

@@ -134,6 +134,20 @@ class Settings(BaseSettings):
         "else a SQLite file in the data folder",
     )
 
+    # --- telling the host app (see s3drop.webhooks)
+    webhook_url: str | None = Field(
+        None, description="Where to POST signed image.accepted/rejected/deleted events"
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="The webhooks' signing secret, whsec_<base64> (s3drop webhook-secret)"
+    )
+    webhook_timeout: float = Field(10.0, description="Seconds to wait for the receiver's answer")
+    webhook_attempts: int = Field(12, description="Tries per event before giving up")
+    webhook_backoff: float = Field(
+        1.0, description="Seconds before the first retry; each next one waits twice as long"
+    )
+    webhook_queue: int = Field(10_000, description="Undelivered events kept; more are dropped")
+
     @field_validator("allowed_types", mode="before")
     @classmethod
     def _split_types(cls, value: object) -> object:
@@ -234,6 +248,8 @@ class Settings(BaseSettings):
         "workers",
         "rate_per_minute",
         "max_images",
+        "webhook_attempts",
+        "webhook_queue",
     )
     @classmethod
     def _positive(cls, value: int) -> int:
@@ -253,7 +269,23 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("public_base_url", "public_url", "endpoint_url")
+    @field_validator("webhook_timeout", "webhook_backoff")
+    @classmethod
+    def _seconds(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError("must be a positive number of seconds")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from .webhooks import secret_key
+
+            secret_key(value.get_secret_value())
+        return value
+
+    @field_validator("public_base_url", "public_url", "endpoint_url", "webhook_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is None or value == "":
@@ -281,6 +313,11 @@ class Settings(BaseSettings):
                 f"S3DROP_HOST: binding {self.host} with no authentication would let anyone who "
                 "can reach it upload; set S3DROP_TOKENS or S3DROP_USERS, or say --public "
                 "(S3DROP_PUBLIC=true) if that is what you want"
+            )
+        if self.webhook_url and self.webhook_secret is None:
+            raise ConfigurationError(
+                "S3DROP_WEBHOOK_SECRET: webhooks are signed; set a secret (make one with "
+                "`s3drop webhook-secret`) or unset S3DROP_WEBHOOK_URL"
             )
         if self.backend == "s3" and not self.bucket:
             raise ConfigurationError(

@@ -22,6 +22,7 @@ happen, with ``raise ... from exc``.
     │   ├── TypeMismatch             422 type_mismatch
     │   ├── TooManyPixels            422 too_many_pixels
     │   ├── TooManyFrames            422 too_many_frames
+    │   ├── TooComplex               422 too_complex         (a structural cap, before decoding)
     │   ├── CorruptImage             422 corrupt_image
     │   ├── ChecksumMismatch         422 checksum_mismatch
     │   └── SizeMismatch             422 size_mismatch
@@ -32,6 +33,8 @@ happen, with ``raise ... from exc``.
     ├── Forbidden                    403 forbidden
     ├── InvalidHost                  400 invalid_host        (a Host that is not the app's)
     ├── RateLimited                  429 rate_limited        (carries retry_after seconds)
+    ├── WebhookRefused               400 webhook_refused     (a receiver's verify: bad signature,
+    │                                                         stale timestamp, replayed id)
     ├── LimitsUnavailable            503 limits_unavailable  (the limits store is busy; retry_after)
     └── Unreachable                  503 unreachable         (client: no answer after retries)
 """
@@ -121,6 +124,13 @@ class TooManyFrames(ImageRejected):
     code = "too_many_frames"
 
 
+class TooComplex(ImageRejected):
+    """More scans, segments, chunks, boxes or nesting than any real image has: refused before a
+    decoder runs, because each of them costs time (:mod:`s3drop.headers` names the caps)."""
+
+    code = "too_complex"
+
+
 class CorruptImage(ImageRejected):
     code = "corrupt_image"
 
@@ -181,6 +191,14 @@ class RateLimited(S3DropError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class WebhookRefused(S3DropError):
+    """A webhook delivery that :func:`s3drop.webhooks.verify` does not trust: unsigned, signed
+    with another secret, changed, stale or replayed."""
+
+    status = 400
+    code = "webhook_refused"
 
 
 class LimitsUnavailable(S3DropError):

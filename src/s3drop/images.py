@@ -329,6 +329,9 @@ def _decoding(fmt: str) -> Iterator[None]:
         yield
     except Image.DecompressionBombError as exc:
         raise TooManyPixels(f"the {name} image is too large to decode: {exc}") from exc
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, zlib.error) as exc:
+    except (
+        OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, zlib.error,
+        RuntimeError,  # Pillow's AVIF plugin: libavif's decode errors
+    ) as exc:  # fmt: skip
         detail = str(exc) or type(exc).__name__
         raise CorruptImage(f"the {name} image could not be decoded: {detail}") from exc

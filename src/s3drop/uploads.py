@@ -38,7 +38,9 @@ from .errors import (
     TypeMismatch,
 )
 from .gallery import Image, ImagePage, describe_stored, find_image, list_page
+from .hooks import AcceptedHook, DeletedHook, Hooks, RejectedHook
 from .limits import Limits, LimitStore, open_limit_store
+from .outbox import WebhookSender, sender_from_settings
 from .policy import (
     IMAGES_PREFIX,
     QUARANTINE_PREFIX,
@@ -79,6 +81,10 @@ class S3Drop:
     settings choose. ``limit_store`` is where the limits count (:mod:`s3drop.limits`); without
     one, the Redis of ``S3DROP_REDIS_URL`` when set, else counters in this process only (pass
     ``SQLiteLimitStore(path)`` to share them between the processes of one machine).
+    ``on_accepted``, ``on_rejected`` and ``on_deleted`` are the host's callbacks
+    (:mod:`s3drop.hooks`; more can be added with the methods of the same names); with
+    ``S3DROP_WEBHOOK_URL`` set, the same events are also sent as signed webhooks
+    (:mod:`s3drop.webhooks`) from a background thread, until :meth:`close`.
     """
 
     def __init__(
@@ -88,6 +94,9 @@ class S3Drop:
         storage: Storage | None = None,
         authenticate: Authenticator | None = None,
         limit_store: LimitStore | None = None,
+        on_accepted: AcceptedHook | None = None,
+        on_rejected: RejectedHook | None = None,
+        on_deleted: DeletedHook | None = None,
     ) -> None:
         self.settings = settings or Settings()
         self.storage = storage or open_storage(self.settings)
@@ -99,6 +108,42 @@ class S3Drop:
         # Completions in progress, by upload id: one verifies and promotes, the others wait.
         self._completing: dict[str, _Claim] = {}
         self._completing_lock = threading.Lock()
+        self.hooks = Hooks()
+        if on_accepted is not None:
+            self.hooks.accepted.append(on_accepted)
+        if on_rejected is not None:
+            self.hooks.rejected.append(on_rejected)
+        if on_deleted is not None:
+            self.hooks.deleted.append(on_deleted)
+        self.webhooks: WebhookSender | None = sender_from_settings(self.settings)
+        if self.webhooks is not None:
+            self.hooks.accepted.append(self.webhooks.accept)
+            self.hooks.rejected.append(self.webhooks.reject)
+            self.hooks.deleted.append(self.webhooks.delete)
+            self.webhooks.start()
+
+    # --- hooks --------------------------------------------------------------------------------
+
+    def on_accepted(self, hook: AcceptedHook) -> AcceptedHook:
+        """Call ``hook(image, principal)`` once per accepted image; returns it (a decorator)."""
+        self.hooks.accepted.append(hook)
+        return hook
+
+    def on_rejected(self, hook: RejectedHook) -> RejectedHook:
+        """Call ``hook(upload_id, error, principal)`` once per refused upload (a decorator)."""
+        self.hooks.rejected.append(hook)
+        return hook
+
+    def on_deleted(self, hook: DeletedHook) -> DeletedHook:
+        """Call ``hook(image_id, principal)`` after each deleted image (a decorator)."""
+        self.hooks.deleted.append(hook)
+        return hook
+
+    def close(self, *, wait: float = 0.0) -> None:
+        """Stop sending webhooks, after up to ``wait`` seconds for the queued ones to go (the
+        rest stay in the outbox for the next start). A no-op without webhooks."""
+        if self.webhooks is not None:
+            self.webhooks.close(wait=wait)
 
     def presign(
         self,
@@ -238,6 +283,7 @@ class S3Drop:
         except ImageRejected as exc:
             self.storage.delete(info.key)
             audit.record("reject", who=who, key=info.key, reason=exc.code, detail=exc.message)
+            self.hooks.reject(upload_id, exc, principal)
             raise
         except NotFound:  # gone while being read: a concurrent completion finished it
             promoted = self._find_image(upload_id)
@@ -309,6 +355,7 @@ class S3Drop:
         if limit_key is not None:
             self.limits.stored(limit_key, 1)
         audit.record("accept", who=who, key=image.key, size=image.bytes, type=image.format)
+        self.hooks.accept(image, principal)
 
     def _refuse_repost(self, info: ObjectInfo, who: str, promoted: ObjectInfo | None) -> NoReturn:
         """Delete a file posted again with a form whose upload was already promoted; 409."""
@@ -450,6 +497,7 @@ class S3Drop:
                 raise NotFound(f"no image {image_id!r}")
             for key in left:
                 self.storage.delete(key)
+            self.hooks.delete(image_id, principal)  # the interrupted delete never told anyone
             return
         infos = [info for info in map(self.storage.head, keys) if info is not None]
         for info in infos:
@@ -465,6 +513,7 @@ class S3Drop:
                 self.limits.stored(limit_key, -1)
             who = principal.name if principal else "library"
             audit.record("delete", who=who, key=info.key)
+        self.hooks.delete(image_id, principal)
 
     def sweep(
         self, *, older_than: timedelta = timedelta(days=1), now: datetime | None = None

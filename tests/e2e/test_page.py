@@ -145,7 +145,7 @@ def _dispatch_files(
 
 
 def drop_files(
-    page: Page, files: list[tuple[str, bytes, str]], selector: str = "#dropzone"
+    page: Page, files: list[tuple[str, bytes, str]], selector: str = "s3drop-uploader"
 ) -> None:
     """Drop files on ``selector`` with a DataTransfer, as a user's drag and drop does."""
     _dispatch_files(page, files, how="drop", selector=selector)
@@ -221,7 +221,7 @@ def test_picker_and_drop_uploads_are_stored_byte_identical(
     # The page works under the app's strict policy (the page fixture fails on any violation).
     assert "script-src 'self'" in headers["content-security-policy"]
     assert "unsafe-inline" not in headers["content-security-policy"]
-    expect(page.locator("#dropzone-limits")).to_have_text("PNG or JPEG · up to 10 MB each")
+    expect(page.locator("#dropzone-limits")).to_have_text("PNG or JPEG · up to 10 MiB each")
     assert page.locator("#file-input").get_attribute("accept") == (
         "image/png,.png,image/jpeg,.jpg,.jpeg"
     )
@@ -246,7 +246,7 @@ def test_picker_and_drop_uploads_are_stored_byte_identical(
         assert sent[name]["sha256"] == hashlib.sha256(data).hexdigest()
         assert sent[name]["size"] == len(data)
         assert sent[name]["content_type"] == "image/png"
-    expect(page.locator("#announcer")).to_contain_text("Done")
+    expect(page.locator("s3drop-uploader #live")).to_contain_text("Done")
     expect(page.locator("#queue-summary")).to_have_text("3 done")
 
 
@@ -259,7 +259,7 @@ def test_too_big_wrong_type_and_empty_are_refused_in_the_page(
     assert len(big) > 200_000
     signs = sign_requests(page)
     open_page(page, server)
-    expect(page.locator("#dropzone-limits")).to_have_text("PNG or JPEG · up to 195 KB each")
+    expect(page.locator("#dropzone-limits")).to_have_text("PNG or JPEG · up to 195.3 KiB each")
 
     page.set_input_files(
         "#file-input",
@@ -271,7 +271,7 @@ def test_too_big_wrong_type_and_empty_are_refused_in_the_page(
     )
 
     too_big = final_state(row(page, "big.png"), "refused")
-    assert re.fullmatch(r"Too big: \d+ KB, the limit is 195 KB", too_big), too_big
+    assert re.fullmatch(r"Too big: \d+(\.\d)? KiB, the limit is 195.3 KiB", too_big), too_big
     wrong = final_state(row(page, "x.html"), "refused")
     assert wrong == "Not an allowed type: text/html. Allowed: PNG, JPEG"
     empty = final_state(row(page, "nothing.png"), "refused")
@@ -522,10 +522,28 @@ def tile_ids(page: Page) -> list[str]:
     return ids
 
 
+def rewrite_listings(
+    page: Page, server: LiveServer, change: Callable[[dict[str, Any]], None]
+) -> None:
+    """Pass every gallery page (``GET /api/images?...``) the browser loads through ``change``."""
+
+    def rewrite(route: Route) -> None:
+        response = route.fetch()
+        listing = response.json()
+        for image in listing["images"]:
+            change(image)
+        route.fulfill(response=response, json=listing)
+
+    page.route(re.compile(re.escape(f"{server.url}/api/images?") + ".*"), rewrite)
+
+
 def test_gallery_shows_views_and_deletes_with_confirmation(
     page: Page, live_server: LiveServer
 ) -> None:
     names = {"alpine-morning.png": 21, "tidal-pool.png": 22, "old-town.png": 23}
+    # Gallery pages without filenames (as the API lists them today): tiles fall back to the
+    # upload time, and the viewer asks for the name.
+    rewrite_listings(page, live_server, lambda image: image.update(filename=None))
     open_page(page, live_server)
     expect(page.locator("#gallery-status")).to_have_text(
         "No images yet. Images you upload appear here."
@@ -537,6 +555,9 @@ def test_gallery_shows_views_and_deletes_with_confirmation(
         final_state(row(page, name), "done")
     expect(page.locator(".tile")).to_have_count(3)
     expect(page.locator("#gallery-status")).to_be_hidden()
+    # Tiles added from each upload's answer know its filename and are captioned with it.
+    captions = page.locator(".tile-name").all_inner_texts()
+    assert sorted(captions) == sorted(names)
 
     page.reload()
     expect(page.locator(".tile")).to_have_count(3)
@@ -548,7 +569,7 @@ def test_gallery_shows_views_and_deletes_with_confirmation(
     )
     screenshot(page, "gallery.png", full_page=True)
 
-    # Tiles show what the gallery page carries: size, bytes, upload time; no filename.
+    # Tiles show what the gallery page carries: size, bytes, upload time; here no filename.
     named = filenames(live_server, ids)
     assert sorted(named.values()) == sorted(names)
     first = page.locator(".tile").first
@@ -661,20 +682,142 @@ def test_token_protected_server_asks_for_a_token_and_uploads(
     assert token not in server.output()
 
 
+def test_gallery_tiles_are_captioned_with_the_filename_the_api_gives(
+    page: Page, shared_server: LiveServer
+) -> None:
+    """Issue 14 (14): tiles told apart by name, not by date, wherever the API names the image."""
+    open_page(page, shared_server)
+    page.set_input_files("#file-input", files=[payload("red-kite.png", gradient_png(51))])
+    final_state(row(page, "red-kite.png"), "done")
+    fresh = page.locator(".tile").first  # from the upload's answer, which carries the filename
+    expect(fresh.locator(".tile-name")).to_have_text("red-kite.png")
+    expect(fresh.locator(".tile-img")).to_have_attribute("alt", "red-kite.png")
+    expect(fresh.get_by_role("button", name="View red-kite.png")).to_be_visible()
+
+    # A gallery page that names its images (a listing with filenames) captions every tile.
+    rewrite_listings(
+        page, shared_server, lambda image: image.update(filename=f"named-{image['id'][-4:]}.png")
+    )
+    page.reload()
+    expect(page.locator(".tile-name").first).to_have_text(re.compile(r"^named-"))
+    ids = tile_ids(page)
+    expect(page.locator(".tile-name")).to_have_text([f"named-{i[-4:]}.png" for i in ids])
+    expect(page.locator(".tile-meta").first).to_have_text(re.compile("^300 \u00d7 200 \u00b7 \\d"))
+
+
+def test_server_failures_are_explained_in_the_users_terms(
+    page: Page, shared_server: LiveServer
+) -> None:
+    """Issue 14 (8): never an operator's detail (settings, internal URLs), always something to do,
+    with the reference the server gives; the details stay in the server's log."""
+    operator = (
+        "storage refused our credentials: check AWS_SECRET_ACCESS_KEY "
+        "(http://10.0.0.5:7480/photos?X-Amz-Credential=AKIA)"
+    )
+
+    def sign_fails(route: Route) -> None:
+        body = {
+            "error": {"code": "storage_access_denied", "message": operator, "reference": "r-7f3a"}
+        }
+        route.fulfill(status=502, json=body)
+
+    def complete_fails(route: Route) -> None:
+        body = {"error": {"code": "storage_unavailable", "message": operator}}
+        route.fulfill(status=503, json=body, headers={"X-Request-ID": "req-42"})
+
+    before = stored_objects(shared_server)
+    open_page(page, shared_server)
+    page.evaluate(
+        """window.failures = [];
+        document.addEventListener("s3drop:failed", (event) => {
+            const { file, code, message, status } = event.detail;
+            window.failures.push([file.name, code, message, status]);
+        });"""
+    )
+    page.route(f"{shared_server.url}/api/uploads", sign_fails)
+    data = gradient_png(52)
+    page.set_input_files("#file-input", files=[payload("ferry.png", data)])
+    item = row(page, "ferry.png")
+    assert final_state(item, "failed") == (
+        "Could not start the upload: something went wrong on the server; try again later "
+        "(reference r-7f3a)"
+    )
+    assert stored_objects(shared_server) == before
+
+    page.unroute(f"{shared_server.url}/api/uploads", sign_fails)
+    complete = re.compile(re.escape(f"{shared_server.url}/api/uploads/") + r"[^/]+/complete")
+    page.route(complete, complete_fails)
+    item.get_by_role("button", name="Retry upload of ferry.png").click()
+    assert final_state(item, "failed") == (
+        "Could not verify the upload: the service is busy or down for a moment; try again shortly "
+        "(reference req-42)"
+    )
+    failures = page.evaluate("window.failures")
+    assert [(name, code, status) for name, code, _, status in failures] == [
+        ("ferry.png", "storage_access_denied", 502),
+        ("ferry.png", "storage_unavailable", 503),
+    ]
+    assert all("AWS_" not in message for *_, message, _ in failures)
+    text = page.locator("body").inner_text()
+    assert "AWS_" not in text
+    assert "10.0.0.5" not in text
+
+    # The file is in quarantine already: a retry only asks the server to verify it again.
+    page.unroute(complete, complete_fails)
+    item.get_by_role("button", name="Retry upload of ferry.png").click()
+    final_state(item, "done")
+    assert_stored(shared_server, {"ferry.png": data})
+
+
+def test_token_protected_gallery_shows_no_error_beside_the_sign_in(
+    page: Page, make_server: Callable[..., LiveServer]
+) -> None:
+    """Issue 14 (17): the sign-in banner says what to do; the gallery waits, with no red error."""
+    token = "s3drop-e2e-token-gallery-0123456789"
+    server = make_server(env={"S3DROP_TOKENS": f"viewer:{token}"})
+    open_page(page, server)
+    expect(page.locator("#signin")).to_be_visible()
+    status = page.locator("#gallery-status")
+    expect(status).to_have_text("Sign in to see your images.")
+    assert status.get_attribute("data-kind") != "error"
+    assert "bearer" not in page.locator("main").inner_text().lower()
+    page.get_by_label("Access token").fill(token)
+    page.locator("#signin").get_by_role("button", name="Use token").click()
+    expect(status).to_have_text("No images yet. Images you upload appear here.")
+    expect(page.locator("#signin")).to_be_hidden()
+
+
 STATIC = Path(__file__).resolve().parents[2] / "src" / "s3drop" / "web" / "static"
 
 
 def test_page_source_is_csp_ready() -> None:
-    """No inline script, handler or style that a strict Content-Security-Policy would block."""
+    """No inline script, handler or style that a strict Content-Security-Policy would block, and
+    no absolute path: every URL is relative to where the app is mounted."""
     html = (STATIC / "index.html").read_text()
-    script = (STATIC / "app.js").read_text()
-    # One script element, external and empty: no inline code.
+    scripts = {name: (STATIC / name).read_text() for name in ("app.js", "s3drop-uploader.js")}
+    # One script element, an external module, empty: no inline code.
     assert re.findall(r"<script\b[^>]*>.*?</script>", html, re.DOTALL) == [
-        '<script src="/static/app.js" defer></script>'
+        '<script type="module" src="static/app.js"></script>'
     ]
     assert not re.search(r"\son[a-z]+\s*=", html)  # no onclick= and the like
     assert not re.search(r"\sstyle\s*=", html)
     assert "<style" not in html
-    assert not re.search(r"setAttribute\(\s*[\"']style", script)
-    assert not re.search(r"\.innerHTML\s*=|insertAdjacentHTML|document\.write|\beval\(", script)
-    assert "new Function" not in script
+    assert not re.search(r"(href|src)=\"/", html)
+    for name, script in scripts.items():
+        assert not re.search(r"setAttribute\(\s*[\"']style", script), name
+        assert not re.search(r"insertAdjacentHTML|document\.write|\beval\(", script), name
+        assert "new Function" not in script, name
+        assert not re.search(r"[\"'`]/(api|static|storage)\b", script), name
+        assert "<style" not in script, name
+        assert not re.search(r"\sstyle=[\"']", script), name
+    assert "innerHTML" not in scripts["app.js"]
+    # The element's shadow tree comes from two static templates (no data is ever parsed as HTML).
+    element = scripts["s3drop-uploader.js"]
+    assert re.findall(r".*innerHTML.*", element) == [
+        "  element.innerHTML = markup; // static markup only: never data"
+    ]
+    assert re.findall(r"= template\((\w+)\)", element) == ["MARKUP", "ROW"]
+    for constant in ("MARKUP", "ROW", "ICON_UPLOAD"):
+        body = re.search(rf"const {constant} =(.*?);\n", element, re.DOTALL)
+        assert body is not None, constant
+        assert "${" not in body[1].replace("${ICON_UPLOAD}", ""), constant

@@ -94,10 +94,13 @@ def test_init_then_doctor_on_a_fresh_bucket(rgw: RGW, new_bucket: str) -> None:
         "server writes",
         "lifecycle",
     ]
-    assert len([name for name in names if name.startswith("enforcement")]) == 3
+    assert len([name for name in names if name.startswith("enforcement")]) == 4
     assert all(check["ok"] for check in checks), checks
     details = {check["name"]: check["detail"] for check in checks}
     assert details["enforcement: refuses a body over the limit"].startswith("400")
+    assert details["enforcement: refuses a body under the signed size"].startswith(
+        "400 EntityTooSmall"
+    )
     assert details["enforcement: refuses a wrong Content-Type"].startswith("403")
     assert client.list_objects_v2(Bucket=new_bucket).get("Contents", []) == []
 

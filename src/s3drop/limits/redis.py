@@ -161,13 +161,14 @@ class RedisLimitStore:
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
-        """A Redis error becomes LimitsUnavailable, naming where Redis is (never a password)."""
+        """A Redis error becomes LimitsUnavailable (its cause says where Redis is)."""
         try:
             yield
         except (RedisError, OSError) as exc:
+            # What callers see names no address; /readyz adds the cause, which does.
             raise LimitsUnavailable(
-                f"Redis at {self.where} is not answering ({exc or type(exc).__name__}); nothing "
-                "was signed or counted, try again shortly",
+                "the limits store (Redis) is not answering; nothing was signed or counted, try "
+                "again shortly",
                 retry_after=RETRY_AFTER,
             ) from exc
 

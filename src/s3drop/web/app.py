@@ -98,6 +98,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
+    await asyncio.to_thread(drop.close)  # webhooks not yet sent stay in the outbox
 
 
 async def _sweep(drop: S3Drop) -> None:
@@ -125,7 +126,6 @@ _PUBLIC_MESSAGES = {
     "storage_access_denied": "Storage is not set up correctly, so uploads cannot be saved.",
     "bucket_missing": "Storage is not set up correctly, so uploads cannot be saved.",
     "storage_error": "Storage could not save or read the file. Please try again later.",
-    "limits_unavailable": "The server is busy and signed nothing. Please try again in a moment.",
 }
 _PUBLIC_FALLBACK = "Something went wrong on the server. Please try again later."
 
@@ -144,15 +144,15 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _s3drop_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, S3DropError)
-    if exc.status >= 500 and not isinstance(exc, RateLimited):
+    if exc.status >= 500 and not isinstance(exc, LimitsUnavailable):
+        # A fault of the server or its storage: people get plain words and a reference.
         response = _server_fault(exc.status, exc.code, exc.message)
-        if exc.status == 503:
-            wait = exc.retry_after if isinstance(exc, LimitsUnavailable) else 30
-            response.headers["Retry-After"] = str(wait)
-        return response
-    response = error_response(exc.status, exc.code, exc.message)
+    else:
+        response = error_response(exc.status, exc.code, exc.message)
     if isinstance(exc, RateLimited | LimitsUnavailable):
         response.headers["Retry-After"] = str(exc.retry_after)
+    elif exc.status == 503:
+        response.headers["Retry-After"] = "30"
     if isinstance(exc, NotAuthenticated):
         drop: S3Drop = request.app.state.drop
         scheme = "Basic" if drop.settings.auth_mode == "basic" else "Bearer"

@@ -45,8 +45,9 @@ async def readyz(request: Request) -> JSONResponse:
         )
     try:  # signing fails closed without its limits: not ready either
         await asyncio.wait_for(drop.limits.check_async(), READY_TIMEOUT)
-    except S3DropError as exc:
-        return _not_ready(exc.code, f"limits: {exc.message}")
+    except S3DropError as exc:  # for the operator: with the cause (which Redis, what failed)
+        cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
+        return _not_ready(exc.code, f"limits: {exc.message}{cause}")
     except TimeoutError:
         return _not_ready(
             LimitsUnavailable.code, f"the limits store did not answer within {READY_TIMEOUT:.0f} s"

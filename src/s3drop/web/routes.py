@@ -11,7 +11,9 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import metrics
 from ..auth import Principal
+from ..config import KNOWN_TYPES
 from ..errors import PostRejected
+from ..headers import FORMAT_NAMES
 from ..storage.local import MOUNT, LocalStorage, drain
 from ..uploads import S3Drop
 
@@ -109,9 +111,21 @@ async def client_config(request: Request) -> dict[str, object]:
         await current_principal(request)
     return {
         "allowed_types": settings.allowed_types,
+        "types": [_describe_type(content_type) for content_type in settings.allowed_types],
         "max_bytes": settings.max_bytes,
         "backend": settings.storage_backend,
         "auth": settings.auth_mode,
+    }
+
+
+def _describe_type(content_type: str) -> dict[str, object]:
+    """How the page and the uploader element name a type and which extensions pick it."""
+    subtype = content_type.partition("/")[2]
+    extensions = dict.fromkeys([f".{KNOWN_TYPES[content_type]}", f".{subtype}"])
+    return {
+        "type": content_type,
+        "label": FORMAT_NAMES.get(subtype, subtype.upper()),
+        "extensions": list(extensions),
     }
 
 
