@@ -139,3 +139,28 @@ def test_which_hosts_the_app_answers(host: str, allowed: bool) -> None:
     middleware = HostMiddleware(lambda *a: None, hosts=settings.hosts())  # type: ignore[arg-type]
     assert middleware.allows(host) is allowed
     assert HostMiddleware(lambda *a: None, hosts=["*"]).allows(host) is bool(host.split(":")[0])  # type: ignore[arg-type]
+
+
+def test_a_redis_url_is_checked_and_never_echoed() -> None:
+    assert Settings(redis_url="redis://10.0.0.5:6379/0").redis_url == "redis://10.0.0.5:6379/0"
+    assert Settings(redis_url="").redis_url is None
+    with pytest.raises(ConfigurationError, match=r"^S3DROP_REDIS_URL: not a Redis URL") as caught:
+        Settings(redis_url="10.0.0.5:6379 password=hunter2hunter2")
+    assert "hunter2" not in str(caught.value)
+
+
+def test_the_library_creates_no_limits_file_and_the_app_uses_the_data_folder(
+    tmp_path: Path,
+) -> None:
+    from s3drop.limits import MemoryLimitStore, SQLiteLimitStore, app_limit_store
+    from s3drop.uploads import S3Drop
+    from s3drop.web.app import create_app
+
+    settings = Settings(data_dir=tmp_path / "data")
+    assert isinstance(S3Drop(settings).limits.store, MemoryLimitStore)
+    assert not (tmp_path / "data" / "limits.sqlite3").exists()
+    assert not list(Path.cwd().glob("**/limits.sqlite3"))
+    store = create_app(settings).state.drop.limits.store
+    assert isinstance(store, SQLiteLimitStore)
+    assert store.path == tmp_path / "data" / "limits.sqlite3"
+    assert isinstance(app_limit_store(settings), SQLiteLimitStore)
