@@ -16,8 +16,10 @@ the report says so.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,15 +49,50 @@ def _redis() -> Iterator[RedisServer]:
         yield server
 
 
+def _limits_alone(url: str, workdir: Path, *, count: int = 3000) -> dict[str, float]:
+    """CPU microseconds per ``Limits.before_sign_async`` (16 concurrent tasks, one event loop,
+    this process): the store's own cost to the server, without HTTP or sockets to the app."""
+    from s3drop.config import Settings
+    from s3drop.limits import Limits, SQLiteLimitStore
+    from s3drop.limits.redis import RedisLimitStore
+
+    settings = Settings(rate_per_minute=10**9, bytes_per_hour=10**15, max_images=10**9)
+    stores = {
+        "redis": RedisLimitStore(url),
+        "sqlite": SQLiteLimitStore(workdir / "alone-limits.sqlite3"),
+    }
+
+    async def cost(limits: Limits) -> float:
+        async def worker() -> None:
+            for _ in range(count // 16):
+                await limits.before_sign_async("user:bench", 1)
+
+        await asyncio.gather(*(worker() for _ in range(16)))  # warm up
+        started = time.process_time()
+        await asyncio.gather(*(worker() for _ in range(16)))
+        return (time.process_time() - started) / (count // 16 * 16) * 1e6
+
+    async def main() -> dict[str, float]:
+        found = {name: await cost(Limits(settings, store)) for name, store in stores.items()}
+        await stores["redis"].aclose()  # type: ignore[attr-defined]
+        return found
+
+    return asyncio.run(main())
+
+
 def run(workdir: Path, *, rounds: int) -> Report:
     report = Report("limits", "Sign with the Redis limit store vs the SQLite one")
     report.details["slice_seconds"] = SLICE
     results: dict[tuple[int, str], list[Run]] = {}
+    alone: dict[str, list[float]] = {}
     with (
         _redis() as redis,
         serve(workdir, env=UNLIMITED, name="sqlite") as sqlite,
         serve(workdir, env={**UNLIMITED, "S3DROP_REDIS_URL": redis.url}, name="redis") as shared,
     ):
+        for _ in range(rounds):
+            for name, cost in _limits_alone(redis.url, workdir).items():
+                alone.setdefault(name, []).append(cost)
         servers = {"sqlite": sqlite, "redis": shared}
         for connections in CONCURRENCY:
             for server in servers.values():  # warm up
@@ -100,6 +137,15 @@ def run(workdir: Path, *, rounds: int) -> Report:
                 invert=True,
             ),
             ratio_means="CPU per sign with SQLite / with Redis: the throughput ratio when CPU-bound",
+        )
+    )
+    report.rows.append(
+        Row(
+            case="in-process CPU per before_sign_async (16 tasks), Redis / SQLite in a thread",
+            subject=Series("Redis", "us", alone["redis"]),
+            baseline=Series("SQLite", "us", alone["sqlite"]),
+            ratio=paired_ratio(alone["redis"], alone["sqlite"], label="SQLite/Redis", invert=True),
+            ratio_means="CPU per limits check with SQLite / with Redis",
         )
     )
     if (os.cpu_count() or 1) < 4:
