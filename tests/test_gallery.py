@@ -21,7 +21,7 @@ from s3drop import Settings
 from s3drop.auth import Principal
 from s3drop.errors import Forbidden, InvalidRequest, NotFound
 from s3drop.limits import MemoryLimitStore
-from s3drop.policy import image_prefix, new_upload_id, quarantine_key
+from s3drop.policy import new_upload_id, quarantine_key
 from s3drop.storage.base import ObjectInfo
 from s3drop.storage.local import LocalStorage
 from s3drop.uploads import S3Drop
@@ -154,7 +154,8 @@ def test_a_page_is_one_listing_call_and_nothing_per_image(tmp_path: Path) -> Non
     oldest = stored(drop, "images/")[-1]
     storage.calls = []
     drop.get_image(ids[0])
-    assert storage.calls == [f"list {image_prefix(ids[0])}", f"head {oldest}"]
+    # The thumbnail names the image: two HEADs, no listing.
+    assert storage.calls == [f"head thumbs/{ids[0]}.webp", f"head {oldest}"]
 
 
 def test_keys_that_are_not_images_are_left_out(drop: S3Drop) -> None:

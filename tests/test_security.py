@@ -340,7 +340,7 @@ def _upload_and_complete(server: LiveServer, client: httpx.Client, seed: int) ->
         return signed
     form = signed.json()["upload"]
     stored = httpx.post(
-        server.url + form["url"],
+        form["url"],
         data=form["fields"],
         files={"file": (f"{seed}.png", data, "image/png")},
         timeout=30,
@@ -369,8 +369,8 @@ def test_images_in_total_per_user(make_server: Callable[..., LiveServer]) -> Non
 def test_served_files_are_inert(live_server: LiveServer) -> None:
     with live_server.client() as client:
         image = _upload_and_complete(live_server, client, 7).json()["image"]
-        served = httpx.get(live_server.url + image["url"], timeout=30)
-        thumb = httpx.get(live_server.url + image["thumbnail_url"], timeout=30)
+        served = httpx.get(image["url"], timeout=30)
+        thumb = httpx.get(image["thumbnail_url"], timeout=30)
     assert served.status_code == 200
     assert served.headers["content-type"] == "image/png"
     assert served.headers["x-content-type-options"] == "nosniff"

@@ -1,30 +1,55 @@
-"""s3drop: take images from your users straight into S3-compatible storage, safely."""
+"""s3drop: take images from your users straight into S3-compatible storage, safely.
+
+The public API is what ``__all__`` names. Names are imported when first used (PEP 562), so that
+``import s3drop`` (and the ``s3drop`` command) stays fast until the library is really needed.
+"""
 
 from __future__ import annotations
 
-from .auth import Principal as Principal
-from .config import Settings as Settings
-from .errors import ImageRejected as ImageRejected
-from .errors import S3DropError as S3DropError
-from .errors import WebhookRefused as WebhookRefused
-from .gallery import Image as Image
-from .gallery import ImagePage as ImagePage
-from .policy import UploadForm as UploadForm
-from .uploads import S3Drop as S3Drop
-from .webhooks import WebhookEvent as WebhookEvent
+import importlib as _importlib
+import typing
 
-__version__ = "0.1.0"
+from ._version import __version__
 
-__all__ = [
-    "Image",
-    "ImagePage",
-    "ImageRejected",
-    "Principal",
-    "S3Drop",
-    "S3DropError",
-    "Settings",
-    "UploadForm",
-    "WebhookEvent",
-    "WebhookRefused",
-    "__version__",
-]
+if typing.TYPE_CHECKING:
+    from .auth import Principal as Principal
+    from .config import Settings as Settings
+    from .errors import ImageRejected as ImageRejected
+    from .errors import S3DropError as S3DropError
+    from .errors import WebhookRefused as WebhookRefused
+    from .gallery import Image as Image
+    from .gallery import ImagePage as ImagePage
+    from .gallery import ImageURL as ImageURL
+    from .policy import UploadForm as UploadForm
+    from .uploads import S3Drop as S3Drop
+    from .webhooks import WebhookEvent as WebhookEvent
+
+#: Where each public name lives.
+_EXPORTS = {
+    "Image": ".gallery",
+    "ImagePage": ".gallery",
+    "ImageURL": ".gallery",
+    "ImageRejected": ".errors",
+    "Principal": ".auth",
+    "S3Drop": ".uploads",
+    "S3DropError": ".errors",
+    "Settings": ".config",
+    "UploadForm": ".policy",
+    "WebhookEvent": ".webhooks",
+    "WebhookRefused": ".errors",
+}
+
+__all__ = [*sorted(_EXPORTS), "__version__"]
+
+
+def __getattr__(name: str) -> typing.Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 's3drop' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module, __name__), name)
+    globals()[name] = value  # once imported, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

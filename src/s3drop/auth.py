@@ -29,11 +29,23 @@ from .errors import NotAuthenticated
 
 @dataclass(frozen=True)
 class Principal:
-    """Who made a request. ``name`` is the owner recorded on their uploads."""
+    """Who made a request. ``name`` is the owner recorded on their uploads.
+
+    An empty or blank ``name`` is refused (:class:`~s3drop.errors.NotAuthenticated`, 401).
+    """
 
     name: str
     anonymous: bool = False
     address: str | None = None
+
+    def __post_init__(self) -> None:
+        # An empty name would make every nameless caller (a framework's anonymous user) one owner
+        # who sees and deletes everyone's images.
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise NotAuthenticated(
+                f"a principal needs a name; {self.name!r} names nobody (an anonymous user?): "
+                "refuse the request, or use Principal('anonymous', anonymous=True, address=...)"
+            )
 
     @property
     def limit_key(self) -> str:

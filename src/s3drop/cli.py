@@ -13,14 +13,16 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import __version__
-from .config import Settings, is_loopback
+from ._version import __version__
 from .errors import S3DropError
 from .logs import LogFormat, log_config
+
+if TYPE_CHECKING:  # settings (pydantic) load only for commands that need them: --help stays fast
+    from .config import Settings
 
 
 class _DefaultGroup(click.Group):
@@ -97,6 +99,8 @@ def serve(
         }.items()
         if value is not None
     }
+    from .config import Settings, is_loopback
+
     settings = Settings(**overrides)
     # Worker processes build their own Settings from the environment: hand the options on.
     for name, value in overrides.items():
@@ -420,6 +424,8 @@ def _existing_store() -> Settings:
     """Settings for a command that reads or changes what is stored, never creating a store: on
     the local backend the data folder must already hold one (else a typo'd folder would quietly
     become a new, empty store and the command would say "no images")."""
+    from .config import Settings
+
     settings = Settings()
     folder = settings.data_dir.resolve()
     if settings.storage_backend == "local" and not (folder / "objects").is_dir():
@@ -553,6 +559,8 @@ def bucket_doctor(origins: tuple[str, ...], as_json: bool) -> None:
 
 def _bucket_settings(origins: tuple[str, ...]) -> tuple[Settings, list[str]]:
     """Settings, and the page origins: the app's own and the configured ones, plus --origin."""
+    from .config import Settings
+
     settings = Settings()
     if origins:
         extra = Settings(allowed_origins=list(origins)).allowed_origins  # validated, normalised

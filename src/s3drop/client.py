@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 import httpx
 
-from . import __version__
+from ._version import __version__
 from .config import KNOWN_TYPES
 from .errors import (
     ConfigurationError,

@@ -19,8 +19,8 @@ turns one HEAD answer into the full :class:`Image` (``GET /api/images/{id}``, co
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from .config import Settings
 from .errors import InvalidRequest
@@ -78,6 +78,35 @@ class Image:
             ),
             "filename": self.filename,
         }
+
+
+#: How long a browser may reuse a redirect to a CDN URL (which does not expire).
+CDN_MAX_AGE = 86400
+
+#: What :meth:`S3Drop.image_url <s3drop.uploads.S3Drop.image_url>` can point at.
+Variant = Literal["original", "thumbnail"]
+VARIANTS: tuple[Variant, ...] = ("original", "thumbnail")
+
+
+@dataclass(frozen=True)
+class ImageURL:
+    """Where to read an image now: ``url`` works until ``expires_at`` (None: a CDN URL that does
+    not expire)."""
+
+    url: str
+    expires_at: datetime | None
+
+    def __str__(self) -> str:
+        return self.url
+
+    def cache_control(self, *, now: datetime | None = None) -> str:
+        """``Cache-Control`` for an answer that redirects to this URL: ``private`` (who may see an
+        image depends on who asks), fresh for half the URL's remaining life (a cached redirect
+        never leads to an expired URL), or :data:`CDN_MAX_AGE` for a URL that does not expire."""
+        if self.expires_at is None:
+            return f"private, max-age={CDN_MAX_AGE}"
+        remaining = (self.expires_at - (now or datetime.now(UTC))).total_seconds()
+        return f"private, max-age={max(0, int(remaining) // 2)}"
 
 
 @dataclass(frozen=True)

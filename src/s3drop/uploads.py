@@ -31,13 +31,23 @@ from .errors import (
     ChecksumMismatch,
     Forbidden,
     ImageRejected,
+    InvalidRequest,
     NotAnImage,
     NotFound,
     S3DropError,
     SizeMismatch,
     TypeMismatch,
 )
-from .gallery import Image, ImagePage, describe_stored, find_image, list_page
+from .gallery import (
+    VARIANTS,
+    Image,
+    ImagePage,
+    ImageURL,
+    Variant,
+    describe_stored,
+    find_image,
+    list_page,
+)
 from .hooks import AcceptedHook, DeletedHook, Hooks, RejectedHook
 from .limits import Limits, LimitStore, open_limit_store
 from .outbox import WebhookSender, sender_from_settings
@@ -323,8 +333,17 @@ class S3Drop:
             self._refuse_repost(info, who, promoted)
         # Thumbnail first, then the image, then its owner's index entry, then the quarantine copy
         # goes: a crash between any two leaves the quarantine copy, and a retry finishes the job.
+        # The thumbnail names its image and owner: an id alone then finds both with one HEAD
+        # (image_url), no listing.
         self.storage.put(
-            thumbnail_key(upload_id), processed.thumbnail, content_type="image/webp", metadata={}
+            thumbnail_key(upload_id),
+            processed.thumbnail,
+            content_type="image/webp",
+            metadata={
+                "image": key.rpartition("/")[2],
+                "owner": metadata["owner"],
+                "filename": metadata["filename"],
+            },
         )
         self.storage.put(
             key, processed.data, content_type=processed.content_type, metadata=metadata
@@ -466,15 +485,73 @@ class S3Drop:
         return list_page(self.storage, self.settings, prefix=prefix, cursor=cursor, limit=limit)
 
     def get_image(self, image_id: str, *, principal: Principal | None = None) -> Image:
-        """One image with everything known of it, its original filename included (a listing
-        call and a HEAD). :class:`~s3drop.errors.NotFound` when there is no such image;
-        :class:`~s3drop.errors.Forbidden` when it is someone else's and the gallery is not shared.
+        """One image with everything known of it, its original filename included (two HEADs,
+        the thumbnail's and the image's; no listing). :class:`~s3drop.errors.NotFound` when there
+        is no such image; :class:`~s3drop.errors.Forbidden` when it is someone else's and the
+        gallery is not shared.
         """
-        info = self._find_image(image_id) if is_upload_id(image_id) else None
-        if info is None:
-            raise NotFound(f"no image {image_id!r}")
+        info = self.storage.head(self._locate(image_id).key)
+        if info is None:  # a delete stopped halfway: the thumbnail outlived its image
+            raise NotFound(f"no image {image_id}")
         self._check_owner(info, principal, shared=self.settings.shared)
         return describe_stored(self.storage, self.settings, info)
+
+    def _locate(self, image_id: str) -> ObjectInfo:
+        """Image ``image_id``'s key, filename and owner, from one HEAD of its thumbnail, which
+        names them; :class:`NotFound` when there is no such image.
+
+        Images promoted before thumbnails named their image cost a listing and a HEAD instead.
+        """
+        if not is_upload_id(image_id):
+            raise NotFound(f"no image {image_id!r}")
+        thumb = self.storage.head(thumbnail_key(image_id))
+        if thumb is None:
+            raise NotFound(f"no image {image_id}")
+        name = thumb.metadata.get("image")
+        facts = parse_image_key(name) if name else None
+        if facts is not None and facts.id == image_id:
+            return ObjectInfo(
+                key=facts.key,
+                size=facts.size,
+                content_type=facts.content_type,
+                last_modified=thumb.last_modified,
+                metadata=thumb.metadata,
+            )
+        found = self._find_image(image_id)
+        if found is None:
+            raise NotFound(f"no image {image_id}")
+        return found
+
+    def image_url(
+        self,
+        image_id: str,
+        *,
+        variant: Variant = "original",
+        principal: Principal | None = None,
+    ) -> ImageURL:
+        """A URL that reads image ``image_id`` (its ``"original"`` or its ``"thumbnail"``) now,
+        from the id alone: the one thing a host app needs to keep.
+
+        One HEAD (of the thumbnail, which names its image and owner) and no listing, however many
+        images there are; the URL is freshly signed (``expires_at``), or the CDN's when
+        ``S3DROP_PUBLIC_BASE_URL`` is set (``expires_at`` None). ``principal``, when given, must
+        own the image unless the gallery is shared (:class:`~s3drop.errors.Forbidden`); None is a
+        trusted caller (the host decided who may see it). :class:`~s3drop.errors.NotFound` when
+        there is no such image.
+        """
+        if variant not in VARIANTS:
+            raise InvalidRequest(f"no variant {variant!r}: ask for one of {', '.join(VARIANTS)}")
+        info = self._locate(image_id)
+        self._check_owner(info, principal, shared=self.settings.shared)
+        expires_in = self.settings.get_expires_in
+        if variant == "thumbnail":
+            url = self.storage.presign_get(thumbnail_key(image_id), expires_in=expires_in)
+        else:
+            filename = decode_meta(info.metadata.get("filename", "")) or None
+            url = self.storage.presign_get(info.key, expires_in=expires_in, filename=filename)
+        permanent = self.storage.name == "s3" and bool(self.settings.public_base_url)
+        expires_at = None if permanent else datetime.now(UTC) + timedelta(seconds=expires_in)
+        return ImageURL(url=url, expires_at=expires_at)
 
     def delete_image(self, image_id: str, *, principal: Principal | None = None) -> None:
         """Delete an image, its thumbnail and its owner's index entry;

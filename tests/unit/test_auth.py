@@ -80,3 +80,12 @@ def test_bad_tokens_fail_without_echoing_them(tokens: str, problem: str) -> None
     assert caught.value.message.startswith("S3DROP_TOKENS")
     assert problem in caught.value.message
     assert "alice-token" not in caught.value.message
+
+
+@pytest.mark.parametrize("name", ["", " ", "\t\n", "\u3000"])
+def test_a_blank_principal_is_refused(name: str) -> None:
+    # Django's anonymous user has username "": one shared owner for every anonymous visitor.
+    with pytest.raises(NotAuthenticated, match="names nobody"):
+        Principal(name)
+    with pytest.raises(NotAuthenticated):
+        Principal(name, anonymous=True)

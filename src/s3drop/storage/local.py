@@ -11,6 +11,9 @@ arrived and passed; a refused, aborted or half-sent upload leaves nothing behind
 and metadata sit beside it in ``<data>/meta/<key>.json``, written before the object appears, removed
 after it is gone: an object exists exactly when its file does.
 
+The app that serves the receiver says where it is for the request in hand
+(:func:`receiver_at`): under any mount prefix, on any host, its forms and reads point back at it.
+
 Reads go through signed, expiring URLs (:meth:`presign_get`, checked by :meth:`check_get`): an
 HMAC over key, expiry and disposition; any change is refused.
 """
@@ -18,6 +21,7 @@ HMAC over key, expiry and disposition; any change is refused.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import heapq
 import hmac
@@ -68,6 +72,24 @@ _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_-][A-Za-z0-
 _MAX_KEY = 512
 
 
+_RECEIVER: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "s3drop_local_receiver", default=None
+)
+
+
+@contextlib.contextmanager
+def receiver_at(url: str) -> Iterator[None]:
+    """Within this block, the local backend's URLs (upload forms, signed reads) point at ``url``:
+    where the app that serves the receiver is reachable for the request in hand, for example
+    ``https://example.com/uploads/storage``. The web layer (and a framework adapter) sets it per
+    request; threads started from the block inherit it."""
+    token = _RECEIVER.set(url.rstrip("/"))
+    try:
+        yield
+    finally:
+        _RECEIVER.reset(token)
+
+
 class LocalStorage(Storage):
     name = "local"
 
@@ -83,7 +105,13 @@ class LocalStorage(Storage):
             self.credentials.secret_key.encode(), b"s3drop-local-get", hashlib.sha256
         ).digest()
         self._get_mac = hmac.new(get_key, digestmod=hashlib.sha256)  # copied for each URL
-        self.base_url = (settings.public_url or "") + MOUNT
+        self._base_url = (settings.public_url or "") + MOUNT
+
+    @property
+    def base_url(self) -> str:
+        """Where the receiver is: the request's (:func:`receiver_at`), else ``S3DROP_PUBLIC_URL``'s
+        ``/storage``, else the root-relative ``/storage``."""
+        return _RECEIVER.get() or self._base_url
 
     # --- paths ---------------------------------------------------------------------------------
 

@@ -1,7 +1,10 @@
 """The bundled web app: the upload page, a small JSON API, and the local backend's endpoints.
 
-``create_app()`` builds it from :class:`~s3drop.config.Settings`; a project that has its own web
-framework uses :class:`~s3drop.uploads.S3Drop` instead and needs none of this.
+``create_app()`` builds it from :class:`~s3drop.config.Settings`; it runs on its own or mounted
+under any prefix of another ASGI app (every URL it gives out follows, see :mod:`.mount`).
+:func:`build_app` is what it shares with :func:`s3drop.integrations.fastapi.uploads_app` (the API,
+the receiver, the element, the error answers, the middleware); a project on another framework uses
+:class:`~s3drop.uploads.S3Drop` directly.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__
+from .._version import __version__
 from ..auth import Authenticator
 from ..config import Settings
 from ..errors import LimitsUnavailable, NotAuthenticated, RateLimited, S3DropError
@@ -27,6 +31,7 @@ from ..limits import LimitStore, app_limit_store
 from ..storage.base import Storage
 from ..uploads import S3Drop
 from . import ops, routes
+from .mount import MountMiddleware
 from .security import HostMiddleware, SecurityMiddleware
 
 STATIC = Path(__file__).parent / "static"
@@ -39,7 +44,9 @@ def create_app(
     authenticate: Authenticator | None = None,
     limit_store: LimitStore | None = None,
 ) -> FastAPI:
-    """The ASGI app for ``settings`` (read from the environment when None).
+    """The ASGI app for ``settings`` (read from the environment when None): the page, the API,
+    the operations endpoints and (local backend) the storage receiver. Mount it anywhere
+    (``app.mount("/uploads", create_app())``): every URL it gives out follows the mount.
 
     ``storage``, ``authenticate`` and ``limit_store`` replace the built-ins the settings choose
     (for the limits: Redis at ``S3DROP_REDIS_URL``, else ``limits.sqlite3`` in the data folder).
@@ -48,6 +55,18 @@ def create_app(
     if limit_store is None:
         limit_store = app_limit_store(settings)
     drop = S3Drop(settings, storage=storage, authenticate=authenticate, limit_store=limit_store)
+    app = build_app(drop)
+    app.include_router(routes.pages)
+    app.include_router(ops.router)
+    return app
+
+
+def build_app(drop: S3Drop) -> FastAPI:
+    """What every s3drop web app has: the JSON API, the static files (the uploader element), the
+    local backend's receiver, s3drop's error answers, CORS and the browser hardening.
+    :func:`create_app` adds the page and the operations endpoints;
+    :func:`s3drop.integrations.fastapi.uploads_app` puts a host app's login in place of
+    :func:`~s3drop.web.routes.current_principal`."""
     app = FastAPI(
         title="s3drop",
         version=__version__,
@@ -58,14 +77,13 @@ def create_app(
     )
     app.state.drop = drop
     app.include_router(routes.api)
-    app.include_router(routes.pages)
-    app.include_router(ops.router)
     if drop.storage.name == "local":
         app.include_router(routes.local_storage)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(S3DropError, _s3drop_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     origins = drop.settings.origins()
     app.add_middleware(
         CORSMiddleware,
@@ -77,6 +95,7 @@ def create_app(
     app.add_middleware(
         SecurityMiddleware, origins=origins, storage_origins=drop.storage.browser_origins()
     )
+    app.add_middleware(MountMiddleware, public_url=drop.settings.public_url)  # a checked Host
     app.add_middleware(HostMiddleware, hosts=drop.settings.hosts())  # before routing
     app.add_middleware(ops.LatencyMiddleware)  # outermost: times every answer
     return app
@@ -157,6 +176,26 @@ async def _s3drop_error(request: Request, exc: Exception) -> JSONResponse:
         drop: S3Drop = request.app.state.drop
         scheme = "Basic" if drop.settings.auth_mode == "basic" else "Bearer"
         response.headers["WWW-Authenticate"] = f'{scheme} realm="s3drop"'
+    return response
+
+
+#: Codes for the HTTP errors FastAPI raises itself (no route, wrong method) or a host's
+#: dependency raises (``HTTPException(401)``), so every answer has s3drop's error shape.
+_HTTP_CODES = {
+    400: "invalid_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+}
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    response = error_response(exc.status_code, code, message)
+    response.headers.update(exc.headers or {})
     return response
 
 

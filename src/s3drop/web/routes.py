@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -13,6 +13,7 @@ from .. import metrics
 from ..auth import Principal
 from ..config import KNOWN_TYPES
 from ..errors import PostRejected
+from ..gallery import ImageURL
 from ..headers import FORMAT_NAMES
 from ..storage.local import MOUNT, LocalStorage, drain
 from ..uploads import S3Drop
@@ -49,6 +50,8 @@ async def current_principal(request: Request) -> Principal:
     return authenticate(request.headers, client)
 
 
+#: Who calls the API: ``current_principal``, which an app may replace with a dependency of its
+#: own through ``app.dependency_overrides`` (s3drop.integrations.fastapi does, with the host's).
 Caller = Annotated[Principal, Depends(current_principal)]
 
 
@@ -90,6 +93,26 @@ def list_images(
 @api.get("/images/{image_id}")
 def get_image(image_id: str, request: Request, principal: Caller) -> dict[str, object]:
     return {"image": _drop(request).get_image(image_id, principal=principal).to_dict()}
+
+
+@api.get("/images/{image_id}/original", response_class=RedirectResponse)
+def original(image_id: str, request: Request, principal: Caller) -> RedirectResponse:
+    """The image itself: a redirect to a fresh signed (or CDN) URL, from the id alone."""
+    return image_redirect(_drop(request).image_url(image_id, principal=principal))
+
+
+@api.get("/images/{image_id}/thumbnail", response_class=RedirectResponse)
+def thumbnail(image_id: str, request: Request, principal: Caller) -> RedirectResponse:
+    """Its thumbnail, the same way."""
+    link = _drop(request).image_url(image_id, variant="thumbnail", principal=principal)
+    return image_redirect(link)
+
+
+def image_redirect(link: ImageURL) -> RedirectResponse:
+    """302 to ``link``, with the cache headers that fit its life (:meth:`ImageURL.cache_control`)."""
+    return RedirectResponse(
+        link.url, status_code=302, headers={"Cache-Control": link.cache_control()}
+    )
 
 
 @api.delete("/images/{image_id}", status_code=204)

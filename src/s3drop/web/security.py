@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import host_name, is_loopback
 from ..errors import InvalidHost
+from .mount import route_path
 
 MAX_JSON_BYTES = 16 * 1024
 #: Paths that answer whatever Host a request names: liveness, readiness, metrics.
@@ -80,7 +81,7 @@ class HostMiddleware:
         return bool(self.suffixes) and name.endswith(self.suffixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in HOST_EXEMPT:
+        if scope["type"] != "http" or route_path(scope) in HOST_EXEMPT:
             await self.app(scope, receive, send)
             return
         host = next((value for name, value in scope["headers"] if name == b"host"), b"")
@@ -109,7 +110,7 @@ class SecurityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
+        path = route_path(scope)  # under a mount prefix too: the checks go where /api/ is
         if path.startswith("/api/") and scope["method"] in _STATE_CHANGING:
             refusal = self._refuse(scope, dict(scope["headers"]))
             if refusal is not None:

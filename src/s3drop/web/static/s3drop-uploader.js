@@ -908,7 +908,8 @@ export class S3DropUploader extends HTMLElement {
       const limit = this.#config ? `, the limit is ${formatSize(this.#config.max_bytes)}` : "";
       this.#refuse(item, "file_too_large", `Too big: storage refused ${formatSize(item.file.size)}${limit}`);
     } else if (code === "EntityTooSmall") {
-      this.#refuse(item, "file_empty", "Empty file: storage refused it");
+      // The form is signed for the file's exact size: a smaller body means it changed on disk.
+      this.#fail(item, "file_changed", "The file changed while it was uploading; retry", xhr.status);
     } else if (code === "AccessDenied" && /expired/i.test(message)) {
       this.#fail(item, "form_expired", "The upload form expired; retry", xhr.status);
     } else {

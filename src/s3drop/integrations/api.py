@@ -1,0 +1,285 @@
+"""The JSON API as plain blocking calls, for the adapters of synchronous frameworks (Django, Flask).
+
+Each endpoint is one function from what the framework parsed (the caller's :class:`Principal`, the
+body's bytes, the query) to an :class:`Answer`: a status, a body and headers, which the adapter
+turns into its own response object. The answers are the bundled app's, byte for byte in shape:
+``{"upload": ...}``, ``{"image": ...}``, ``{"images": [...], "next_cursor": ...}`` and, for every
+refusal, ``{"error": {"code", "message"}}`` with the error's status (never 200, never a bare 500).
+
+The local backend's receiving endpoint is here too: :func:`receive_post` drives
+:meth:`LocalStorage.receive_post <s3drop.storage.local.LocalStorage.receive_post>` (an async
+streaming parser) from a blocking ``read(n)`` over the request body, in a private event loop of
+the calling worker thread. Its refusals are S3's XML, as S3 answers them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..auth import Principal
+from ..config import KNOWN_TYPES
+from ..errors import InvalidRequest, PostRejected, RateLimited, S3DropError
+from ..gallery import VARIANTS, Variant
+from ..headers import FORMAT_NAMES
+from ..storage.local import LocalStorage
+from ..uploads import S3Drop
+
+#: The largest JSON body the API reads (as the bundled app).
+MAX_JSON_BYTES = 16 * 1024
+#: Bytes read from the request body at a time while receiving a local-backend POST.
+CHUNK_BYTES = 256 * 1024
+#: After a refusal, read and drop at most this much more of the body so the client sees the answer.
+DRAIN_BYTES = 16 * 1024 * 1024
+
+Read = Callable[[int], bytes]
+
+
+@dataclass
+class Answer:
+    """One HTTP answer, framework-free: the adapter copies it into its own response."""
+
+    status: int
+    body: bytes = b""
+    content_type: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    #: A file to send as the body instead (a local-backend read).
+    file: Path | None = None
+
+
+def json_answer(status: int, data: object, headers: Mapping[str, str] | None = None) -> Answer:
+    body = json.dumps(data, separators=(",", ":")).encode()
+    return Answer(status, body, "application/json", dict(headers or {}))
+
+
+def error_answer(exc: S3DropError) -> Answer:
+    """``{"error": {"code", "message"}}`` with the error's status (and ``Retry-After`` on 429)."""
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else {}
+    return json_answer(exc.status, {"error": {"code": exc.code, "message": exc.message}}, headers)
+
+
+class SignRequest(BaseModel):
+    """What the client claims about the file it wants to upload."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    filename: Annotated[str, Field(min_length=1, max_length=1024)]
+    content_type: Annotated[str, Field(min_length=1, max_length=255)]
+    size: Annotated[int, Field(ge=0, strict=True)]
+    sha256: Annotated[str | None, Field(default=None, max_length=64)] = None
+
+
+def parse_sign_request(body: bytes) -> SignRequest:
+    """The sign call's JSON body, or :class:`InvalidRequest` naming what is wrong."""
+    if len(body) > MAX_JSON_BYTES:
+        raise InvalidRequest(f"the request body is over {MAX_JSON_BYTES} bytes")
+    try:
+        data = json.loads(body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("the request body is not JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest('the request body must be a JSON object: {"filename", ...}')
+    try:
+        return SignRequest.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(part) for part in error['loc']) or 'body'}: {error['msg']}"
+            for error in exc.errors()
+        ]
+        raise InvalidRequest("; ".join(problems)) from None
+
+
+def _guarded(call: Callable[[], Answer]) -> Answer:
+    try:
+        return call()
+    except S3DropError as exc:
+        return error_answer(exc)
+
+
+def config(drop: S3Drop) -> Answer:
+    """``GET config``: what a page needs to check files before it asks to sign them."""
+    settings = drop.settings
+    return json_answer(
+        200,
+        {
+            "allowed_types": settings.allowed_types,
+            "types": [describe_type(content_type) for content_type in settings.allowed_types],
+            "max_bytes": settings.max_bytes,
+            "backend": settings.storage_backend,
+        },
+    )
+
+
+def describe_type(content_type: str) -> dict[str, object]:
+    """How the uploader element names a type and which extensions pick it (as the bundled app's
+    ``/api/config``)."""
+    subtype = content_type.partition("/")[2]
+    extensions = dict.fromkeys([f".{KNOWN_TYPES[content_type]}", f".{subtype}"])
+    return {
+        "type": content_type,
+        "label": FORMAT_NAMES.get(subtype, subtype.upper()),
+        "extensions": list(extensions),
+    }
+
+
+def sign(drop: S3Drop, principal: Principal, body: bytes) -> Answer:
+    """``POST uploads``: 201 ``{"upload": form}``, or the refusal (nothing is signed)."""
+
+    def call() -> Answer:
+        claim = parse_sign_request(body)
+        form = drop.presign(
+            content_type=claim.content_type,
+            size=claim.size,
+            filename=claim.filename,
+            sha256=claim.sha256,
+            principal=principal,
+        )
+        return json_answer(201, {"upload": form.to_dict()})
+
+    return _guarded(call)
+
+
+def complete(drop: S3Drop, principal: Principal, upload_id: str) -> Answer:
+    """``POST uploads/<id>/complete``: 200 ``{"image": ...}``, or 422 (the upload is deleted)."""
+    return _guarded(
+        lambda: json_answer(200, {"image": drop.complete(upload_id, principal=principal).to_dict()})
+    )
+
+
+def list_images(drop: S3Drop, principal: Principal, query: Mapping[str, str]) -> Answer:
+    """``GET images?cursor=&limit=``: one page of the caller's images, newest first."""
+
+    def call() -> Answer:
+        try:
+            limit = int(query.get("limit") or 50)
+        except ValueError:
+            raise InvalidRequest("limit must be a whole number") from None
+        cursor = query.get("cursor") or None
+        page = drop.list_images(cursor=cursor, limit=limit, principal=principal)
+        return json_answer(200, page.to_dict())
+
+    return _guarded(call)
+
+
+def get_image(drop: S3Drop, principal: Principal, image_id: str) -> Answer:
+    """``GET images/<id>``: 200 ``{"image": ...}`` with the original filename; 404; 403."""
+    return _guarded(
+        lambda: json_answer(200, {"image": drop.get_image(image_id, principal=principal).to_dict()})
+    )
+
+
+def delete_image(drop: S3Drop, principal: Principal, image_id: str) -> Answer:
+    """``DELETE images/<id>``: 204; 404; 403 (and nothing changes)."""
+
+    def call() -> Answer:
+        drop.delete_image(image_id, principal=principal)
+        return Answer(204)
+
+    return _guarded(call)
+
+
+#: How long a browser may reuse a redirect to a CDN URL (which does not expire).
+CDN_MAX_AGE = 86400
+
+
+def image_url(drop: S3Drop, image_id: str, *, variant: str = "original") -> str:
+    """A fresh URL for a stored image id (its ``"original"`` or ``"thumbnail"``), for a trusted
+    caller: the host's own templates, whose views decide who sees the page. One HEAD at most
+    (:meth:`S3Drop.image_url <s3drop.uploads.S3Drop.image_url>`); raises NotFound."""
+    return drop.image_url(image_id, variant=_variant(variant)).url
+
+
+def _variant(name: str) -> Variant:
+    for variant in VARIANTS:
+        if name == variant:
+            return variant
+    raise InvalidRequest(f"no variant {name!r}: ask for one of {', '.join(VARIANTS)}")
+
+
+def redirect_to_image(drop: S3Drop, principal: Principal, image_id: str, variant: str) -> Answer:
+    """``GET images/<id>/original`` (or ``/thumbnail``): a redirect to a fresh signed URL (or the
+    CDN's), cacheable by the caller's browser for at most half the URL's remaining life and by no
+    shared cache (who may see an image depends on who asks); 404; 403."""
+
+    def call() -> Answer:
+        link = drop.image_url(image_id, variant=_variant(variant), principal=principal)
+        if link.expires_at is None:
+            max_age = CDN_MAX_AGE
+        else:
+            max_age = max(0, int((link.expires_at - datetime.now(UTC)).total_seconds()) // 2)
+        return Answer(
+            302, headers={"Location": link.url, "Cache-Control": f"private, max-age={max_age}"}
+        )
+
+    return _guarded(call)
+
+
+# --- the local backend's endpoints -----------------------------------------------------------
+
+
+def s3_error_answer(exc: PostRejected) -> Answer:
+    """S3's XML error document with S3's status and code."""
+    message = exc.message.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{exc.code}</Code><Message>{message}</Message></Error>"
+    )
+    return Answer(exc.status, body.encode(), "application/xml")
+
+
+async def _chunks(read: Read) -> AsyncIterator[bytes]:
+    while chunk := read(CHUNK_BYTES):
+        yield chunk
+
+
+def receive_post(storage: LocalStorage, content_type: str | None, read: Read) -> Answer:
+    """``POST storage``: the browser's signed form, checked as S3 checks it, streamed to disk.
+
+    ``read(n)`` is the framework's blocking body reader (``request.read``, ``request.stream.read``);
+    it returns ``b""`` at the end. A worker thread blocks on it exactly as it would on any
+    upload, and nothing else runs in the private event loop this makes, so blocking it is safe.
+    """
+    try:
+        received = anyio.run(storage.receive_post, content_type, _chunks(read))
+    except PostRejected as exc:
+        _drain(read)
+        return s3_error_answer(exc)
+    except S3DropError as exc:  # the disk, not the form: S3's words for a server-side failure
+        _drain(read)
+        code = "ServiceUnavailable" if exc.status == 503 else "InternalError"
+        return s3_error_answer(PostRejected(exc.message, code=code, status=exc.status))
+    _drain(read)
+    return Answer(received.success_status)
+
+
+def _drain(read: Read) -> None:
+    seen = 0
+    while seen <= DRAIN_BYTES:
+        try:
+            chunk = read(CHUNK_BYTES)
+        except OSError:
+            return
+        if not chunk:
+            return
+        seen += len(chunk)
+
+
+def serve_object(storage: LocalStorage, key: str, query: Mapping[str, str]) -> Answer:
+    """``GET storage/<key>``: a signed local-backend read (403 changed or expired; 404)."""
+    try:
+        served = storage.serve(key, dict(query))
+    except PostRejected as exc:
+        return s3_error_answer(exc)
+    return Answer(200, content_type=served.content_type, headers=served.headers, file=served.path)
+
+
+def local_storage(drop: S3Drop) -> LocalStorage | None:
+    """The drop's local backend, or None on S3 (then the browser posts to the bucket)."""
+    return drop.storage if isinstance(drop.storage, LocalStorage) else None

@@ -1,0 +1,109 @@
+"""pytest fixtures a host project can use in its own tests (``pytest_plugins = [...]``)::
+
+    # conftest.py
+    pytest_plugins = ["s3drop.integrations.django.fixtures"]
+
+    def test_profile_keeps_its_avatar(s3drop_image_factory, django_user):
+        image = s3drop_image_factory(owner=django_user)
+        Profile(user=django_user, avatar=image.id).full_clean()
+
+- ``s3drop_data_dir``: every test gets its own local-backend data folder (``settings.S3DROP``
+  overridden for the test, the S3Drop rebuilt), so tests never share or leave images;
+- ``s3drop_image_factory(owner=user, ...)``: stores a real image through the whole flow (sign,
+  the signed POST, verification), owned by that Django user, and returns the :class:`Image`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.test import override_settings
+
+from ...auth import Principal
+from ...gallery import Image
+from ...uploads import S3Drop
+from .conf import get_drop, principal_for_user
+
+
+def png_bytes(
+    width: int = 64, height: int = 48, color: tuple[int, int, int] = (200, 40, 40)
+) -> bytes:
+    """A small real PNG, made with Pillow."""
+    from PIL import Image as PillowImage
+
+    out = io.BytesIO()
+    PillowImage.new("RGB", (width, height), color).save(out, "PNG")
+    return out.getvalue()
+
+
+def store_image(
+    drop: S3Drop,
+    principal: Principal,
+    data: bytes,
+    *,
+    content_type: str = "image/png",
+    filename: str = "test.png",
+) -> Image:
+    """Upload ``data`` as ``principal`` the way a browser does, and complete it."""
+    from ..api import receive_post
+
+    form = drop.presign(
+        content_type=content_type, size=len(data), filename=filename, principal=principal
+    )
+    boundary = "s3drop-fixture-boundary"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in form.fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n".encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    body = b"".join(parts)
+    storage = drop.storage
+    from ...storage.local import LocalStorage
+
+    if isinstance(storage, LocalStorage):
+        stream = io.BytesIO(body)
+        answer = receive_post(storage, f"multipart/form-data; boundary={boundary}", stream.read)
+        status = answer.status
+    else:
+        import httpx
+
+        response = httpx.post(
+            form.url,
+            content=body,
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+        status = response.status_code
+    if status not in (200, 201, 204):
+        raise AssertionError(f"storage refused the fixture's upload: {status}")
+    return drop.complete(form.id, principal=principal)
+
+
+@pytest.fixture
+def s3drop_data_dir(tmp_path: Path) -> Iterator[Path]:
+    """A fresh local-backend data folder for this test (``S3DROP["data_dir"]``)."""
+    from django.conf import settings
+
+    data_dir = tmp_path / "s3drop-data"
+    values = {**(getattr(settings, "S3DROP", None) or {}), "data_dir": data_dir}
+    with override_settings(S3DROP=values):
+        yield data_dir
+
+
+@pytest.fixture
+def s3drop_image_factory(s3drop_data_dir: Path) -> Callable[..., Image]:
+    """``factory(owner=user, data=png_bytes(), content_type=..., filename=...)`` -> a stored Image."""
+
+    def factory(*, owner: Any, data: bytes | None = None, **kwargs: Any) -> Image:
+        principal = owner if isinstance(owner, Principal) else principal_for_user(owner)
+        return store_image(get_drop(), principal, data or png_bytes(), **kwargs)
+
+    return factory

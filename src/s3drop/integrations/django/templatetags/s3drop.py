@@ -1,0 +1,67 @@
+"""``{% load s3drop %}``: an image's URL, its thumbnail's, and an ``<img>`` tag, from its id.
+
+::
+
+    <img src="{% s3drop_url profile.avatar %}" alt="">
+    {% s3drop_img profile.avatar alt=user.username thumbnail=True class="avatar" %}
+
+The page is the host's, rendered by its own view, which decides who may see it: the tags are a
+trusted caller and give a fresh signed URL (or the CDN URL) for any stored id. An empty or
+unknown id renders as nothing; a storage that does not answer raises, as any broken
+backend of a template would, rather than hide (an image deleted since the row was saved leaves no broken
+``<img>``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from ....errors import NotFound
+from ....policy import is_upload_id
+from ... import api
+from ..conf import get_drop, mounted
+
+register = template.Library()
+
+
+def _url(image_id: Any, variant: str) -> str:
+    if not image_id or not is_upload_id(str(image_id)):
+        return ""
+    try:
+        with mounted():
+            return api.image_url(get_drop(), str(image_id), variant=variant)
+    except NotFound:
+        return ""
+
+
+@register.simple_tag
+def s3drop_url(image_id: Any) -> str:
+    """A fresh URL of the image ``image_id`` ("" when there is none)."""
+    return _url(image_id, "original")
+
+
+@register.simple_tag
+def s3drop_thumbnail_url(image_id: Any) -> str:
+    """A fresh URL of the image's thumbnail (WebP; "" when there is none)."""
+    return _url(image_id, "thumbnail")
+
+
+@register.simple_tag
+def s3drop_img(
+    image_id: Any, *, alt: str = "", thumbnail: bool = False, **attrs: Any
+) -> SafeString | str:
+    """``<img src=... alt=...>`` for the image (its thumbnail with ``thumbnail=True``), with any
+    other attributes given (``class="avatar"``); nothing when there is no such image."""
+    src = _url(image_id, "thumbnail" if thumbnail else "original")
+    if not src:
+        return ""
+    extra = SafeString(
+        "".join(
+            format_html(' {}="{}"', name.replace("_", "-"), value) for name, value in attrs.items()
+        )
+    )
+    return format_html('<img src="{}" alt="{}"{}>', src, alt, extra)
