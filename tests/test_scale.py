@@ -184,3 +184,4 @@ def test_redis_going_away_fails_signing_closed_and_it_comes_back_by_itself(
         assert server.process.pid == pid
         assert server.process.poll() is None
     assert "limits_unavailable" in server.output()
+    assert f"limits in Redis at 127.0.0.1:{own_redis.port}," in server.output()  # the banner

@@ -85,7 +85,7 @@ class RedisLimitStore:
 
     def __init__(self, url: str, *, timeout: float = TIMEOUT) -> None:
         self.url = url
-        self.where = _where(url)
+        self.where = where_redis(url)
         self._options: dict[str, Any] = {
             "socket_timeout": timeout,
             "socket_connect_timeout": timeout,
@@ -216,7 +216,7 @@ def _full(takes: Sequence[Take], index: int, now: float) -> Full | None:
     return Full(take, retry_after(now, take.window))
 
 
-def _where(url: str) -> str:
+def where_redis(url: str) -> str:
     """``host:port`` (or the socket path) of ``url``: what messages name, never a password."""
     parts = urlsplit(url)
     if parts.scheme == "unix":
