@@ -21,7 +21,7 @@ from s3drop import Settings
 from s3drop.auth import Principal
 from s3drop.errors import Forbidden, InvalidRequest, NotFound
 from s3drop.limits import MemoryLimitStore
-from s3drop.policy import new_upload_id, quarantine_key
+from s3drop.policy import image_key, new_upload_id, quarantine_key
 from s3drop.storage.base import ObjectInfo
 from s3drop.storage.local import LocalStorage
 from s3drop.uploads import S3Drop
@@ -96,13 +96,15 @@ def test_each_image_has_its_facts_and_urls(drop: S3Drop) -> None:
     (upload_id,) = promote(drop, count=1)
     (key,) = stored(drop, "images/")
     size = len(drop.storage.read(key))
-    assert key == f"images/{upload_id}.40x30.{size}.png"
+    assert key == image_key(
+        upload_id, "image/png", width=40, height=30, size=size, filename="image-0.png"
+    )
     (image,) = drop.list_images().images
     as_json = image.to_dict()
     assert as_json["id"] == upload_id
     assert (as_json["width"], as_json["height"], as_json["format"]) == (40, 30, "png")
     assert as_json["bytes"] == size
-    assert as_json["filename"] is None  # a page reads no metadata; get_image does
+    assert as_json["filename"] == "image-0.png"  # from the key: a page reads no metadata
     assert as_json["uploaded_at"] == "2023-11-14T22:13:20.000Z"
     assert as_json["url"].startswith(f"/storage/{key}?")
     assert "filename=" not in as_json["url"]
@@ -112,8 +114,7 @@ def test_each_image_has_its_facts_and_urls(drop: S3Drop) -> None:
     assert full["filename"] == "image-0.png"
     assert "filename=image-0.png" in full["url"]
     assert {name: value for name, value in full.items() if "url" not in name} == {
-        **{name: value for name, value in as_json.items() if "url" not in name},
-        "filename": "image-0.png",
+        name: value for name, value in as_json.items() if "url" not in name
     }
 
 
@@ -387,7 +388,14 @@ def test_bad_list_parameters_are_400_over_http(
 def test_delete_over_http(backend: Backend) -> None:
     with backend.server.client() as http:
         image = complete(http, upload(backend, http, samples.jpeg(), "image/jpeg"))
-        name = f"{image['id']}.320x240.{image['bytes']}.jpg"
+        name = image_key(
+            image["id"],
+            "image/jpeg",
+            width=320,
+            height=240,
+            size=image["bytes"],
+            filename="upload.bin",
+        ).removeprefix("images/")
         assert backend.keys(f"images/{image['id']}") == [f"images/{name}"]
         assert backend.keys(f"owners/anonymous/{image['id']}") == [f"owners/anonymous/{name}"]
         assert http.delete(f"/api/images/{image['id']}").status_code == 204
@@ -411,7 +419,7 @@ def test_one_image_with_its_filename_over_http(backend: Backend) -> None:
         assert full["filename"] == "upload.bin"
         listed = http.get("/api/images", params={"limit": 100}).json()["images"]
         (item,) = [item for item in listed if item["id"] == image["id"]]
-        assert item["filename"] is None
+        assert item["filename"] == "upload.bin"  # the key carries it: no read per listed image
         same = {"id", "width", "height", "format", "bytes", "uploaded_at"}
         assert {name: full[name] for name in same} == {name: item[name] for name in same}
         served = httpx.get(backend.url(full["url"]), timeout=30)

@@ -6,6 +6,7 @@ exit (a traceback only with ``--debug``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -120,12 +121,31 @@ def serve(
     )
     if settings.storage_backend == "s3":
         _check_storage(settings)
+    _raise_file_limit(settings.max_connections)
     metrics_dir = _metrics_dir()
     try:
         _run_uvicorn(settings, log_format)
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _raise_file_limit(connections: int) -> None:
+    """Lift this process's soft limit on open files to the hard one, so that
+    ``S3DROP_MAX_CONNECTIONS`` connections, plus the files a worker has open, fit; warn if not."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    if soft != resource.RLIM_INFINITY and connections + 64 > soft:
+        click.echo(
+            f"warning: S3DROP_MAX_CONNECTIONS={connections} is close to the open-file limit "
+            f"({soft}); lower it or raise the limit (ulimit -n)",
+            err=True,
+        )
 
 
 def _own_url(settings: Settings) -> str:
@@ -216,6 +236,10 @@ def _run_uvicorn(settings: Settings, log_format: LogFormat) -> None:
         log_config=log_config(log_format),
         timeout_graceful_shutdown=10,
         server_header=False,
+        # Connections: uvicorn's keep-alive timeout, plus a request-head deadline and a
+        # connection cap it lacks (see s3drop.web.connections).
+        http="s3drop.web.connections:GuardedHttpToolsProtocol",
+        timeout_keep_alive=settings.keep_alive_timeout,
         # X-Forwarded-For/-Proto only from the proxies the operator names (uvicorn would
         # believe 127.0.0.1 by default: any local process could pick its client address).
         proxy_headers=bool(settings.trusted_proxies),

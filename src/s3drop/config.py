@@ -99,6 +99,22 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
+    header_timeout: float = Field(
+        10.0, description="Seconds a client has to send a whole request head, from connecting"
+    )
+    keep_alive_timeout: int = Field(
+        5, description="Seconds an idle keep-alive connection is kept open between requests"
+    )
+    max_connections: int = Field(
+        1000, description="Open connections per worker; more are answered 503 and closed"
+    )
+    upload_idle_timeout: float = Field(
+        30.0, description="Seconds an upload to the local backend may send nothing before it is cut"
+    )
+    min_free_bytes: int = Field(
+        100 * 1024**2,
+        description="The local backend is not ready (/readyz) with less free disk space than this",
+    )
     allowed_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Origins whose pages may call the API and post to the bucket; the app's own "
@@ -233,6 +249,18 @@ class Settings(BaseSettings):
             raise ValueError("must be between 1 second and 7 days (the SigV4 limit)")
         return value
 
+    @field_validator("min_free_bytes", mode="before")
+    @classmethod
+    def _free_size(cls, value: object) -> int:
+        return parse_size(value)
+
+    @field_validator("header_timeout", "keep_alive_timeout", "upload_idle_timeout")
+    @classmethod
+    def _timeout(cls, value: float) -> float:
+        if not 0 < value <= 3600:
+            raise ValueError("must be more than 0 and at most 3600 seconds")
+        return value
+
     @field_validator("port")
     @classmethod
     def _port(cls, value: int) -> int:
@@ -246,6 +274,7 @@ class Settings(BaseSettings):
         "max_frames",
         "thumbnail_size",
         "workers",
+        "max_connections",
         "rate_per_minute",
         "max_images",
         "webhook_attempts",

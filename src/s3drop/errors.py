@@ -9,6 +9,7 @@ happen, with ``raise ... from exc``.
     ├── ConfigurationError           500 bad_configuration   (raised at start-up, names the setting)
     ├── StorageError                 502 storage_error
     │   ├── StorageUnavailable       503 storage_unavailable
+    │   ├── InsufficientStorage      507 insufficient_storage (the disk is full; nothing was kept)
     │   ├── StorageAccessDenied      502 storage_access_denied
     │   └── BucketMissing            502 bucket_missing
     ├── NotFound                     404 not_found
@@ -65,6 +66,13 @@ class StorageError(S3DropError):
 class StorageUnavailable(StorageError):
     status = 503
     code = "storage_unavailable"
+
+
+class InsufficientStorage(StorageError):
+    """The local backend's disk is full (or the quota is spent); whatever was half-written is gone."""
+
+    status = 507
+    code = "insufficient_storage"
 
 
 class StorageAccessDenied(StorageError):

@@ -146,7 +146,7 @@ def describe(
         format=FORMATS[facts.content_type],
         bytes=facts.size,
         uploaded_at=id_time(facts.id),
-        filename=filename,
+        filename=filename or facts.filename,
         sha256=sha256,
         owner=owner,
     )

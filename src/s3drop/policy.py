@@ -46,8 +46,11 @@ _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 _ID = re.compile(r"[0-9]{13}[a-z2-7]{10}")  # fullmatch: "$" would take a trailing newline
 #: ``<id>.<width>x<height>.<bytes>.<ext>``, the name of a promoted image (see image_key).
 _IMAGE_NAME = re.compile(
-    r"([0-9]{13}[a-z2-7]{10})\.([1-9][0-9]{0,7})x([1-9][0-9]{0,7})\.([0-9]{1,12})\.([a-z]+)"
+    r"([0-9]{13}[a-z2-7]{10})\.([1-9][0-9]{0,7})x([1-9][0-9]{0,7})\.([0-9]{1,12})"
+    r"(?:\.n([a-z2-7]{1,104}))?\.([a-z]+)"
 )
+#: The most bytes of the original filename a key carries (as base32, so at most 104 characters).
+LABEL_BYTES = 64
 _EXTENSION_TYPES = {ext: content_type for content_type, ext in KNOWN_TYPES.items()}
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _MAX_NAME = 120
@@ -132,14 +135,41 @@ def quarantine_key(upload_id: str, content_type: str) -> str:
     return f"{QUARANTINE_PREFIX}{upload_id}.{KNOWN_TYPES[content_type]}"
 
 
-def image_key(upload_id: str, content_type: str, *, width: int, height: int, size: int) -> str:
-    """``images/<id>.<width>x<height>.<bytes>.<ext>``: a promoted image's key carries the facts the
-    gallery shows, so a page of the gallery is one listing and no read per image.
+def image_key(
+    upload_id: str,
+    content_type: str,
+    *,
+    width: int,
+    height: int,
+    size: int,
+    filename: str | None = None,
+) -> str:
+    """``images/<id>.<width>x<height>.<bytes>[.n<name>].<ext>``: a promoted image's key carries
+    the facts the gallery shows, its original filename included, so a page of the gallery is one
+    listing and no read per image.
 
-    The id has a fixed length, so key order is still newest first; find an image by its id with
+    The name is the sanitised filename's first :data:`LABEL_BYTES` bytes in lowercase base32: the
+    key holds only characters s3drop chose, never the user's. The id has a fixed length, so key
+    order is still newest first; find an image by its id with
     ``list_objects(image_prefix(id), limit=1)``.
     """
-    return f"{IMAGES_PREFIX}{upload_id}.{width}x{height}.{size}.{KNOWN_TYPES[content_type]}"
+    label = f".n{filename_label(filename)}" if filename else ""
+    return f"{IMAGES_PREFIX}{upload_id}.{width}x{height}.{size}{label}.{KNOWN_TYPES[content_type]}"
+
+
+def filename_label(filename: str) -> str:
+    """A filename as key characters (``a-z2-7``): its first UTF-8 bytes, base32, no padding."""
+    data = filename.encode()[:LABEL_BYTES].decode(errors="ignore").encode()  # whole characters
+    return base64.b32encode(data).decode().rstrip("=").lower()
+
+
+def label_filename(label: str) -> str | None:
+    """The filename a key's label stands for (None if it is not one s3drop wrote)."""
+    try:
+        data = base64.b32decode(label.upper() + "=" * (-len(label) % 8))
+        return data.decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
 
 
 def image_prefix(upload_id: str) -> str:
@@ -156,25 +186,35 @@ class ImageKey:
     height: int
     size: int
     content_type: str
+    filename: str | None = None
 
     @property
     def key(self) -> str:
         return image_key(
-            self.id, self.content_type, width=self.width, height=self.height, size=self.size
+            self.id,
+            self.content_type,
+            width=self.width,
+            height=self.height,
+            size=self.size,
+            filename=self.filename,
         )
 
 
 def parse_image_key(key: str) -> ImageKey | None:
     """The facts in an image key, or in an owner's index entry for it; None for any other key."""
     match = _IMAGE_NAME.fullmatch(key.rpartition("/")[2])
-    if match is None or match[5] not in _EXTENSION_TYPES:
+    if match is None or match[6] not in _EXTENSION_TYPES:
         return None
+    filename = label_filename(match[5]) if match[5] else None
+    if match[5] and (filename is None or filename_label(filename) != match[5]):
+        return None  # not a label s3drop wrote
     return ImageKey(
         id=match[1],
         width=int(match[2]),
         height=int(match[3]),
         size=int(match[4]),
-        content_type=_EXTENSION_TYPES[match[5]],
+        content_type=_EXTENSION_TYPES[match[6]],
+        filename=filename,
     )
 
 
@@ -384,14 +424,14 @@ def verify_post(
     scope = fields["x-amz-credential"].split("/")
     if len(scope) != 5 or scope[3:] != ["s3", "aws4_request"] or scope[2] != region:
         raise PostRejected("The credential scope is malformed or for another region.")
-    if not hmac.compare_digest(scope[0], credentials.access_key):
+    if not hmac.compare_digest(scope[0].encode(), credentials.access_key.encode()):
         raise PostRejected(
             "The AWS Access Key Id you provided does not exist in our records.",
             code="InvalidAccessKeyId",
         )
     key = signing_key(credentials.secret_key, scope[1], region)
     expected = hmac.new(key, fields["policy"].encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, fields["x-amz-signature"].lower()):
+    if not hmac.compare_digest(expected.encode(), fields["x-amz-signature"].lower().encode()):
         raise PostRejected(
             "The request signature we calculated does not match the signature you provided.",
             code="SignatureDoesNotMatch",

@@ -54,6 +54,7 @@ from .outbox import WebhookSender, sender_from_settings
 from .policy import (
     IMAGES_PREFIX,
     QUARANTINE_PREFIX,
+    THUMBS_PREFIX,
     UploadForm,
     UploadRequest,
     check_upload,
@@ -316,6 +317,7 @@ class S3Drop:
             width=processed.width,
             height=processed.height,
             size=len(processed.data),
+            filename=decode_meta(metadata["filename"]) or None,
         )
         # Who promotes: the first claim of this id, ever. A call that finds the image already
         # there, the same one (a retry after a crash, a concurrent call in another process),
@@ -325,7 +327,8 @@ class S3Drop:
             claimed = self.limits.claim(upload_id)
             if not claimed:
                 promoted = self._await_image(upload_id)
-                if promoted is None:  # claimed before and no image: promoted, then deleted
+                # No image: promoted, then deleted; or its promotion failed and was released.
+                if promoted is None and not (claimed := self.limits.claim(upload_id)):
                     self._refuse_repost(info, who, None)
         if promoted is not None and (
             promoted.key != key or promoted.metadata.get("sha256") != digest
@@ -335,19 +338,26 @@ class S3Drop:
         # goes: a crash between any two leaves the quarantine copy, and a retry finishes the job.
         # The thumbnail names its image and owner: an id alone then finds both with one HEAD
         # (image_url), no listing.
-        self.storage.put(
-            thumbnail_key(upload_id),
-            processed.thumbnail,
-            content_type="image/webp",
-            metadata={
-                "image": key.rpartition("/")[2],
-                "owner": metadata["owner"],
-                "filename": metadata["filename"],
-            },
-        )
-        self.storage.put(
-            key, processed.data, content_type=processed.content_type, metadata=metadata
-        )
+        try:
+            self.storage.put(
+                thumbnail_key(upload_id),
+                processed.thumbnail,
+                content_type="image/webp",
+                metadata={
+                    "image": key.rpartition("/")[2],
+                    "owner": metadata["owner"],
+                    "filename": metadata["filename"],
+                },
+            )
+            self.storage.put(
+                key, processed.data, content_type=processed.content_type, metadata=metadata
+            )
+        except S3DropError:  # e.g. a full disk: no thumbnail without its image, and a retry
+            if promoted is None:  # may claim the promotion again
+                self.storage.delete(thumbnail_key(upload_id))
+            if claimed:
+                self.limits.release(upload_id)
+            raise
         self.storage.put(
             owner_key(_owner(info), key), b"", content_type="application/x-empty", metadata={}
         )
@@ -593,24 +603,55 @@ class S3Drop:
         self.hooks.delete(image_id, principal)
 
     def sweep(
-        self, *, older_than: timedelta = timedelta(days=1), now: datetime | None = None
+        self,
+        *,
+        older_than: timedelta = timedelta(days=1),
+        partial_older_than: timedelta = timedelta(hours=1),
+        now: datetime | None = None,
     ) -> int:
-        """Delete quarantined uploads older than ``older_than`` that nobody completed; how many.
+        """Delete what nobody will finish; how many objects and files.
 
-        S3's lifecycle rule (``s3drop bucket init``) does the same on S3; this works on any
-        backend, and the bundled app runs it hourly on the local one.
+        - quarantined uploads older than ``older_than`` that nobody completed (S3's lifecycle
+          rule, ``s3drop bucket init``, does the same on S3);
+        - thumbnails older than ``partial_older_than`` whose image is gone (a crash or a full
+          disk between writing the thumbnail and the image);
+        - the backend's own half-written files that old (the local backend's ``tmp/*.part`` of
+          an upload cut by ``kill -9``, :meth:`Storage.sweep_partial`).
+
+        Works on any backend; the bundled app runs it at start and hourly on the local one.
         """
-        cutoff = (now or datetime.now(UTC)) - older_than
+        now = now or datetime.now(UTC)
+        cutoff = now - older_than
         stale = [
             info.key
             for info in self.storage.iter_all(QUARANTINE_PREFIX)
             if info.last_modified < cutoff
         ]
+        # Thumbnails first, images second: an image promoted meanwhile is seen.
+        partial_cutoff = now - partial_older_than
+        thumbs = [
+            info.key
+            for info in self.storage.iter_all(THUMBS_PREFIX)
+            if info.last_modified < partial_cutoff
+        ]
+        if thumbs:
+            promoted = {
+                parsed.id
+                for info in self.storage.iter_all(IMAGES_PREFIX)
+                if (parsed := parse_image_key(info.key)) is not None
+            }
+            stale += [key for key in thumbs if _thumbnail_id(key) not in promoted]
         for key in stale:
             self.storage.delete(key)
-        if stale:
-            audit.record("sweep", who="library", count=len(stale))
-        return len(stale)
+        removed = len(stale) + self.storage.sweep_partial(partial_older_than.total_seconds())
+        if removed:
+            audit.record("sweep", who="library", count=removed)
+        return removed
+
+
+def _thumbnail_id(key: str) -> str:
+    """``thumbs/<id>.webp`` -> ``<id>``."""
+    return key.removeprefix(THUMBS_PREFIX).partition(".")[0]
 
 
 def _declared_type(key: str) -> str:

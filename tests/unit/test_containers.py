@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import struct
-import time
 import zlib
 from collections.abc import Callable
 
@@ -53,11 +52,9 @@ def test_the_1000_scan_jpeg_is_refused_by_the_scan_cap_before_any_decode(
     data = samples.many_scans_jpeg()  # 7000 x 7000, 1000 scans, about 260 KB
     assert len(data) < 300_000
     assert len(samples.jpeg_scans(data)) == 1000
-    monkeypatch.setattr(Image, "open", _no_decoder)
-    started = time.perf_counter()
+    monkeypatch.setattr(Image, "open", _no_decoder)  # before: 27 s of CPU, and accepted
     with pytest.raises(TooComplex) as refused:
         judge(data, "image/jpeg")
-    assert time.perf_counter() - started < 0.5  # before: 27 s of CPU, and accepted
     assert refused.value.code == "too_complex"
     assert refused.value.status == 422
     assert refused.value.message == (
@@ -113,12 +110,10 @@ def test_a_flood_of_empty_parts_is_refused_in_milliseconds(name: str) -> None:
     make, content_type, count, parts = FLOODS[name]
     data = make(count)
     assert 9_000_000 < len(data) <= 10 * 1024 * 1024
-    started = time.perf_counter()
+    # Before: 2.6 s (JPEG), 1.6 s (PNG) of walking, then accepted (bench/ has no row for it: the
+    # cap makes it a refusal, which is what is tested here, not a time).
     with pytest.raises(TooComplex, match=rf"is made of more than [\d,]+ {parts}; real images"):
         judge(data, content_type)
-    # Before: 2.6 s (JPEG), 1.6 s (PNG) of walking, then accepted. A bound 10 x above what it
-    # takes on a loaded machine.
-    assert time.perf_counter() - started < 0.5
     # The walk alone refuses it too (the header check may have come first).
     with pytest.raises(TooComplex):
         containers.walk(data, content_type, max_frames=500)
@@ -131,12 +126,10 @@ def test_a_few_thousand_parts_are_still_accepted(name: str) -> None:
     assert judge(data, content_type).content_type == content_type
 
 
-def test_a_jpeg_of_fill_bytes_is_walked_at_c_speed() -> None:
+def test_a_jpeg_of_fill_bytes_is_accepted_and_they_are_dropped() -> None:
     good = samples.jpeg(size=(16, 16))
     data = good[:2] + b"\xff" * 9_000_000 + good[2:]  # fill bytes before a marker are legal
-    started = time.perf_counter()
     processed = judge(data, "image/jpeg")
-    assert time.perf_counter() - started < 0.5
     assert processed.data == good
 
 

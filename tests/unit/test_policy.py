@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -340,3 +341,37 @@ def test_an_owner_is_one_path_segment(owner: str, prefix: str) -> None:
     assert owner_prefix(owner) == prefix
     key = image_key(new_upload_id(), "image/png", width=3, height=2, size=1)
     assert owner_key(owner, key) == prefix + key.removeprefix("images/")
+
+
+@pytest.mark.parametrize(
+    "filename",
+    ["cat.png", "Ünïcödé 写真.jpeg", "a" * 200 + ".png", "../../etc/passwd", "x.y.z", "n.png"],
+)
+def test_an_image_key_carries_the_filename_in_characters_s3drop_chose(filename: str) -> None:
+    key = image_key(
+        "8204117022958cs3xx22qm2", "image/png", width=3, height=2, size=10, filename=filename
+    )
+    assert re.fullmatch(r"images/[0-9a-z.]+", key), key
+    assert len(key) < 200
+    facts = parse_image_key(key)
+    assert facts is not None
+    assert (facts.id, facts.width, facts.height, facts.size) == (
+        "8204117022958cs3xx22qm2",
+        3,
+        2,
+        10,
+    )
+    assert facts.filename is not None
+    assert filename.startswith(facts.filename)
+    assert len(facts.filename.encode()) <= 64
+    assert facts.key == key
+
+
+def test_keys_without_a_filename_still_parse_and_foreign_labels_do_not() -> None:
+    old = "images/8204117022958cs3xx22qm2.3x2.10.png"
+    facts = parse_image_key(old)
+    assert facts is not None
+    assert facts.filename is None
+    assert facts.key == old
+    assert parse_image_key("images/8204117022958cs3xx22qm2.3x2.10.n1.png") is None
+    assert parse_image_key("images/8204117022958cs3xx22qm2.3x2.10.naaa.png") is None

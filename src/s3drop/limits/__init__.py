@@ -141,6 +141,11 @@ class Limits:
         take = Take(f"upload:{upload_id}:promoted", 1, 1)
         return self.store.take([take], now=time.time()) is None
 
+    def release(self, upload_id: str) -> None:
+        """Give up a :meth:`claim` whose promotion failed before its image was stored (a full
+        disk, storage gone): the next completion of ``upload_id`` may claim it again."""
+        self.store.add(f"upload:{upload_id}:promoted", -1, now=time.time())
+
     def stored(self, who: str, delta: int) -> None:
         """An image of ``who``'s was accepted (+1) or deleted (-1)."""
         self.store.add(f"{who}:images", delta, now=time.time())

@@ -2,7 +2,8 @@
 
 Blocking (a file, and locks other connections hold): async callers run it in a thread. A call
 that waits longer than :data:`BUSY_TIMEOUT` for another connection's lock gives up with
-:class:`~s3drop.errors.LimitsUnavailable` and counts nothing.
+:class:`~s3drop.errors.LimitsUnavailable` and counts nothing; on a full disk it is
+:class:`~s3drop.errors.InsufficientStorage` (507).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import LimitsUnavailable
+from ..errors import InsufficientStorage, LimitsUnavailable
 from .base import Full, Take, retry_after, window_start
 
 #: Seconds a SQLite call waits for another connection's lock before the store gives up (503).
@@ -121,7 +122,11 @@ class SQLiteLimitStore:
             raise _unavailable(exc) from exc
 
 
-def _unavailable(exc: sqlite3.OperationalError) -> LimitsUnavailable:
+def _unavailable(exc: sqlite3.OperationalError) -> LimitsUnavailable | InsufficientStorage:
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return InsufficientStorage(
+            f"no space left for the limits database ({exc}); nothing was counted"
+        )
     return LimitsUnavailable(
         f"the limits database is not answering ({exc}); nothing was counted, try again shortly"
     )

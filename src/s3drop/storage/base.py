@@ -101,6 +101,12 @@ class Storage:
         """Raise a :class:`~s3drop.errors.StorageError` unless storage answers now."""
         raise NotImplementedError
 
+    def sweep_partial(self, older_than: float) -> int:
+        """Remove the backend's own half-written files (a crash's leftovers) not touched for
+        ``older_than`` seconds; how many. Nothing to do on S3, which never shows a partial
+        object."""
+        return 0
+
     def browser_origins(self) -> list[str]:
         """Origins other than the app's that the page posts to or loads images from."""
         return []

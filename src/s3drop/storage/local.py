@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import errno
 import hashlib
 import heapq
 import hmac
@@ -42,7 +43,13 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from ..config import Settings
-from ..errors import InvalidRequest, NotFound, PostRejected, StorageUnavailable
+from ..errors import (
+    InsufficientStorage,
+    InvalidRequest,
+    NotFound,
+    PostRejected,
+    StorageUnavailable,
+)
 from ..policy import (
     CheckedPost,
     Credentials,
@@ -52,6 +59,7 @@ from ..policy import (
     sign_post,
     verify_post,
 )
+from ..units import format_size
 from .base import ObjectInfo, Storage
 
 #: Where the app mounts the local backend's endpoints.
@@ -59,8 +67,19 @@ MOUNT = "/storage"
 BUCKET = "local"
 REGION = "local"
 ACCESS_KEY = "s3drop-local"
-_MAX_FIELD_BYTES = 64 * 1024
-_MAX_FORM_BYTES = 256 * 1024
+#: Everything before the file's first byte (boundaries, part headers, field values) is at most
+#: this long, as on S3 (``MaxPostPreDataLengthExceeded``, ``MaxPostPreDataLengthBytes`` 20480): a
+#: form S3 takes, s3drop takes; the work before the file is bounded by it.
+MAX_PRE_DATA = 20 * 1024
+#: Parts of one form, the file's included. A signed form has about ten; S3 states no number, its
+#: 20 KiB bounds it to a few hundred empty ones, and a few dozen is all a real form could use.
+MAX_PARTS = 64
+#: Header lines of one part, and their bytes (names and values): ``Content-Disposition`` with a
+#: long file name and ``Content-Type`` are what a browser sends.
+MAX_PART_HEADERS = 4
+MAX_PART_HEADER_BYTES = 8 * 1024
+#: RFC 2046 5.1.1: a boundary is 1 to 70 characters of this set, not ending with a space.
+_BOUNDARY = re.compile(rb"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 #: Bytes of the file held in memory before they are written out (in a thread).
 _FLUSH_BYTES = 1024 * 1024
 #: After a refusal, read and discard at most this much more of the body, so the client gets to see
@@ -98,6 +117,8 @@ class LocalStorage(Storage):
         self.objects = self.root / "objects"
         self.meta = self.root / "meta"
         self.tmp = self.root / "tmp"
+        self.idle_timeout = settings.upload_idle_timeout
+        self.min_free_bytes = settings.min_free_bytes
         for folder in (self.objects, self.meta, self.tmp):
             folder.mkdir(parents=True, exist_ok=True)
         self.credentials = Credentials(ACCESS_KEY, settings.local_secret().decode())
@@ -162,7 +183,7 @@ class LocalStorage(Storage):
         """Refuse a read whose URL was changed or has expired (403, as S3 does)."""
         given = query.get("signature", "")
         expected = self._get_signature(key, query.get("expires", ""), query.get("filename", ""))
-        if not hmac.compare_digest(given, expected):
+        if not hmac.compare_digest(given.encode(), expected.encode()):
             raise PostRejected(
                 "The request signature we calculated does not match the signature you provided.",
                 code="SignatureDoesNotMatch",
@@ -204,7 +225,8 @@ class LocalStorage(Storage):
         path = self._path(key)
         tmp = self._tmp_path()
         try:
-            tmp.write_bytes(data)
+            with _disk_full():
+                tmp.write_bytes(data)
             self._commit(tmp, key, path, content_type, metadata)
         finally:
             tmp.unlink(missing_ok=True)
@@ -240,12 +262,43 @@ class LocalStorage(Storage):
         return found
 
     def check(self) -> None:
+        """Raise unless the data folder is writable and has ``min_free_bytes`` free
+        (:class:`~s3drop.errors.StorageUnavailable` or
+        :class:`~s3drop.errors.InsufficientStorage`)."""
         try:
             probe = self.tmp / f".probe-{secrets.token_hex(4)}"
             probe.write_bytes(b"")
             probe.unlink()
+            stat = os.statvfs(self.root)
         except OSError as exc:
             raise StorageUnavailable(f"the data folder {self.root} is not writable: {exc}") from exc
+        free = stat.f_bavail * stat.f_frsize
+        if free < self.min_free_bytes:
+            raise InsufficientStorage(
+                f"the data folder {self.root} has {format_size(free)} free, less than "
+                f"S3DROP_MIN_FREE_BYTES ({format_size(self.min_free_bytes)})"
+            )
+
+    def sweep_partial(self, older_than: float) -> int:
+        """Remove what a crash left half-written: upload and write temp files (``tmp/``) and
+        metadata temp files (``meta/**/.*``) not touched for ``older_than`` seconds; how many.
+
+        A live upload writes its temp file at least every MiB and is cut after
+        ``upload_idle_timeout`` s of silence, so a file this old belongs to no one.
+        """
+        cutoff = time.time() - older_than
+        removed = 0
+        for folder, only_hidden in ((self.tmp, False), (self.meta, True)):
+            for dirpath, _, names in os.walk(folder):
+                for name in names:
+                    if only_hidden and not name.startswith("."):
+                        continue
+                    path = os.path.join(dirpath, name)
+                    with contextlib.suppress(FileNotFoundError):
+                        if os.stat(path).st_mtime < cutoff:
+                            os.unlink(path)
+                            removed += 1
+        return removed
 
     # --- receiving the browser's POST ----------------------------------------------------------
 
@@ -256,12 +309,18 @@ class LocalStorage(Storage):
         self, tmp: Path, key: str, path: Path, content_type: str, metadata: dict[str, str]
     ) -> None:
         meta_path = self._meta_path(key)
-        meta_path.parent.mkdir(parents=True, exist_ok=True)
         meta_tmp = meta_path.with_name(f".{meta_path.name}.{secrets.token_hex(4)}")
-        meta_tmp.write_text(json.dumps({"content_type": content_type, "metadata": metadata}))
-        os.replace(meta_tmp, meta_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, path)
+        try:
+            with _disk_full():
+                meta_path.parent.mkdir(parents=True, exist_ok=True)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                meta_tmp.write_text(
+                    json.dumps({"content_type": content_type, "metadata": metadata})
+                )
+                os.replace(meta_tmp, meta_path)
+                os.replace(tmp, path)
+        finally:
+            meta_tmp.unlink(missing_ok=True)
 
     def serve(self, key: str, query: dict[str, str]) -> ServedObject:
         """What a signed GET URL reads: refuses a changed or expired URL (PostRejected, 403)
@@ -287,24 +346,53 @@ class LocalStorage(Storage):
         """Take one browser POST: check the form as S3 does, stream the file, store it whole.
 
         Raises :class:`PostRejected` (S3's status and code) and stores nothing on any refusal,
-        including a body that stops before its end.
+        including a body that stops before its end, one that sends nothing for
+        ``upload_idle_timeout`` seconds (``RequestTimeout``) and a full disk
+        (``InsufficientStorage``, 507).
         """
         receiver = _PostReceiver(self, content_type)
         try:
-            async for chunk in body:
-                receiver.feed(chunk)
-                if receiver.done:
-                    break
-                if len(receiver.pending) >= _FLUSH_BYTES:
-                    # Write in a thread: the event loop goes on receiving the body meanwhile,
-                    # so network and disk overlap instead of taking turns.
-                    await anyio.to_thread.run_sync(receiver.flush)
-            # The last write, the metadata and the rename: disk work, so in a thread too.
-            return await anyio.to_thread.run_sync(receiver.finish)
+            with _disk_full():
+                await self._receive(receiver, aiter(body))
+                # The last write, the renames and the metadata file: in a thread too.
+                return await anyio.to_thread.run_sync(receiver.finish)
+        except InsufficientStorage as exc:
+            raise PostRejected(exc.message, code="InsufficientStorage", status=507) from exc
+        except OSError as exc:
+            raise PostRejected(
+                f"We encountered an internal error storing the upload ({exc.strerror}). "
+                "Please try again.",
+                code="InternalError",
+                status=500,
+            ) from exc
         finally:
             if receiver.file is not None or receiver.tmp is not None:
                 with anyio.CancelScope(shield=True):  # a client that went away still gets it
                     await anyio.to_thread.run_sync(receiver.cleanup)
+
+    async def _receive(self, receiver: _PostReceiver, chunks: AsyncIterator[bytes]) -> None:
+        """Feed the body to ``receiver`` until it is done or the body ends, writing the file as
+        it comes; cut it when nothing arrives for ``idle_timeout`` seconds."""
+        while True:
+            try:
+                with anyio.fail_after(self.idle_timeout):
+                    chunk = await anext(chunks)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise PostRejected(
+                    "Your socket connection to the server was not read from or written to "
+                    f"within the timeout period ({self.idle_timeout:g} s).",
+                    code="RequestTimeout",
+                    status=400,
+                ) from None
+            receiver.feed(chunk)
+            if receiver.done:
+                return
+            if len(receiver.pending) >= _FLUSH_BYTES:
+                # Write in a thread: the event loop goes on receiving the body meanwhile, so
+                # network and disk overlap instead of taking turns.
+                await anyio.to_thread.run_sync(receiver.flush)
 
 
 @dataclass(frozen=True)
@@ -326,7 +414,13 @@ class ServedObject:
 
 
 class _PostReceiver:
-    """The state of one streaming multipart POST."""
+    """The state of one streaming multipart POST.
+
+    Linear in the body: each byte is looked at once, each part costs a fixed amount of work, and
+    the work before the file is bounded by :data:`MAX_PRE_DATA`, :data:`MAX_PARTS`,
+    :data:`MAX_PART_HEADERS` and :data:`MAX_PART_HEADER_BYTES`; past any of them the form is
+    refused (400) without reading on.
+    """
 
     def __init__(self, storage: LocalStorage, content_type: str | None) -> None:
         mime, options = parse_options_header(content_type or "")
@@ -337,6 +431,8 @@ class _PostReceiver:
                 code="InvalidArgument",
                 status=400,
             )
+        if not _BOUNDARY.fullmatch(boundary):
+            raise _malformed("The multipart boundary is not 1 to 70 characters of RFC 2046's set.")
         self.storage = storage
         self.fields: dict[str, str] = {}
         self.checked: CheckedPost | None = None
@@ -344,12 +440,15 @@ class _PostReceiver:
         self.tmp: Path | None = None
         self.size = 0
         self.pending = bytearray()
-        self.form_bytes = 0
+        self.pre_bytes = 0
         self.ended = False
         self.file_done = False
         self.error: PostRejected | None = None
+        self._names: set[str] = set()  # lower-cased, for the duplicate check
+        self._parts = 0
         self._header_name = b""
         self._header_value = b""
+        self._header_bytes = 0
         self._headers: dict[bytes, bytes] = {}
         self._name: str | None = None
         self._value = bytearray()
@@ -372,14 +471,30 @@ class _PostReceiver:
 
     def feed(self, chunk: bytes) -> None:
         try:
-            self.parser.write(chunk)
+            if self.tmp is not None:  # in the file (opened by the first flush, in a thread)
+                self.parser.write(chunk)
+                return
+            # Before the file: at most MAX_PRE_DATA bytes go to the parser; the file's headers
+            # must have ended within them.
+            room = MAX_PRE_DATA - self.pre_bytes
+            self.pre_bytes += min(room, len(chunk))
+            if len(chunk) <= room:
+                self.parser.write(chunk)
+                return
+            self.parser.write(chunk[:room])
+            if self.tmp is None and not self.ended:
+                raise PostRejected(
+                    "Your POST request fields preceding the upload file were too large "
+                    f"(at most {MAX_PRE_DATA} bytes).",
+                    code="MaxPostPreDataLengthExceeded",
+                    status=400,
+                )
+            self.parser.write(chunk[room:])
         except PostRejected as exc:
             self.error = exc
         except FormParserError:
-            self.error = PostRejected(
-                "The body of your POST request is not well-formed multipart/form-data.",
-                code="MalformedPOSTRequest",
-                status=400,
+            self.error = _malformed(
+                "The body of your POST request is not well-formed multipart/form-data."
             )
 
     def flush(self) -> None:
@@ -425,32 +540,46 @@ class _PostReceiver:
 
     def cleanup(self) -> None:
         if self.file is not None:
-            self.file.close()
+            with contextlib.suppress(OSError):  # a full disk fails the close's flush too
+                self.file.close()
         if self.tmp is not None:
             self.tmp.unlink(missing_ok=True)
 
     # parser callbacks
 
     def _part_begin(self) -> None:
+        self._parts += 1
+        if self._parts > MAX_PARTS:
+            raise _malformed(f"The form has more than {MAX_PARTS} parts.")
         self._headers = {}
+        self._header_bytes = 0
         self._name = None
         self._value = bytearray()
 
     def _header_field(self, data: bytes, start: int, end: int) -> None:
         self._header_name += data[start:end]
+        self._count_header_bytes(end - start)
 
     def _header_val(self, data: bytes, start: int, end: int) -> None:
         self._header_value += data[start:end]
+        self._count_header_bytes(end - start)
+
+    def _count_header_bytes(self, count: int) -> None:
+        self._header_bytes += count
+        if self._header_bytes > MAX_PART_HEADER_BYTES:
+            raise _malformed(f"A part's headers are longer than {MAX_PART_HEADER_BYTES} bytes.")
 
     def _header_end(self) -> None:
         self._headers[self._header_name.lower()] = self._header_value
         self._header_name = self._header_value = b""
+        if len(self._headers) > MAX_PART_HEADERS:
+            raise _malformed(f"A part has more than {MAX_PART_HEADERS} headers.")
 
     def _headers_finished(self) -> None:
         _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
         name = options.get(b"name")
         if name is None:
-            raise PostRejected("A form part has no name.", code="MalformedPOSTRequest", status=400)
+            raise _malformed("A form part has no name.")
         self._name = name.decode("utf-8", "replace")
         if self._name.lower() != "file":
             return
@@ -483,12 +612,7 @@ class _PostReceiver:
                 )
             self.pending += data[start:end]
             return
-        self._value += data[start:end]
-        self.form_bytes += end - start
-        if len(self._value) > _MAX_FIELD_BYTES or self.form_bytes > _MAX_FORM_BYTES:
-            raise PostRejected(
-                "A form field is too large.", code="MaxPostPreDataLengthExceeded", status=400
-            )
+        self._value += data[start:end]  # bounded by MAX_PRE_DATA (see feed)
 
     def _part_end(self) -> None:
         if self._in_file:
@@ -497,16 +621,21 @@ class _PostReceiver:
             return
         if self._name is not None:
             name = self._name.lower()
-            if name in {n.lower() for n in self.fields}:
+            if name in self._names:
                 raise PostRejected(
                     f"The field {self._name!r} appears more than once.",
                     code="InvalidArgument",
                     status=400,
                 )
+            self._names.add(name)
             self.fields[self._name] = self._value.decode("utf-8", "replace")
 
     def _end(self) -> None:
         self.ended = True
+
+
+def _malformed(message: str) -> PostRejected:
+    return PostRejected(message, code="MalformedPOSTRequest", status=400)
 
 
 def _check_key(key: str) -> None:
@@ -574,11 +703,25 @@ def _entries(
             yield key_prefix + name, os.path.join(base, name)
 
 
-async def drain(body: AsyncIterator[bytes], limit: int = _DRAIN_LIMIT) -> None:
-    """Read and drop what is left of a refused body, up to ``limit`` bytes."""
+@contextlib.contextmanager
+def _disk_full() -> Iterator[None]:
+    """Translate a full disk or a spent quota into :class:`InsufficientStorage`."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise InsufficientStorage(f"no space left to store the upload: {exc}") from exc
+        raise
+
+
+async def drain(
+    body: AsyncIterator[bytes], limit: int = _DRAIN_LIMIT, *, idle_timeout: float = 5.0
+) -> None:
+    """Read and drop what is left of a refused body, up to ``limit`` bytes, giving up when
+    nothing arrives for ``idle_timeout`` seconds."""
     seen = 0
+    chunks = aiter(body)
     with contextlib.suppress(Exception):
-        async for chunk in body:
-            seen += len(chunk)
-            if seen > limit:
-                return
+        while seen <= limit:
+            with anyio.fail_after(idle_timeout):
+                seen += len(await anext(chunks))

@@ -33,6 +33,7 @@ from ..uploads import S3Drop
 from . import ops, routes
 from .mount import MountMiddleware
 from .security import HostMiddleware, SecurityMiddleware
+from .timeouts import BodyTimeoutMiddleware
 
 STATIC = Path(__file__).parent / "static"
 
@@ -97,6 +98,8 @@ def build_app(drop: S3Drop) -> FastAPI:
     )
     app.add_middleware(MountMiddleware, public_url=drop.settings.public_url)  # a checked Host
     app.add_middleware(HostMiddleware, hosts=drop.settings.hosts())  # before routing
+    # The storage endpoint cuts a stalled upload itself (S3's XML); this catches every other body.
+    app.add_middleware(BodyTimeoutMiddleware, timeout=drop.settings.upload_idle_timeout + 1)
     app.add_middleware(ops.LatencyMiddleware)  # outermost: times every answer
     return app
 

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from .. import metrics
 from ..auth import Principal
 from ..config import KNOWN_TYPES
-from ..errors import PostRejected
+from ..errors import PostRejected, S3DropError
 from ..gallery import ImageURL
 from ..headers import FORMAT_NAMES
 from ..storage.local import MOUNT, LocalStorage, drain
@@ -167,7 +167,10 @@ async def healthz() -> dict[str, str]:
 # --- the local backend: the app is the storage server ----------------------------------------
 
 
-def _s3_error(exc: PostRejected) -> Response:
+def _s3_error(exc: S3DropError) -> Response:
+    if not isinstance(exc, PostRejected):  # the library's own errors, in S3's words
+        code = "InvalidArgument" if exc.status < 500 else "InternalError"
+        exc = PostRejected(exc.message, code=code, status=exc.status)
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f"<Error><Code>{exc.code}</Code><Message>{_xml(exc.message)}</Message></Error>"
@@ -190,7 +193,7 @@ async def receive_upload(request: Request) -> Response:
     body = request.stream()
     try:
         received = await _local(request).receive_post(request.headers.get("content-type"), body)
-    except PostRejected as exc:
+    except S3DropError as exc:
         await drain(body)
         metrics.post_refused(exc.code)
         return _s3_error(exc)
