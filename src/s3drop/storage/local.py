@@ -389,7 +389,9 @@ class LocalStorage(Storage):
             receiver.feed(chunk)
             if receiver.done:
                 return
-            if len(receiver.pending) >= _FLUSH_BYTES:
+            if len(receiver.pending) >= _FLUSH_BYTES or (
+                receiver.tmp is not None and receiver.file is None  # the file began: open it
+            ):
                 # Write in a thread: the event loop goes on receiving the body meanwhile, so
                 # network and disk overlap instead of taking turns.
                 await anyio.to_thread.run_sync(receiver.flush)
