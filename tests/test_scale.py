@@ -23,7 +23,7 @@ from .conftest import RGW, LiveServer
 from .redis_server import RedisServer
 
 PUBLIC = "https://photos.example.com"
-ALICE, BOB = "alice-token-0123456789", "bob-token-0123456789ab"
+ALICE, BOB, CAROL = "alice-token-0123456789", "bob-token-0123456789ab", "carol-token-012345678"
 
 
 def _instances(
@@ -32,7 +32,7 @@ def _instances(
     shared = {
         **rgw.env(bucket),
         "S3DROP_REDIS_URL": redis.url,
-        "S3DROP_TOKENS": f"alice:{ALICE},bob:{BOB}",
+        "S3DROP_TOKENS": f"alice:{ALICE},bob:{BOB},carol:{CAROL}",
         "S3DROP_PUBLIC_URL": PUBLIC,
         "S3DROP_TRUSTED_PROXIES": "127.0.0.1",
         **env,
@@ -112,19 +112,25 @@ def test_a_limit_of_n_signs_a_minute_holds_exactly_across_two_instances(
     limit = 7
     servers = _instances(make_server, rgw, bucket, redis_server, S3DROP_RATE_PER_MINUTE=str(limit))
     data = samples.png(4)
-    if time.time() % 60 > 50:  # all of it inside one minute's window
+    if time.time() % 60 > 45:  # all of it inside one minute's window
         time.sleep(61 - time.time() % 60)
-    clients = [_client(server, BOB, "198.51.100.20") for server in servers]
+    bob = [_client(server, BOB, "198.51.100.20") for server in servers]
+    carol = [_client(server, CAROL, "198.51.100.20") for server in servers]
     try:
+        # one after another, alternating: 4 signed by one, 3 by the other, the 8th refused
+        in_turn = [_sign(bob[n % 2], data).status_code for n in range(limit + 2)]
+        # all at once, split evenly: still exactly the limit
         with ThreadPoolExecutor(8) as pool:
-            answers = list(pool.map(lambda n: _sign(clients[n % 2], data), range(3 * limit)))
-        # another caller is counted on their own
-        other = _client(servers[1], ALICE, "198.51.100.20")
-        assert _sign(other, data).status_code == 201
-        other.close()
+            answers = list(pool.map(lambda n: _sign(carol[n % 2], data), range(3 * limit)))
+        # and another caller is counted on their own
+        with _client(servers[1], ALICE, "198.51.100.20") as alice:
+            assert _sign(alice, data).status_code == 201
     finally:
-        for http in clients:
+        for http in [*bob, *carol]:
             http.close()
+    assert in_turn == [201] * limit + [429, 429]
+    signed = [len([e for e in _audit(s, "sign") if e["who"] == "bob"]) for s in servers]
+    assert signed == [4, 3]
     statuses = [answer.status_code for answer in answers]
     assert statuses.count(201) == limit, statuses
     assert statuses.count(429) == 2 * limit, statuses
@@ -133,10 +139,9 @@ def test_a_limit_of_n_signs_a_minute_holds_exactly_across_two_instances(
             assert answer.json()["error"]["code"] == "rate_limited"
             assert 1 <= int(answer.headers["retry-after"]) <= 60
             assert "upload" not in answer.json()
-    # both instances signed some, and the signs they logged are exactly the accepted ones
-    signed = [len([e for e in _audit(s, "sign") if e["who"] == "bob"]) for s in servers]
+    # the signs the instances logged are exactly the accepted ones
+    signed = [len([e for e in _audit(s, "sign") if e["who"] == "carol"]) for s in servers]
     assert sum(signed) == limit
-    assert all(signed), signed
 
 
 def test_redis_going_away_fails_signing_closed_and_it_comes_back_by_itself(
@@ -168,7 +173,9 @@ def test_redis_going_away_fails_signing_closed_and_it_comes_back_by_itself(
             assert str(own_redis.port) not in answer.text  # callers are not told where Redis is
             assert answer.headers["retry-after"] == "5"
             assert "upload" not in answer.json()
-        assert max(probes) < 0.2, probes  # the event loop never waited on Redis
+        # the event loop never waited on Redis (a refused connection is quick anyway; 0.5 s leaves
+        # room for a machine shared with other work, and is half of the store's 1 s timeout)
+        assert max(probes) < 0.5, probes
         ready = http.get("/readyz")
         assert ready.status_code == 503
         error = ready.json()["error"]
