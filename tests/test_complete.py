@@ -38,7 +38,7 @@ from s3drop.errors import (
     TypeMismatch,
 )
 from s3drop.limits import MemoryLimitStore, app_limit_store
-from s3drop.policy import encode_meta, new_upload_id, quarantine_key
+from s3drop.policy import encode_meta, filename_label, new_upload_id, quarantine_key
 from s3drop.uploads import S3Drop
 
 from . import samples
@@ -183,7 +183,8 @@ def test_an_accepted_image_is_promoted_with_its_facts(drop: S3Drop) -> None:
     assert image.filename == "photo from the café.jpg"
     assert image.owner == "alice"
     assert keys(drop, "incoming/") == []
-    name = f"{upload_id}.640x480.{image.bytes}.jpg"  # the key carries the gallery's facts
+    # The key carries the gallery's facts, the filename included (in characters s3drop chose).
+    name = f"{upload_id}.640x480.{image.bytes}.n{filename_label(image.filename)}.jpg"
     assert keys(drop, "images/") == [f"images/{name}"] == [image.key]
     assert keys(drop, "thumbs/") == [f"thumbs/{upload_id}.webp"]
     assert keys(drop, "owners/") == [f"owners/alice/{name}"]  # alice's index
@@ -267,7 +268,8 @@ def test_a_retry_after_a_crash_before_the_quarantine_delete_finishes_the_job(dro
     # As if the process had died after promoting, before deleting the quarantined copy (which
     # arrived before the image was written):
     leftover = quarantine_key(upload_id, "image/png")
-    drop.storage.put(leftover, data, content_type="image/png", metadata={})
+    metadata = {"filename": encode_meta("photo from the café.jpg")}  # as the browser posted it
+    drop.storage.put(leftover, data, content_type="image/png", metadata=metadata)
     promoted_at = (drop.settings.data_dir / "objects" / first.key).stat().st_mtime
     os.utime(drop.settings.data_dir / "objects" / leftover, (promoted_at - 5, promoted_at - 5))
     again = drop.complete(upload_id)

@@ -81,14 +81,17 @@ def test_a_wheel_installs_into_a_fresh_virtualenv_and_works(tmp_path: Path) -> N
     [wheel] = dist.glob("s3drop-*.whl")
     venv = tmp_path / "fresh"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # Nothing of this checkout may leak in: pip would take s3drop as installed already.
+    clean = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
     install = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)],
         capture_output=True,
         text=True,
+        env=clean,
     )
     assert install.returncode == 0, install.stderr
     version = subprocess.run(
-        [str(venv / "bin" / "s3drop"), "--version"], capture_output=True, text=True
+        [str(venv / "bin" / "s3drop"), "--version"], capture_output=True, text=True, env=clean
     )
     assert version.returncode == 0
     assert version.stdout.startswith("s3drop, version ")
@@ -97,6 +100,7 @@ def test_a_wheel_installs_into_a_fresh_virtualenv_and_works(tmp_path: Path) -> N
     server = subprocess.Popen(
         [str(venv / "bin" / "s3drop"), "serve", "--port", str(port)],
         cwd=tmp_path,
+        env=clean,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

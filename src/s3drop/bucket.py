@@ -36,9 +36,10 @@ LIFECYCLE_RULE_ID = "s3drop-expire-quarantine"
 QUARANTINE_DAYS = 1
 #: What the page needs from the store: POST the form (XMLHttpRequest, so a preflight), then GET
 #: or HEAD what it stored; ETag readable by the page.
-CORS_METHODS = ["GET", "HEAD", "POST"]
-CORS_HEADERS = ["Content-Type"]
-CORS_EXPOSE = ["ETag"]
+CORS_METHODS = ["GET", "HEAD", "POST", "PUT"]
+#: A presigned PUT sends its signed headers (storage.sigv4.PUT_HEADERS): metadata and checksum.
+CORS_HEADERS = ["Content-Type", "x-amz-meta-*", "x-amz-checksum-sha256", "x-amz-content-sha256"]
+CORS_EXPOSE = ["ETag", "Location"]
 _UNSUPPORTED = {"NotImplemented", "MethodNotAllowed", "501", "UnsupportedOperation"}
 _PUBLIC_GRANTEES = (
     "http://acs.amazonaws.com/groups/global/AllUsers",
@@ -212,7 +213,8 @@ def _ensure_private(storage: S3Storage) -> Step:
 
 
 def cors_rule(origins: Sequence[str]) -> dict[str, Any]:
-    """The CORS rule s3drop owns: the app's origins may POST forms and read what they stored."""
+    """The CORS rule s3drop owns: the app's origins may POST forms or PUT files with the headers
+    s3drop signs, read the ETag and Location storage answers, and read what they stored."""
     return {
         "ID": CORS_RULE_ID,
         "AllowedOrigins": sorted({origin.rstrip("/") for origin in origins}),

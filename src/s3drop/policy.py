@@ -67,10 +67,11 @@ class Credentials:
 
 @dataclass(frozen=True)
 class UploadForm:
-    """Where and how the browser posts one file: the same shape for every backend.
+    """Where and how the browser sends one file: the same shape for every backend.
 
-    Post ``fields`` in this order as ``multipart/form-data`` to ``url``, then the file last, in a
-    field named ``file``.
+    ``method`` POST: post ``fields`` in this order as ``multipart/form-data`` to ``url``, then the
+    file last, in a field named ``file``. ``method`` PUT: send the file as the body to ``url``
+    with exactly ``headers`` (the browser sets ``Content-Length`` itself); ``fields`` is empty.
     """
 
     id: str
@@ -80,13 +81,17 @@ class UploadForm:
     content_type: str
     max_bytes: int
     expires_at: datetime
+    method: str = "POST"
+    headers: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "key": self.key,
+            "method": self.method,
             "url": self.url,
             "fields": self.fields,
+            "headers": self.headers,
             "content_type": self.content_type,
             "max_bytes": self.max_bytes,
             "expires_at": self.expires_at.strftime(_ISO8601),
@@ -104,6 +109,9 @@ class UploadRequest:
     metadata: dict[str, str] = field(default_factory=dict)
     #: The fewest bytes storage takes (``content-length-range`` is ``[min_bytes, max_bytes]``).
     min_bytes: int = 1
+    #: A POST form's ``success_action_status`` (200, 201 or 204; None: storage's default, 204).
+    #: 201 makes S3 answer with XML that names the ETag (Ceph RGW sends no ETag header to a POST).
+    success_status: int | None = None
 
 
 # --- keys -------------------------------------------------------------------------------------
@@ -347,6 +355,8 @@ def sign_post(
     fields: dict[str, str] = {"Content-Type": request.content_type}
     for name, value in request.metadata.items():
         fields[f"x-amz-meta-{name}"] = value
+    if request.success_status is not None:
+        fields["success_action_status"] = str(request.success_status)
     conditions: list[Any] = [{name: value} for name, value in fields.items()]
     conditions.append(["content-length-range", request.min_bytes, request.max_bytes])
     conditions.append({"bucket": bucket})

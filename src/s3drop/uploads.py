@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import os
 import threading
@@ -164,8 +165,14 @@ class S3Drop:
         filename: str,
         sha256: str | None = None,
         principal: Principal = ANONYMOUS,
+        method: str = "POST",
+        success_status: int | None = None,
     ) -> UploadForm:
         """Sign one upload, or refuse it; a refusal signs nothing.
+
+        ``method`` POST (the default) signs a form (a POST policy); PUT a presigned URL and the
+        headers to send with it (what Uppy's ``@uppy/aws-s3`` and a plain ``fetch`` send).
+        ``success_status`` (POST only: 200, 201 or 204) is the form's ``success_action_status``.
 
         ``content_type``, ``size`` and ``filename`` are the client's claims: the type must be
         allowed and the size within the limit (:class:`~s3drop.errors.UploadRefused`), and the
@@ -179,7 +186,12 @@ class S3Drop:
         except S3DropError as exc:
             audit.record("refuse", who=principal.name, size=size, reason=exc.code)
             raise
-        form = self.storage.presign_post(request, expires_in=self.settings.expires_in)
+        if success_status is not None and method == "POST":
+            request = dataclasses.replace(request, success_status=success_status)
+        if method == "PUT":
+            form = self.storage.presign_put(request, expires_in=self.settings.expires_in)
+        else:
+            form = self.storage.presign_post(request, expires_in=self.settings.expires_in)
         audit.record("sign", who=principal.name, key=form.key, size=size, type=content_type)
         return form
 

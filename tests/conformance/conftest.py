@@ -39,7 +39,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for case, answers in RESULTS.items():
         cells = [answers.get(backend, "-") for backend in backends]
         lines.append(f"| {case} | " + " | ".join(cells) + " |")
-    terminalreporter.write_sep("-", "POST policy conformance: what each backend answered")
+    terminalreporter.write_sep("-", "POST policy and PUT conformance: what each backend answered")
     for line in lines:
         terminalreporter.write_line(line)
     OUTPUT.mkdir(exist_ok=True)

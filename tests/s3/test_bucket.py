@@ -61,8 +61,14 @@ def test_init_then_doctor_on_a_fresh_bucket(rgw: RGW, new_bucket: str) -> None:
     client = rgw.client()
     (rule,) = client.get_bucket_cors(Bucket=new_bucket)["CORSRules"]
     assert sorted(rule["AllowedOrigins"]) == ORIGINS
-    assert sorted(rule["AllowedMethods"]) == ["GET", "HEAD", "POST"]
-    assert rule["ExposeHeaders"] == ["ETag"]
+    assert sorted(rule["AllowedMethods"]) == ["GET", "HEAD", "POST", "PUT"]
+    assert sorted(rule["AllowedHeaders"]) == [
+        "Content-Type",
+        "x-amz-checksum-sha256",
+        "x-amz-content-sha256",
+        "x-amz-meta-*",
+    ]
+    assert rule["ExposeHeaders"] == ["ETag", "Location"]
     block = client.get_public_access_block(Bucket=new_bucket)["PublicAccessBlockConfiguration"]
     # RGW refuses even the owner's PutObject under BlockPublicAcls (s3drop must put to promote),
     # so init keeps that one off there; IgnorePublicAcls still makes any public ACL inert.

@@ -169,7 +169,13 @@ def test_an_unreachable_store_is_a_503_with_a_reason_over_http(
             assert answer.status_code == 503, (method, path, answer.text)
             error = answer.json()["error"]
             assert error["code"] == "storage_unavailable", (path, error)
-            assert "unreachable" in error["message"]
+            if path == "/readyz":  # for the operator: the reason itself
+                assert "unreachable" in error["message"]
+            else:  # for people: plain words, and a reference the log holds the reason under
+                assert error["message"].startswith("Storage cannot be reached right now.")
+                assert "unreachable" in next(
+                    line for line in server.output().splitlines() if error["reference"] in line
+                )
         signed = client.post(
             "/api/uploads", json={"filename": "a.png", "content_type": "image/png", "size": 10}
         )

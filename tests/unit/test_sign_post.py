@@ -64,6 +64,8 @@ def _boto3_post(
     )
     fields = {"Content-Type": request.content_type}
     fields.update({f"x-amz-meta-{name}": value for name, value in request.metadata.items()})
+    if request.success_status is not None:
+        fields["success_action_status"] = str(request.success_status)
     conditions: list[Any] = [{name: value} for name, value in fields.items()]
     conditions.append(["content-length-range", request.min_bytes, request.max_bytes])
     answer: dict[str, Any] = client.generate_presigned_post(
@@ -91,8 +93,13 @@ def _boto3_post(
                 "metadata": {"filename": encode_meta('"quotes" & <tags>.png')},
             },
         ),
+        (
+            Credentials("AK", "SK"),
+            "us-east-1",
+            {"success_status": 201},
+        ),
     ],
-    ids=["plain", "session-token", "no-metadata", "escaping"],
+    ids=["plain", "session-token", "no-metadata", "escaping", "success-action-status"],
 )
 def test_byte_identical_to_boto3(
     monkeypatch: pytest.MonkeyPatch,

@@ -14,12 +14,14 @@ the calling worker thread. Its refusals are S3's XML, as S3 answers them.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -247,7 +249,7 @@ def receive_post(storage: LocalStorage, content_type: str | None, read: Read) ->
     upload, and nothing else runs in the private event loop this makes, so blocking it is safe.
     """
     try:
-        received = anyio.run(storage.receive_post, content_type, _chunks(read))
+        received = _run_private_loop(storage.receive_post, content_type, _chunks(read))
     except PostRejected as exc:
         _drain(read)
         return s3_error_answer(exc)
@@ -257,6 +259,18 @@ def receive_post(storage: LocalStorage, content_type: str | None, read: Read) ->
         return s3_error_answer(PostRejected(exc.message, code=code, status=exc.status))
     _drain(read)
     return Answer(received.success_status)
+
+
+def _run_private_loop(function: Any, *args: Any) -> Any:
+    """``anyio.run(function, *args)``, in a thread of its own when this one already runs an event
+    loop (a WSGI app called from async code, as under an ASGI adapter or a browser test harness):
+    one thread may run one loop at a time."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return anyio.run(function, *args)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="s3drop-receive") as pool:
+        return pool.submit(anyio.run, function, *args).result()
 
 
 def _drain(read: Read) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from ..config import Settings
 from ..errors import ConfigurationError
@@ -51,6 +51,11 @@ class Storage:
 
     def presign_post(self, request: UploadRequest, *, expires_in: int) -> UploadForm:
         """Sign a browser POST of exactly ``request`` (key, type, size range, metadata)."""
+        raise NotImplementedError
+
+    def presign_put(self, request: UploadRequest, *, expires_in: int) -> UploadForm:
+        """Sign a browser PUT of exactly ``request``: a URL (``method`` PUT) and the ``headers``
+        the body must be sent with; storage refuses any other key, size, type or metadata."""
         raise NotImplementedError
 
     def presign_get(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
@@ -110,6 +115,11 @@ class Storage:
     def browser_origins(self) -> list[str]:
         """Origins other than the app's that the page posts to or loads images from."""
         return []
+
+
+def _expiry(expires_in: int) -> datetime:
+    """When a URL signed now for ``expires_in`` seconds expires (whole seconds, UTC)."""
+    return datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=expires_in)
 
 
 def open_storage(settings: Settings) -> Storage:

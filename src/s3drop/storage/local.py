@@ -60,7 +60,8 @@ from ..policy import (
     verify_post,
 )
 from ..units import format_size
-from .base import ObjectInfo, Storage
+from .base import ObjectInfo, Storage, _expiry
+from .sigv4 import PutSigner, put_headers
 
 #: Where the app mounts the local backend's endpoints.
 MOUNT = "/storage"
@@ -161,6 +162,28 @@ class LocalStorage(Storage):
             content_type=request.content_type,
             max_bytes=request.max_bytes,
             expires_at=expires_at,
+        )
+
+    def presign_put(self, request: UploadRequest, *, expires_in: int) -> UploadForm:
+        """A presigned PUT URL that :func:`~s3drop.storage.local_put.receive_put` checks."""
+        if "://" not in self.base_url:
+            raise InvalidRequest(
+                "PUT uploads to the local backend need its absolute URL (S3DROP_PUBLIC_URL)"
+            )
+        headers = put_headers(request)
+        url = PutSigner(self.base_url, region=REGION).url(
+            request.key, headers=headers, credentials=self.credentials, expires_in=expires_in
+        )
+        return UploadForm(
+            id=request.id,
+            key=request.key,
+            url=url,
+            fields={},
+            content_type=request.content_type,
+            max_bytes=request.max_bytes,
+            expires_at=_expiry(expires_in),
+            method="PUT",
+            headers={name: value for name, value in headers.items() if name != "Content-Length"},
         )
 
     def presign_get(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
@@ -399,11 +422,13 @@ class LocalStorage(Storage):
 
 @dataclass(frozen=True)
 class ReceivedPost:
-    """A browser POST that was stored: its key, the file's size, the status to answer."""
+    """A browser POST that was stored: its key, the file's size, the status to answer, the ETag
+    (the quoted MD5 of the file, as S3's)."""
 
     key: str
     size: int
     success_status: int
+    etag: str = ""
 
 
 @dataclass(frozen=True)
@@ -442,6 +467,7 @@ class _PostReceiver:
         self.tmp: Path | None = None
         self.size = 0
         self.pending = bytearray()
+        self.md5 = hashlib.md5(usedforsecurity=False)  # the ETag, as S3's for a single part
         self.pre_bytes = 0
         self.ended = False
         self.file_done = False
@@ -508,6 +534,7 @@ class _PostReceiver:
             self.file = self.tmp.open("wb")
         if self.pending:
             buffer, self.pending = self.pending, bytearray()
+            self.md5.update(buffer)
             self.file.write(buffer)
 
     def finish(self) -> ReceivedPost:
@@ -538,7 +565,9 @@ class _PostReceiver:
             self.tmp, self.checked.key, path, self.checked.content_type, self.checked.metadata
         )
         self.tmp = None
-        return ReceivedPost(self.checked.key, self.size, self.checked.success_status)
+        return ReceivedPost(
+            self.checked.key, self.size, self.checked.success_status, f'"{self.md5.hexdigest()}"'
+        )
 
     def cleanup(self) -> None:
         if self.file is not None:

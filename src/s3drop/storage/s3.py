@@ -44,8 +44,8 @@ from ..errors import (
     StorageUnavailable,
 )
 from ..policy import Credentials, UploadForm, UploadRequest, inline_disposition, sign_post
-from .base import ObjectInfo, Storage
-from .sigv4 import GetSigner
+from .base import ObjectInfo, Storage, _expiry
+from .sigv4 import GetSigner, PutSigner, put_headers
 
 if TYPE_CHECKING:
     from botocore.credentials import Credentials as BotoCredentials
@@ -243,6 +243,7 @@ class S3Storage(Storage):
         self.post_url = post_url(self.bucket, region=self.region, endpoint_url=self.endpoint_url)
         # Objects are read where forms are posted: the same host and, path-style, the same path.
         self.get_signer = GetSigner(self.post_url, region=self.region)
+        self.put_signer = PutSigner(self.post_url, region=self.region)
         self._lock = threading.Lock()
         self._credentials: BotoCredentials | None = None
 
@@ -293,6 +294,25 @@ class S3Storage(Storage):
             content_type=request.content_type,
             max_bytes=request.max_bytes,
             expires_at=expires_at,
+        )
+
+    def presign_put(self, request: UploadRequest, *, expires_in: int) -> UploadForm:
+        """The URL boto3's ``generate_presigned_url('put_object', ...)`` would give for the
+        exact size, type, metadata and checksum (:func:`~s3drop.storage.sigv4.put_headers`)."""
+        headers = put_headers(request)
+        url = self.put_signer.url(
+            request.key, headers=headers, credentials=self.credentials(), expires_in=expires_in
+        )
+        return UploadForm(
+            id=request.id,
+            key=request.key,
+            url=url,
+            fields={},
+            content_type=request.content_type,
+            max_bytes=request.max_bytes,
+            expires_at=_expiry(expires_in),
+            method="PUT",
+            headers={name: value for name, value in headers.items() if name != "Content-Length"},
         )
 
     def presign_get(self, key: str, *, expires_in: int, filename: str | None = None) -> str:

@@ -14,12 +14,13 @@ import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
+from html import escape
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -29,6 +30,8 @@ from ..config import Settings
 from ..errors import LimitsUnavailable, NotAuthenticated, RateLimited, S3DropError
 from ..limits import LimitStore, app_limit_store
 from ..storage.base import Storage
+from ..storage.local import MOUNT
+from ..storage.sigv4 import PUT_HEADERS
 from ..uploads import S3Drop
 from . import ops, routes
 from .mount import MountMiddleware
@@ -89,8 +92,10 @@ def build_app(drop: S3Drop) -> FastAPI:
     app.add_middleware(
         CORSMiddleware,
         allow_origins=origins,
-        allow_methods=["GET", "POST", "DELETE"],
-        allow_headers=["Authorization", "Content-Type"],
+        allow_methods=["GET", "POST", "PUT", "DELETE"],
+        # A presigned PUT to the local backend sends its signed headers (sigv4.put_headers).
+        allow_headers=["Authorization", "Content-Type", *PUT_HEADERS],
+        expose_headers=["ETag", "Location"],
         max_age=600,
     )
     app.add_middleware(
@@ -191,14 +196,26 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
 }
+#: S3's codes for the same, on the local backend's storage endpoint (its clients read S3's XML).
+_S3_CODES = {404: "NoSuchKey", 405: "MethodNotAllowed"}
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    headers = dict(exc.headers or {})  # Allow, for a 405
+    drop: S3Drop = request.app.state.drop
+    path = request.url.path.removeprefix(request.scope.get("root_path", ""))
+    if drop.storage.name == "local" and (path == MOUNT or path.startswith(MOUNT + "/")):
+        code = _S3_CODES.get(exc.status_code, "InvalidRequest")
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{code}</Code><Message>{escape(message)}</Message></Error>"
+        )
+        return Response(body, exc.status_code, headers=headers, media_type="application/xml")
+    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     response = error_response(exc.status_code, code, message)
-    response.headers.update(exc.headers or {})
+    response.headers.update(headers)
     return response
 
 

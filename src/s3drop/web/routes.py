@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
@@ -15,7 +16,8 @@ from ..config import KNOWN_TYPES
 from ..errors import PostRejected, S3DropError
 from ..gallery import ImageURL
 from ..headers import FORMAT_NAMES
-from ..storage.local import MOUNT, LocalStorage, drain
+from ..storage.local import BUCKET, MOUNT, LocalStorage, ReceivedPost, drain
+from ..storage.local_put import receive_put
 from ..uploads import S3Drop
 
 api = APIRouter(prefix="/api")
@@ -35,6 +37,10 @@ class SignRequest(BaseModel):
     content_type: Annotated[str, Field(min_length=1, max_length=255)]
     size: Annotated[int, Field(ge=0)]
     sha256: Annotated[str | None, Field(default=None, max_length=64)] = None
+    #: POST: a form (POST policy); PUT: a presigned URL and the headers to send with it.
+    method: Literal["POST", "PUT"] = "POST"
+    #: POST only: the form's ``success_action_status`` (201: S3's XML answer, with the ETag).
+    success_action_status: Literal[200, 201, 204] | None = None
 
 
 async def current_principal(request: Request) -> Principal:
@@ -65,6 +71,8 @@ async def sign_upload(body: SignRequest, request: Request, principal: Caller) ->
         filename=body.filename,
         sha256=body.sha256,
         principal=principal,
+        method=body.method,
+        success_status=body.success_action_status,
     )
     # The hot path: a JSONResponse straight from plain data skips FastAPI's jsonable_encoder walk.
     metrics.signed(form.content_type)
@@ -199,7 +207,42 @@ async def receive_upload(request: Request) -> Response:
         return _s3_error(exc)
     await drain(body)
     metrics.received(received.size)
-    return Response(status_code=received.success_status)
+    return _post_answer(request, received)
+
+
+def _post_answer(request: Request, received: ReceivedPost) -> Response:
+    """What S3 answers a stored POST: ``ETag`` and ``Location`` headers, and for
+    ``success_action_status`` 201 the ``PostResponse`` XML that repeats them."""
+    location = f"{request.url.replace(query='')!s}/{quote(received.key)}"
+    headers = {"ETag": received.etag, "Location": location}
+    if received.success_status != 201:
+        return Response(status_code=received.success_status, headers=headers)
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<PostResponse><Location>{_xml(location)}</Location><Bucket>{BUCKET}</Bucket>"
+        f"<Key>{_xml(received.key)}</Key><ETag>{_xml(received.etag)}</ETag></PostResponse>"
+    )
+    return Response(body, status_code=201, headers=headers, media_type="application/xml")
+
+
+@local_storage.put("/{key:path}", include_in_schema=False)
+async def receive_put_upload(key: str, request: Request) -> Response:
+    body = request.stream()
+    try:
+        received = await receive_put(
+            _local(request),
+            key=key,
+            path=request.url.path,
+            query=dict(request.query_params),
+            headers={name.lower(): value for name, value in request.headers.items()},
+            body=body,
+        )
+    except S3DropError as exc:  # PostRejected, or a key no store would take
+        await drain(body)
+        metrics.post_refused(exc.code)
+        return _s3_error(exc)
+    metrics.received(received.size)
+    return Response(status_code=200, headers={"ETag": received.etag})
 
 
 @local_storage.get("/{key:path}", include_in_schema=False)
