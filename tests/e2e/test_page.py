@@ -86,7 +86,9 @@ def assert_stored(server: LiveServer, originals: dict[str, bytes]) -> None:
 
 
 #: Quarantined ``incoming/<id>.png``, or promoted ``images/<id>.<width>x<height>.<bytes>.png``.
-STORED_KEY = r"^(incoming/\d{13}[a-z2-7]{10}|images/\d{13}[a-z2-7]{10}\.\d+x\d+\.\d+(\.n[a-z2-7]+)?)\.png$"
+STORED_KEY = (
+    r"^(incoming/\d{13}[a-z2-7]{10}|images/\d{13}[a-z2-7]{10}\.\d+x\d+\.\d+(\.n[a-z2-7]+)?)\.png$"
+)
 
 
 # --- the page ---------------------------------------------------------------------------------
