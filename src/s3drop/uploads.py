@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
@@ -186,14 +187,18 @@ class S3Drop:
         except S3DropError as exc:
             audit.record("refuse", who=principal.name, size=size, reason=exc.code)
             raise
-        if success_status is not None and method == "POST":
-            request = dataclasses.replace(request, success_status=success_status)
-        if method == "PUT":
-            form = self.storage.presign_put(request, expires_in=self.settings.expires_in)
-        else:
-            form = self.storage.presign_post(request, expires_in=self.settings.expires_in)
+        form = self._signing(request, method, success_status)()
         audit.record("sign", who=principal.name, key=form.key, size=size, type=content_type)
         return form
+
+    def _signing(
+        self, request: UploadRequest, method: str, success_status: int | None
+    ) -> Callable[[], UploadForm]:
+        """The storage call that signs ``request`` as ``method`` asks (not made yet)."""
+        if success_status is not None and method == "POST":
+            request = dataclasses.replace(request, success_status=success_status)
+        sign = self.storage.presign_put if method == "PUT" else self.storage.presign_post
+        return functools.partial(sign, request, expires_in=self.settings.expires_in)
 
     async def presign_async(
         self,
@@ -203,6 +208,8 @@ class S3Drop:
         filename: str,
         sha256: str | None = None,
         principal: Principal = ANONYMOUS,
+        method: str = "POST",
+        success_status: int | None = None,
     ) -> UploadForm:
         """:meth:`presign` for an event loop: never blocks it. The limit store is awaited (Redis),
         run in a thread (SQLite) or called inline (memory), as it declares; so is the signing
@@ -213,13 +220,8 @@ class S3Drop:
         except S3DropError as exc:
             audit.record("refuse", who=principal.name, size=size, reason=exc.code)
             raise
-        expires_in = self.settings.expires_in
-        if self.storage.signing_blocks:
-            form = await asyncio.to_thread(
-                self.storage.presign_post, request, expires_in=expires_in
-            )
-        else:
-            form = self.storage.presign_post(request, expires_in=expires_in)
+        signing = self._signing(request, method, success_status)
+        form = await asyncio.to_thread(signing) if self.storage.signing_blocks else signing()
         audit.record("sign", who=principal.name, key=form.key, size=size, type=content_type)
         return form
 
