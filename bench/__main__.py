@@ -1,7 +1,7 @@
 """``python -m bench [NAME...]``: run the benchmarks, print the table, write bench/results/latest.json.
 
-Names: sign, upload, verify, gallery, e2e, dedupe, sandbox (default: all, in that order). See
-bench/README.md.
+Names: sign, limits, upload, verify, gallery, e2e, dedupe, sandbox (default: all, in that order).
+See bench/README.md.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from rich.table import Table
 
 from .common import RESULTS, Pending, Report, Row, Series, machine
 
-NAMES = ("sign", "upload", "verify", "gallery", "e2e", "dedupe", "sandbox")
+NAMES = ("sign", "limits", "upload", "verify", "gallery", "e2e", "dedupe", "sandbox")
 
 
 class Resources:
@@ -52,6 +52,11 @@ def _runner(name: str) -> Callable[[Resources, argparse.Namespace], Report]:
         from . import sign as module
 
         return module.run(res.workdir, rounds=args.rounds or 5, diagnostics=not args.no_diagnostics)
+
+    def limits(res: Resources, args: argparse.Namespace) -> Report:
+        from . import limits as module
+
+        return module.run(res.workdir, rounds=args.rounds or 5)
 
     def upload(res: Resources, args: argparse.Namespace) -> Report:
         from . import upload as module
@@ -86,6 +91,7 @@ def _runner(name: str) -> Callable[[Resources, argparse.Namespace], Report]:
     runners: dict[str, Callable[[Resources, argparse.Namespace], Report]] = {
         "sandbox": sandbox,
         "sign": sign,
+        "limits": limits,
         "upload": upload,
         "verify": verify,
         "gallery": gallery,

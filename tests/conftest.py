@@ -2,7 +2,8 @@
 
 Servers listen on 127.0.0.1 on free ports and are waited for; when one dies, its log is in the
 failure message. Ceph RGW is started once per session by ``tests/ceph/ceph-start.sh`` (Debian's
-ceph-mon, ceph-osd and radosgw; ``scripts/test`` installs them) and stopped at the end.
+ceph-mon, ceph-osd and radosgw; ``scripts/test`` installs them) and stopped at the end; so is a
+``redis-server`` (``tests/redis_server.py``), emptied before each test that uses it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import httpx
 import pytest
 
 from .ceph.cluster import RGW, CephMissing, free_port, throwaway_rgw
+from .redis_server import RedisMissing, RedisServer, throwaway_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -149,3 +151,35 @@ def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
     ``asyncio.run`` refuses to start another there."""
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="test-loop") as pool:
         return pool.submit(asyncio.run, coroutine).result()
+
+
+# --- Redis --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_session() -> Iterator[RedisServer]:
+    """One redis-server for the session. Fails, never skips, without redis-server."""
+    try:
+        with throwaway_redis() as server:
+            yield server
+    except (RedisMissing, RuntimeError) as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture
+def redis_server(redis_session: RedisServer) -> RedisServer:
+    """The session's Redis, running and empty."""
+    if not redis_session.ping():
+        redis_session.start()
+    redis_session.flush()
+    return redis_session
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test's own, to stop and start again (an outage)."""
+    try:
+        with throwaway_redis() as server:
+            yield server
+    except (RedisMissing, RuntimeError) as exc:
+        pytest.fail(str(exc))

@@ -37,7 +37,7 @@ from s3drop.errors import (
     SizeMismatch,
     TypeMismatch,
 )
-from s3drop.limits import MemoryLimitStore
+from s3drop.limits import MemoryLimitStore, app_limit_store
 from s3drop.policy import encode_meta, filename_label, new_upload_id, quarantine_key
 from s3drop.uploads import S3Drop
 
@@ -618,7 +618,7 @@ def test_two_processes_completing_one_id_promote_once_and_count_once(tmp_path: P
     lock and its own SQLite connection, and only the claim in the shared limits database decides
     who promotes. Both answer the image; one counts it."""
     settings = Settings(data_dir=tmp_path / "data")
-    workers = [S3Drop(settings), S3Drop(settings)]
+    workers = [S3Drop(settings, limit_store=app_limit_store(settings)) for _ in range(2)]
     data = samples.png(25, (1200, 900))
     alice = Principal("alice")
     upload_id = quarantine(workers[0], data, "image/png", owner="alice")

@@ -154,11 +154,18 @@ def _own_url(settings: Settings) -> str:
 
 
 def _where(settings: Settings) -> str:
-    """Where images go, as the banner says it: the folder, or the bucket and its endpoint."""
+    """Where images go, as the banner says it: the folder, or the bucket and its endpoint (and
+    the Redis the limits count in, when one is set)."""
     if settings.storage_backend == "local":
-        return f"local storage in {settings.data_dir.resolve()}"
-    endpoint = settings.endpoint_url or f"AWS S3 ({settings.region or 'default region'})"
-    return f"s3 bucket {settings.bucket} at {endpoint}"
+        where = f"local storage in {settings.data_dir.resolve()}"
+    else:
+        endpoint = settings.endpoint_url or f"AWS S3 ({settings.region or 'default region'})"
+        where = f"s3 bucket {settings.bucket} at {endpoint}"
+    if settings.redis_url:
+        from .limits.redis import where_redis
+
+        where += f", limits in Redis at {where_redis(settings.redis_url)}"
+    return where
 
 
 def _check_port(host: str, port: int) -> None:
@@ -417,9 +424,11 @@ def remove_command(
     with contextlib.ExitStack() as stack:
         delete: Callable[[str], None]
         if direct:
+            from .limits import app_limit_store
             from .uploads import S3Drop
 
-            drop = S3Drop(_existing_store())
+            settings = _existing_store()  # the server's limits: a deleted image counts off there
+            drop = S3Drop(settings, limit_store=app_limit_store(settings))
             # Webhooks of these deletes: a few seconds to go now; the server sends what is left.
             stack.callback(drop.close, wait=10.0)
             delete = drop.delete_image

@@ -170,6 +170,11 @@ class Settings(BaseSettings):
     rate_per_minute: int = Field(60, description="Sign requests per minute per user or address")
     bytes_per_hour: int = Field(1024**3, description="Bytes signed per hour per user or address")
     max_images: int = Field(10_000, description="Images stored in total per user or address")
+    redis_url: str | None = Field(
+        None,
+        description="Redis for the limits, shared by every instance (redis://host:6379/0); "
+        "else a SQLite file in the data folder",
+    )
 
     # --- telling the host app (see s3drop.webhooks)
     webhook_url: str | None = Field(
@@ -329,6 +334,18 @@ class Settings(BaseSettings):
     def _positive(cls, value: int) -> int:
         if value < 1:
             raise ValueError("must be at least 1")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not re.fullmatch(r"(rediss?|unix)://\S+", value):  # not quoted: it may hold a password
+            raise ValueError(
+                "not a Redis URL (try redis://127.0.0.1:6379/0, rediss:// for TLS, or "
+                "unix:///run/redis/redis.sock)"
+            )
         return value
 
     @field_validator("webhook_timeout", "webhook_backoff")
@@ -521,7 +538,7 @@ def _explain(exc: ValidationError) -> str:
     return "; ".join(lines)
 
 
-_SECRET_FIELDS = {"tokens", "users", "secret_key"}
+_SECRET_FIELDS = {"tokens", "users", "secret_key", "redis_url"}
 #: Environment names that stand for a field under another name (validation aliases).
 _ALIASES = {
     alias: name

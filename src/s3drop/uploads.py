@@ -12,12 +12,14 @@ are thin edges over it::
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
@@ -50,13 +52,14 @@ from .gallery import (
     list_page,
 )
 from .hooks import AcceptedHook, DeletedHook, Hooks, RejectedHook
-from .limits import Limits, LimitStore, SQLiteLimitStore
+from .limits import Limits, LimitStore, open_limit_store
 from .outbox import WebhookSender, sender_from_settings
 from .policy import (
     IMAGES_PREFIX,
     QUARANTINE_PREFIX,
     THUMBS_PREFIX,
     UploadForm,
+    UploadRequest,
     check_upload,
     decode_meta,
     digest_key,
@@ -91,11 +94,13 @@ class S3Drop:
     """One configured s3drop: settings, the storage backend they name, who may sign, and how much.
 
     Thread-safe; build one per process. ``authenticate`` replaces the built-in authenticator the
-    settings choose; ``limit_store`` replaces the per-machine SQLite counters (see
-    :mod:`s3drop.limits` for running several machines). ``on_accepted``, ``on_rejected`` and
-    ``on_deleted`` are the host's callbacks (:mod:`s3drop.hooks`; more can be added with the
-    methods of the same names); with ``S3DROP_WEBHOOK_URL`` set, the same events are also sent
-    as signed webhooks (:mod:`s3drop.webhooks`) from a background thread, until :meth:`close`.
+    settings choose. ``limit_store`` is where the limits count (:mod:`s3drop.limits`); without
+    one, the Redis of ``S3DROP_REDIS_URL`` when set, else counters in this process only (pass
+    ``SQLiteLimitStore(path)`` to share them between the processes of one machine).
+    ``on_accepted``, ``on_rejected`` and ``on_deleted`` are the host's callbacks
+    (:mod:`s3drop.hooks`; more can be added with the methods of the same names); with
+    ``S3DROP_WEBHOOK_URL`` set, the same events are also sent as signed webhooks
+    (:mod:`s3drop.webhooks`) from a background thread, until :meth:`close`.
     """
 
     def __init__(
@@ -112,8 +117,7 @@ class S3Drop:
         self.settings = settings or Settings()
         self.storage = storage or open_storage(self.settings)
         self.authenticate: Authenticator = authenticate or from_settings(self.settings)
-        store = limit_store or SQLiteLimitStore(self.settings.data_dir / "limits.sqlite3")
-        self.limits = Limits(self.settings, store)
+        self.limits = Limits(self.settings, limit_store or open_limit_store(self.settings))
         self.image_limits = images.ImageLimits.from_settings(self.settings)
         # Decoding runs in worker processes under CPU and memory limits (s3drop.sandbox).
         self.decoders = DecodePool.shared(SandboxLimits.from_settings(self.settings))
@@ -189,8 +193,64 @@ class S3Drop:
         before any limit is counted, so the client sends no bytes. Duplicates are per owner, in a
         shared gallery too.
         """
+        request = self._sign_request(content_type, size, filename, sha256, principal)
+        if "sha256" in request.metadata:  # before any limit is counted: nothing will be sent
+            self._refuse_duplicate(principal, request.metadata["sha256"])
         try:
-            request = check_upload(
+            self.limits.before_sign(principal.limit_key, size)
+        except S3DropError as exc:
+            audit.record("refuse", who=principal.name, size=size, reason=exc.code)
+            raise
+        form = self._signing(request, method, success_status)()
+        audit.record("sign", who=principal.name, key=form.key, size=size, type=content_type)
+        return form
+
+    def _signing(
+        self, request: UploadRequest, method: str, success_status: int | None
+    ) -> Callable[[], UploadForm]:
+        """The storage call that signs ``request`` as ``method`` asks (not made yet)."""
+        if success_status is not None and method == "POST":
+            request = dataclasses.replace(request, success_status=success_status)
+        sign = self.storage.presign_put if method == "PUT" else self.storage.presign_post
+        return functools.partial(sign, request, expires_in=self.settings.expires_in)
+
+    async def presign_async(
+        self,
+        *,
+        content_type: str,
+        size: int,
+        filename: str,
+        sha256: str | None = None,
+        principal: Principal = ANONYMOUS,
+        method: str = "POST",
+        success_status: int | None = None,
+    ) -> UploadForm:
+        """:meth:`presign` for an event loop: never blocks it. The limit store is awaited (Redis),
+        run in a thread (SQLite) or called inline (memory), as it declares; so is the signing
+        (in a thread only while the storage's credentials may need fetching over the network)."""
+        request = self._sign_request(content_type, size, filename, sha256, principal)
+        if "sha256" in request.metadata:  # one HEAD: storage may block, so in a thread
+            await asyncio.to_thread(self._refuse_duplicate, principal, request.metadata["sha256"])
+        try:
+            await self.limits.before_sign_async(principal.limit_key, size)
+        except S3DropError as exc:
+            audit.record("refuse", who=principal.name, size=size, reason=exc.code)
+            raise
+        signing = self._signing(request, method, success_status)
+        form = await asyncio.to_thread(signing) if self.storage.signing_blocks else signing()
+        audit.record("sign", who=principal.name, key=form.key, size=size, type=content_type)
+        return form
+
+    def _sign_request(
+        self,
+        content_type: str,
+        size: int,
+        filename: str,
+        sha256: str | None,
+        principal: Principal,
+    ) -> UploadRequest:
+        try:
+            return check_upload(
                 self.settings,
                 content_type=content_type,
                 size=size,
@@ -198,21 +258,9 @@ class S3Drop:
                 sha256=sha256,
                 owner=principal.name,
             )
-            if "sha256" in request.metadata:
-                self._refuse_duplicate(principal, request.metadata["sha256"])
-            self.limits.check_stored(principal.limit_key)
-            self.limits.before_sign(principal.limit_key, size)
         except S3DropError as exc:
             audit.record("refuse", who=principal.name, size=size, reason=exc.code)
             raise
-        if success_status is not None and method == "POST":
-            request = dataclasses.replace(request, success_status=success_status)
-        if method == "PUT":
-            form = self.storage.presign_put(request, expires_in=self.settings.expires_in)
-        else:
-            form = self.storage.presign_post(request, expires_in=self.settings.expires_in)
-        audit.record("sign", who=principal.name, key=form.key, size=size, type=content_type)
-        return form
 
     def find_duplicate(self, owner: str, sha256: str) -> Image | None:
         """``owner``'s accepted image whose uploaded bytes had this SHA-256, or None: one HEAD.

@@ -149,3 +149,28 @@ def test_the_browser_downscale_is_off_by_default_and_checked_when_set() -> None:
         Settings(client_max_side=0)
     with pytest.raises(ConfigurationError, match="S3DROP_CLIENT_QUALITY"):
         Settings(client_quality=101)
+
+
+def test_a_redis_url_is_checked_and_never_echoed() -> None:
+    assert Settings(redis_url="redis://10.0.0.5:6379/0").redis_url == "redis://10.0.0.5:6379/0"
+    assert Settings(redis_url="").redis_url is None
+    with pytest.raises(ConfigurationError, match=r"^S3DROP_REDIS_URL: not a Redis URL") as caught:
+        Settings(redis_url="10.0.0.5:6379 password=hunter2hunter2")
+    assert "hunter2" not in str(caught.value)
+
+
+def test_the_library_creates_no_limits_file_and_the_app_uses_the_data_folder(
+    tmp_path: Path,
+) -> None:
+    from s3drop.limits import MemoryLimitStore, SQLiteLimitStore, app_limit_store
+    from s3drop.uploads import S3Drop
+    from s3drop.web.app import create_app
+
+    settings = Settings(data_dir=tmp_path / "data")
+    assert isinstance(S3Drop(settings).limits.store, MemoryLimitStore)
+    assert not (tmp_path / "data" / "limits.sqlite3").exists()
+    assert not list(Path.cwd().glob("**/limits.sqlite3"))
+    store = create_app(settings).state.drop.limits.store
+    assert isinstance(store, SQLiteLimitStore)
+    assert store.path == tmp_path / "data" / "limits.sqlite3"
+    assert isinstance(app_limit_store(settings), SQLiteLimitStore)

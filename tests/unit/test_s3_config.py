@@ -483,3 +483,31 @@ def test_which_lifecycle_rules_expire_the_quarantine(
     rules: list[dict[str, Any]], days: int | None
 ) -> None:
     assert quarantine_expiry(rules) == days
+
+
+def test_signing_blocks_until_fixed_credentials_are_known() -> None:
+    """Fixed keys: signing is CPU only once they are read, so the event loop signs inline;
+    refreshing ones (a role, SSO) may go to the network inside any call: a thread."""
+    from botocore.credentials import RefreshableCredentials
+
+    settings = Settings(bucket="photos", region="us-east-1")
+    fixed = boto3.Session(aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="x" * 40)
+    storage = S3Storage(settings, session=fixed)
+    assert storage.signing_blocks  # not read yet: reading may be a network call
+    storage.credentials()
+    assert not storage.signing_blocks
+
+    refreshing = boto3.Session()
+    refreshing._session._credentials = RefreshableCredentials.create_from_metadata(
+        metadata={
+            "access_key": "AKIDEXAMPLE",
+            "secret_key": "x" * 40,
+            "token": "t",
+            "expiry_time": "2999-01-01T00:00:00Z",
+        },
+        refresh_using=lambda: {},
+        method="sts-assume-role",
+    )
+    storage = S3Storage(settings, session=refreshing)
+    storage.credentials()
+    assert storage.signing_blocks

@@ -65,6 +65,13 @@ class Storage:
 
     name: str = "base"
 
+    @property
+    def signing_blocks(self) -> bool:
+        """True while :meth:`presign_post` may wait on I/O (credentials to fetch or refresh over
+        the network): an event loop then runs it in a thread. Every other method blocks (disk,
+        network) and always runs in one."""
+        return False
+
     def presign_post(self, request: UploadRequest, *, expires_in: int) -> UploadForm:
         """Sign a browser POST of exactly ``request`` (key, type, size range, metadata)."""
         raise NotImplementedError

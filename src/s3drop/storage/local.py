@@ -382,7 +382,9 @@ class LocalStorage(Storage):
                 status=500,
             ) from exc
         finally:
-            receiver.cleanup()
+            if receiver.file is not None or receiver.tmp is not None:
+                with anyio.CancelScope(shield=True):  # a client that went away still gets it
+                    await anyio.to_thread.run_sync(receiver.cleanup)
 
     async def _receive(self, receiver: _PostReceiver, chunks: AsyncIterator[bytes]) -> None:
         """Feed the body to ``receiver`` until it is done or the body ends, writing the file as
@@ -403,7 +405,9 @@ class LocalStorage(Storage):
             receiver.feed(chunk)
             if receiver.done:
                 return
-            if len(receiver.pending) >= _FLUSH_BYTES:
+            if len(receiver.pending) >= _FLUSH_BYTES or (
+                receiver.tmp is not None and receiver.file is None  # the file began: open it
+            ):
                 # Write in a thread: the event loop goes on receiving the body meanwhile, so
                 # network and disk overlap instead of taking turns.
                 await anyio.to_thread.run_sync(receiver.flush)
@@ -488,7 +492,7 @@ class _PostReceiver:
 
     def feed(self, chunk: bytes) -> None:
         try:
-            if self.file is not None:
+            if self.tmp is not None:  # in the file (opened by the first flush, in a thread)
                 self.parser.write(chunk)
                 return
             # Before the file: at most MAX_PRE_DATA bytes go to the parser; the file's headers
@@ -499,7 +503,7 @@ class _PostReceiver:
                 self.parser.write(chunk)
                 return
             self.parser.write(chunk[:room])
-            if self.file is None and not self.ended:
+            if self.tmp is None and not self.ended:
                 raise PostRejected(
                     "Your POST request fields preceding the upload file were too large "
                     f"(at most {MAX_PRE_DATA} bytes).",
@@ -515,8 +519,13 @@ class _PostReceiver:
             )
 
     def flush(self) -> None:
-        """Write what the parser has taken of the file so far."""
-        if self.pending and self.file is not None:
+        """Write what the parser has taken of the file so far (opening the file first: this runs
+        in a thread, never on the event loop)."""
+        if self.tmp is None:
+            return
+        if self.file is None:
+            self.file = self.tmp.open("wb")
+        if self.pending:
             buffer, self.pending = self.pending, bytearray()
             self.md5.update(buffer)
             self.file.write(buffer)
@@ -524,7 +533,7 @@ class _PostReceiver:
     def finish(self) -> ReceivedPost:
         if self.error is not None:
             raise self.error
-        if self.checked is None or self.file is None or self.tmp is None:
+        if self.checked is None or self.tmp is None:
             raise PostRejected(
                 "POST requires exactly one file upload per request.",
                 code="InvalidArgument",
@@ -541,7 +550,9 @@ class _PostReceiver:
                 status=400,
             )
         self.flush()
+        assert self.file is not None
         self.file.close()
+        self.file = None
         path = self.storage._path(self.checked.key)
         self.storage._commit(
             self.tmp, self.checked.key, path, self.checked.content_type, self.checked.metadata
@@ -610,13 +621,11 @@ class _PostReceiver:
             region=REGION,
         )
         self.storage._path(self.checked.key)
-        self.tmp = self.storage._tmp_path()
-        self.file = self.tmp.open("wb")
+        self.tmp = self.storage._tmp_path()  # opened by the first flush, in a thread
         self._in_file = True
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self._in_file:
-            assert self.file is not None
             assert self.checked is not None
             self.size += end - start
             if self.size > self.checked.max_bytes:

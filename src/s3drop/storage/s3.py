@@ -32,6 +32,7 @@ from urllib.parse import quote, urlsplit
 import boto3
 import botocore.exceptions
 from botocore.config import Config
+from botocore.credentials import RefreshableCredentials
 
 from ..config import Settings
 from ..errors import (
@@ -270,6 +271,13 @@ class S3Storage(Storage):
                     provider="boto3", cred_var="AWS_SECRET_ACCESS_KEY"
                 )
         return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+    @property
+    def signing_blocks(self) -> bool:
+        """False once the credentials are known to be fixed (keys from the environment or a
+        file); True before they are first read, and for refreshing ones (a role, SSO, IMDS), which
+        botocore may fetch over the network inside any signing call."""
+        return self._credentials is None or isinstance(self._credentials, RefreshableCredentials)
 
     def presign_post(self, request: UploadRequest, *, expires_in: int) -> UploadForm:
         fields, expires_at = sign_post(

@@ -37,7 +37,7 @@ from ..errors import (
     S3DropError,
     ServerBusy,
 )
-from ..limits import LimitStore
+from ..limits import LimitStore, app_limit_store
 from ..storage.base import Storage
 from ..storage.local import MOUNT
 from ..storage.sigv4 import PUT_HEADERS
@@ -62,8 +62,12 @@ def create_app(
     the operations endpoints and (local backend) the storage receiver. Mount it anywhere
     (``app.mount("/uploads", create_app())``): every URL it gives out follows the mount.
 
-    ``storage``, ``authenticate`` and ``limit_store`` replace the built-ins the settings choose.
+    ``storage``, ``authenticate`` and ``limit_store`` replace the built-ins the settings choose
+    (for the limits: Redis at ``S3DROP_REDIS_URL``, else ``limits.sqlite3`` in the data folder).
     """
+    settings = settings or Settings()
+    if limit_store is None:
+        limit_store = app_limit_store(settings)
     drop = S3Drop(settings, storage=storage, authenticate=authenticate, limit_store=limit_store)
     app = build_app(drop)
     app.include_router(routes.pages)
@@ -131,6 +135,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         restore()
+        close = getattr(drop.limits.store, "aclose", None)
+        if close is not None:  # the Redis store's connections of this event loop
+            await close()
         if sweeper is not None:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -1,10 +1,11 @@
 """Operations endpoints and the latency middleware.
 
 - ``GET /healthz`` (in :mod:`.routes`): the process answers; nothing else is checked.
-- ``GET /readyz``: storage answers now (``Storage.check()``, within :data:`READY_TIMEOUT`): 200
-  ``{"status": "ready"}``, or 503 with ``{"error": {"code", "message"}}`` naming the reason, so a
-  load balancer stops sending traffic to a worker whose storage is gone and sends it again when
-  storage is back.
+- ``GET /readyz``: storage and the limits store answer now (``Storage.check()``,
+  ``Limits.check_async()``, each within :data:`READY_TIMEOUT`): 200 ``{"status": "ready"}``, or 503
+  with ``{"error": {"code", "message"}}`` naming the reason (``limits_unavailable`` and which Redis
+  when Redis is down), so a load balancer stops sending traffic to a worker that cannot serve and
+  sends it again when it can.
 - ``GET /metrics``: Prometheus exposition (:mod:`s3drop.metrics`), every worker's samples summed.
 - :class:`LatencyMiddleware`: one histogram sample per HTTP request, labelled with the route
   *template* (``/api/uploads/{upload_id}/complete``, never the concrete path, so the label set stays
@@ -22,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import metrics
-from ..errors import S3DropError, StorageUnavailable
+from ..errors import LimitsUnavailable, S3DropError, StorageUnavailable
 
 router = APIRouter(include_in_schema=False)
 
@@ -33,14 +34,23 @@ READY_TIMEOUT = 5.0
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    storage = request.app.state.drop.storage
+    drop = request.app.state.drop
     try:
-        await asyncio.wait_for(run_in_threadpool(storage.check), READY_TIMEOUT)
+        await asyncio.wait_for(run_in_threadpool(drop.storage.check), READY_TIMEOUT)
     except S3DropError as exc:
         return _not_ready(exc.code, exc.message)
     except TimeoutError:
         return _not_ready(
             StorageUnavailable.code, f"storage did not answer within {READY_TIMEOUT:.0f} s"
+        )
+    try:  # signing fails closed without its limits: not ready either
+        await asyncio.wait_for(drop.limits.check_async(), READY_TIMEOUT)
+    except S3DropError as exc:  # for the operator: with the cause (which Redis, what failed)
+        cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
+        return _not_ready(exc.code, f"limits: {exc.message}{cause}")
+    except TimeoutError:
+        return _not_ready(
+            LimitsUnavailable.code, f"the limits store did not answer within {READY_TIMEOUT:.0f} s"
         )
     return JSONResponse({"status": "ready"}, headers={"Cache-Control": "no-store"})
 

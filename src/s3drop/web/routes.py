@@ -106,11 +106,10 @@ Caller = Annotated[Principal, Depends(current_principal)]
 
 @api.post("/uploads", status_code=201, response_model=None)
 async def sign_upload(body: SignRequest, request: Request, principal: Caller) -> JSONResponse:
-    # The limits store may wait on a lock (SQLite) and S3 credentials may refresh over the
-    # network: signing runs in the thread pool, never on the event loop.
+    # Never blocks the loop: the limit store and the signing say whether they block, and
+    # presign_async awaits, threads or inlines each accordingly (S3Drop.presign_async).
     try:
-        form = await run_in_threadpool(
-            _drop(request).presign,
+        form = await _drop(request).presign_async(
             content_type=body.content_type,
             size=body.size,
             filename=body.filename,
@@ -308,7 +307,8 @@ async def receive_put_upload(key: str, request: Request) -> Response:
 @local_storage.get("/{key:path}", include_in_schema=False)
 async def read_object(key: str, request: Request) -> Response:
     try:
-        served = _local(request).serve(key, dict(request.query_params))
+        # the signature check, then a stat and a metadata read: disk, so in a thread
+        served = await run_in_threadpool(_local(request).serve, key, dict(request.query_params))
     except PostRejected as exc:
         return _s3_error(exc)
     return FileResponse(served.path, media_type=served.content_type, headers=served.headers)

@@ -1,0 +1,224 @@
+"""Counters in Redis, shared by every instance on every machine (``S3DROP_REDIS_URL``).
+
+Every :meth:`~RedisLimitStore.take` is one round trip: a Lua script (sent once, then called by its
+SHA with ``EVALSHA``; loaded again if Redis forgot it) that checks every counter and adds to all or
+none, atomically, so the limits are exact however many instances sign at once. A windowed counter
+is one key per window (``s3drop:<key>:<window start>``) that expires on its own when its window has
+passed; counters that never reset (stored images, upload claims) never expire.
+
+The event loop awaits it (``redis.asyncio``, :class:`~s3drop.limits.base.AsyncLimitStore`); the
+thread-pool side (completion, deletion) uses a synchronous client. When Redis does not answer
+(down, unreachable, slower than :data:`TIMEOUT`), every call raises
+:class:`~s3drop.errors.LimitsUnavailable`: signing fails closed with 503 and ``Retry-After``, and
+works again by itself once Redis is back (each call reconnects).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+import redis.asyncio
+import redis.asyncio.retry
+import redis.retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from .. import __version__
+from ..errors import LimitsUnavailable
+from .base import Full, Take, retry_after, window_start
+
+#: Seconds to wait for Redis to connect or answer before the call fails (503).
+TIMEOUT = 1.0
+#: Seconds a client is told to wait before signing again while Redis is away.
+RETRY_AFTER = 5
+PREFIX = "s3drop:"
+
+# KEYS: the counters. ARGV[i]: counter i's "amount limit count ttl" (count: 1 adds, 0 only checks;
+# ttl: seconds the key lives, 0 for ever). One argument per counter: fewer to encode and send.
+# Returns 0 when all fit (and were counted), else the 1-based index of the first that did not.
+_TAKE = """
+local takes = {}
+for i = 1, #KEYS do
+  local amount, limit, count, ttl = string.match(ARGV[i], '(%S+) (%S+) (%S+) (%S+)')
+  amount, limit = tonumber(amount), tonumber(limit)
+  if tonumber(redis.call('GET', KEYS[i]) or '0') + amount > limit then
+    return i
+  end
+  takes[i] = {amount, count, tonumber(ttl)}
+end
+for i = 1, #KEYS do
+  local amount, count, ttl = takes[i][1], takes[i][2], takes[i][3]
+  if count == '1' and amount ~= 0 then
+    redis.call('INCRBY', KEYS[i], amount)
+    if ttl > 0 then
+      redis.call('EXPIRE', KEYS[i], ttl)
+    end
+  end
+end
+return 0
+"""
+
+# KEYS[1]: the counter. ARGV: amount (may be negative), seconds to live (0: none). Never below 0.
+_ADD = """
+local used = redis.call('INCRBY', KEYS[1], ARGV[1])
+if used < 0 then
+  redis.call('SET', KEYS[1], 0, 'KEEPTTL')
+end
+if tonumber(ARGV[2]) > 0 and redis.call('TTL', KEYS[1]) < 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
+class RedisLimitStore:
+    """Counters in the Redis at ``url`` (``redis://[:password@]host[:port][/db]``,
+    ``rediss://`` for TLS, ``unix:///path``)."""
+
+    blocking = True  # the synchronous methods; the event loop uses the *_async ones
+
+    def __init__(self, url: str, *, timeout: float = TIMEOUT) -> None:
+        self.url = url
+        self.where = where_redis(url)
+        self._options: dict[str, Any] = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "health_check_interval": 30,
+            **_driver_info(),
+        }
+        # One quick retry on a fresh connection (a connection Redis dropped when it restarted),
+        # never a backoff: while Redis is away, fail at once and say so.
+        retry = redis.retry.Retry(NoBackoff(), 1)
+        self._sync = redis.Redis.from_url(url, retry=retry, **self._options)
+        self._sync_take = self._sync.register_script(_TAKE)
+        self._sync_add = self._sync.register_script(_ADD)
+        # redis.asyncio clients belong to the event loop they first ran on: one client a loop.
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    # --- synchronous (threads)
+
+    def take(self, takes: Sequence[Take], *, now: float) -> Full | None:
+        keys, args = _take_args(takes, now)
+        with self._errors():
+            index = int(self._sync_take(keys=keys, args=args))
+        return _full(takes, index, now)
+
+    def peek(self, key: str, *, window: int = 0, now: float) -> int:
+        with self._errors():
+            value = self._sync.get(_key(key, window, now))
+        return int(value or 0)
+
+    def add(self, key: str, amount: int, *, window: int = 0, now: float) -> None:
+        with self._errors():
+            self._sync_add(keys=[_key(key, window, now)], args=[amount, _ttl(window, now)])
+
+    # --- asynchronous (the event loop)
+
+    async def take_async(self, takes: Sequence[Take], *, now: float) -> Full | None:
+        keys, args = _take_args(takes, now)
+        client = self._client()
+        with self._errors():
+            index = int(await client.take(keys=keys, args=args))
+        return _full(takes, index, now)
+
+    async def peek_async(self, key: str, *, window: int = 0, now: float) -> int:
+        client = self._client()
+        with self._errors():
+            value = await client.redis.get(_key(key, window, now))
+        return int(value or 0)
+
+    async def add_async(self, key: str, amount: int, *, window: int = 0, now: float) -> None:
+        client = self._client()
+        with self._errors():
+            await client.add(keys=[_key(key, window, now)], args=[amount, _ttl(window, now)])
+
+    def _client(self) -> _AsyncClient:
+        loop = asyncio.get_running_loop()
+        client = self._async.get(loop)
+        if client is None:
+            retry = redis.asyncio.retry.Retry(NoBackoff(), 1)
+            connection = redis.asyncio.Redis.from_url(self.url, retry=retry, **self._options)
+            client = self._async[loop] = _AsyncClient(connection)
+        return client
+
+    async def aclose(self) -> None:
+        """Close this event loop's connections (the app does at shutdown)."""
+        client = self._async.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.redis.aclose()
+
+    def close(self) -> None:
+        """Close the synchronous client's connections."""
+        self._sync.close()
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """A Redis error becomes LimitsUnavailable (its cause says where Redis is)."""
+        try:
+            yield
+        except (RedisError, OSError) as exc:
+            # What callers see names no address; /readyz adds the cause, which does.
+            raise LimitsUnavailable(
+                "the limits store (Redis) is not answering; nothing was signed or counted, try "
+                "again shortly",
+                retry_after=RETRY_AFTER,
+            ) from exc
+
+
+class _AsyncClient:
+    def __init__(self, connection: redis.asyncio.Redis) -> None:
+        self.redis = connection
+        self.take = connection.register_script(_TAKE)
+        self.add = connection.register_script(_ADD)
+
+
+def _driver_info() -> dict[str, Any]:
+    """How connections introduce themselves (``CLIENT SETINFO``), worked out once: unless told,
+    redis-py reads its version from the installed package's files for every new connection,
+    which would be disk access on the event loop."""
+    try:
+        from redis.driver_info import DriverInfo  # redis-py 7.2 and later
+    except ImportError:
+        return {"lib_version": redis.__version__}
+    info = DriverInfo(name="redis-py", lib_version=redis.__version__)
+    return {"driver_info": info.add_upstream_driver("s3drop", __version__)}
+
+
+def _key(key: str, window: int, now: float) -> str:
+    return f"{PREFIX}{key}:{window_start(now, window)}" if window else PREFIX + key
+
+
+def _ttl(window: int, now: float) -> int:
+    """Seconds the window holding ``now`` has left, and one to spare (0: the key never expires)."""
+    return int(window_start(now, window) + window - now) + 2 if window else 0
+
+
+def _take_args(takes: Sequence[Take], now: float) -> tuple[list[str], list[str]]:
+    keys = [_key(take.key, take.window, now) for take in takes]
+    args = [
+        f"{take.amount} {take.limit} {int(take.count)} {_ttl(take.window, now)}" for take in takes
+    ]
+    return keys, args
+
+
+def _full(takes: Sequence[Take], index: int, now: float) -> Full | None:
+    if not index:
+        return None
+    take = takes[index - 1]
+    return Full(take, retry_after(now, take.window))
+
+
+def where_redis(url: str) -> str:
+    """``host:port`` (or the socket path) of ``url``: what messages name, never a password."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return parts.path
+    return f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
