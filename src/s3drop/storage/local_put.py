@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import errno
+import functools
 import hashlib
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
@@ -84,7 +85,9 @@ async def receive_put(
 
     chunks = aiter(body)
     try:
-        with _disk_errors(), tmp.open("wb") as file:
+        with _disk_errors():  # the disk in threads, never on the event loop
+            file = await anyio.to_thread.run_sync(tmp.open, "wb")
+        try:
             while received <= size:
                 try:
                     with anyio.fail_after(storage.idle_timeout):
@@ -102,9 +105,14 @@ async def receive_put(
                 pending += chunk
                 if len(pending) >= _FLUSH_BYTES:
                     data, pending = bytes(pending), bytearray()
-                    await anyio.to_thread.run_sync(flush, file, data)
+                    with _disk_errors():
+                        await anyio.to_thread.run_sync(flush, file, data)
             if received == size:
-                await anyio.to_thread.run_sync(flush, file, bytes(pending))
+                with _disk_errors():
+                    await anyio.to_thread.run_sync(flush, file, bytes(pending))
+        finally:
+            with _disk_errors():
+                await anyio.to_thread.run_sync(file.close)
         if received != size:
             raise PostRejected(
                 "You did not provide the number of bytes specified by the Content-Length "
@@ -137,7 +145,7 @@ async def receive_put(
                 storage._commit, tmp, key, target, content_type, metadata
             )
     finally:
-        tmp.unlink(missing_ok=True)
+        await anyio.to_thread.run_sync(functools.partial(tmp.unlink, missing_ok=True))
     return ReceivedPut(key=key, size=size, etag=f'"{md5.hexdigest()}"')
 
 
