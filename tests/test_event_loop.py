@@ -85,18 +85,24 @@ def probed_server(tmp_path: Path, env: dict[str, str]) -> Iterator[str]:
 
 
 def one_flow(url: str, seed: int) -> None:
-    """Sign, post, complete, list, get, read, delete one image; and ask readyz."""
+    """Sign, post (a form, or a PUT for odd seeds), complete, list, get, read, delete one image;
+    and ask readyz."""
     data = samples.png(seed, size=(96, 64))
     with httpx.Client(base_url=url, timeout=30) as http:
         body = {"filename": f"{seed}.png", "content_type": "image/png", "size": len(data)}
+        if seed % 2:
+            body["method"] = "PUT"
         signed = http.post("/api/uploads", json=body)
         assert signed.status_code == 201, signed.text
         form = signed.json()["upload"]
-        posted = http.post(
-            urljoin(url + "/", form["url"]),
-            data=form["fields"],
-            files={"file": ("x.png", data, "image/png")},
-        )
+        if seed % 2:
+            posted = http.put(form["url"], content=data, headers=form["headers"])
+        else:
+            posted = http.post(
+                urljoin(url + "/", form["url"]),
+                data=form["fields"],
+                files={"file": ("x.png", data, "image/png")},
+            )
         assert posted.status_code in (200, 201, 204), posted.text
         done = http.post(f"/api/uploads/{form['id']}/complete")
         assert done.status_code == 200, done.text
@@ -126,6 +132,7 @@ def hold_the_limits_lock(path: Path, stop: threading.Event) -> None:
 
 def run_load(url: str, *, lock: Path | None) -> dict[str, Any]:
     one_flow(url, 0)  # warm up: imports, connections, the limits file, FastAPI's route caches
+    one_flow(url, 1)  # (the PUT route's too)
     with httpx.Client(base_url=url) as http:
         assert http.get("/healthz").status_code == 200
         assert http.get("/_probe/report").status_code == 200
