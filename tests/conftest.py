@@ -183,3 +183,11 @@ def own_redis() -> Iterator[RedisServer]:
             yield server
     except (RedisMissing, RuntimeError) as exc:
         pytest.fail(str(exc))
+
+
+def within_one_minute(margin: float = 20.0) -> None:
+    """The limits count in fixed one-minute windows: wait, when needed, so that what follows
+    starts at least ``margin`` seconds before the minute ends and is counted in one window."""
+    left = 60 - time.time() % 60
+    if left < margin:
+        time.sleep(left + 0.05)

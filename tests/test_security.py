@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import LiveServer
+from .conftest import LiveServer, within_one_minute
 
 ALICE = "alice-token-0123456789"
 BOB = "bob-token-9876543210ab"
@@ -145,6 +145,7 @@ def test_same_and_allowed_origins_may_sign(make_server: Callable[..., LiveServer
 
 def test_rate_limit_answers_429_with_retry_after(make_server: Callable[..., LiveServer]) -> None:
     server = make_server(env={**TOKENS, "S3DROP_RATE_PER_MINUTE": "3"})
+    within_one_minute()
     with server.client() as client:
         answers = [
             client.post("/api/uploads", json=CLAIM, headers=_bearer(ALICE)).status_code
@@ -193,6 +194,7 @@ def test_limits_hold_across_workers(make_server: Callable[..., LiveServer]) -> N
         return found
 
     statuses = []
+    within_one_minute(30)
     # New connections until both workers have answered (the kernel picks who accepts).
     while len(statuses) < 8 or (len(pids()) < 2 and len(statuses) < 60):
         with server.client() as client:
@@ -477,6 +479,7 @@ def test_forwarded_for_is_believed_only_from_named_proxies(
             ]
 
     distinct = [f"203.0.113.{n}" for n in range(1, 21)]
+    within_one_minute()
     assert spoofed(default, distinct) == [201] * 5 + [429] * 15
     assert len(_signs(default)) == 5
     assert _stored(default) == []
