@@ -4,6 +4,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from tests.conftest import run_async
 from tests.redis_server import RedisServer
 
 from s3drop.config import Settings
@@ -220,12 +221,11 @@ def test_redis_store_async_is_the_same_counters(redis_server: RedisServer) -> No
         await store.aclose()
         return list(results)
 
-    assert sorted(asyncio.run(main())) == ["429 30", "429 30", "ok", "ok", "ok"]
+    assert sorted(run_async(main())) == ["429 30", "429 30", "ok", "ok", "ok"]
     assert store.peek("user:a:req", window=60, now=30.0) == 3  # the sync side sees them
 
 
 def test_redis_store_fails_closed_naming_redis_and_recovers(own_redis: RedisServer) -> None:
-    import asyncio
 
     from s3drop.errors import LimitsUnavailable
 
@@ -250,10 +250,10 @@ def test_redis_store_fails_closed_naming_redis_and_recovers(own_redis: RedisServ
         5,
     )
     with pytest.raises(LimitsUnavailable, match=where):
-        asyncio.run(sign_async())
+        run_async(sign_async())
     with pytest.raises(LimitsUnavailable, match=where):
         limits.stored("user:a", 1)
     own_redis.start()  # back, and empty (it saved nothing): counting resumes on its own
     limits.before_sign("user:a", 1)
-    asyncio.run(sign_async())
+    run_async(sign_async())
     limits.check()
