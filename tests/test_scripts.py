@@ -96,6 +96,18 @@ def test_a_wheel_installs_into_a_fresh_virtualenv_and_works(tmp_path: Path) -> N
     assert version.returncode == 0
     assert version.stdout.startswith("s3drop, version ")
 
+    # The README's other way: pipx, for just the command, in a virtualenv of its own.
+    pipx = {**clean, "PIPX_HOME": str(tmp_path / "pipx"), "PIPX_BIN_DIR": str(tmp_path / "bin")}
+    for command in (["-m", "pip", "install", "-q", "pipx"], ["-m", "pipx", "install", str(wheel)]):
+        done = subprocess.run(
+            [str(venv / "bin" / "python"), *command], capture_output=True, text=True, env=pipx
+        )
+        assert done.returncode == 0, done.stderr
+    by_pipx = subprocess.run(
+        [str(tmp_path / "bin" / "s3drop"), "--version"], capture_output=True, text=True, env=clean
+    )
+    assert (by_pipx.returncode, by_pipx.stdout) == (0, version.stdout)
+
     port = free_port()
     server = subprocess.Popen(
         [str(venv / "bin" / "s3drop"), "serve", "--port", str(port)],
