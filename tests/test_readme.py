@@ -24,7 +24,7 @@ from PIL import Image
 from .conftest import ROOT, LiveServer
 
 README = ROOT / "README.md"
-_BLOCK = re.compile(r"```console\n(.*?)```", re.DOTALL)
+_BLOCK = re.compile(r"^```console\n(.*?)^```$", re.DOTALL | re.MULTILINE)
 _ID = re.compile(r"\b[0-9]{13}[a-z2-7]{10}\b")
 _TIME = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d")
 _SIZE = re.compile(r"\b\d+(\.\d)? (bytes|KiB|MiB)\b")
@@ -79,6 +79,8 @@ def run_block(block: str, *, cwd: Path, env: dict[str, str], server: str) -> str
         )
         status = done.returncode
         output = done.stdout.replace(server, DEFAULT)
+        if output and not output.endswith("\n"):
+            output += "\n"  # (curl prints none): the next prompt starts a line of its own
         for match in re.finditer(r"^accepted\s+(\S+)\s+(\S+)", output, re.M):
             given = {path: readme_id for readme_id, path in readme_ids.items()}
             if match[1] in given:
