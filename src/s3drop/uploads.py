@@ -51,6 +51,7 @@ from .gallery import (
     find_image,
     list_page,
 )
+from .headers import FORMAT_NAMES
 from .hooks import AcceptedHook, DeletedHook, Hooks, RejectedHook
 from .limits import Limits, LimitStore, open_limit_store
 from .outbox import WebhookSender, sender_from_settings
@@ -261,6 +262,22 @@ class S3Drop:
         except S3DropError as exc:
             audit.record("refuse", who=principal.name, size=size, reason=exc.code)
             raise
+
+    def client_config(self) -> dict[str, object]:
+        """What a page, the uploader element or the CLI needs to check files before it asks to
+        sign them (``GET /api/config`` in every adapter): the types with their labels and
+        extensions, the size limit, the backend, whether a token or password is needed, and the
+        browser's optional downscale (off unless set)."""
+        settings = self.settings
+        return {
+            "allowed_types": settings.allowed_types,
+            "types": [_describe_type(content_type) for content_type in settings.allowed_types],
+            "max_bytes": settings.max_bytes,
+            "backend": settings.storage_backend,
+            "auth": settings.auth_mode,
+            "client_max_side": settings.client_max_side,
+            "client_quality": settings.client_quality,
+        }
 
     def find_duplicate(self, owner: str, sha256: str) -> Image | None:
         """``owner``'s accepted image whose uploaded bytes had this SHA-256, or None: one HEAD.
@@ -755,3 +772,14 @@ def _limit_key(info: ObjectInfo, principal: Principal | None) -> str | None:
     if principal is not None and principal.name == owner:
         return principal.limit_key
     return f"user:{owner}" if owner != ANONYMOUS.name else None
+
+
+def _describe_type(content_type: str) -> dict[str, object]:
+    """How the page and the uploader element name a type and which extensions pick it."""
+    subtype = content_type.partition("/")[2]
+    extensions = dict.fromkeys([f".{KNOWN_TYPES[content_type]}", f".{subtype}"])
+    return {
+        "type": content_type,
+        "label": FORMAT_NAMES.get(subtype, subtype.upper()),
+        "extensions": list(extensions),
+    }

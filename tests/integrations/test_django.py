@@ -431,3 +431,12 @@ def test_system_checks_name_the_misconfiguration(
     with override_settings(**overrides):
         found = [m.id for m in run_checks() if (m.id or "").startswith("s3drop.")]
     assert found == ids
+
+
+def test_config_is_the_bundled_apps() -> None:
+    """The element reads auth and the browser's downscale from here as from the bundled app."""
+    from s3drop.integrations.django.conf import get_drop
+
+    served = Client().get("/uploads/api/config").json()
+    assert served == get_drop().client_config()
+    assert {"auth", "client_max_side", "client_quality", "types"} <= set(served)

@@ -278,3 +278,11 @@ def test_the_same_bytes_again_are_answered_at_signing_with_the_image(tmp_path: P
     assert objects(tmp_path / "data") == before
     other = signed_in(app, "bob")  # duplicates are per owner
     assert sign(other, data, sha256=digest).status_code == 201
+
+
+def test_config_is_the_bundled_apps(tmp_path: Path) -> None:
+    """The element reads auth and the browser's downscale from here as from the bundled app."""
+    app, drop = make_app(tmp_path / "data")
+    served = json.loads(app.test_client().get("/up/api/config").data)
+    assert served == drop.client_config()
+    assert {"auth", "client_max_side", "client_quality", "types"} <= set(served)

@@ -19,7 +19,6 @@ import concurrent.futures
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,10 +26,8 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..auth import Principal
-from ..config import KNOWN_TYPES
 from ..errors import AlreadyUploaded, InvalidRequest, PostRejected, S3DropError
 from ..gallery import VARIANTS, Variant
-from ..headers import FORMAT_NAMES
 from ..storage.local import LocalStorage
 from ..uploads import S3Drop
 
@@ -113,28 +110,7 @@ def _guarded(call: Callable[[], Answer]) -> Answer:
 
 def config(drop: S3Drop) -> Answer:
     """``GET config``: what a page needs to check files before it asks to sign them."""
-    settings = drop.settings
-    return json_answer(
-        200,
-        {
-            "allowed_types": settings.allowed_types,
-            "types": [describe_type(content_type) for content_type in settings.allowed_types],
-            "max_bytes": settings.max_bytes,
-            "backend": settings.storage_backend,
-        },
-    )
-
-
-def describe_type(content_type: str) -> dict[str, object]:
-    """How the uploader element names a type and which extensions pick it (as the bundled app's
-    ``/api/config``)."""
-    subtype = content_type.partition("/")[2]
-    extensions = dict.fromkeys([f".{KNOWN_TYPES[content_type]}", f".{subtype}"])
-    return {
-        "type": content_type,
-        "label": FORMAT_NAMES.get(subtype, subtype.upper()),
-        "extensions": list(extensions),
-    }
+    return json_answer(200, drop.client_config())
 
 
 def sign(drop: S3Drop, principal: Principal, body: bytes) -> Answer:
@@ -194,10 +170,6 @@ def delete_image(drop: S3Drop, principal: Principal, image_id: str) -> Answer:
     return _guarded(call)
 
 
-#: How long a browser may reuse a redirect to a CDN URL (which does not expire).
-CDN_MAX_AGE = 86400
-
-
 def image_url(drop: S3Drop, image_id: str, *, variant: str = "original") -> str:
     """A fresh URL for a stored image id (its ``"original"`` or ``"thumbnail"``), for a trusted
     caller: the host's own templates, whose views decide who sees the page. One HEAD at most
@@ -219,13 +191,7 @@ def redirect_to_image(drop: S3Drop, principal: Principal, image_id: str, variant
 
     def call() -> Answer:
         link = drop.image_url(image_id, variant=_variant(variant), principal=principal)
-        if link.expires_at is None:
-            max_age = CDN_MAX_AGE
-        else:
-            max_age = max(0, int((link.expires_at - datetime.now(UTC)).total_seconds()) // 2)
-        return Answer(
-            302, headers={"Location": link.url, "Cache-Control": f"private, max-age={max_age}"}
-        )
+        return Answer(302, headers={"Location": link.url, "Cache-Control": link.cache_control()})
 
     return _guarded(call)
 

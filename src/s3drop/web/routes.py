@@ -17,10 +17,8 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import metrics
 from ..auth import Principal
-from ..config import KNOWN_TYPES
 from ..errors import AlreadyUploaded, PostRejected, S3DropError, ServerBusy
 from ..gallery import ImageURL
-from ..headers import FORMAT_NAMES
 from ..sandbox import RETRY_AFTER
 from ..storage.local import BUCKET, MOUNT, LocalStorage, ReceivedPost, drain
 from ..storage.local_put import receive_put
@@ -193,30 +191,9 @@ async def client_config(request: Request) -> dict[str, object]:
     checked, so a client learns about a wrong token once, up front; ``auth`` says whether a token
     or password is needed at all.
     """
-    settings = _drop(request).settings
     if "authorization" in request.headers:
         await current_principal(request)
-    return {
-        "allowed_types": settings.allowed_types,
-        "types": [_describe_type(content_type) for content_type in settings.allowed_types],
-        "max_bytes": settings.max_bytes,
-        "backend": settings.storage_backend,
-        "auth": settings.auth_mode,
-        # Off unless set: the element then downscales larger images before sending them.
-        "client_max_side": settings.client_max_side,
-        "client_quality": settings.client_quality,
-    }
-
-
-def _describe_type(content_type: str) -> dict[str, object]:
-    """How the page and the uploader element name a type and which extensions pick it."""
-    subtype = content_type.partition("/")[2]
-    extensions = dict.fromkeys([f".{KNOWN_TYPES[content_type]}", f".{subtype}"])
-    return {
-        "type": content_type,
-        "label": FORMAT_NAMES.get(subtype, subtype.upper()),
-        "extensions": list(extensions),
-    }
+    return _drop(request).client_config()
 
 
 @pages.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
