@@ -7,12 +7,7 @@ names (pixels checked); a rejected file shows the reason and nothing lands in th
 from __future__ import annotations
 
 import io
-import os
-import sqlite3
-import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -21,71 +16,27 @@ from PIL import Image
 from playwright.sync_api import Page, expect
 
 from tests import samples
-from tests.ceph.cluster import free_port
-from tests.conftest import OUTPUT, ROOT
+from tests.conftest import OUTPUT
+from tests.e2e.examples import Example, running_example
 
 pytestmark = pytest.mark.browser
-
-RUN = ROOT / "examples" / "fastapi" / "run"
-
-
-@dataclass
-class Example:
-    url: str
-    data: Path
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def rows(self, table: str) -> list[tuple[object, ...]]:
-        with sqlite3.connect(self.data / "journal.sqlite3") as db:
-            return db.execute(f"select * from {table}").fetchall()  # noqa: S608 - our names
-
-    def stored(self, prefix: str) -> list[str]:
-        root = self.data / "s3drop" / "objects"
-        return sorted(
-            str(path.relative_to(root))
-            for path in root.rglob("*")
-            if path.is_file() and str(path.relative_to(root)).startswith(prefix)
-        )
 
 
 @pytest.fixture
 def example(tmp_path: Path) -> Iterator[Example]:
-    port = free_port()
-    data = tmp_path / "journal"
-    log = tmp_path / "journal.log"
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("AWS_", "S3DROP_", "BUCKET_NAME"))
-    }
-    env["JOURNAL_DATA"] = str(data)
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(RUN), "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env
-        )
-    example = Example(f"http://127.0.0.1:{port}", data, process, log)
-    deadline = time.monotonic() + 120  # the first run may install Jinja2
-    try:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the example exited:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{example.url}/login", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the example did not answer:\n{log.read_text()}")
-            time.sleep(0.2)
-        yield example
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """The journal, started by its own ``run`` script (tests/e2e/examples.py)."""
+    with running_example("fastapi", tmp_path, "JOURNAL_DATA") as running:
+        yield running
+
+
+def rows(example: Example, table: str) -> list[tuple[object, ...]]:
+    """What the journal's own table holds."""
+    return example.rows("journal.sqlite3", f"select * from {table}")  # noqa: S608 - our names
+
+
+def stored(example: Example, prefix: str) -> list[str]:
+    """s3drop's objects under ``prefix``."""
+    return [key for key in example.stored() if key.startswith(prefix)]
 
 
 def sign_in(page: Page, example: Example, name: str) -> None:
@@ -121,9 +72,9 @@ def test_a_post_with_a_photo_from_sign_in_to_reload(page: Page, example: Example
     page.click("#new-post button[type=submit]")
     expect(page.locator("p.error")).to_have_text("Add at least one photo.")
     expect(page.locator("input[name=title]")).to_have_value("Nothing to show")  # kept
-    assert example.rows("posts") == []
-    assert example.rows("photos") == []
-    assert example.stored("images/") == []
+    assert rows(example, "posts") == []
+    assert rows(example, "photos") == []
+    assert stored(example, "images/") == []
 
     # A real photo: uploaded through the element, its id submitted with the journal's own form.
     accepted: list[str] = []
@@ -146,9 +97,9 @@ def test_a_post_with_a_photo_from_sign_in_to_reload(page: Page, example: Example
     page.fill("input[name=title]", "Harbour at dawn")
     page.click("#new-post button[type=submit]")
     expect(page.locator("article.post h3")).to_have_text("Harbour at dawn")
-    ((post_id, _user, title, _created),) = example.rows("posts")
+    ((post_id, _user, title, _created),) = rows(example, "posts")
     assert title == "Harbour at dawn"
-    assert example.rows("photos") == [(post_id, 0, accepted[0])]
+    assert rows(example, "photos") == [(post_id, 0, accepted[0])]
 
     # Reload: the photo comes from the journal's row, through s3drop's stable URL.
     page.reload()
@@ -189,14 +140,14 @@ def test_another_user_sees_none_of_it(page: Page, example: Example) -> None:
     page.fill("input[name=title]", "Mine")
     page.click("#new-post button[type=submit]")
     expect(page.locator("article.post")).to_have_count(1)
-    ((image_id,),) = [(row[2],) for row in example.rows("photos")]
+    ((image_id,),) = [(row[2],) for row in rows(example, "photos")]
     page.click(".signed-in button")
     sign_in(page, example, "bob")
     expect(page.locator("#no-posts")).to_be_visible()
     # Nor may bob post alice's image id as his own, or read it.
     answer = page.request.post(f"{example.url}/posts", form={"title": "Stolen", "photos": image_id})
     assert answer.status == 422
-    assert len(example.rows("posts")) == 1
+    assert len(rows(example, "posts")) == 1
     theirs = page.request.get(
         f"{example.url}/uploads/api/images/{image_id}/original", max_redirects=0
     )
