@@ -372,7 +372,11 @@ def test_focus_after_a_delete_lands_on_a_visible_neighbour(page: Page, server: L
         page.keyboard.press("Tab")
         expect(page.locator("#confirm-delete")).to_be_focused()
         page.keyboard.press("Enter")
-        expect(confirm).to_be_hidden()
+        try:  # a delete is a storage round trip: more than the default 5 s on a busy machine
+            expect(confirm).to_be_hidden(timeout=15_000)
+        except AssertionError as exc:  # say why the dialog stayed (its error line), if it did
+            why = page.locator("#confirm-error").inner_text()
+            raise AssertionError(f"the delete dialog stayed open: {why!r}") from exc
 
     delete(middle.locator(".tile-delete"))
     expect(page.locator(".tile")).to_have_count(2)
