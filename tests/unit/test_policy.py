@@ -31,9 +31,9 @@ from s3drop.policy import (
     owner_prefix,
     parse_image_key,
     sanitize_filename,
-    sign_post,
-    verify_post,
 )
+from s3drop.storage.sigv4 import sign_post
+from s3drop.storage.verify import verify_post
 
 CREDENTIALS = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)

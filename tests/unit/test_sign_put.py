@@ -14,7 +14,8 @@ from tests.unit.test_sign_get import CREDENTIALS, NOW, STORES, _freeze_botocore,
 
 from s3drop.errors import PostRejected
 from s3drop.policy import Credentials, UploadRequest, decode_meta
-from s3drop.storage.sigv4 import PutSigner, put_headers, verify_put
+from s3drop.storage.sigv4 import PutSigner, put_headers
+from s3drop.storage.verify import verify_put
 
 DIGEST = hashlib.sha256(b"x").hexdigest()
 REQUESTS = [

@@ -50,18 +50,11 @@ from ..errors import (
     PostRejected,
     StorageUnavailable,
 )
-from ..policy import (
-    CheckedPost,
-    Credentials,
-    UploadForm,
-    UploadRequest,
-    inline_disposition,
-    sign_post,
-    verify_post,
-)
+from ..policy import Credentials, UploadForm, UploadRequest, inline_disposition
 from ..units import format_size
 from .base import ObjectInfo, Storage, put_form, stable_signing
-from .sigv4 import PutSigner, put_headers
+from .sigv4 import PutSigner, put_headers, sign_post
+from .verify import CheckedPost, verify_post
 
 #: Where the app mounts the local backend's endpoints.
 MOUNT = "/storage"

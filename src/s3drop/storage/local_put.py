@@ -26,7 +26,7 @@ import anyio.to_thread
 
 from ..errors import PostRejected
 from .local import REGION, LocalStorage
-from .sigv4 import verify_put
+from .verify import verify_put
 
 #: Bytes held in memory before they are written out (in a thread).
 _FLUSH_BYTES = 1024 * 1024

@@ -2,7 +2,7 @@
 
 One client per process, SigV4 always (boto3 would otherwise sign presigned requests with SigV2 in
 us-east-1), path-style addressing for custom endpoints (``127.0.0.1`` has no bucket subdomains).
-Upload forms are signed locally by :func:`s3drop.policy.sign_post` with the credentials boto3's own
+Upload forms are signed locally by :func:`s3drop.storage.sigv4.sign_post` with the credentials boto3's own
 chain resolves (environment, profile, instance role; refreshed when they expire): signing touches
 no network. No ACLs: the bucket stays private and images are read through presigned GETs, or a
 configured public base URL (a CDN).
@@ -44,9 +44,9 @@ from ..errors import (
     StorageError,
     StorageUnavailable,
 )
-from ..policy import Credentials, UploadForm, UploadRequest, inline_disposition, sign_post
+from ..policy import Credentials, UploadForm, UploadRequest, inline_disposition
 from .base import ObjectInfo, Storage, put_form, stable_signing
-from .sigv4 import GetSigner, PutSigner, put_headers
+from .sigv4 import GetSigner, PutSigner, put_headers, sign_post
 
 if TYPE_CHECKING:
     from botocore.credentials import Credentials as BotoCredentials
