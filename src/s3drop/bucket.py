@@ -30,6 +30,7 @@ from .config import Settings
 from .errors import ConfigurationError, S3DropError, StorageError
 from .policy import QUARANTINE_PREFIX, UploadRequest, new_upload_id, quarantine_key
 from .storage.s3 import S3Storage, error_code, translate
+from .storage.s3_xml import parse_error
 
 CORS_RULE_ID = "s3drop"
 LIFECYCLE_RULE_ID = "s3drop-expire-quarantine"
@@ -549,4 +550,5 @@ def _check_enforcement(storage: S3Storage, http: httpx.Client) -> list[Check]:
 
 
 def _s3_code(body: str) -> str:
-    return body.split("<Code>", 1)[1].split("</Code>", 1)[0] if "<Code>" in body else ""
+    found = parse_error(body)
+    return found[0] if found else ""

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -47,13 +46,14 @@ from .errors import (
     FileEmpty,
     FileTooLarge,
     NotAuthenticated,
-    PostRejected,
     RateLimited,
     S3DropError,
+    S3Error,
     TypeNotAllowed,
     Unreachable,
 )
 from .policy import UploadForm
+from .storage.s3_xml import parse_error
 from .units import format_size
 
 #: ``progress(bytes_sent, total_bytes)``, called from the uploading thread as the body streams;
@@ -65,8 +65,6 @@ Status = Literal["accepted", "duplicate", "rejected", "failed", "refused"]
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 _CHUNK = 256 * 1024
 _NOT_RETRIED_5XX = {501, 505}
-_XML_CODE = re.compile(r"<Code>([^<]*)</Code>")
-_XML_MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
 #: What storage's error codes mean, for stores that answer them with no message (Ceph RGW does).
 _S3_REASONS = {
     "AccessDenied": "access denied (the form was refused: expired, altered, or not allowed)",
@@ -455,7 +453,7 @@ class Client:
             return retry_after
         if status >= 500 and status not in _NOT_RETRIED_5XX:
             return 0.0
-        if status == 400 and b"<Code>RequestTimeout</Code>" in response.content:
+        if status == 400 and (parse_error(response.content) or ("",))[0] == "RequestTimeout":
             return 0.0  # S3: the body was not sent fast enough; retrying is its own advice
         return None
 
@@ -543,14 +541,13 @@ def _error(response: httpx.Response) -> S3DropError:
     code: str | None = None
     message = ""
     if "xml" in response.headers.get("content-type", "") or text.lstrip().startswith("<"):
-        found = _XML_CODE.search(text)
+        found = parse_error(response.content)
         if found:
-            said = _XML_MESSAGE.search(text)
-            reason = said[1].strip() if said else ""
-            return PostRejected(
-                f"storage refused the upload: {reason or _S3_REASONS.get(found[1], found[1])}"
+            code, reason = found
+            return S3Error(
+                f"storage refused the upload: {reason or _S3_REASONS.get(code, code)}"
                 f" (HTTP {status})",
-                code=found[1],
+                code=code,
                 status=status,
             )
     try:
@@ -568,7 +565,7 @@ def _error(response: httpx.Response) -> S3DropError:
         return RateLimited(message, retry_after=round(retry_after or 0))
     cls = _error_classes().get(code or "")
     exc: S3DropError
-    if cls is not None and cls not in (PostRejected, RateLimited) and cls.status == status:
+    if cls is not None and cls not in (S3Error, RateLimited) and cls.status == status:
         exc = cls(message)
     else:
         exc = S3DropError(message)

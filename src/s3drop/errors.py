@@ -32,7 +32,8 @@ happen, with ``raise ... from exc``.
     │                                                         was promoted; the new copy is deleted)
     ├── AlreadyUploaded              409 already_uploaded    (signing: the owner already has an
     │                                                         image of these bytes; carries it)
-    ├── PostRejected                 403 AccessDenied        (a storage-side POST refusal, S3's codes)
+    ├── S3Error                      403 AccessDenied        (a refusal in S3's words: its code and
+    │                                                         status, e.g. 400 EntityTooLarge)
     ├── NotAuthenticated             401 not_authenticated
     ├── Forbidden                    403 forbidden
     ├── InvalidHost                  400 invalid_host        (a Host that is not the app's)
@@ -190,11 +191,13 @@ class AlreadyUploaded(S3DropError):
         self.image = image
 
 
-class PostRejected(S3DropError):
-    """What the local backend answers a browser's POST with, in S3's own statuses and codes.
+class S3Error(S3DropError):
+    """A refusal in S3's own words: S3's ``code`` and status.
 
-    ``code`` is S3's (``AccessDenied``, ``EntityTooLarge``, ``EntityTooSmall``, ``InvalidArgument``),
-    so a client that talks to S3 needs no second code path for the embedded default.
+    What the local backend answers the browser's POST, PUT and signed reads with
+    (``AccessDenied`` 403, ``EntityTooLarge`` 400, ``NoSuchKey`` 404, ...), and what the client
+    reads from S3's (or the local backend's) XML, so a client that talks to S3 needs no second code
+    path for the embedded default. :mod:`s3drop.storage.s3_xml` writes and reads its XML.
     """
 
     status = 403

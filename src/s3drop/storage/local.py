@@ -4,7 +4,7 @@ The app itself receives the browser's ``multipart/form-data`` POST (:meth:`Local
 and checks it as S3 would: SigV4 signature over the policy (constant-time), expiry, every condition
 (exact key, exact Content-Type), no field the policy does not cover, and the size range, counted
 while the body streams, so a body is cut off the moment it passes the limit. Refusals carry S3's
-statuses and codes (:class:`~s3drop.errors.PostRejected`).
+statuses and codes (:class:`~s3drop.errors.S3Error`).
 
 Bytes stream into ``<data>/tmp`` and are renamed into ``<data>/objects`` only when the whole body
 arrived and passed; a refused, aborted or half-sent upload leaves nothing behind. Each object's type
@@ -47,7 +47,7 @@ from ..errors import (
     InsufficientStorage,
     InvalidRequest,
     NotFound,
-    PostRejected,
+    S3Error,
     StorageUnavailable,
 )
 from ..policy import Credentials, UploadForm, UploadRequest, inline_disposition
@@ -191,16 +191,16 @@ class LocalStorage(Storage):
         given = query.get("signature", "")
         expected = self._get_signature(key, query.get("expires", ""), query.get("filename", ""))
         if not hmac.compare_digest(given.encode(), expected.encode()):
-            raise PostRejected(
+            raise S3Error(
                 "The request signature we calculated does not match the signature you provided.",
                 code="SignatureDoesNotMatch",
             )
         try:
             expires = int(query.get("expires", ""))
         except ValueError:
-            raise PostRejected("Expires is not a number.") from None
+            raise S3Error("Expires is not a number.") from None
         if time.time() > expires:
-            raise PostRejected("Request has expired")
+            raise S3Error("Request has expired")
 
     def head(self, key: str) -> ObjectInfo | None:
         path = self._path(key)
@@ -330,12 +330,12 @@ class LocalStorage(Storage):
             meta_tmp.unlink(missing_ok=True)
 
     def serve(self, key: str, query: dict[str, str]) -> ServedObject:
-        """What a signed GET URL reads: refuses a changed or expired URL (PostRejected, 403)
+        """What a signed GET URL reads: refuses a changed or expired URL (S3Error, 403)
         and a missing object (404), as S3 does; the file, its verified type and safe headers."""
         self.check_get(key, query)
         info = self.head(key)
         if info is None:
-            raise PostRejected("The specified key does not exist.", code="NoSuchKey", status=404)
+            raise S3Error("The specified key does not exist.", code="NoSuchKey", status=404)
         return ServedObject(
             path=self._path(key),
             content_type=info.content_type,
@@ -354,7 +354,7 @@ class LocalStorage(Storage):
     ) -> ReceivedPost:
         """Take one browser POST: check the form as S3 does, stream the file, store it whole.
 
-        Raises :class:`PostRejected` (S3's status and code) and stores nothing on any refusal,
+        Raises :class:`S3Error` (S3's status and code) and stores nothing on any refusal,
         including a body that stops before its end, one that sends nothing for
         ``upload_idle_timeout`` seconds (``RequestTimeout``) and a full disk
         (``InsufficientStorage``, 507).
@@ -366,9 +366,9 @@ class LocalStorage(Storage):
                 # The last write, the renames and the metadata file: in a thread too.
                 return await anyio.to_thread.run_sync(receiver.finish)
         except InsufficientStorage as exc:
-            raise PostRejected(exc.message, code="InsufficientStorage", status=507) from exc
+            raise S3Error(exc.message, code="InsufficientStorage", status=507) from exc
         except OSError as exc:
-            raise PostRejected(
+            raise S3Error(
                 f"We encountered an internal error storing the upload ({exc.strerror}). "
                 "Please try again.",
                 code="InternalError",
@@ -389,7 +389,7 @@ class LocalStorage(Storage):
             except StopAsyncIteration:
                 return
             except TimeoutError:
-                raise PostRejected(
+                raise S3Error(
                     "Your socket connection to the server was not read from or written to "
                     f"within the timeout period ({self.idle_timeout:g} s).",
                     code="RequestTimeout",
@@ -439,7 +439,7 @@ class _PostReceiver:
         mime, options = parse_options_header(content_type or "")
         boundary = options.get(b"boundary")
         if mime != b"multipart/form-data" or not boundary:
-            raise PostRejected(
+            raise S3Error(
                 "POST requires multipart/form-data with a boundary.",
                 code="InvalidArgument",
                 status=400,
@@ -457,7 +457,7 @@ class _PostReceiver:
         self.pre_bytes = 0
         self.ended = False
         self.file_done = False
-        self.error: PostRejected | None = None
+        self.error: S3Error | None = None
         self._names: set[str] = set()  # lower-cased, for the duplicate check
         self._parts = 0
         self._header_name = b""
@@ -497,14 +497,14 @@ class _PostReceiver:
                 return
             self.parser.write(chunk[:room])
             if self.tmp is None and not self.ended:
-                raise PostRejected(
+                raise S3Error(
                     "Your POST request fields preceding the upload file were too large "
                     f"(at most {MAX_PRE_DATA} bytes).",
                     code="MaxPostPreDataLengthExceeded",
                     status=400,
                 )
             self.parser.write(chunk[room:])
-        except PostRejected as exc:
+        except S3Error as exc:
             self.error = exc
         except FormParserError:
             self.error = _malformed(
@@ -527,17 +527,17 @@ class _PostReceiver:
         if self.error is not None:
             raise self.error
         if self.checked is None or self.tmp is None:
-            raise PostRejected(
+            raise S3Error(
                 "POST requires exactly one file upload per request.",
                 code="InvalidArgument",
                 status=400,
             )
         if not self.file_done:
-            raise PostRejected(
+            raise S3Error(
                 "The body ended before the whole file arrived.", code="IncompleteBody", status=400
             )
         if self.size < self.checked.min_bytes:
-            raise PostRejected(
+            raise S3Error(
                 "Your proposed upload is smaller than the minimum allowed size",
                 code="EntityTooSmall",
                 status=400,
@@ -601,7 +601,7 @@ class _PostReceiver:
         if self._name.lower() != "file":
             return
         if self.checked is not None:
-            raise PostRejected(
+            raise S3Error(
                 "POST requires exactly one file upload per request.",
                 code="InvalidArgument",
                 status=400,
@@ -622,7 +622,7 @@ class _PostReceiver:
             assert self.checked is not None
             self.size += end - start
             if self.size > self.checked.max_bytes:
-                raise PostRejected(
+                raise S3Error(
                     "Your proposed upload exceeds the maximum allowed size",
                     code="EntityTooLarge",
                     status=400,
@@ -639,7 +639,7 @@ class _PostReceiver:
         if self._name is not None:
             name = self._name.lower()
             if name in self._names:
-                raise PostRejected(
+                raise S3Error(
                     f"The field {self._name!r} appears more than once.",
                     code="InvalidArgument",
                     status=400,
@@ -656,8 +656,8 @@ def _remaining(query: dict[str, str]) -> int:
     return max(0, int(query["expires"]) - int(time.time()))
 
 
-def _malformed(message: str) -> PostRejected:
-    return PostRejected(message, code="MalformedPOSTRequest", status=400)
+def _malformed(message: str) -> S3Error:
+    return S3Error(message, code="MalformedPOSTRequest", status=400)
 
 
 def _check_key(key: str) -> None:

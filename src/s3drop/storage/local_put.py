@@ -24,7 +24,7 @@ from typing import IO
 
 import anyio.to_thread
 
-from ..errors import PostRejected
+from ..errors import S3Error
 from .local import REGION, LocalStorage
 from .verify import verify_put
 
@@ -53,21 +53,21 @@ async def receive_put(
     body: AsyncIterator[bytes],
 ) -> ReceivedPut:
     """Check one presigned PUT of ``key`` (the request's decoded ``path``, ``query`` and
-    lower-case ``headers``) and store its body, or raise :class:`PostRejected`."""
+    lower-case ``headers``) and store its body, or raise :class:`S3Error`."""
     signed = verify_put(
         path=path, query=query, headers=headers, credentials=storage.credentials, region=REGION
     )
     target = storage._path(key)
     length = headers.get("content-length")
     if length is None or not length.isdigit():
-        raise PostRejected(
+        raise S3Error(
             "You must provide the Content-Length HTTP header.",
             code="MissingContentLength",
             status=411,
         )
     size = int(length)
     if size > _MAX_PUT:
-        raise PostRejected(
+        raise S3Error(
             "Your proposed upload exceeds the maximum allowed size",
             code="EntityTooLarge",
             status=400,
@@ -95,7 +95,7 @@ async def receive_put(
                 except StopAsyncIteration:
                     break
                 except TimeoutError:
-                    raise PostRejected(
+                    raise S3Error(
                         "Your socket connection to the server was not read from or written to "
                         f"within the timeout period ({storage.idle_timeout:g} s).",
                         code="RequestTimeout",
@@ -114,7 +114,7 @@ async def receive_put(
             with _disk_errors():
                 await anyio.to_thread.run_sync(file.close)
         if received != size:
-            raise PostRejected(
+            raise S3Error(
                 "You did not provide the number of bytes specified by the Content-Length "
                 "HTTP header.",
                 code="IncompleteBody",
@@ -122,14 +122,14 @@ async def receive_put(
             )
         content_sha256 = signed.get("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
         if content_sha256 not in {"UNSIGNED-PAYLOAD", sha256.hexdigest()}:
-            raise PostRejected(
+            raise S3Error(
                 "The provided 'x-amz-content-sha256' header does not match what was computed.",
                 code="XAmzContentSHA256Mismatch",
                 status=400,
             )
         checksum = signed.get("x-amz-checksum-sha256")
         if checksum is not None and checksum != base64.b64encode(sha256.digest()).decode():
-            raise PostRejected(
+            raise S3Error(
                 "The SHA256 you specified did not match the calculated checksum.",
                 code="BadDigest",
                 status=400,
@@ -157,12 +157,12 @@ def _disk_errors() -> Iterator[None]:
         yield
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise PostRejected(
+            raise S3Error(
                 f"no space left to store the upload: {exc.strerror}",
                 code="InsufficientStorage",
                 status=507,
             ) from exc
-        raise PostRejected(
+        raise S3Error(
             f"We encountered an internal error storing the upload ({exc.strerror}). "
             "Please try again.",
             code="InternalError",

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
 
-from ..errors import PostRejected
+from ..errors import S3Error
 from ..policy import Credentials
 from .sigv4 import (
     _ISO8601,
@@ -61,7 +61,7 @@ def verify_post(
     region: str,
     now: datetime | None = None,
 ) -> CheckedPost:
-    """Check a POST form's fields (all but the file) exactly as S3 does, or raise PostRejected.
+    """Check a POST form's fields (all but the file) exactly as S3 does, or raise S3Error.
 
     Signature (HMAC over the policy, constant-time compare), credential scope, expiry, every
     condition, and that every field is covered by a condition. ``form`` keys are compared without
@@ -70,33 +70,31 @@ def verify_post(
     fields = {name.lower(): value for name, value in form.items()}
     for required in ("key", "policy", "x-amz-algorithm", "x-amz-credential", "x-amz-date"):
         if required not in fields:
-            raise PostRejected(
+            raise S3Error(
                 f"Bucket POST must contain a field named '{required}'.",
                 code="InvalidArgument",
                 status=400,
             )
     if "x-amz-signature" not in fields:
-        raise PostRejected(
+        raise S3Error(
             "Bucket POST must contain a field named 'x-amz-signature'.",
             code="InvalidArgument",
             status=400,
         )
     if fields["x-amz-algorithm"] != ALGORITHM:
-        raise PostRejected(
-            "Only AWS4-HMAC-SHA256 is supported.", code="InvalidArgument", status=400
-        )
+        raise S3Error("Only AWS4-HMAC-SHA256 is supported.", code="InvalidArgument", status=400)
     scope = fields["x-amz-credential"].split("/")
     if len(scope) != 5 or scope[3:] != ["s3", "aws4_request"] or scope[2] != region:
-        raise PostRejected("The credential scope is malformed or for another region.")
+        raise S3Error("The credential scope is malformed or for another region.")
     if not hmac.compare_digest(scope[0].encode(), credentials.access_key.encode()):
-        raise PostRejected(
+        raise S3Error(
             "The AWS Access Key Id you provided does not exist in our records.",
             code="InvalidAccessKeyId",
         )
     key = signing_key(credentials.secret_key, scope[1], region)
     expected = signature(key, fields["policy"])
     if not hmac.compare_digest(expected.encode(), fields["x-amz-signature"].lower().encode()):
-        raise PostRejected(
+        raise S3Error(
             "The request signature we calculated does not match the signature you provided.",
             code="SignatureDoesNotMatch",
         )
@@ -107,15 +105,15 @@ def verify_post(
         if not isinstance(conditions, list):
             raise TypeError
     except (binascii.Error, ValueError, KeyError, TypeError) as exc:
-        raise PostRejected(
+        raise S3Error(
             "Invalid Policy: the policy document is malformed.",
             code="InvalidPolicyDocument",
             status=400,
         ) from exc
     if (now or datetime.now(UTC)) >= expiration:
-        raise PostRejected("Invalid according to Policy: Policy expired.")
+        raise S3Error("Invalid according to Policy: Policy expired.")
     if fields["x-amz-date"][:8] != scope[1]:
-        raise PostRejected("Invalid according to Policy: x-amz-date does not match the scope.")
+        raise S3Error("Invalid according to Policy: x-amz-date does not match the scope.")
     values = {**fields, "bucket": bucket}
     covered: set[str] = set()
     size_range = (0, 5 * 1024**3)
@@ -124,7 +122,7 @@ def verify_post(
         if name == "content-length-range":
             size_range = (int(condition[1]), int(condition[2]))
         elif not ok:
-            raise PostRejected(
+            raise S3Error(
                 f"Invalid according to Policy: Policy Condition failed: {json.dumps(condition)}"
             )
         covered.add(name)
@@ -134,7 +132,7 @@ def verify_post(
         if name not in covered and name not in _UNSIGNED and not name.startswith("x-ignore-")
     )
     if extra:
-        raise PostRejected(f"Invalid according to Policy: Extra input fields: {', '.join(extra)}")
+        raise S3Error(f"Invalid according to Policy: Extra input fields: {', '.join(extra)}")
     success = fields.get("success_action_status", "204")
     return CheckedPost(
         key=fields["key"],
@@ -159,7 +157,7 @@ def _check_condition(condition: object, values: Mapping[str, str]) -> tuple[str,
         if op == "content-length-range":
             ok = all(isinstance(bound, int) and bound >= 0 for bound in condition[1:])
             if not ok:
-                raise PostRejected(
+                raise S3Error(
                     "Invalid Policy: content-length-range needs two integers.",
                     code="InvalidPolicyDocument",
                     status=400,
@@ -174,7 +172,7 @@ def _check_condition(condition: object, values: Mapping[str, str]) -> tuple[str,
             if op == "eq":
                 return name, value == condition[2]
             return name, value.startswith(str(condition[2]))
-    raise PostRejected(
+    raise S3Error(
         f"Invalid Policy: unknown condition {json.dumps(condition)}",
         code="InvalidPolicyDocument",
         status=400,
@@ -190,7 +188,7 @@ def verify_put(
     region: str,
     now: float | None = None,
 ) -> dict[str, str]:
-    """Check a presigned PUT exactly as S3 does, or raise :class:`PostRejected` (S3's codes).
+    """Check a presigned PUT exactly as S3 does, or raise :class:`S3Error` (S3's codes).
 
     ``path`` is the request's decoded path, ``query`` its decoded parameters, ``headers`` its
     headers with lower-case names. Checks the algorithm, the credential and its scope, the
@@ -199,7 +197,7 @@ def verify_put(
     headers (lower-case names): the caller stores ``content-type`` and ``x-amz-meta-*`` from them.
     """
     if query.get("X-Amz-Algorithm") != ALGORITHM:
-        raise PostRejected(
+        raise S3Error(
             "Query-string authentication requires X-Amz-Algorithm AWS4-HMAC-SHA256.",
             code="AuthorizationQueryParametersError",
             status=400,
@@ -210,7 +208,7 @@ def verify_put(
         if name not in query
     ]
     if missing or "X-Amz-Signature" not in query:
-        raise PostRejected(
+        raise S3Error(
             f"Query-string authentication requires {', '.join(missing) or 'X-Amz-Signature'}.",
             code="AuthorizationQueryParametersError",
             status=400,
@@ -218,13 +216,13 @@ def verify_put(
     scope = query["X-Amz-Credential"].split("/")
     amz_date = query["X-Amz-Date"]
     if len(scope) != 5 or scope[3:] != ["s3", "aws4_request"] or scope[2] != region:
-        raise PostRejected(
+        raise S3Error(
             "The credential scope is malformed or for another region.",
             code="AuthorizationQueryParametersError",
             status=400,
         )
     if not hmac.compare_digest(scope[0], credentials.access_key):
-        raise PostRejected(
+        raise S3Error(
             "The AWS Access Key Id you provided does not exist in our records.",
             code="InvalidAccessKeyId",
         )
@@ -232,36 +230,36 @@ def verify_put(
         signed_at = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
         expires = int(query["X-Amz-Expires"])
     except ValueError:
-        raise PostRejected(
+        raise S3Error(
             "X-Amz-Date or X-Amz-Expires is malformed.",
             code="AuthorizationQueryParametersError",
             status=400,
         ) from None
     if not 0 < expires <= MAX_EXPIRES or amz_date[:8] != scope[1]:
-        raise PostRejected(
+        raise S3Error(
             "X-Amz-Expires must be between 1 and 604800 seconds, X-Amz-Date in the scope's day.",
             code="AuthorizationQueryParametersError",
             status=400,
         )
     clock = time.time() if now is None else now
     if clock > signed_at.timestamp() + expires:
-        raise PostRejected("Request has expired")
+        raise S3Error("Request has expired")
     names = query["X-Amz-SignedHeaders"].split(";")
     if "host" not in names or names != sorted(set(names)):
-        raise PostRejected(
+        raise S3Error(
             "X-Amz-SignedHeaders must list host, in order, once each.",
             code="AuthorizationQueryParametersError",
             status=400,
         )
     unsigned = sorted(n for n in headers if n.startswith("x-amz-") and n not in names)
     if unsigned:
-        raise PostRejected(
+        raise S3Error(
             f"There were headers present in the request which were not signed: "
             f"{', '.join(unsigned)}"
         )
     absent = [name for name in names if name not in headers]
     if absent:
-        raise PostRejected(
+        raise S3Error(
             f"A signed header is missing from the request: {', '.join(absent)}",
             code="SignatureDoesNotMatch",
         )
@@ -280,7 +278,7 @@ def verify_put(
     to_sign = string_to_sign(amz_date, "/".join(scope[1:]), canonical)
     expected = signature(signing_key(credentials.secret_key, scope[1], region), to_sign)
     if not hmac.compare_digest(expected, query["X-Amz-Signature"].lower()):
-        raise PostRejected(
+        raise S3Error(
             "The request signature we calculated does not match the signature you provided.",
             code="SignatureDoesNotMatch",
         )

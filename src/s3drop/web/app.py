@@ -16,7 +16,6 @@ import secrets
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable
-from html import escape
 from pathlib import Path
 from types import FrameType
 
@@ -40,6 +39,7 @@ from ..errors import (
 from ..limits import LimitStore, app_limit_store
 from ..storage.base import Storage
 from ..storage.local import MOUNT
+from ..storage.s3_xml import MEDIA_TYPE, error_document
 from ..storage.sigv4 import PUT_HEADERS
 from ..uploads import S3Drop
 from . import ops, routes
@@ -259,11 +259,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     path = request.url.path.removeprefix(request.scope.get("root_path", ""))
     if drop.storage.name == "local" and (path == MOUNT or path.startswith(MOUNT + "/")):
         code = _S3_CODES.get(exc.status_code, "InvalidRequest")
-        body = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f"<Error><Code>{code}</Code><Message>{escape(message)}</Message></Error>"
-        )
-        return Response(body, exc.status_code, headers=headers, media_type="application/xml")
+        body = error_document(code, message)
+        return Response(body, exc.status_code, headers=headers, media_type=MEDIA_TYPE)
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     response = error_response(exc.status_code, code, message)
     response.headers.update(headers)

@@ -17,11 +17,12 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import metrics
 from ..auth import Principal
-from ..errors import AlreadyUploaded, PostRejected, S3DropError, ServerBusy
+from ..errors import AlreadyUploaded, S3DropError, S3Error, ServerBusy
 from ..gallery import ImageURL
 from ..sandbox import RETRY_AFTER
 from ..storage.local import BUCKET, MOUNT, LocalStorage, ReceivedPost, drain
 from ..storage.local_put import receive_put
+from ..storage.s3_xml import MEDIA_TYPE, error_body, post_response
 from ..uploads import S3Drop
 from .assets import StaticAssets
 
@@ -212,18 +213,10 @@ async def healthz() -> dict[str, str]:
 
 
 def _s3_error(exc: S3DropError) -> Response:
-    if not isinstance(exc, PostRejected):  # the library's own errors, in S3's words
+    if not isinstance(exc, S3Error):  # the library's own errors, in S3's words
         code = "InvalidArgument" if exc.status < 500 else "InternalError"
-        exc = PostRejected(exc.message, code=code, status=exc.status)
-    body = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<Error><Code>{exc.code}</Code><Message>{_xml(exc.message)}</Message></Error>"
-    )
-    return Response(body, status_code=exc.status, media_type="application/xml")
-
-
-def _xml(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        exc = S3Error(exc.message, code=code, status=exc.status)
+    return Response(error_body(exc), status_code=exc.status, media_type=MEDIA_TYPE)
 
 
 def _local(request: Request) -> LocalStorage:
@@ -253,12 +246,8 @@ def _post_answer(request: Request, received: ReceivedPost) -> Response:
     headers = {"ETag": received.etag, "Location": location}
     if received.success_status != 201:
         return Response(status_code=received.success_status, headers=headers)
-    body = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<PostResponse><Location>{_xml(location)}</Location><Bucket>{BUCKET}</Bucket>"
-        f"<Key>{_xml(received.key)}</Key><ETag>{_xml(received.etag)}</ETag></PostResponse>"
-    )
-    return Response(body, status_code=201, headers=headers, media_type="application/xml")
+    body = post_response(location=location, bucket=BUCKET, key=received.key, etag=received.etag)
+    return Response(body, status_code=201, headers=headers, media_type=MEDIA_TYPE)
 
 
 @local_storage.put("/{key:path}", include_in_schema=False)
@@ -273,7 +262,7 @@ async def receive_put_upload(key: str, request: Request) -> Response:
             headers={name.lower(): value for name, value in request.headers.items()},
             body=body,
         )
-    except S3DropError as exc:  # PostRejected, or a key no store would take
+    except S3DropError as exc:  # S3Error, or a key no store would take
         await drain(body)
         metrics.post_refused(exc.code)
         return _s3_error(exc)
@@ -286,6 +275,6 @@ async def read_object(key: str, request: Request) -> Response:
     try:
         # the signature check, then a stat and a metadata read: disk, so in a thread
         served = await run_in_threadpool(_local(request).serve, key, dict(request.query_params))
-    except PostRejected as exc:
+    except S3Error as exc:
         return _s3_error(exc)
     return FileResponse(served.path, media_type=served.content_type, headers=served.headers)
