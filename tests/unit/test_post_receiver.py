@@ -22,6 +22,7 @@ from s3drop import S3Drop
 from s3drop.config import Settings
 from s3drop.errors import ConfigurationError, InsufficientStorage, S3Error
 from s3drop.storage import local
+from s3drop.storage.local import post
 from s3drop.storage.local import MAX_PARTS, MAX_PRE_DATA, LocalStorage, ReceivedPost
 
 
@@ -162,7 +163,7 @@ def test_a_full_disk_is_507_and_leaves_nothing(
     def full(self: object, *args: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(local._PostReceiver, "flush", full)
+    monkeypatch.setattr(post._PostReceiver, "flush", full)
     with pytest.raises(S3Error) as refused:
         _receive(storage, body)
     assert (refused.value.status, refused.value.code) == (507, "InsufficientStorage")

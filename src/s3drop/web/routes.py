@@ -21,7 +21,7 @@ from ..errors import AlreadyUploaded, S3DropError, S3Error, ServerBusy
 from ..gallery import ImageURL
 from ..sandbox import RETRY_AFTER
 from ..storage.local import BUCKET, MOUNT, LocalStorage, ReceivedPost, drain
-from ..storage.local_put import receive_put
+from ..storage.local.put import receive_put
 from ..storage.s3_xml import MEDIA_TYPE, error_body, post_response
 from ..uploads import S3Drop
 from .assets import StaticAssets

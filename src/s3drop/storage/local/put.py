@@ -24,9 +24,10 @@ from typing import IO
 
 import anyio.to_thread
 
-from ..errors import S3Error
-from .local import REGION, LocalStorage
-from .verify import verify_put
+from ...errors import S3Error
+from ..verify import verify_put
+from . import LocalStorage
+from .receive import REGION
 
 #: Bytes held in memory before they are written out (in a thread).
 _FLUSH_BYTES = 1024 * 1024
