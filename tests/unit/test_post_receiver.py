@@ -22,8 +22,7 @@ from s3drop import S3Drop
 from s3drop.config import Settings
 from s3drop.errors import ConfigurationError, InsufficientStorage, S3Error
 from s3drop.storage import local
-from s3drop.storage.local import post
-from s3drop.storage.local import MAX_PARTS, MAX_PRE_DATA, LocalStorage, ReceivedPost
+from s3drop.storage.local import MAX_PARTS, MAX_PRE_DATA, LocalStorage, ReceivedPost, post
 
 
 @pytest.fixture

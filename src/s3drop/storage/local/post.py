@@ -22,10 +22,9 @@ import anyio.to_thread
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from ...errors import InsufficientStorage, S3Error
+from ...errors import S3Error
 from ..verify import CheckedPost, verify_post
-from .files import _disk_full
-from .receive import BUCKET, REGION
+from .receive import BUCKET, FLUSH_BYTES, REGION, disk_errors, stream_into
 
 if TYPE_CHECKING:
     from . import LocalStorage
@@ -43,8 +42,6 @@ MAX_PART_HEADERS = 4
 MAX_PART_HEADER_BYTES = 8 * 1024
 #: RFC 2046 5.1.1: a boundary is 1 to 70 characters of this set, not ending with a space.
 _BOUNDARY = re.compile(rb"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
-#: Bytes of the file held in memory before they are written out (in a thread).
-_FLUSH_BYTES = 1024 * 1024
 
 
 async def receive_post(
@@ -59,52 +56,14 @@ async def receive_post(
     """
     receiver = _PostReceiver(storage, content_type)
     try:
-        with _disk_full():
-            await _receive(storage, receiver, aiter(body))
+        with disk_errors():
+            await stream_into(receiver, body, idle_timeout=storage.idle_timeout)
             # The last write, the renames and the metadata file: in a thread too.
             return await anyio.to_thread.run_sync(receiver.finish)
-    except InsufficientStorage as exc:
-        raise S3Error(exc.message, code="InsufficientStorage", status=507) from exc
-    except OSError as exc:
-        raise S3Error(
-            f"We encountered an internal error storing the upload ({exc.strerror}). "
-            "Please try again.",
-            code="InternalError",
-            status=500,
-        ) from exc
     finally:
         if receiver.file is not None or receiver.tmp is not None:
             with anyio.CancelScope(shield=True):  # a client that went away still gets it
                 await anyio.to_thread.run_sync(receiver.cleanup)
-
-
-async def _receive(
-    storage: LocalStorage, receiver: _PostReceiver, chunks: AsyncIterator[bytes]
-) -> None:
-    """Feed the body to ``receiver`` until it is done or the body ends, writing the file as
-    it comes; cut it when nothing arrives for ``idle_timeout`` seconds."""
-    while True:
-        try:
-            with anyio.fail_after(storage.idle_timeout):
-                chunk = await anext(chunks)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            raise S3Error(
-                "Your socket connection to the server was not read from or written to "
-                f"within the timeout period ({storage.idle_timeout:g} s).",
-                code="RequestTimeout",
-                status=400,
-            ) from None
-        receiver.feed(chunk)
-        if receiver.done:
-            return
-        if len(receiver.pending) >= _FLUSH_BYTES or (
-            receiver.tmp is not None and receiver.file is None  # the file began: open it
-        ):
-            # Write in a thread: the event loop goes on receiving the body meanwhile, so
-            # network and disk overlap instead of taking turns.
-            await anyio.to_thread.run_sync(receiver.flush)
 
 
 @dataclass(frozen=True)
@@ -174,6 +133,12 @@ class _PostReceiver:
     @property
     def done(self) -> bool:
         return self.error is not None or self.ended or self.file_done
+
+    @property
+    def wants_flush(self) -> bool:
+        return len(self.pending) >= FLUSH_BYTES or (
+            self.tmp is not None and self.file is None  # the file began: open it
+        )
 
     def feed(self, chunk: bytes) -> None:
         try:

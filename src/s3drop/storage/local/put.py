@@ -14,12 +14,11 @@ else, as with a POST policy. Refusals carry S3's statuses and codes; nothing is 
 from __future__ import annotations
 
 import base64
-import contextlib
-import errno
 import functools
 import hashlib
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 import anyio.to_thread
@@ -27,10 +26,8 @@ import anyio.to_thread
 from ...errors import S3Error
 from ..verify import verify_put
 from . import LocalStorage
-from .receive import REGION
+from .receive import FLUSH_BYTES, REGION, disk_errors, stream_into
 
-#: Bytes held in memory before they are written out (in a thread).
-_FLUSH_BYTES = 1024 * 1024
 #: The largest single PUT S3 takes.
 _MAX_PUT = 5 * 1024**3
 
@@ -73,48 +70,16 @@ async def receive_put(
             code="EntityTooLarge",
             status=400,
         )
-    tmp = storage._tmp_path()
-    md5 = hashlib.md5(usedforsecurity=False)
-    sha256 = hashlib.sha256()
-    received = 0
-    pending = bytearray()
-
-    def flush(file: IO[bytes], data: bytes) -> None:
-        md5.update(data)
-        sha256.update(data)
-        file.write(data)
-
-    chunks = aiter(body)
+    sink = _PutBody(storage._tmp_path(), size)
     try:
-        with _disk_errors():  # the disk in threads, never on the event loop
-            file = await anyio.to_thread.run_sync(tmp.open, "wb")
-        try:
-            while received <= size:
-                try:
-                    with anyio.fail_after(storage.idle_timeout):
-                        chunk = await anext(chunks)
-                except StopAsyncIteration:
-                    break
-                except TimeoutError:
-                    raise S3Error(
-                        "Your socket connection to the server was not read from or written to "
-                        f"within the timeout period ({storage.idle_timeout:g} s).",
-                        code="RequestTimeout",
-                        status=400,
-                    ) from None
-                received += len(chunk)
-                pending += chunk
-                if len(pending) >= _FLUSH_BYTES:
-                    data, pending = bytes(pending), bytearray()
-                    with _disk_errors():
-                        await anyio.to_thread.run_sync(flush, file, data)
-            if received == size:
-                with _disk_errors():
-                    await anyio.to_thread.run_sync(flush, file, bytes(pending))
-        finally:
-            with _disk_errors():
-                await anyio.to_thread.run_sync(file.close)
-        if received != size:
+        with disk_errors():  # the disk in threads, never on the event loop
+            try:
+                await stream_into(sink, body, idle_timeout=storage.idle_timeout)
+                if sink.received == size:
+                    await anyio.to_thread.run_sync(sink.flush)
+            finally:
+                await anyio.to_thread.run_sync(sink.close)
+        if sink.received != size:
             raise S3Error(
                 "You did not provide the number of bytes specified by the Content-Length "
                 "HTTP header.",
@@ -122,14 +87,14 @@ async def receive_put(
                 status=400,
             )
         content_sha256 = signed.get("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
-        if content_sha256 not in {"UNSIGNED-PAYLOAD", sha256.hexdigest()}:
+        if content_sha256 not in {"UNSIGNED-PAYLOAD", sink.sha256.hexdigest()}:
             raise S3Error(
                 "The provided 'x-amz-content-sha256' header does not match what was computed.",
                 code="XAmzContentSHA256Mismatch",
                 status=400,
             )
         checksum = signed.get("x-amz-checksum-sha256")
-        if checksum is not None and checksum != base64.b64encode(sha256.digest()).decode():
+        if checksum is not None and checksum != base64.b64encode(sink.sha256.digest()).decode():
             raise S3Error(
                 "The SHA256 you specified did not match the calculated checksum.",
                 code="BadDigest",
@@ -141,31 +106,48 @@ async def receive_put(
             if name.startswith("x-amz-meta-")
         }
         content_type = signed.get("content-type", "binary/octet-stream")
-        with _disk_errors():
+        with disk_errors():
             await anyio.to_thread.run_sync(
-                storage._commit, tmp, key, target, content_type, metadata
+                storage._commit, sink.tmp, key, target, content_type, metadata
             )
     finally:
-        await anyio.to_thread.run_sync(functools.partial(tmp.unlink, missing_ok=True))
-    return ReceivedPut(key=key, size=size, etag=f'"{md5.hexdigest()}"')
+        await anyio.to_thread.run_sync(functools.partial(sink.tmp.unlink, missing_ok=True))
+    return ReceivedPut(key=key, size=size, etag=f'"{sink.md5.hexdigest()}"')
 
 
-@contextlib.contextmanager
-def _disk_errors() -> Iterator[None]:
-    """The disk's failures in S3's words, as the POST receiver answers them: a full disk or a
-    spent quota 507 ``InsufficientStorage``, any other 500 ``InternalError``."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise S3Error(
-                f"no space left to store the upload: {exc.strerror}",
-                code="InsufficientStorage",
-                status=507,
-            ) from exc
-        raise S3Error(
-            f"We encountered an internal error storing the upload ({exc.strerror}). "
-            "Please try again.",
-            code="InternalError",
-            status=500,
-        ) from exc
+class _PutBody:
+    """The body of one PUT, on its way to ``tmp``: counted, hashed (MD5 for the ETag, SHA-256 for
+    the signed digests) and written a MiB at a time (the file opened by the first write)."""
+
+    def __init__(self, tmp: Path, size: int) -> None:
+        self.tmp = tmp
+        self.size = size
+        self.received = 0
+        self.pending = bytearray()
+        self.file: IO[bytes] | None = None
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.sha256 = hashlib.sha256()
+
+    @property
+    def done(self) -> bool:
+        return self.received > self.size  # more than Content-Length: refused below
+
+    @property
+    def wants_flush(self) -> bool:
+        return len(self.pending) >= FLUSH_BYTES
+
+    def feed(self, chunk: bytes) -> None:
+        self.received += len(chunk)
+        self.pending += chunk
+
+    def flush(self) -> None:
+        if self.file is None:
+            self.file = self.tmp.open("wb")
+        data, self.pending = bytes(self.pending), bytearray()
+        self.md5.update(data)
+        self.sha256.update(data)
+        self.file.write(data)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
