@@ -17,14 +17,20 @@ leave their root.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from ..config import Settings
 from ..errors import ConfigurationError
 from ..policy import UploadForm, UploadRequest
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
 
 #: Signed read URLs stay byte for byte the same within a window of this many seconds (or of the
 #: URL's lifetime, when shorter), so browsers and CDNs can reuse what they fetched.
@@ -135,6 +141,21 @@ class Storage:
         ``older_than`` seconds; how many. Nothing to do on S3, which never shows a partial
         object."""
         return 0
+
+    #: True when nothing but :meth:`~s3drop.uploads.S3Drop.sweep` removes abandoned uploads, so
+    #: the app runs it now and then (on S3 a lifecycle rule does).
+    needs_sweeping: bool = False
+
+    def http_routes(self) -> list[BaseRoute]:
+        """The routes a backend that is its own storage server adds to the app that serves it
+        (the local backend's receiver and signed reads); none for a store of its own (S3)."""
+        return []
+
+    def served_at(self, base_url: str) -> AbstractContextManager[None]:
+        """A block within which the URLs the backend gives out for its :meth:`http_routes` point
+        under ``base_url``, the app's base URL for the request in hand (the web layer enters it
+        for each request). Nothing to do for a backend without routes."""
+        return contextlib.nullcontext()
 
     def browser_origins(self) -> list[str]:
         """Origins other than the app's that the page posts to or loads images from."""

@@ -1,4 +1,4 @@
-"""The bundled web app: the upload page, a small JSON API, and the local backend's endpoints.
+"""The bundled web app: the upload page, a small JSON API, and the storage backend's own routes.
 
 ``create_app()`` builds it from :class:`~s3drop.config.Settings`; it runs on its own or mounted
 under any prefix of another ASGI app (every URL it gives out follows, see :mod:`.mount`).
@@ -38,8 +38,6 @@ from ..errors import (
 )
 from ..limits import LimitStore, app_limit_store
 from ..storage.base import Storage
-from ..storage.local import MOUNT
-from ..storage.s3_xml import MEDIA_TYPE, error_document
 from ..storage.sigv4 import PUT_HEADERS
 from ..uploads import S3Drop
 from . import ops, routes
@@ -59,8 +57,9 @@ def create_app(
     limit_store: LimitStore | None = None,
 ) -> FastAPI:
     """The ASGI app for ``settings`` (read from the environment when None): the page, the API,
-    the operations endpoints and (local backend) the storage receiver. Mount it anywhere
-    (``app.mount("/uploads", create_app())``): every URL it gives out follows the mount.
+    the operations endpoints and the storage's own routes (the local backend's receiver). Mount
+    it anywhere (``app.mount("/uploads", create_app())``): every URL it gives out follows the
+    mount.
 
     ``storage``, ``authenticate`` and ``limit_store`` replace the built-ins the settings choose
     (for the limits: Redis at ``S3DROP_REDIS_URL``, else ``limits.sqlite3`` in the data folder).
@@ -77,7 +76,8 @@ def create_app(
 
 def build_app(drop: S3Drop) -> FastAPI:
     """What every s3drop web app has: the JSON API, the static files (the uploader element), the
-    local backend's receiver, s3drop's error answers, CORS and the browser hardening.
+    storage's own routes (:meth:`Storage.http_routes <s3drop.storage.base.Storage.http_routes>`),
+    s3drop's error answers, CORS and the browser hardening.
     :func:`create_app` adds the page and the operations endpoints;
     :func:`s3drop.integrations.fastapi.uploads_app` puts a host app's login in place of
     :func:`~s3drop.web.routes.current_principal`."""
@@ -92,8 +92,7 @@ def build_app(drop: S3Drop) -> FastAPI:
     app.state.drop = drop
     app.state.completions = routes.CompletionGate(drop.decoders.capacity)
     app.include_router(routes.api)
-    if drop.storage.name == "local":
-        app.include_router(routes.local_storage)
+    app.router.routes.extend(drop.storage.http_routes())  # the backend's own, S3's XML answers
     app.state.assets = StaticAssets(STATIC)
     app.mount("/static", app.state.assets, name="static")
     app.add_exception_handler(S3DropError, _s3drop_error)
@@ -113,7 +112,8 @@ def build_app(drop: S3Drop) -> FastAPI:
     app.add_middleware(
         SecurityMiddleware, origins=origins, storage_origins=drop.storage.browser_origins()
     )
-    app.add_middleware(MountMiddleware, public_url=drop.settings.public_url)  # a checked Host
+    # After a checked Host: the storage's URLs follow the request.
+    app.add_middleware(MountMiddleware, public_url=drop.settings.public_url, storage=drop.storage)
     app.add_middleware(HostMiddleware, hosts=drop.settings.hosts())  # before routing
     # The storage endpoint cuts a stalled upload itself (S3's XML); this catches every other body.
     app.add_middleware(BodyTimeoutMiddleware, timeout=drop.settings.upload_idle_timeout + 1)
@@ -121,14 +121,15 @@ def build_app(drop: S3Drop) -> FastAPI:
     return app
 
 
-#: How often the local backend removes uploads nobody completed (S3 has a lifecycle rule).
+#: How often a backend that ``needs_sweeping`` removes uploads nobody completed (S3 has a
+#: lifecycle rule).
 SWEEP_EVERY = 3600
 
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     drop: S3Drop = app.state.drop
-    sweeper = asyncio.create_task(_sweep(drop)) if drop.storage.name == "local" else None
+    sweeper = asyncio.create_task(_sweep(drop)) if drop.storage.needs_sweeping else None
     restore = _close_on_signal(drop, asyncio.get_running_loop())
     drop.decoders.warm()  # the first completion does not wait for a worker to start
     try:
@@ -247,20 +248,12 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
 }
-#: S3's codes for the same, on the local backend's storage endpoint (its clients read S3's XML).
-_S3_CODES = {404: "NoSuchKey", 405: "MethodNotAllowed"}
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     headers = dict(exc.headers or {})  # Allow, for a 405
-    drop: S3Drop = request.app.state.drop
-    path = request.url.path.removeprefix(request.scope.get("root_path", ""))
-    if drop.storage.name == "local" and (path == MOUNT or path.startswith(MOUNT + "/")):
-        code = _S3_CODES.get(exc.status_code, "InvalidRequest")
-        body = error_document(code, message)
-        return Response(body, exc.status_code, headers=headers, media_type=MEDIA_TYPE)
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     response = error_response(exc.status_code, code, message)
     response.headers.update(headers)

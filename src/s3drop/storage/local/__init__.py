@@ -33,10 +33,11 @@ import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 from urllib.parse import quote, quote_plus
 
 from ...config import Settings
@@ -54,6 +55,9 @@ from ..sigv4 import PutSigner, put_headers, sign_post
 from .files import _MAX_KEY, _PLAIN_KEY, _check_key, _disk_full, _walk
 from .post import MAX_PARTS, MAX_PRE_DATA, ReceivedPost, receive_post
 from .receive import BUCKET, REGION, drain
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
 
 __all__ = [
     "ACCESS_KEY",
@@ -337,6 +341,21 @@ class LocalStorage(Storage):
                 "Content-Security-Policy": "default-src 'none'; sandbox",
             },
         )
+
+    # --- the HTTP half ---------------------------------------------------------------------------
+
+    #: Nothing but :meth:`~s3drop.uploads.S3Drop.sweep` removes abandoned uploads from a folder.
+    needs_sweeping = True
+
+    def http_routes(self) -> list[BaseRoute]:
+        """The receiver and signed reads (:mod:`.serving`), at :data:`MOUNT`."""
+        from .serving import http_routes
+
+        return http_routes(self)
+
+    def served_at(self, base_url: str) -> AbstractContextManager[None]:
+        """Forms and read URLs point at :data:`MOUNT` under ``base_url`` (:func:`receiver_at`)."""
+        return receiver_at(base_url.rstrip("/") + MOUNT)
 
     async def receive_post(
         self, content_type: str | None, body: AsyncIterator[bytes]
