@@ -73,7 +73,8 @@ from .policy import (
     thumbnail_key,
 )
 from .sandbox import DecodePool, SandboxLimits
-from .storage.base import ObjectInfo, Storage, open_storage
+from .storage import open_storage
+from .storage.base import ObjectInfo, Storage
 from .units import format_size
 
 #: Who calls the library when the caller names nobody.

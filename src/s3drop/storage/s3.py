@@ -2,7 +2,7 @@
 
 One client per process, SigV4 always (boto3 would otherwise sign presigned requests with SigV2 in
 us-east-1), path-style addressing for custom endpoints (``127.0.0.1`` has no bucket subdomains).
-Upload forms are signed locally by :func:`s3drop.storage.sigv4.sign_post` with the credentials boto3's own
+Upload forms are signed locally (:meth:`Storage.presign_post <s3drop.storage.base.Storage.presign_post>`) with the credentials boto3's own
 chain resolves (environment, profile, instance role; refreshed when they expire): signing touches
 no network. No ACLs: the bucket stays private and images are read through presigned GETs, or a
 configured public base URL (a CDN).
@@ -38,15 +38,14 @@ from ..config import Settings
 from ..errors import (
     BucketMissing,
     ConfigurationError,
-    InvalidRequest,
     NotFound,
     StorageAccessDenied,
     StorageError,
     StorageUnavailable,
 )
-from ..policy import Credentials, UploadForm, UploadRequest, inline_disposition
-from .base import ObjectInfo, Storage, put_form, stable_signing
-from .sigv4 import GetSigner, PutSigner, put_headers, sign_post
+from ..policy import Credentials, inline_disposition
+from .base import ObjectInfo, Storage, stable_signing
+from .sigv4 import GetSigner, PutSigner
 
 if TYPE_CHECKING:
     from botocore.credentials import Credentials as BotoCredentials
@@ -279,38 +278,20 @@ class S3Storage(Storage):
         botocore may fetch over the network inside any signing call."""
         return self._credentials is None or isinstance(self._credentials, RefreshableCredentials)
 
-    def presign_post(self, request: UploadRequest, *, expires_in: int) -> UploadForm:
-        fields, expires_at = sign_post(
-            request,
-            bucket=self.bucket,
-            credentials=self.credentials(),
-            region=self.region,
-            expires_in=expires_in,
-        )
-        return UploadForm(
-            id=request.id,
-            key=request.key,
-            url=self.post_url,
-            fields=fields,
-            content_type=request.content_type,
-            max_bytes=request.max_bytes,
-            expires_at=expires_at,
-        )
+    def _signing_credentials(self) -> Credentials:
+        return self.credentials()
 
-    def presign_put(self, request: UploadRequest, *, expires_in: int) -> UploadForm:
+    def _form_url(self) -> str:
+        return self.post_url
+
+    def _put_signer(self) -> PutSigner:
         """The URL boto3's ``generate_presigned_url('put_object', ...)`` would give for the
         exact size, type, metadata and checksum (:func:`~s3drop.storage.sigv4.put_headers`)."""
-        headers = put_headers(request)
-        url = self.put_signer.url(
-            request.key, headers=headers, credentials=self.credentials(), expires_in=expires_in
-        )
-        return put_form(request, url=url, headers=headers, expires_in=expires_in)
+        return self.put_signer
 
-    def presign_get(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
+    def _presign_get(self, key: str, *, expires_in: int, filename: str | None) -> str:
         """The URL boto3's ``generate_presigned_url`` would give, signed here in microseconds
-        (:mod:`s3drop.storage.sigv4`)."""
-        if not key or len(key.encode()) > 1024:  # what S3 (and boto3) would refuse
-            raise InvalidRequest(f"invalid object key: {key!r}")
+        (:mod:`s3drop.storage.sigv4`), or the CDN's."""
         if self.public_base_url:
             return f"{self.public_base_url}/{quote(key)}"
         disposition = inline_disposition(filename) if filename else None

@@ -48,11 +48,11 @@ from ...errors import (
     S3Error,
     StorageUnavailable,
 )
-from ...policy import Credentials, UploadForm, UploadRequest, inline_disposition
+from ...policy import Credentials, inline_disposition
 from ...units import format_size
-from ..base import ObjectInfo, Storage, put_form, stable_signing
-from ..sigv4 import PutSigner, put_headers, sign_post
-from .files import _MAX_KEY, _PLAIN_KEY, _check_key, _disk_full, _walk
+from ..base import PLAIN_KEY, ObjectInfo, Storage, check_key, stable_signing
+from ..sigv4 import PutSigner
+from .files import _disk_full, _walk
 from .post import MAX_PARTS, MAX_PRE_DATA, ReceivedPost, receive_post
 from .receive import BUCKET, REGION, drain
 
@@ -98,6 +98,10 @@ def receiver_at(url: str) -> Iterator[None]:
 
 class LocalStorage(Storage):
     name = "local"
+    bucket = BUCKET
+    region = REGION
+    #: Keys become paths: shorter than S3's, so that every one fits the file system's limits.
+    max_key_bytes = 512
 
     def __init__(self, settings: Settings) -> None:
         self.root = settings.data_dir.resolve()
@@ -124,7 +128,7 @@ class LocalStorage(Storage):
     # --- paths ---------------------------------------------------------------------------------
 
     def _path(self, key: str, folder: Path | None = None) -> Path:
-        _check_key(key)
+        check_key(key, max_bytes=self.max_key_bytes)
         return (folder or self.objects).joinpath(*key.split("/"))
 
     def _meta_path(self, key: str) -> Path:
@@ -132,42 +136,22 @@ class LocalStorage(Storage):
 
     # --- the contract --------------------------------------------------------------------------
 
-    def presign_post(self, request: UploadRequest, *, expires_in: int) -> UploadForm:
-        fields, expires_at = sign_post(
-            request,
-            bucket=BUCKET,
-            credentials=self.credentials,
-            region=REGION,
-            expires_in=expires_in,
-        )
-        return UploadForm(
-            id=request.id,
-            key=request.key,
-            url=self.base_url,
-            fields=fields,
-            content_type=request.content_type,
-            max_bytes=request.max_bytes,
-            expires_at=expires_at,
-        )
+    def _signing_credentials(self) -> Credentials:
+        return self.credentials
 
-    def presign_put(self, request: UploadRequest, *, expires_in: int) -> UploadForm:
-        """A presigned PUT URL that :func:`~s3drop.storage.local.put.receive_put` checks."""
+    def _form_url(self) -> str:
+        return self.base_url
+
+    def _put_signer(self) -> PutSigner:
+        """Signs the URLs :func:`~s3drop.storage.local.put.receive_put` checks."""
         if "://" not in self.base_url:
             raise InvalidRequest(
                 "PUT uploads to the local backend need its absolute URL (S3DROP_PUBLIC_URL)"
             )
-        headers = put_headers(request)
-        url = PutSigner(self.base_url, region=REGION).url(
-            request.key, headers=headers, credentials=self.credentials, expires_in=expires_in
-        )
-        return put_form(request, url=url, headers=headers, expires_in=expires_in)
+        return PutSigner(self.base_url, region=REGION)
 
-    def presign_get(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
-        if len(key) <= _MAX_KEY and _PLAIN_KEY.fullmatch(key):
-            path = key  # nothing in it to check further, or to quote
-        else:
-            _check_key(key)
-            path = quote(key)
+    def _presign_get(self, key: str, *, expires_in: int, filename: str | None) -> str:
+        path = key if PLAIN_KEY.fullmatch(key) else quote(key)  # nothing to quote, or quoted
         signed_at, lifetime = stable_signing(expires_in)
         expires = str(signed_at + lifetime)
         signature = self._get_signature(key, expires, filename or "")

@@ -1,8 +1,8 @@
-"""The local backend's files: which keys may become paths, and listing a folder in S3's key order.
+"""The local backend's files: listing a folder in S3's key order, and a full disk.
 
-A key becomes a path under ``<data>/objects`` only when it cannot leave that folder and an S3 store
-would take it (:func:`_check_key`); a listing walks only the folders its prefix reaches, lazily, in
-byte order of the whole key (:func:`_walk`), as S3 lists.
+A listing walks only the folders its prefix reaches, lazily, in byte order of the whole key
+(:func:`_walk`), as S3 lists; a full disk is :class:`~s3drop.errors.InsufficientStorage`
+(:func:`_disk_full`). Which keys may become paths is :func:`s3drop.storage.base.check_key`.
 """
 
 from __future__ import annotations
@@ -11,30 +11,9 @@ import contextlib
 import errno
 import heapq
 import os
-import re
 from collections.abc import Iterator
 
-from ...errors import InsufficientStorage, InvalidRequest
-
-#: Keys any path may carry as they are (no segment starting with a dot, nothing to quote in a URL):
-#: every key s3drop makes but an owner's index entry; anything else gets the full check.
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*")
-_MAX_KEY = 512
-
-
-def _check_key(key: str) -> None:
-    """Refuse a key that could leave the root, or that no S3 store would take."""
-    if len(key) <= _MAX_KEY and _PLAIN_KEY.fullmatch(key):
-        return
-    if (
-        not key
-        or key.startswith("/")
-        or any(part in {"", ".", ".."} for part in key.split("/"))
-        or "\\" in key
-        or "\0" in key
-        or len(key) > _MAX_KEY
-    ):
-        raise InvalidRequest(f"invalid object key: {key!r}")
+from ...errors import InsufficientStorage
 
 
 def _walk(
