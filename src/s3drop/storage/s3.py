@@ -23,8 +23,8 @@ boto3's errors are translated here, once, by :func:`translate`, into :mod:`s3dro
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Collection, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -175,6 +175,23 @@ def translate(exc: Exception, *, bucket: str, key: str | None = None) -> Excepti
     return exc
 
 
+@contextmanager
+def boto_errors(
+    *, bucket: str, key: str | None = None, keep: Collection[str] = ()
+) -> Iterator[None]:
+    """Within the block, boto3's errors become s3drop's (:func:`translate`), raised from the
+    original; a ``ClientError`` whose code is in ``keep`` passes as it is, for the caller to
+    handle (``bucket init``: a bucket that exists already)."""
+    try:
+        yield
+    except botocore.exceptions.ClientError as exc:
+        if keep and error_code(exc) in keep:
+            raise
+        raise translate(exc, bucket=bucket, key=key) from exc
+    except botocore.exceptions.BotoCoreError as exc:
+        raise translate(exc, bucket=bucket, key=key) from exc
+
+
 def bucket_missing(bucket: str) -> BucketMissing:
     return BucketMissing(
         f"bucket {bucket!r} does not exist: create it with `s3drop bucket init`, or set "
@@ -247,12 +264,8 @@ class S3Storage(Storage):
         self._lock = threading.Lock()
         self._credentials: BotoCredentials | None = None
 
-    @contextmanager
-    def _errors(self, key: str | None = None) -> Iterator[None]:
-        try:
-            yield
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise translate(exc, bucket=self.bucket, key=key) from exc
+    def _errors(self, key: str | None = None) -> AbstractContextManager[None]:
+        return boto_errors(bucket=self.bucket, key=key)
 
     def credentials(self) -> Credentials:
         """The current credentials from boto3's chain (refreshed by boto3 when they expire)."""
