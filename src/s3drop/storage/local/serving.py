@@ -17,7 +17,7 @@ from urllib.parse import quote
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
 from ... import metrics
@@ -50,9 +50,20 @@ def http_routes(storage: LocalStorage) -> list[BaseRoute]:
         return _method_not_allowed("GET, HEAD, PUT")
 
     return [
-        Route(MOUNT, _AnyMethod(bucket), include_in_schema=False),
-        Route(MOUNT + "/{key:path}", _AnyMethod(obj), include_in_schema=False),
+        _NamedRoute(MOUNT, _AnyMethod(bucket), include_in_schema=False),
+        _NamedRoute(MOUNT + "/{key:path}", _AnyMethod(obj), include_in_schema=False),
     ]
+
+
+class _NamedRoute(Route):
+    """A route that names itself in the request's scope, as FastAPI's own routes do, so that
+    what reads ``scope["route"]`` (the request metrics' route label) sees it."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match is not Match.NONE:
+            child_scope["route"] = self
+        return match, child_scope
 
 
 class _AnyMethod:
