@@ -26,7 +26,7 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..auth import Principal
-from ..errors import AlreadyUploaded, InvalidRequest, S3DropError, S3Error
+from ..errors import InvalidRequest, S3DropError, S3Error, error_headers, error_json
 from ..gallery import VARIANTS, Variant
 from ..storage.local import LocalStorage
 from ..storage.s3_xml import MEDIA_TYPE, error_body
@@ -60,15 +60,10 @@ def json_answer(status: int, data: object, headers: Mapping[str, str] | None = N
 
 
 def error_answer(exc: S3DropError) -> Answer:
-    """``{"error": {"code", "message"}}`` with the error's status (and ``Retry-After`` on 429 and
-    on a 503 that says when to retry); a duplicate at signing (409 ``already_uploaded``) also
-    carries the ``image`` already there."""
-    retry_after = getattr(exc, "retry_after", None)
-    headers = {"Retry-After": str(retry_after)} if isinstance(retry_after, int) else {}
-    data: dict[str, object] = {"error": {"code": exc.code, "message": exc.message}}
-    if isinstance(exc, AlreadyUploaded):
-        data["image"] = exc.image if isinstance(exc.image, dict) else exc.image.to_dict()
-    return json_answer(exc.status, data, headers)
+    """``{"error": {"code", "message"}}`` with the error's status and headers (``Retry-After``
+    on 429 and 503), as the bundled app answers it (:func:`~s3drop.errors.error_json`): a duplicate
+    at signing (409 ``already_uploaded``) also carries the ``image`` already there."""
+    return json_answer(exc.status, error_json(exc), error_headers(exc))
 
 
 class SignRequest(BaseModel):

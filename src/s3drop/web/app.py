@@ -29,12 +29,13 @@ from .._version import __version__
 from ..auth import Authenticator
 from ..config import Settings
 from ..errors import (
-    AlreadyUploaded,
     LimitsUnavailable,
     NotAuthenticated,
-    RateLimited,
     S3DropError,
     ServerBusy,
+    error_headers,
+    error_json,
+    json_error,
 )
 from ..limits import LimitStore, app_limit_store
 from ..storage.base import Storage
@@ -188,10 +189,8 @@ async def _sweep(drop: S3Drop) -> None:
 def error_response(
     status: int, code: str, message: str, *, reference: str | None = None
 ) -> JSONResponse:
-    error = {"code": code, "message": message}
-    if reference is not None:
-        error["reference"] = reference
-    return JSONResponse({"error": error}, status_code=status)
+    extra = {"reference": reference} if reference is not None else {}
+    return JSONResponse(json_error(code, message, **extra), status_code=status)
 
 
 #: What a person using the page is told when the server or its storage fails. The operator's
@@ -222,16 +221,9 @@ async def _s3drop_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status >= 500 and not isinstance(exc, LimitsUnavailable | ServerBusy):
         # A fault of the server or its storage: people get plain words and a reference.
         response = _server_fault(exc.status, exc.code, exc.message)
-    else:
-        response = error_response(exc.status, exc.code, exc.message)
-    if isinstance(exc, AlreadyUploaded):  # the image the client already has, beside the error
-        image = exc.image if isinstance(exc.image, dict) else exc.image.to_dict()
-        error = {"code": exc.code, "message": exc.message}
-        response = JSONResponse({"error": error, "image": image}, status_code=exc.status)
-    if isinstance(exc, RateLimited | LimitsUnavailable | ServerBusy):
-        response.headers["Retry-After"] = str(exc.retry_after)
-    elif exc.status == 503:
-        response.headers["Retry-After"] = "30"
+    else:  # with the image an AlreadyUploaded carries
+        response = JSONResponse(error_json(exc), status_code=exc.status)
+    response.headers.update(error_headers(exc))
     if isinstance(exc, NotAuthenticated):
         drop: S3Drop = request.app.state.drop
         scheme = "Basic" if drop.settings.auth_mode == "basic" else "Bearer"
