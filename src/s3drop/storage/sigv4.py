@@ -166,16 +166,47 @@ def canonical_host(url: str) -> str:
     return host
 
 
-class GetSigner:
-    """Signs GET URLs for the objects under ``base_url``: ``scheme://host[/path]`` that an object's
-    quoted key is appended to after a ``/`` (the bucket's virtual host, or the endpoint and the
-    bucket, path-style)."""
+class _QuerySigner:
+    """What a GET and a PUT URL share: the objects' base URL (``scheme://host[/path]`` that an
+    object's quoted key is appended to after a ``/``: the bucket's virtual host, or the endpoint
+    and the bucket, path-style), its signed host, and the ``X-Amz-*`` parameters of a request."""
 
     def __init__(self, base_url: str, *, region: str) -> None:
         self.base_url = base_url.rstrip("/")
         self.region = region
         self.host = canonical_host(self.base_url)
         self.base_path = urlsplit(self.base_url).path
+
+    def _auth(
+        self,
+        credentials: Credentials,
+        *,
+        expires_in: int,
+        signed_headers: str,
+        now: datetime | None,
+    ) -> tuple[str, str, bytes, list[str], list[str]]:
+        """``(amz_date, scope, signing key, signed, query)``: the ``X-Amz-*`` parameters in
+        canonical order (byte order of the names: the token before SignedHeaders) and in the
+        URL's order (``signed_headers`` already quoted)."""
+        if now is None:
+            amz_date = time.strftime(_AMZ_DATE, time.gmtime())
+        else:
+            amz_date = now.strftime(_AMZ_DATE)
+        scope, credential, token, key_for_day = _for_day(credentials, amz_date[:8], self.region)
+        auth = [
+            "X-Amz-Algorithm=" + ALGORITHM,
+            credential,
+            "X-Amz-Date=" + amz_date,
+            f"X-Amz-Expires={expires_in}",
+            "X-Amz-SignedHeaders=" + signed_headers,
+        ]
+        signed = [*auth[:4], token, auth[4]] if token else auth
+        query = [*auth, token] if token else auth
+        return amz_date, scope, key_for_day, signed, query
+
+
+class GetSigner(_QuerySigner):
+    """Signs GET URLs for the objects under ``base_url``."""
 
     def url(
         self,
@@ -188,23 +219,11 @@ class GetSigner:
     ) -> str:
         """A URL that reads ``key`` for ``expires_in`` seconds from ``now`` (default: the clock);
         ``disposition`` is the Content-Disposition storage answers with."""
-        if now is None:
-            amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        else:
-            amz_date = now.strftime("%Y%m%dT%H%M%SZ")
-        scope, credential, token, key_for_day = _for_day(credentials, amz_date[:8], self.region)
+        amz_date, scope, key_for_day, signed, query = self._auth(
+            credentials, expires_in=expires_in, signed_headers="host", now=now
+        )
         path = quote(key, safe="/~")
-        auth = [
-            "X-Amz-Algorithm=" + ALGORITHM,
-            credential,
-            "X-Amz-Date=" + amz_date,
-            f"X-Amz-Expires={expires_in}",
-            "X-Amz-SignedHeaders=host",
-        ]
-        # Canonical order is byte order of the names: the token before SignedHeaders, the
-        # lower-case response-* after every X-Amz-*. The URL puts the operation's parameter first.
-        signed = [*auth[:4], token, auth[4]] if token else auth
-        query = [*auth, token] if token else auth
+        # The lower-case response-* sorts after every X-Amz-*; the URL puts it first.
         if disposition is not None:
             wanted = "response-content-disposition=" + quote(disposition, safe=_SAFE)
             signed = [*signed, wanted]
@@ -261,16 +280,10 @@ def put_headers(request: UploadRequest) -> dict[str, str]:
     return headers
 
 
-class PutSigner:
+class PutSigner(_QuerySigner):
     """Signs PUT URLs for the objects under ``base_url`` (as :class:`GetSigner`), each binding
     the key, the expiry and every header given (plus ``host``). An ``x-amz-content-sha256``
     header is the payload hash signed, as botocore signs it; otherwise ``UNSIGNED-PAYLOAD``."""
-
-    def __init__(self, base_url: str, *, region: str) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.region = region
-        self.host = canonical_host(self.base_url)
-        self.base_path = urlsplit(self.base_url).path
 
     def url(
         self,
@@ -283,24 +296,13 @@ class PutSigner:
     ) -> str:
         """A URL that stores ``key`` for ``expires_in`` seconds from ``now`` (default: the
         clock), with exactly ``headers`` (names in any case)."""
-        if now is None:
-            amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        else:
-            amz_date = now.strftime("%Y%m%dT%H%M%SZ")
-        scope, credential, token, key_for_day = _for_day(credentials, amz_date[:8], self.region)
         signed_headers = {name.lower(): value for name, value in headers.items()}
         signed_headers["host"] = self.host
         block, names = canonical_headers(signed_headers)
+        amz_date, scope, key_for_day, signed, query = self._auth(
+            credentials, expires_in=expires_in, signed_headers=quote(names, safe=_SAFE), now=now
+        )
         path = quote(key, safe="/~")
-        auth = [
-            "X-Amz-Algorithm=" + ALGORITHM,
-            credential,
-            "X-Amz-Date=" + amz_date,
-            f"X-Amz-Expires={expires_in}",
-            "X-Amz-SignedHeaders=" + quote(names, safe=_SAFE),
-        ]
-        signed = [*auth[:4], token, auth[4]] if token else auth
-        query = [*auth, token] if token else auth
         payload = signed_headers.get("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
         canonical = canonical_request(
             "PUT", f"{self.base_path}/{path}", "&".join(signed), block, names, payload
