@@ -238,6 +238,16 @@ def nested_avif(depth: int = 5000) -> bytes:
 HIDDEN = b"HIDDEN-PAYLOAD-s3drop-0xC0FFEE"
 
 
+def avif_of_compatible_brand(seed: int = 0, size: tuple[int, int] = (64, 48)) -> bytes:
+    """An AVIF whose major brand is the generic ``mif1``: ``avif`` is only among its compatible
+    brands (HEIF allows it; some encoders write it so)."""
+    data = bytearray(encode(photo(seed, size), "AVIF"))
+    assert data[4:12] == b"ftypavif"
+    assert b"avif" in data[16 : int.from_bytes(data[:4], "big")]
+    data[8:12] = b"mif1"
+    return bytes(data)
+
+
 def jpeg_segment(marker: int, payload: bytes) -> bytes:
     return bytes([0xFF, marker]) + (2 + len(payload)).to_bytes(2, "big") + payload
 

@@ -26,7 +26,7 @@ from typing import NoReturn
 
 from . import audit, images
 from .auth import Authenticator, Principal, from_settings
-from .config import KNOWN_TYPES, Settings
+from .config import Settings
 from .errors import (
     AlreadyCompleted,
     AlreadyUploaded,
@@ -40,6 +40,7 @@ from .errors import (
     SizeMismatch,
     TypeMismatch,
 )
+from .formats import FORMATS, by_key_extension, by_type
 from .gallery import (
     VARIANTS,
     Image,
@@ -51,7 +52,6 @@ from .gallery import (
     find_image,
     list_page,
 )
-from .headers import FORMAT_NAMES
 from .hooks import AcceptedHook, DeletedHook, Hooks, RejectedHook
 from .limits import Limits, LimitStore, open_limit_store
 from .outbox import WebhookSender, sender_from_settings
@@ -271,7 +271,7 @@ class S3Drop:
         settings = self.settings
         return {
             "allowed_types": settings.allowed_types,
-            "types": [_describe_type(content_type) for content_type in settings.allowed_types],
+            "types": [by_type(content_type).describe() for content_type in settings.allowed_types],
             "max_bytes": settings.max_bytes,
             "backend": settings.storage_backend,
             "auth": settings.auth_mode,
@@ -498,7 +498,7 @@ class S3Drop:
         """The upload's object in quarantine, whatever its type (a HEAD per type, the allowed
         types first)."""
         allowed = self.settings.allowed_types
-        for content_type in [*allowed, *(t for t in KNOWN_TYPES if t not in allowed)]:
+        for content_type in [*allowed, *(t for t in FORMATS if t not in allowed)]:
             info = self.storage.head(quarantine_key(upload_id, content_type))
             if info is not None:
                 return info
@@ -756,8 +756,9 @@ def _thumbnail_id(key: str) -> str:
 
 
 def _declared_type(key: str) -> str:
-    ext = key.rsplit(".", 1)[-1]
-    return next(t for t, e in KNOWN_TYPES.items() if e == ext)
+    fmt = by_key_extension(key.rsplit(".", 1)[-1])
+    assert fmt is not None, key  # quarantine keys are built by quarantine_key
+    return fmt.content_type
 
 
 def _owner(info: ObjectInfo) -> str:
@@ -772,14 +773,3 @@ def _limit_key(info: ObjectInfo, principal: Principal | None) -> str | None:
     if principal is not None and principal.name == owner:
         return principal.limit_key
     return f"user:{owner}" if owner != ANONYMOUS.name else None
-
-
-def _describe_type(content_type: str) -> dict[str, object]:
-    """How the page and the uploader element name a type and which extensions pick it."""
-    subtype = content_type.partition("/")[2]
-    extensions = dict.fromkeys([f".{KNOWN_TYPES[content_type]}", f".{subtype}"])
-    return {
-        "type": content_type,
-        "label": FORMAT_NAMES.get(subtype, subtype.upper()),
-        "extensions": list(extensions),
-    }

@@ -12,8 +12,9 @@ import pytest
 from PIL import Image
 from tests import samples
 
-from s3drop import containers, headers, images
+from s3drop import containers, formats, headers, images
 from s3drop.errors import CorruptImage, TooComplex
+from s3drop.plugins import png
 
 LIMITS = images.ImageLimits()
 
@@ -21,7 +22,7 @@ LIMITS = images.ImageLimits()
 def judge(data: bytes, declared: str) -> images.ProcessedImage:
     """What completion does with a file in storage: its header first, then the whole of it."""
     head = data[: images.HEADER_BYTES]
-    kinds = list(headers.FORMATS)
+    kinds = list(formats.FORMATS)
     found = images.check_header(
         head, declared=declared, allowed=kinds, limits=LIMITS, whole=len(head) == len(data)
     )
@@ -116,7 +117,7 @@ def test_a_flood_of_empty_parts_is_refused_in_milliseconds(name: str) -> None:
         judge(data, content_type)
     # The walk alone refuses it too (the header check may have come first).
     with pytest.raises(TooComplex):
-        containers.walk(data, content_type, max_frames=500)
+        formats.walk(data, content_type, max_frames=500)
 
 
 @pytest.mark.parametrize("name", list(FLOODS))
@@ -143,11 +144,11 @@ def test_deeply_nested_avif_boxes_are_refused_without_recursion() -> None:
             data, declared="image/avif", allowed=["image/avif"], limits=LIMITS, whole=True
         )
     with pytest.raises(TooComplex, match="nests its boxes more than 16 levels deep"):
-        containers.walk(data, "image/avif", max_frames=500)
+        formats.walk(data, "image/avif", max_frames=500)
 
 
 def test_avif_boxes_nested_within_the_cap_are_walked() -> None:
-    assert headers.header_size(samples.nested_avif(10), "image/avif") == (16, 16)
+    assert formats.header_size(samples.nested_avif(10), "image/avif") == (16, 16)
 
 
 def test_an_avif_box_that_overflows_its_parent_is_corrupt() -> None:
@@ -155,7 +156,7 @@ def test_an_avif_box_that_overflows_its_parent_is_corrupt() -> None:
     at = data.index(b"ispe") - 4
     data[at : at + 4] = (1000).to_bytes(4, "big")
     with pytest.raises(CorruptImage, match="overflows its parent"):
-        headers.header_size(bytes(data), "image/avif")
+        formats.header_size(bytes(data), "image/avif")
 
 
 # --- kept segments, rewritten -----------------------------------------------------------------
@@ -294,7 +295,7 @@ def test_png_structural_chunks_of_another_size_are_corrupt(
 
 def test_an_unchanged_png_is_stored_as_the_very_same_bytes() -> None:
     data = samples.png(2, size=(64, 48), icc_profile=samples.srgb_icc())
-    assert containers.walk(data, "image/png", max_frames=500).stripped is data
+    assert formats.walk(data, "image/png", max_frames=500).stripped is data
 
 
 def test_a_webp_chunks_padding_byte_is_stored_as_zero() -> None:
@@ -325,7 +326,7 @@ def test_icc_profile_checks() -> None:
     outside[132 + 4 : 132 + 8] = (len(icc) - 4).to_bytes(4, "big")  # the first tag runs past
     assert containers.icc_profile(bytes(outside)) is None
     compressed = zlib.compress(icc)
-    assert containers._png_iccp(b"name\0\0" + compressed) == b"name\0\0" + compressed
-    assert containers._png_iccp(b"name\0\1" + compressed) is None  # an unknown method
-    assert containers._png_iccp(b"\0\0" + compressed) is None  # no name
-    assert containers._png_iccp(b"name\0\0" + compressed[:-4]) is None  # stream cut off
+    assert png._iccp(b"name\0\0" + compressed) == b"name\0\0" + compressed
+    assert png._iccp(b"name\0\1" + compressed) is None  # an unknown method
+    assert png._iccp(b"\0\0" + compressed) is None  # no name
+    assert png._iccp(b"name\0\0" + compressed[:-4]) is None  # stream cut off

@@ -320,6 +320,12 @@ function describeTypes(config) {
   });
 }
 
+/** The extension (no dot) the server's description gives `type` first, else its subtype. */
+function extensionFor(described, type) {
+  const entry = described.find((d) => d.type === type);
+  return entry && entry.extensions.length ? entry.extensions[0].replace(/^\./, "") : (type.split("/")[1] || "bin");
+}
+
 /** Does a type pass an `accept` list ("image/png", "image/*", ".png")? */
 function accepts(tokens, described) {
   if (!tokens.length) return true;
@@ -364,9 +370,11 @@ async function sha256Hex(file) {
 /** A copy of an image file whose longer side is at most `maxSide` pixels, upright (EXIF orientation
  * applied by createImageBitmap), as JPEG (from a JPEG) or WebP (from anything else, keeping alpha)
  * at `quality` (1-100); where WebP is not allowed, JPEG if the picture is opaque, else a PNG stays
- * PNG. Null when the image is small enough already, is animated (GIF), or the browser cannot
- * decode or encode it (then the original is sent, as without downscaling). */
-export async function downscale(file, type, { maxSide, quality, allowed }) {
+ * PNG. `types` are the server's allowed types as `describeTypes` gives them (the copy is named with
+ * the server's extension). Null when the image is small enough already, is animated (GIF), or the
+ * browser cannot decode or encode it (then the original is sent, as without downscaling). */
+export async function downscale(file, type, { maxSide, quality, types }) {
+  const allowed = types.map((described) => described.type);
   if (!maxSide || type === "image/gif" || typeof globalThis.createImageBitmap !== "function") return null;
   let bitmap;
   try {
@@ -396,7 +404,7 @@ export async function downscale(file, type, { maxSide, quality, allowed }) {
       ? await canvas.convertToBlob(options)
       : await new Promise((resolve) => canvas.toBlob(resolve, options.type, options.quality));
     if (!blob || blob.type !== output) return null; // the browser could not encode that type
-    const ext = { "image/jpeg": "jpg", "image/webp": "webp", "image/png": "png" }[output];
+    const ext = extensionFor(types, output);
     const stem = (file.name || "image").replace(/\.[^.]*$/, "");
     return new File([blob], `${stem}.${ext}`, { type: output, lastModified: file.lastModified });
   } catch {
@@ -413,11 +421,12 @@ function opaque(context, width, height) {
   return true;
 }
 
-/** Clipboard images are all called "image.png"; give each a name worth keeping. */
-function namePasted(file) {
+/** Clipboard images are all called "image.png"; give each a name worth keeping (an extension from
+ * `described`, the server's types, when the name has none). */
+function namePasted(file, described) {
   if (file.name && file.name !== "image.png") return file;
   const stamp = new Date().toISOString().slice(0, 19).replace("T", " ").replace(/:/g, ".");
-  const ext = extensionOf(file.name || "") || (file.type.split("/")[1] || "png").replace("jpeg", "jpg");
+  const ext = extensionOf(file.name || "") || extensionFor(described, file.type || "image/png");
   return new File([file], `Pasted ${stamp}.${ext}`, { type: file.type, lastModified: file.lastModified });
 }
 
@@ -917,7 +926,7 @@ export class S3DropUploader extends HTMLElement {
     const copy = await downscale(item.file, item.type, {
       maxSide: config.client_max_side,
       quality: config.client_quality,
-      allowed: config.allowed_types,
+      types: describeTypes(config),
     });
     if (copy) {
       item.type = copy.type;
@@ -1276,7 +1285,8 @@ export class S3DropUploader extends HTMLElement {
       }
       if (!files.length) return;
       event.preventDefault();
-      this.addFiles(files.map(namePasted));
+      const described = this.#config ? describeTypes(this.#config) : [];
+      this.addFiles(files.map((file) => namePasted(file, described)));
       this.announce(files.length === 1 ? "Pasted 1 file" : `Pasted ${files.length} files`);
     },
   };
