@@ -84,10 +84,6 @@ def describe(head: bytes) -> str:
     """What a file that is none of the registered image formats is, from its first bytes (at
     least 32 make a sure answer): "a BMP image", "an HTML document", "a text file", ..."""
     if head[4:8] == b"ftyp":
-        size = int.from_bytes(head[:4], "big")
-        brands = {head[8:12]} | {head[i : i + 4] for i in range(16, min(size, len(head)), 4)}
-        if brands & {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}:
-            return "a HEIC image"
         return "a video or other media file"
     for magic, offset, name in _OTHER_IMAGES:
         if head[offset:].startswith(magic):

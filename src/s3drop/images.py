@@ -151,6 +151,10 @@ def process(data: bytes, content_type: str, limits: ImageLimits) -> ProcessedIma
     if fmt.check_coded is not None:
         fmt.check_coded(layout)
     with _decoding(fmt.label):
+        if fmt.stored_as is not None:  # e.g. HEIC, stored as a JPEG
+            from .convert import convert
+
+            return convert(fmt, layout, limits)
         if fmt.name == "jpeg":
             return _process_jpeg(layout, limits)
         return _process_other(fmt, layout, limits)
