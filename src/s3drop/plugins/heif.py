@@ -11,13 +11,14 @@ grid). libheif decodes every tile of the primary item, so beyond the pixel cap o
   column of tiles beyond its output size (all its tiles are decoded: a 16 x 16 output over 1,000
   tiles of 4096 x 4096 would cost 16 gigapixels);
 - a primary item that is not HEVC (``hvc1``) or a grid of HEVC tiles (libheif here decodes HEVC
-  only).
+  only);
+- an HEVC picture whose coded size (its SPS, :mod:`s3drop.plugins.hevc`) is not its ``ispe``:
+  libheif refuses it too (larger or smaller: "Decoded image does not have the size signaled in
+  the file"), but only after decoding it.
 
-libheif itself refuses a picture whose decoded size is not its ``ispe`` (larger or smaller:
-"Decoded image does not have the size signaled in the file"), after decoding it, inside the
-bounded sandbox. Its ``irot``/``imir`` are applied by libheif (pillow-heif then reports an EXIF
-orientation of 1, so nothing is rotated twice); an EXIF orientation inside a HEIF is ignored, as
-the HEIF standard says readers must.
+Its ``irot``/``imir`` are applied by libheif (pillow-heif then reports an EXIF orientation of 1,
+so nothing is rotated twice); an EXIF orientation inside a HEIF is ignored, as the HEIF standard
+says readers must.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import struct
 
 from ..containers import Layout
 from ..errors import CorruptImage, TooComplex
-from . import avif, isobmff
+from . import avif, hevc, isobmff
 
 #: Brands of HEVC-coded HEIF files (``image/heic``).
 HEVC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"}
@@ -130,18 +131,18 @@ class _Meta:
                 if pos > box_end:
                     raise CorruptImage("the HEIF image is corrupt: its ipma box is cut off")
 
-    def property(self, data: bytes, item: int, kind: bytes) -> int | None:
-        """The payload start of ``item``'s first property of type ``kind``, or None."""
+    def property(self, item: int, kind: bytes) -> tuple[int, int] | None:
+        """Where the payload of ``item``'s first property of type ``kind`` starts and ends."""
         for index in self.associations.get(item, []):
             if 1 <= index <= len(self.properties) and self.properties[index - 1][0] == kind:
-                return self.properties[index - 1][1]
+                return self.properties[index - 1][1:]
         return None
 
     def size(self, data: bytes, item: int) -> tuple[int, int]:
-        at = self.property(data, item, b"ispe")
-        if at is None:
+        found = self.property(item, b"ispe")
+        if found is None:
             raise CorruptImage(f"the HEIF image is corrupt: item {item} has no size (ispe)")
-        width, height = struct.unpack(">II", data[at + 4 : at + 12])
+        width, height = struct.unpack(">II", data[found[0] + 4 : found[0] + 12])
         return width, height
 
 
@@ -173,9 +174,33 @@ def walk(data: bytes, max_frames: int) -> Layout:
     for grid, tiles in info.tiles.items():
         if info.items.get(grid) == b"grid":
             _check_grid(data, info, grid, tiles)
-    if (rotation := info.property(data, info.primary, b"irot")) is not None and data[rotation] & 1:
+    pictures = info.tiles.get(info.primary, []) if kind == b"grid" else [info.primary]
+    for item in sorted(set(pictures)):
+        _check_coded_size(data, info, item)
+    if (rotation := info.property(info.primary, b"irot")) is not None and data[rotation[0]] & 1:
         width, height = height, width
     return Layout(width, height, 1, 1, stripped, needs_reencode=True)
+
+
+def _check_coded_size(data: bytes, info: _Meta, item: int) -> None:
+    """An HEVC picture's coded size (its SPS) must be its ``ispe``, before libheif decodes it."""
+    if info.items.get(item) != b"hvc1":
+        raise CorruptImage(f"the HEIF image is corrupt: item {item} is not an HEVC picture")
+    found = info.property(item, b"hvcC")
+    if found is None:
+        raise CorruptImage(f"the HEIF image is corrupt: item {item} has no HEVC configuration")
+    try:
+        coded = hevc.coded_size(data[found[0] : found[1]])
+    except (ValueError, IndexError) as exc:
+        raise CorruptImage("the HEIC image is corrupt: a malformed HEVC parameter set") from exc
+    if coded is None:
+        raise CorruptImage("the HEIC image is corrupt: its HEVC configuration has no SPS")
+    width, height = info.size(data, item)
+    if coded != (width, height):
+        raise CorruptImage(
+            f"the HEIC image's header says {width} x {height} pixels, but its HEVC data is "
+            f"{coded[0]} x {coded[1]}"
+        )
 
 
 def _check_grid(data: bytes, info: _Meta, grid: int, tiles: list[int]) -> None:
