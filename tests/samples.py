@@ -172,6 +172,7 @@ def hostile_files() -> dict[str, tuple[bytes, str]]:
         "decompression bomb (30000 x 30000 PNG)": (bomb_png(), "image/png"),
         "GIF of 3000 frames": (gif_of_frames(3000), "image/gif"),
         "JPEG declared image/png": (good, "image/png"),
+        **hostile_heic_files(),
     }
 
 

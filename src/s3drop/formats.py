@@ -19,6 +19,7 @@ Importing this module imports neither Pillow nor pydantic (the CLI's ``upload`` 
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -150,8 +151,8 @@ FORMATS: Mapping[str, Format] = MappingProxyType(
                     name=name,
                     label=name.upper(),
                     magic=magic,
-                    dimensions=heif.dimensions,
-                    walk=heif.walk,
+                    dimensions=functools.partial(heif.dimensions, name=name.upper()),
+                    walk=functools.partial(heif.walk, name=name.upper()),
                     pillow="HEIF",
                     save=_AS_JPEG,
                     stored_as="image/jpeg",

@@ -76,7 +76,7 @@ def test_a_primary_item_that_is_not_hevc_is_refused() -> None:
     at = data.index(b"hvc1", data.index(b"iinf"))
     data[at : at + 4] = b"av01"
     with pytest.raises(CorruptImage, match="'av01'"):
-        heif.walk(bytes(data), 1)
+        heif.walk(bytes(data), 1, name="HEIC")
 
 
 @pytest.mark.parametrize("size", [(130, 66), (320, 240), (1001, 701)])
@@ -110,6 +110,7 @@ def _grid_meta(tiles: int, tile: tuple[int, int], output: tuple[int, int]) -> tu
     """A parsed meta of a grid item 1 of ``output`` size over ``tiles`` items of ``tile`` size."""
     data = _ispe(*output) + _ispe(*tile)
     meta = object.__new__(heif._Meta)
+    meta.name = "HEIC"
     meta.items = {1: b"grid", **dict.fromkeys(range(2, tiles + 2), b"hvc1")}
     meta.properties = [(b"ispe", 8, 20), (b"ispe", 28, 40)]
     meta.associations = {1: [1], **{n: [2] for n in range(2, tiles + 2)}}

@@ -51,8 +51,8 @@ def magic_heif(head: bytes) -> bool:
     return bool(brands & GENERIC_BRANDS) and not brands & (avif.BRANDS | HEVC_BRANDS)
 
 
-def dimensions(head: bytes) -> tuple[int, int]:
-    return isobmff.largest_ispe(head, name="HEIF")
+def dimensions(head: bytes, *, name: str) -> tuple[int, int]:
+    return isobmff.largest_ispe(head, name=name)
 
 
 def _full(data: bytes, start: int) -> tuple[int, int, int]:
@@ -69,13 +69,16 @@ def _uint(data: bytes, pos: int, size: int) -> tuple[int, int]:
 class _Meta:
     """What the walk needs from the ``meta`` box: items, their properties and references."""
 
-    def __init__(self, data: bytes, start: int, end: int) -> None:
+    def __init__(self, data: bytes, start: int, end: int, *, name: str) -> None:
+        self.name = name
         self.primary = 0
         self.items: dict[int, bytes] = {}
         self.properties: list[tuple[bytes, int, int]] = []
         self.associations: dict[int, list[int]] = {}
         self.tiles: dict[int, list[int]] = {}
-        for kind, inner, box_end in isobmff.boxes(data, start, end, need_more=False, name="HEIF"):
+        for kind, inner, box_end in isobmff.boxes(
+            data, start, end, need_more=False, name=self.name
+        ):
             if kind == b"pitm":
                 version, _flags, pos = _full(data, inner)
                 self.primary, _ = _uint(data, pos, 2 if version == 0 else 4)
@@ -90,36 +93,42 @@ class _Meta:
         version, _flags, pos = _full(data, start)
         count, pos = _uint(data, pos, 2 if version == 0 else 4)
         if count > MAX_ITEMS:
-            raise _too_many("items", MAX_ITEMS)
-        for kind, inner, _ in isobmff.boxes(data, pos, end, need_more=False, name="HEIF"):
+            raise _too_many(self.name, "items", MAX_ITEMS)
+        for kind, inner, _ in isobmff.boxes(data, pos, end, need_more=False, name=self.name):
             if kind != b"infe" or data[inner] < 2:
                 continue
             item, at = _uint(data, inner + 4, 2 if data[inner] == 2 else 4)
             self.items[item] = data[at + 2 : at + 6]
             if len(self.items) > MAX_ITEMS:
-                raise _too_many("items", MAX_ITEMS)
+                raise _too_many(self.name, "items", MAX_ITEMS)
 
     def _references(self, data: bytes, start: int, end: int) -> None:
         version, _flags, pos = _full(data, start)
         size = 2 if version == 0 else 4
-        for kind, inner, box_end in isobmff.boxes(data, pos, end, need_more=False, name="HEIF"):
+        for kind, inner, box_end in isobmff.boxes(data, pos, end, need_more=False, name=self.name):
             source, at = _uint(data, inner, size)
             count, at = _uint(data, at, 2)
             if at + count * size > box_end:
-                raise CorruptImage("the HEIF image is corrupt: a reference list overflows its box")
+                raise CorruptImage(
+                    f"the {self.name} image is corrupt: a reference list overflows its box"
+                )
             if kind == b"dimg":
                 targets = [_uint(data, at + i * size, size)[0] for i in range(count)]
                 self.tiles.setdefault(source, []).extend(targets)
 
     def _properties(self, data: bytes, start: int, end: int) -> None:
-        for kind, inner, box_end in isobmff.boxes(data, start, end, need_more=False, name="HEIF"):
+        for kind, inner, box_end in isobmff.boxes(
+            data, start, end, need_more=False, name=self.name
+        ):
             if kind == b"ipco":
-                self.properties = isobmff.boxes(data, inner, box_end, need_more=False, name="HEIF")
+                self.properties = isobmff.boxes(
+                    data, inner, box_end, need_more=False, name=self.name
+                )
             elif kind == b"ipma":
                 version, flags, pos = _full(data, inner)
                 count, pos = _uint(data, pos, 4)
                 if count > MAX_ITEMS:
-                    raise _too_many("items", MAX_ITEMS)
+                    raise _too_many(self.name, "items", MAX_ITEMS)
                 for _ in range(count):
                     item, pos = _uint(data, pos, 2 if version < 1 else 4)
                     links, pos = _uint(data, pos, 1)
@@ -129,7 +138,7 @@ class _Meta:
                         indices.append(value & (0x7FFF if flags & 1 else 0x7F))
                     self.associations.setdefault(item, []).extend(indices)
                 if pos > box_end:
-                    raise CorruptImage("the HEIF image is corrupt: its ipma box is cut off")
+                    raise CorruptImage(f"the {self.name} image is corrupt: its ipma box is cut off")
 
     def property(self, item: int, kind: bytes) -> tuple[int, int] | None:
         """Where the payload of ``item``'s first property of type ``kind`` starts and ends."""
@@ -141,33 +150,33 @@ class _Meta:
     def size(self, data: bytes, item: int) -> tuple[int, int]:
         found = self.property(item, b"ispe")
         if found is None:
-            raise CorruptImage(f"the HEIF image is corrupt: item {item} has no size (ispe)")
+            raise CorruptImage(f"the {self.name} image is corrupt: item {item} has no size (ispe)")
         width, height = struct.unpack(">II", data[found[0] + 4 : found[0] + 12])
         return width, height
 
 
-def _too_many(parts: str, cap: int) -> TooComplex:
+def _too_many(name: str, parts: str, cap: int) -> TooComplex:
     return TooComplex(
-        f"the HEIF image has more than {cap:,} {parts}; phones write a few hundred at most, so it "
+        f"the {name} image has more than {cap:,} {parts}; phones write a few hundred at most, so it "
         "is refused before decoding"
     )
 
 
-def walk(data: bytes, max_frames: int) -> Layout:
+def walk(data: bytes, max_frames: int, *, name: str) -> Layout:
     """Check the boxes (:func:`s3drop.plugins.isobmff.walk`), the caps above and the primary
     item; the size is the primary item's ``ispe``, turned by its ``irot``. Always re-encoded (as
     the type its format is stored as), so the copy is only checked, never stored as it is."""
-    stripped, top = isobmff.walk(data, name="HEIF")
+    stripped, top = isobmff.walk(data, name=name)
     meta = next(((start, end) for kind, start, end in top if kind == b"meta"), None)
     if meta is None:
-        raise CorruptImage("the HEIF image is corrupt: it has no metadata box")
-    info = _Meta(data, meta[0] + 4, meta[1])
+        raise CorruptImage(f"the {name} image is corrupt: it has no metadata box")
+    info = _Meta(data, meta[0] + 4, meta[1], name=name)
     kind = info.items.get(info.primary)
     if kind is None:
-        raise CorruptImage("the HEIF image is corrupt: its primary item is not listed")
+        raise CorruptImage(f"the {name} image is corrupt: its primary item is not listed")
     if kind not in _DECODED:
         raise CorruptImage(
-            f"the HEIF image's primary item is {kind.decode('latin-1')!r}; s3drop decodes HEVC "
+            f"the {name} image's primary item is {kind.decode('latin-1')!r}; s3drop decodes HEVC "
             "images (hvc1) and grids of them"
         )
     width, height = info.size(data, info.primary)
@@ -185,20 +194,24 @@ def walk(data: bytes, max_frames: int) -> Layout:
 def _check_coded_size(data: bytes, info: _Meta, item: int) -> None:
     """An HEVC picture's coded size (its SPS) must be its ``ispe``, before libheif decodes it."""
     if info.items.get(item) != b"hvc1":
-        raise CorruptImage(f"the HEIF image is corrupt: item {item} is not an HEVC picture")
+        raise CorruptImage(f"the {info.name} image is corrupt: item {item} is not an HEVC picture")
     found = info.property(item, b"hvcC")
     if found is None:
-        raise CorruptImage(f"the HEIF image is corrupt: item {item} has no HEVC configuration")
+        raise CorruptImage(
+            f"the {info.name} image is corrupt: item {item} has no HEVC configuration"
+        )
     try:
         coded = hevc.coded_size(data[found[0] : found[1]])
     except (ValueError, IndexError) as exc:
-        raise CorruptImage("the HEIC image is corrupt: a malformed HEVC parameter set") from exc
+        raise CorruptImage(
+            f"the {info.name} image is corrupt: a malformed HEVC parameter set"
+        ) from exc
     if coded is None:
-        raise CorruptImage("the HEIC image is corrupt: its HEVC configuration has no SPS")
+        raise CorruptImage(f"the {info.name} image is corrupt: its HEVC configuration has no SPS")
     width, height = info.size(data, item)
     if coded != (width, height):
         raise CorruptImage(
-            f"the HEIC image's header says {width} x {height} pixels, but its HEVC data is "
+            f"the {info.name} image's header says {width} x {height} pixels, but its HEVC data is "
             f"{coded[0]} x {coded[1]}"
         )
 
@@ -207,16 +220,16 @@ def _check_grid(data: bytes, info: _Meta, grid: int, tiles: list[int]) -> None:
     """A grid's tiles: at most :data:`MAX_TILES`, all of one size, covering its output with at
     most one row and one column of tiles to spare."""
     if not tiles:
-        raise CorruptImage("the HEIF image is corrupt: a grid has no tiles")
+        raise CorruptImage(f"the {info.name} image is corrupt: a grid has no tiles")
     if len(tiles) > MAX_TILES:
-        raise _too_many("tiles in a grid", MAX_TILES)
+        raise _too_many(info.name, "tiles in a grid", MAX_TILES)
     width, height = info.size(data, grid)
     sizes = {info.size(data, tile) for tile in set(tiles)}
     if len(sizes) != 1:
-        raise CorruptImage("the HEIF image is corrupt: the tiles of a grid differ in size")
+        raise CorruptImage(f"the {info.name} image is corrupt: the tiles of a grid differ in size")
     [(tile_width, tile_height)] = sizes
     if len(tiles) * tile_width * tile_height > (width + tile_width) * (height + tile_height):
         raise TooComplex(
-            f"the HEIF image's grid of {width} x {height} pixels is made of {len(tiles)} tiles "
+            f"the {info.name} image's grid of {width} x {height} pixels is made of {len(tiles)} tiles "
             f"of {tile_width} x {tile_height}, far more than it needs; refused before decoding"
         )
