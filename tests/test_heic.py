@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +103,43 @@ def test_the_config_serves_heic_labels_and_extensions(
     types = {entry["type"]: entry for entry in http.get("/api/config").json()["types"]}
     assert types["image/heic"] == {"type": "image/heic", "label": "HEIC", "extensions": [".heic"]}
     assert types["image/heif"] == {"type": "image/heif", "label": "HEIF", "extensions": [".heif"]}
+
+
+def test_the_original_heic_is_kept_only_when_asked_and_goes_with_its_image(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        allowed_types=HEIC_ALLOWED,  # type: ignore[arg-type]
+        keep_heic_original=True,
+    )
+    app = create_app(settings)
+    drop: S3Drop = app.state.drop
+    data = samples.heic(11)
+    with asgi_client(app) as http:
+        form = _post(http, data, "image/heic")
+        image = http.post(f"/api/uploads/{form['id']}/complete").json()["image"]
+        original = f"originals/{image['id']}.heic"
+        assert drop.storage.read(original) == data
+        info = drop.storage.head(original)
+        assert info is not None
+        assert info.content_type == "image/heic"
+        assert http.delete(f"/api/images/{image['id']}").status_code == 204
+        assert stored(drop) == []
+
+
+def test_sweep_removes_an_original_whose_image_is_gone(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        allowed_types=HEIC_ALLOWED,  # type: ignore[arg-type]
+        keep_heic_original=True,
+    )
+    drop = create_app(settings).state.drop
+    kept = create_app(settings)
+    with asgi_client(kept) as http:
+        form = _post(http, samples.heic(12), "image/heic")
+        image_id = http.post(f"/api/uploads/{form['id']}/complete").json()["image"]["id"]
+    # The image deleted while the setting was off: its original stays behind.
+    off = Settings(data_dir=tmp_path / "data", allowed_types=HEIC_ALLOWED)  # type: ignore[arg-type]
+    create_app(off).state.drop.delete_image(image_id)
+    assert stored(drop) == [f"originals/{image_id}.heic"]
+    assert drop.sweep(partial_older_than=timedelta(0)) == 1
+    assert stored(drop) == []

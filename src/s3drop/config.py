@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     client_quality: int = Field(
         85, ge=1, le=100, description="JPEG/WebP quality (1-100) of the element's downscaled copies"
     )
+    keep_heic_original: bool = Field(
+        False,
+        description="Keep an uploaded HEIC/HEIF (stored as a JPEG) beside it, under originals/",
+    )
 
     # --- the decode sandbox (s3drop.sandbox)
     decode_workers: int | None = Field(

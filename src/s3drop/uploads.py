@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
-from . import audit, images
+from . import audit, images, originals
 from .auth import Authenticator, Principal, from_settings
 from .config import Settings
 from .errors import (
@@ -437,6 +437,9 @@ class S3Drop:
             if claimed:
                 self.limits.release(upload_id)
             raise
+        declared = _declared_type(info.key)
+        if self.settings.keep_heic_original and originals.converted(declared):
+            originals.keep(self.storage, info, declared, key)
         self.storage.put(
             owner_key(_owner(info), key), b"", content_type="application/x-empty", metadata={}
         )
@@ -684,6 +687,8 @@ class S3Drop:
             self.storage.delete(info.key)
             self.storage.delete(owner_key(_owner(info), info.key))
         self.storage.delete(thumb)
+        if self.settings.keep_heic_original:
+            originals.delete(self.storage, image_id)
         for info in infos:
             limit_key = _limit_key(info, principal)
             if limit_key is not None:
@@ -715,7 +720,8 @@ class S3Drop:
         - quarantined uploads older than ``older_than`` that nobody completed (S3's lifecycle
           rule, ``s3drop bucket init``, does the same on S3);
         - thumbnails older than ``partial_older_than`` whose image is gone (a crash or a full
-          disk between writing the thumbnail and the image);
+          disk between writing the thumbnail and the image), and kept originals
+          (``S3DROP_KEEP_HEIC_ORIGINAL``) whose image is gone;
         - the backend's own half-written files that old (the local backend's ``tmp/*.part`` of
           an upload cut by ``kill -9``, :meth:`Storage.sweep_partial`).
 
@@ -735,13 +741,16 @@ class S3Drop:
             for info in self.storage.iter_all(THUMBS_PREFIX)
             if info.last_modified < partial_cutoff
         ]
-        if thumbs:
+        kept = self.storage.list_objects(originals.ORIGINALS_PREFIX, limit=1)
+        if thumbs or kept:
             promoted = {
                 parsed.id
                 for info in self.storage.iter_all(IMAGES_PREFIX)
                 if (parsed := parse_image_key(info.key)) is not None
             }
             stale += [key for key in thumbs if _thumbnail_id(key) not in promoted]
+            if kept:  # an original whose image was deleted while the setting was off
+                stale += originals.orphans(self.storage, promoted, partial_cutoff.timestamp())
         for key in stale:
             self.storage.delete(key)
         removed = len(stale) + self.storage.sweep_partial(partial_older_than.total_seconds())
