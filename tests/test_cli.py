@@ -192,6 +192,22 @@ def test_an_avif_whose_brand_is_a_compatible_one_is_uploaded(
     assert [path.suffix for path in stored] == [".avif"]
 
 
+def test_a_phone_heic_is_uploaded_as_the_heif_the_server_takes_and_stored_as_jpeg(
+    make_server: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    """A HEVC-branded file, the server taking image/heif only: declared as HEIF (one family),
+    decoded in the server's sandbox, stored as a JPEG."""
+    server = make_server(env={**SMALL, "S3DROP_ALLOWED_TYPES": "image/heif"})
+    (tmp_path / "IMG_0007.HEIC").write_bytes(samples.oriented_heic(6, size=(64, 48)))
+    run = s3drop("upload", "IMG_0007.HEIC", "--server", server.url, "--json", cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    [result] = json.loads(run.stdout)["results"]
+    assert (result["image"]["format"], result["image"]["width"]) == ("jpeg", 64)
+    stored = sorted((server.data_dir / "objects").rglob(f"{result['id']}*"))
+    assert [path.suffix for path in stored if path.parent.name == "images"] == [".jpg"]
+    assert not [path for path in stored if path.suffix in (".heic", ".heif")]
+
+
 def test_globs_are_expanded_when_the_shell_did_not(
     make_server: Callable[..., LiveServer], tmp_path: Path
 ) -> None:

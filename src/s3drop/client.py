@@ -52,7 +52,7 @@ from .errors import (
     TypeNotAllowed,
     Unreachable,
 )
-from .formats import by_type, sniff
+from .formats import by_type, declared_as, sniff
 from .policy import UploadForm
 from .units import format_size
 
@@ -333,11 +333,16 @@ class Client:
         allowed = config.type_names(config.allowed_types)
         if content_type is None:
             raise TypeNotAllowed(f"{path.name} is not an image the server takes ({allowed})")
-        if content_type not in config.allowed_types:
-            raise TypeNotAllowed(
-                f"{path.name} is {by_type(content_type).label}; the server takes {allowed}"
-            )
-        return content_type, size
+        # Declared as its own type, or as another of its family the server takes (a HEIC as HEIF).
+        fmt = by_type(content_type)
+        declared = next(
+            (t for t in [content_type, *config.allowed_types] if t in config.allowed_types
+             and declared_as(fmt, t)),
+            None,
+        )  # fmt: skip
+        if declared is None:
+            raise TypeNotAllowed(f"{path.name} is {fmt.label}; the server takes {allowed}")
+        return declared, size
 
     def upload(
         self, path: str | Path, *, filename: str | None = None, progress: Progress | None = None

@@ -58,6 +58,9 @@ class Format:
     #: A check of the coded data against the header's size, before any decode (AVIF's AV1 frames
     #: must not be larger than its ``ispe``); raises CorruptImage.
     check_coded: Callable[[Layout], None] | None = field(default=None, repr=False)
+    #: Formats of one family may be declared for each other: a phone's ``.heif`` is often HEVC
+    #: (brand ``heic``) and browsers name it ``image/heif``; libheif reads both alike.
+    family: str | None = None
     #: Whether the decoder applies or reports the orientation (AVIF's ``irot``/``imir``, which
     #: Pillow reports as an EXIF orientation) rather than the structure walk.
     decoder_orients: bool = False
@@ -156,6 +159,7 @@ FORMATS: Mapping[str, Format] = MappingProxyType(
                     pillow="HEIF",
                     save=_AS_JPEG,
                     stored_as="image/jpeg",
+                    family="heif",
                     decoder_orients=True,
                 )
                 for name, magic in (("heic", heif.magic_heic), ("heif", heif.magic_heif))
@@ -178,6 +182,15 @@ def by_key_extension(extension: str) -> Format | None:
 def by_name(name: str) -> Format:
     """The format whose short name is ``name`` (``jpeg``); KeyError when none is."""
     return next(fmt for fmt in FORMATS.values() if fmt.name == name)
+
+
+def declared_as(fmt: Format, content_type: str) -> bool:
+    """Whether a file of format ``fmt`` may have been uploaded as ``content_type``: its own type,
+    or another of its family."""
+    other = FORMATS.get(content_type)
+    return other is fmt or (
+        other is not None and fmt.family is not None and other.family == fmt.family
+    )
 
 
 def type_names(types: list[str]) -> str:

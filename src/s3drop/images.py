@@ -30,7 +30,7 @@ from PIL import Image, ImageCms, JpegImagePlugin
 
 from .containers import Layout
 from .errors import CorruptImage, NotAnImage, TooManyFrames, TooManyPixels, TypeMismatch
-from .formats import Format, by_type, header_size, sniff, walk
+from .formats import Format, by_type, declared_as, header_size, sniff, walk
 from .headers import NeedMore
 
 if TYPE_CHECKING:  # the decode worker imports this module without pydantic
@@ -97,7 +97,7 @@ def check_header(
     found = sniff(head)
     if found.format is None:
         raise NotAnImage(f"the file is {found.description}, not an image")
-    if found.format.content_type != declared:
+    if not declared_as(found.format, declared):
         raise TypeMismatch(f"the file is {found.description}, but it was uploaded as {declared}")
     if declared not in allowed:
         raise TypeMismatch(f"{declared} is no longer an allowed type ({', '.join(allowed)})")

@@ -136,3 +136,13 @@ def test_a_grid_is_refused_past_its_caps(
         return
     with pytest.raises(TooComplex, match=refused):
         heif._check_grid(data, meta, 1, meta.tiles[1])
+
+
+def test_a_heic_uploaded_as_heif_and_a_heif_uploaded_as_heic_are_one_family() -> None:
+    generic = bytearray(samples.heic(4))
+    generic[8:12] = b"mif1"
+    generic[16:28] = b"mif1miafmiaf"  # no HEVC brand: sniffed as image/heif
+    assert judge(samples.heic(4), "image/heif").content_type == "image/jpeg"
+    assert judge(bytes(generic), "image/heic").content_type == "image/jpeg"
+    with pytest.raises(TypeMismatch, match="a HEIC image, but it was uploaded as image/avif"):
+        judge(samples.heic(4), "image/avif")
