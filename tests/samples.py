@@ -253,10 +253,22 @@ def jpeg_segment(marker: int, payload: bytes) -> bytes:
     return bytes([0xFF, marker]) + (2 + len(payload)).to_bytes(2, "big") + payload
 
 
+#: The creation date :func:`srgb_icc` carries (ICC header bytes 24-35: year, month, day, hour,
+#: minute, second, each a big-endian uint16).
+ICC_DATE = struct.pack(">6H", 2024, 1, 2, 3, 4, 5)
+
+
 def srgb_icc() -> bytes:
+    """LittleCMS's sRGB profile with a fixed creation date. LittleCMS stamps the clock's time into
+    the header, so two profiles made a second apart differed in byte 35 and a test comparing one
+    made by a sample with one it made itself failed whenever a second ticked in between."""
     from PIL import ImageCms
 
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    profile = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    assert profile[36:40] == b"acsp"
+    assert profile[84:100] == bytes(16)  # no profile ID (an MD5 that covers the date) to redo
+    profile[24:36] = ICC_DATE
+    return bytes(profile)
 
 
 def icc_with_hidden_bytes() -> bytes:

@@ -4,12 +4,13 @@ kept segment at its standard size, ICC profiles only when sound. No storage, no 
 from __future__ import annotations
 
 import io
+import itertools
 import struct
 import zlib
 from collections.abc import Callable
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 from tests import samples
 
 from s3drop import containers, formats, headers, images
@@ -217,6 +218,26 @@ def test_a_sound_icc_profile_with_hidden_bytes_is_kept_cleaned() -> None:
         assert kept[len(icc) :] == bytes(len(samples.HIDDEN))
     for name in ("JPEG: a fake ICC profile", "JPEG: ICC profile with a tail past its size"):
         assert "icc_profile" not in decoded(judge(hidden[name][0], "image/jpeg").data).info
+
+
+def test_the_samples_icc_profiles_do_not_depend_on_the_clock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """LittleCMS writes the time into a profile's creation date: the test above, comparing a
+    sample's profile with one it made itself, failed when a second ticked in between (byte 35,
+    the seconds). Here every profile LittleCMS makes is a second later than the one before."""
+    real = ImageCms.ImageCmsProfile.tobytes
+    seconds = itertools.count()
+
+    def ticking(profile: ImageCms.ImageCmsProfile) -> bytes:
+        data = bytearray(real(profile))
+        data[34:36] = (next(seconds) % 60).to_bytes(2, "big")
+        return bytes(data)
+
+    monkeypatch.setattr(ImageCms.ImageCmsProfile, "tobytes", ticking)
+    assert samples.srgb_icc() == samples.srgb_icc()
+    assert samples.icc_with_hidden_bytes() == samples.icc_with_hidden_bytes()
+    assert samples.srgb_icc()[24:36] == samples.ICC_DATE
 
 
 def test_a_profile_split_over_several_app2_segments_is_reassembled_or_dropped() -> None:
