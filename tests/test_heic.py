@@ -101,8 +101,19 @@ def test_the_config_serves_heic_labels_and_extensions(
 ) -> None:
     http, _ = served
     types = {entry["type"]: entry for entry in http.get("/api/config").json()["types"]}
-    assert types["image/heic"] == {"type": "image/heic", "label": "HEIC", "extensions": [".heic"]}
-    assert types["image/heif"] == {"type": "image/heif", "label": "HEIF", "extensions": [".heif"]}
+    assert types["image/heic"] == {
+        "type": "image/heic",
+        "label": "HEIC",
+        "extensions": [".heic"],
+        "family": [{"type": "image/heif", "extensions": [".heif"]}],
+    }
+    assert types["image/heif"] == {
+        "type": "image/heif",
+        "label": "HEIF",
+        "extensions": [".heif"],
+        "family": [{"type": "image/heic", "extensions": [".heic"]}],
+    }
+    assert types["image/png"]["family"] == []
 
 
 def test_the_original_heic_is_kept_only_when_asked_and_goes_with_its_image(tmp_path: Path) -> None:

@@ -75,11 +75,17 @@ class Format:
         return f"{'an' if self.label[0] in 'AEIOU' else 'a'} {self.label} image"
 
     def describe(self) -> dict[str, object]:
-        """How ``/api/config`` tells a page, the uploader element or the CLI about this type."""
+        """How ``/api/config`` tells a page, the uploader element or the CLI about this type:
+        ``family`` lists the other types (and their extensions) a file declared as this one may
+        be, so that a client can declare a HEIC as the HEIF a server takes, as the CLI does."""
         return {
             "type": self.content_type,
             "label": self.label,
             "extensions": [f".{ext}" for ext in self.extensions],
+            "family": [
+                {"type": other.content_type, "extensions": [f".{ext}" for ext in other.extensions]}
+                for other in kin(self)
+            ],
         }
 
 
@@ -191,6 +197,15 @@ def declared_as(fmt: Format, content_type: str) -> bool:
     return other is fmt or (
         other is not None and fmt.family is not None and other.family == fmt.family
     )
+
+
+def kin(fmt: Format) -> list[Format]:
+    """The other formats of ``fmt``'s family: a file of any of them may be declared as ``fmt``."""
+    return [
+        other
+        for other in FORMATS.values()
+        if other is not fmt and fmt.family is not None and other.family == fmt.family
+    ]
 
 
 def type_names(types: list[str]) -> str:
