@@ -26,8 +26,9 @@ that differ in one thing each:
 Every route sits behind the same middleware stack as the real ones (Starlette builds the stack
 around the router, so routes added after ``create_app`` pass through it too).
 
-``S3DROP_BENCH_LIMITS=memory`` (or ``limits="memory"``) swaps the SQLite limit store for the
-in-process one.
+``S3DROP_BENCH_LIMITS=memory`` (or ``limits="memory"``) swaps the app's limit store for the
+in-process one, ``sqlite`` for the SQLite file even when ``S3DROP_REDIS_URL`` is set; the default,
+``settings``, is the app's own choice.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from fastapi.responses import JSONResponse, Response
 from s3drop import metrics
 from s3drop.auth import Principal
 from s3drop.config import Settings
-from s3drop.limits import MemoryLimitStore
+from s3drop.limits import MemoryLimitStore, SQLiteLimitStore
 from s3drop.uploads import S3Drop
 from s3drop.web.app import create_app
 from s3drop.web.routes import Caller, SignRequest, current_principal
@@ -73,8 +74,11 @@ def _presign(request: Request, body: SignRequest, principal: Principal) -> dict[
 def create_bench_app(limits: str | None = None) -> FastAPI:
     fixes.apply()  # proposed fixes named in $BENCH_FIXES (none by default)
     settings = Settings()
-    limits = limits or os.environ.get("S3DROP_BENCH_LIMITS", "sqlite")
+    limits = limits or os.environ.get("S3DROP_BENCH_LIMITS", "settings")
+    # "settings": the app's own choice (Redis when S3DROP_REDIS_URL is set, else SQLite).
     store = MemoryLimitStore() if limits == "memory" else None
+    if limits == "sqlite":
+        store = SQLiteLimitStore(settings.data_dir / "limits.sqlite3")
     app = create_app(settings, limit_store=store)
 
     @app.post("/api/bench/noop")
