@@ -120,3 +120,27 @@ def test_take_many_keeps_each_list_on_its_own(
     # fourth finds b full
     assert found == [None, Full(a, 0), None, Full(b, 0)]
     assert (store.peek("a", now=0.0), store.peek("b", now=0.0)) == (2, 1)
+
+
+def test_the_async_connection_survives_a_script_flush_and_a_redis_restart(
+    own_redis: RedisServer,
+) -> None:
+    import redis
+
+    store = RedisLimitStore(own_redis.url)
+    take = [Take("k", 1, limit=10)]
+
+    async def main() -> list[Full | None]:
+        found = [await store.take_async(take, now=0.0)]
+        redis.Redis.from_url(own_redis.url).script_flush()
+        found.append(await store.take_async(take, now=0.0))  # loaded again
+        own_redis.stop()
+        with pytest.raises(LimitsUnavailable):
+            await store.take_async(take, now=0.0)
+        own_redis.start()  # empty, and the connection this loop had is gone
+        found.append(await store.take_async(take, now=0.0))
+        await store.aclose()
+        return found
+
+    assert run_async(main()) == [None, None, None]
+    assert store.peek("k", now=0.0) == 1  # counted once after the restart: nothing twice
