@@ -117,8 +117,16 @@ def completion() -> Iterator[Callable[[int], None]]:
         raise
 
 
+#: ``HTTP_LATENCY``'s child per (method, route template, status): routes and statuses are few.
+_LATENCY_BY_LABELS: dict[tuple[str, str, int], Histogram] = {}
+
+
 def request_done(method: str, route: str, status: int, seconds: float) -> None:
-    HTTP_LATENCY.labels(method, route, str(status)).observe(seconds)
+    labels = (method, route, status)
+    child = _LATENCY_BY_LABELS.get(labels)
+    if child is None:
+        child = _LATENCY_BY_LABELS[labels] = HTTP_LATENCY.labels(method, route, str(status))
+    child.observe(seconds)
 
 
 def render() -> tuple[bytes, str]:
