@@ -175,6 +175,18 @@ def run(workdir: Path, *, rounds: int) -> Report:
                 },
             )
         )
+    two, one = results[(16, "two")], results[(16, "redis")]
+    report.rows.append(
+        Row(
+            case="c=16 server CPU per sign, two instances (both) / one",
+            subject=Series("two", "us", [r.cpu_us for r in two]),
+            baseline=Series("one", "us", [r.cpu_us for r in one]),
+            ratio=paired_ratio(
+                [r.cpu_us for r in two], [r.cpu_us for r in one], label="one/two", invert=True
+            ),
+            ratio_means="CPU per sign of one instance / of two sharing Redis: what scaling costs",
+        )
+    )
     if (os.cpu_count() or 1) < 4:
         report.note = (
             f"{os.cpu_count()} CPUs: instance B, wrk and Redis share CPU 1, so two instances "
