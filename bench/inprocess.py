@@ -25,11 +25,7 @@ from typing import Any
 BODY = b'{"filename":"photo.jpg","content_type":"image/jpeg","size":1048576}'
 ROUTES = {
     "noop": "/api/bench/noop",
-    "noop-sync": "/api/bench/noop-sync",
     "sign": "/api/uploads",
-    "sign-1hop": "/api/bench/sign-1hop",
-    "sign-async": "/api/bench/sign-async",
-    "sign-async-raw": "/api/bench/sign-async-raw",
 }
 CONCURRENCY = 16
 
