@@ -34,6 +34,7 @@ class TakeBatcher:
         # never mixes windows a caller chose.
         self._waiting: dict[float | None, _Waiting] = {}
         self._draining = False
+        self._task: asyncio.Task[None] | None = None  # held: the loop keeps only weak references
 
     async def take(self, takes: Sequence[Take], *, now: float | None = None) -> Full | None:
         """:meth:`~s3drop.limits.base.LimitStore.take` of ``takes``, in the next batch."""
@@ -41,7 +42,7 @@ class TakeBatcher:
         self._waiting.setdefault(now, []).append((takes, future))
         if not self._draining:
             self._draining = True
-            asyncio.get_running_loop().create_task(self._drain())
+            self._task = asyncio.get_running_loop().create_task(self._drain())
         return await future
 
     async def _drain(self) -> None:
