@@ -3,7 +3,9 @@
 Counted per principal (per client address when anonymous). Over a limit, signing raises
 :class:`~s3drop.errors.RateLimited` with the seconds until the window frees up (the app answers 429
 with ``Retry-After``) and signs nothing. Every check of one sign is one call to the store
-(:meth:`LimitStore.take` of three counters at once: one SQLite transaction, one Redis round trip).
+(:meth:`LimitStore.take` of three counters at once: one SQLite transaction, one Redis round trip),
+and on the event loop the signs waiting at the same moment share one
+(:meth:`~s3drop.limits.base.BatchLimitStore.take_many`, :mod:`s3drop.limits.batch`).
 
 Counters live in a :class:`LimitStore` (:mod:`s3drop.limits.base` is the contract):
 
