@@ -59,7 +59,6 @@ from .common import (
 SIGN = "/api/uploads"
 BARE = "/sign"
 HEALTHZ = "/healthz"
-NOOP = "/api/bench/noop"
 BODY = '{"filename":"photo.jpg","content_type":"image/jpeg","size":1048576}'
 SCRIPT = BENCH / "wrk" / "post_json.lua"
 CONCURRENCY = (16, 64)
