@@ -28,6 +28,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -265,9 +266,12 @@ def sanitize_filename(name: str) -> str:
 
     It is only ever metadata (percent-encoded in ``x-amz-meta-filename``), never part of a key.
     """
-    name = unicodedata.normalize("NFC", name)
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip(" .")
+    if name.isascii() and name.isprintable():  # the usual name: already NFC, no controls
+        name = name.replace("\\", "/").rsplit("/", 1)[-1].strip(" .")
+    else:
+        name = unicodedata.normalize("NFC", name)
+        name = name.replace("\\", "/").rsplit("/", 1)[-1]
+        name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip(" .")
     if len(name) > _MAX_NAME:
         stem, dot, ext = name.rpartition(".")
         if dot and len(ext) <= 10:
@@ -345,7 +349,9 @@ def check_upload(
 # --- SigV4 POST policies ----------------------------------------------------------------------
 
 
+@lru_cache(maxsize=32)
 def signing_key(secret_key: str, date: str, region: str, service: str = "s3") -> bytes:
+    """SigV4's key for one day, region and service: four HMACs, computed once a day (cached)."""
     key = hmac.new(f"AWS4{secret_key}".encode(), date.encode(), hashlib.sha256).digest()
     for part in (region, service, "aws4_request"):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
