@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from . import conformance_report
 from .ceph.cluster import RGW, CephMissing, free_port, throwaway_rgw
 from .inprocess import AppServer, app_servers
 from .redis_server import RedisMissing, RedisServer, throwaway_redis
@@ -210,3 +211,14 @@ def make_app(tmp_path: Path) -> Iterator[Callable[..., AppServer]]:
 def app_server(make_app: Callable[..., AppServer]) -> AppServer:
     """s3drop on the embedded default (local backend), in-process."""
     return make_app()
+
+
+# --- reports that gather what the tests found ---------------------------------------------------
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    conformance_report.collect(report)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    conformance_report.summary(terminalreporter)
