@@ -108,11 +108,14 @@ class AppServer:
         self.lines: list[str] = []
         self._portal = portal
 
+    def transport(self) -> httpx.BaseTransport:
+        """A sync transport on the app, for clients that take one (``s3drop.client``)."""
+        return _PortalTransport(self.app, self._portal)
+
     def client(self, **kwargs: Any) -> httpx.Client:
         """An ``httpx.Client`` on the app; absolute URLs the app gives out (its storage's form
         and image URLs on the local backend) name ``BASE``, so they reach the app too."""
-        transport = _PortalTransport(self.app, self._portal)
-        return httpx.Client(base_url=self.url, transport=transport, timeout=30, **kwargs)
+        return httpx.Client(base_url=self.url, transport=self.transport(), timeout=30, **kwargs)
 
     def output(self) -> str:
         return "\n".join(self.lines)
