@@ -156,7 +156,7 @@ def app_servers(tmp: Path) -> Iterator[Callable[..., AppServer]]:
             finally:
                 os.environ.clear()
                 os.environ.update(saved)
-            server = AppServer(app, data_dir, portal)
+            server = AppServer(app, Path(full["S3DROP_DATA_DIR"]), portal)
             handler = _Lines(server.lines)
             logger.addHandler(handler)
             handlers.append(handler)
