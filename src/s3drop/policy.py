@@ -25,8 +25,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote
 
-from .config import KNOWN_TYPES, Settings
+from .config import Settings
 from .errors import FileEmpty, FileTooLarge, InvalidRequest, TypeNotAllowed
+from .formats import by_key_extension, by_type
 from .units import format_size
 
 QUARANTINE_PREFIX = "incoming/"
@@ -44,7 +45,6 @@ _IMAGE_NAME = re.compile(
 )
 #: The most bytes of the original filename a key carries (as base32, so at most 104 characters).
 LABEL_BYTES = 64
-_EXTENSION_TYPES = {ext: content_type for content_type, ext in KNOWN_TYPES.items()}
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _MAX_NAME = 120
 
@@ -133,7 +133,7 @@ def id_time(upload_id: str) -> datetime:
 
 
 def quarantine_key(upload_id: str, content_type: str) -> str:
-    return f"{QUARANTINE_PREFIX}{upload_id}.{KNOWN_TYPES[content_type]}"
+    return f"{QUARANTINE_PREFIX}{upload_id}.{by_type(content_type).key_extension}"
 
 
 def image_key(
@@ -155,7 +155,8 @@ def image_key(
     ``list_objects(image_prefix(id), limit=1)``.
     """
     label = f".n{filename_label(filename)}" if filename else ""
-    return f"{IMAGES_PREFIX}{upload_id}.{width}x{height}.{size}{label}.{KNOWN_TYPES[content_type]}"
+    extension = by_type(content_type).key_extension
+    return f"{IMAGES_PREFIX}{upload_id}.{width}x{height}.{size}{label}.{extension}"
 
 
 def filename_label(filename: str) -> str:
@@ -204,7 +205,8 @@ class ImageKey:
 def parse_image_key(key: str) -> ImageKey | None:
     """The facts in an image key, or in an owner's index entry for it; None for any other key."""
     match = _IMAGE_NAME.fullmatch(key.rpartition("/")[2])
-    if match is None or match[6] not in _EXTENSION_TYPES:
+    fmt = by_key_extension(match[6]) if match is not None else None
+    if match is None or fmt is None:
         return None
     filename = label_filename(match[5]) if match[5] else None
     if match[5] and (filename is None or filename_label(filename) != match[5]):
@@ -214,7 +216,7 @@ def parse_image_key(key: str) -> ImageKey | None:
         width=int(match[2]),
         height=int(match[3]),
         size=int(match[4]),
-        content_type=_EXTENSION_TYPES[match[6]],
+        content_type=fmt.content_type,
         filename=filename,
     )
 
@@ -255,9 +257,12 @@ def sanitize_filename(name: str) -> str:
 
     It is only ever metadata (percent-encoded in ``x-amz-meta-filename``), never part of a key.
     """
-    name = unicodedata.normalize("NFC", name)
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip(" .")
+    if name.isascii() and name.isprintable():  # the usual name: already NFC, no controls
+        name = name.replace("\\", "/").rsplit("/", 1)[-1].strip(" .")
+    else:
+        name = unicodedata.normalize("NFC", name)
+        name = name.replace("\\", "/").rsplit("/", 1)[-1]
+        name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip(" .")
     if len(name) > _MAX_NAME:
         stem, dot, ext = name.rpartition(".")
         if dot and len(ext) <= 10:

@@ -93,7 +93,8 @@ def build_app(drop: S3Drop) -> FastAPI:
     app.state.drop = drop
     app.state.completions = routes.CompletionGate(drop.decoders.capacity)
     app.include_router(routes.api)
-    app.router.routes.extend(drop.storage.http_routes())  # the backend's own, S3's XML answers
+    storage_routes = drop.storage.http_routes()  # the backend's own, S3's XML answers
+    app.router.routes.extend(storage_routes)
     app.state.assets = StaticAssets(STATIC)
     app.mount("/static", app.state.assets, name="static")
     app.add_exception_handler(S3DropError, _s3drop_error)
@@ -113,8 +114,10 @@ def build_app(drop: S3Drop) -> FastAPI:
     app.add_middleware(
         SecurityMiddleware, origins=origins, storage_origins=drop.storage.browser_origins()
     )
-    # After a checked Host: the storage's URLs follow the request.
-    app.add_middleware(MountMiddleware, public_url=drop.settings.public_url, storage=drop.storage)
+    if storage_routes:  # after a checked Host: the URLs of the backend's routes follow it
+        app.add_middleware(
+            MountMiddleware, public_url=drop.settings.public_url, storage=drop.storage
+        )
     app.add_middleware(HostMiddleware, hosts=drop.settings.hosts())  # before routing
     # The storage endpoint cuts a stalled upload itself (S3's XML); this catches every other body.
     app.add_middleware(BodyTimeoutMiddleware, timeout=drop.settings.upload_idle_timeout + 1)
