@@ -106,6 +106,17 @@ def test_lines_are_formatted_and_written_in_the_writer_thread_in_the_order_logge
         assert threading.get_ident() in stream.threads
 
 
+def test_a_line_that_propagates_is_written_by_each_handler() -> None:
+    stream = _Stream()
+    with _loggers("test.logs.parent", "test.logs.parent.c", stream=stream) as ([_, child], _f):
+        child.propagate = True  # each line is queued for the child's handler, then the parent's
+        for n in range(20):
+            child.info("line %d", n)
+        stop_background()
+        assert threading.get_ident() not in stream.threads
+    assert stream.lines == [f"test.logs.parent.c line {n // 2}" for n in range(40)]
+
+
 def test_a_full_queue_drops_lines_and_counts_them_and_never_waits(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

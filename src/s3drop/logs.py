@@ -25,6 +25,7 @@ that are written at once, in the logging thread.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import queue
@@ -148,8 +149,8 @@ class _Route(logging.Handler):
     """The listener's one handler: hands each record to the stream handler it was logged for."""
 
     def handle(self, record: logging.LogRecord) -> bool:
-        target: logging.Handler = record.__dict__.pop("_s3drop_target")
-        return bool(target.handle(record))
+        target: logging.Handler | None = record.__dict__.pop("_s3drop_target", None)
+        return target is not None and bool(target.handle(record))
 
     def emit(self, record: logging.LogRecord) -> None:  # pragma: no cover (handle routes)
         raise NotImplementedError
@@ -227,6 +228,8 @@ class BackgroundHandler(QueueHandler):
         self.target.addFilter(filter)
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        if "_s3drop_target" in record.__dict__:  # queued for another handler too (propagation)
+            record = copy.copy(record)
         record._s3drop_target = self.target
         return record
 
