@@ -146,6 +146,11 @@ def test_stop_gives_up_on_a_stream_that_is_never_read() -> None:
         assert stream.waiting.wait(10)
         logger.info("queued")
         stop_background(timeout=0.2)  # returns (a shutdown is not held up for ever)
+        # and a line logged after it is dropped, not waited for (the process can exit)
+        after = threading.Thread(target=logger.info, args=("after the stop",), daemon=True)
+        after.start()
+        after.join(10)
+        assert not after.is_alive(), "a line logged after the stop waited for standard error"
         assert stream.lines == []
     # read again, the writer thread writes what it held, then ends
     deadline = time.monotonic() + 10

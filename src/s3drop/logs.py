@@ -20,7 +20,8 @@ request. When the queue is full (:data:`QUEUE_SIZE` lines waiting) a line is dro
 waited for: counted in ``s3drop_log_lines_dropped_total`` and, at stop, in one last warning line.
 At a clean stop (the app's shutdown, or the interpreter's exit) :func:`stop_background` writes every
 line still queued, waiting up to :data:`STOP_WAIT` seconds for standard error; lines logged after
-that are written at once, in the logging thread.
+that are written at once, in the logging thread (or dropped, when standard error is still not
+being read: the process can exit).
 """
 
 from __future__ import annotations
@@ -121,6 +122,7 @@ class _Writer:
         self.listener = _Listener(self.queue, _Route())
         self.dropped = 0
         self.running = True
+        self.stuck = False  # stopped while standard error was not being read
         self.lock = threading.Lock()
         self.listener.start()
 
@@ -135,8 +137,8 @@ class _Writer:
         if not self.running:
             return
         self.running = False  # from here on, handlers write in the caller's thread
-        self.listener.stop(timeout)
-        if self.dropped:
+        self.stuck = not self.listener.finish(timeout)
+        if self.dropped and not self.stuck:
             logging.getLogger("s3drop").warning(
                 "%d log lines were dropped: standard error was not read fast enough "
                 "(%d lines may wait)",
@@ -157,19 +159,23 @@ class _Route(logging.Handler):
 
 
 class _Listener(QueueListener):
-    """``QueueListener`` whose stop waits at most ``timeout`` (a reader that never reads)."""
+    """``QueueListener`` that can stop waiting at most ``timeout`` (a reader that never reads)."""
 
-    def stop(self, timeout: float = STOP_WAIT) -> None:
+    def finish(self, timeout: float) -> bool:
+        """Write what is queued and end the thread; False if that took longer than ``timeout``."""
         thread: threading.Thread | None = self._thread
         if thread is None:
-            return
+            return True
         deadline = time.monotonic() + timeout
         try:
             self.queue.put(self._sentinel, timeout=timeout)  # type: ignore[attr-defined]
         except queue.Full:
-            return
+            return False
         thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            return False
         self._thread = None
+        return True
 
 
 _writer: _Writer | None = None
@@ -236,7 +242,10 @@ class BackgroundHandler(QueueHandler):
     def emit(self, record: logging.LogRecord) -> None:
         writer = self.writer
         if not writer.running:  # stopped: write here (shutdown; nothing waits on this thread)
-            self.target.handle(record)
+            if writer.stuck:  # unless the writer thread is still stuck writing: never wait
+                writer.drop()
+            else:
+                self.target.handle(record)
             return
         try:
             writer.queue.put_nowait(self.prepare(record))
