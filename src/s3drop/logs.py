@@ -193,7 +193,8 @@ def _running_writer() -> _Writer:
 
 
 def stop_background(timeout: float = STOP_WAIT) -> None:
-    """Write every queued line (waiting up to ``timeout`` s); later lines are written at once.
+    """Write every queued line (waiting up to ``timeout`` s); later lines are written at once
+    (dropped if the writer thread is still stuck on a standard error nobody reads).
 
     Called by the app's shutdown: a worker process of ``s3drop serve --workers N`` ends with the
     SIGTERM it was stopped by, which runs no exit handlers. A no-op when nothing logs in the
