@@ -59,7 +59,20 @@ class LiveServer:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)
 
     def output(self) -> str:
-        return self.log.read_text(errors="replace")
+        """What the server wrote so far, once its log has settled.
+
+        The server writes its log lines from a thread of its own (``s3drop.logs``), a moment after
+        the response that caused them may have arrived here: read until the log is unchanged for
+        50 ms (at most 5 s)."""
+        text = self.log.read_text(errors="replace")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            again = self.log.read_text(errors="replace")
+            if again == text:
+                break
+            text = again
+        return text
 
     def stop(self) -> None:
         if self.process.poll() is None:
