@@ -24,13 +24,14 @@ import struct
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from PIL import Image, ImageCms, JpegImagePlugin
 
 from . import av1
 from .containers import Layout, walk
+from .digests import Digest
 from .errors import CorruptImage, NotAnImage, TooManyFrames, TooManyPixels, TypeMismatch
 from .headers import FORMAT_NAMES, FORMATS, NeedMore, header_size, sniff
 
@@ -82,6 +83,8 @@ class ProcessedImage:
     frames: int
     data: bytes
     thumbnail: bytes
+    #: The SHA-256 of ``data`` (hashed while the image decoded); "" when not known.
+    sha256: str = ""
 
 
 def check_header(
@@ -151,10 +154,13 @@ def process(data: bytes, content_type: str, limits: ImageLimits) -> ProcessedIma
     fmt = FORMATS[content_type]
     if fmt == "avif":
         _check_coded_size(layout)
+    digest = Digest(layout.stripped)  # what is stored is usually this: hashed meanwhile
     with _decoding(fmt):
         if fmt == "jpeg":
-            return _process_jpeg(layout, limits)
-        return _process_other(fmt, content_type, layout, limits)
+            result = _process_jpeg(layout, limits)
+        else:
+            result = _process_other(fmt, content_type, layout, limits)
+    return replace(result, sha256=digest.of(result.data))
 
 
 # --- JPEG -------------------------------------------------------------------------------------

@@ -118,8 +118,10 @@ class UploadRequest:
 # --- keys -------------------------------------------------------------------------------------
 
 
-def new_upload_id(now: float | None = None) -> str:
-    """A fresh id that sorts newest first: 13 digits of inverted milliseconds, then 50 random bits.
+def new_upload_id(now: float | None = None, *, content_type: str | None = None) -> str:
+    """A fresh id that sorts newest first: 13 digits of inverted milliseconds, then 10 base32
+    characters, 50 random bits; with a ``content_type``, 45 random bits and the type (its place
+    among the known types, :func:`upload_type`), so completion finds the upload with one GET.
 
     Listing a prefix in key order (what S3 does) then yields the newest uploads first, so a gallery
     page costs one listing call however many images there are.
@@ -127,7 +129,21 @@ def new_upload_id(now: float | None = None) -> str:
     millis = int((time.time() if now is None else now) * 1000)
     inverted = 10**13 - 1 - millis
     rand = base64.b32encode(secrets.token_bytes(10)).decode().lower()[:10]
+    if content_type is not None:
+        rand = rand[:9] + _MARKS[list(KNOWN_TYPES).index(content_type)]
     return f"{inverted:013d}{rand}"
+
+
+#: The last character of an upload id that names a type: the type's place in KNOWN_TYPES (new
+#: types go at its end, so that ids already signed keep naming theirs).
+_MARKS = "abcdefghijklmnopqrstuvwxyz234567"
+
+
+def upload_type(upload_id: str) -> str | None:
+    """The type ``upload_id`` was signed for, as its last character says; a guess for ids made
+    before ids named it (their last character is random), None when it names no type."""
+    place = _MARKS.find(upload_id[-1:]) if upload_id else -1
+    return list(KNOWN_TYPES)[place] if 0 <= place < len(KNOWN_TYPES) else None
 
 
 def is_upload_id(value: str) -> bool:
@@ -329,7 +345,7 @@ def check_upload(
         metadata["sha256"] = sha256
     if owner is not None:
         metadata["owner"] = encode_meta(owner)
-    upload_id = new_upload_id(now)
+    upload_id = new_upload_id(now, content_type=content_type)
     return UploadRequest(
         id=upload_id,
         key=quarantine_key(upload_id, content_type),

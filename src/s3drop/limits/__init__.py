@@ -78,6 +78,9 @@ class Limits:
         # How the event loop calls the store: awaited, in a thread, or inline (decided once).
         self._awaits = isinstance(store, AsyncLimitStore)
         self._in_thread = not self._awaits and store.blocking
+        #: Whether claims outlive this process (SQLite, Redis): a completion that claims an id
+        #: then knows that no image of it was ever promoted, without asking storage.
+        self.claims_durable = not isinstance(store, MemoryLimitStore)
 
     def _sign_takes(self, who: str, size: int) -> tuple[Take, Take, Take]:
         settings = self.settings

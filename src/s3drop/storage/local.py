@@ -60,7 +60,7 @@ from ..policy import (
     verify_post,
 )
 from ..units import format_size
-from .base import ObjectInfo, Storage, put_form, stable_signing
+from .base import Download, ObjectInfo, Storage, put_form, stable_signing
 from .sigv4 import PutSigner, put_headers
 
 #: Where the app mounts the local backend's endpoints.
@@ -229,6 +229,14 @@ class LocalStorage(Storage):
             return self._path(key).open("rb")
         except FileNotFoundError:
             raise NotFound(f"no object {key!r}") from None
+
+    def get(self, key: str) -> Download | None:
+        info = self.head(key)
+        try:
+            file = self._path(key).open("rb") if info is not None else None
+        except FileNotFoundError:
+            return None
+        return Download(info, file.read, file.close) if info and file else None
 
     def read(self, key: str, *, start: int = 0, end: int | None = None) -> bytes:
         with self.open(key) as file:
