@@ -391,3 +391,31 @@ def test_a_retired_worker_is_replaced_in_the_background() -> None:
         assert pool.process(small_png(), "image/png", ImageLimits(), pixels=1024).width == 32
     finally:
         pool.close()
+
+
+def test_a_worker_keeps_serving_once_its_cpu_time_grew_past_the_first_backstop() -> None:
+    """Each task sets the CPU backstop from the worker's CPU time so far: lowering the hard limit
+    for one task made the next one's ``setrlimit`` fail (a hard limit cannot be raised without
+    CAP_SYS_RESOURCE), so a worker died once it had used a second more than at its first task,
+    and the upload it held was refused as undecodable."""
+    pool = DecodePool(SandboxLimits(workers=1, cpu_seconds=1, memory=2 * 1024**3, queue=4))
+    limits = ImageLimits()
+    data = samples.png(21, (2400, 1600), compress_level=1)
+    try:
+        pool.process(data, "image/png", limits, pixels=49_000_000)  # the main worker, not the lane
+        (pid,) = [slot.worker.pid for slot in pool._slots if slot.worker]
+        start = _cpu_seconds(pid)
+        for _ in range(60):
+            assert pool.process(data, "image/png", limits, pixels=49_000_000).width == 2400
+            if _cpu_seconds(pid) - start > 2.5:
+                break
+        assert _cpu_seconds(pid) - start > 2.5, "the test did not use enough CPU to tell"
+        assert [slot.worker.pid for slot in pool._slots if slot.worker] == [pid]
+    finally:
+        pool.close()
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        fields = stat.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -62,8 +62,9 @@ ANONYMOUS = Principal("anonymous", anonymous=True)
 #: Seconds a completion that lost the claim waits for the winner's image to appear.
 _AWAIT_PROMOTION = 5.0
 
-#: Uploads up to this size are read with one read; larger ones header first, then the rest.
-WHOLE_READ = 16 * 1024 * 1024
+#: Uploads up to this size are read with one read; larger ones header first, then the rest (a
+#: file that is no image costs no more than its header, but the image is held twice a moment).
+WHOLE_READ = 64 * 1024 * 1024
 
 
 def complete(drop: S3Drop, upload_id: str, principal: Principal | None) -> Image:
@@ -263,7 +264,8 @@ def verify(drop: S3Drop, download: Download) -> tuple[images.ProcessedImage, str
         )
     limits, allowed = drop.image_limits, drop.settings.allowed_types
     # One read of the whole object when it is small enough to hold at once, else its header
-    # first: a 1 GB upload that is not an image costs no more than its first bytes.
+    # first: a 1 GB upload that is not an image costs no more than its first bytes (joining
+    # the rest to it holds the file twice for a moment).
     data = download.read() if info.size <= WHOLE_READ else download.read(images.HEADER_BYTES)
     head = data[: images.HEADER_BYTES]
     content_type = images.check_header(
