@@ -28,7 +28,7 @@ from PIL import Image
 from s3drop import Settings, av1
 from s3drop.errors import CorruptImage, ServerBusy, TooExpensive
 from s3drop.images import ImageLimits
-from s3drop.sandbox import DecodePool, SandboxLimits
+from s3drop.sandbox import RECYCLE_RSS, DecodePool, SandboxLimits
 
 from . import samples
 from .conftest import LiveServer
@@ -419,3 +419,21 @@ def _cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat", "rb") as stat:
         fields = stat.read().rsplit(b")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_worker_is_not_retired_for_the_memory_of_the_process_that_started_it() -> None:
+    """A worker's ``ru_maxrss`` includes the peak of the process it was started from (Linux
+    carries it over exec), so every worker of a host process past RECYCLE_RSS was retired after
+    every task, and each completion paid a worker's start-up; its own VmHWM is what counts."""
+    ballast = b"x" * (RECYCLE_RSS + 64 * 1024**2)  # this process's peak passes the limit
+    del ballast
+    pool = DecodePool(SandboxLimits(workers=1, cpu_seconds=10, memory=2 * 1024**3, queue=4))
+    limits = ImageLimits()
+    try:
+        pool.process(small_png(), "image/png", limits, pixels=49_000_000)
+        first = pool.pids()
+        assert len(first) == 1, "the worker was retired after its first task"
+        pool.process(small_png(), "image/png", limits, pixels=49_000_000)
+        assert pool.pids() == first
+    finally:
+        pool.close()

@@ -145,7 +145,9 @@ def _serve(conn: Connection, memory: int, cpu_seconds: float) -> None:
             reply = ("error", exc)
         # This process's own peak: ru_maxrss would include the peak of the process it was
         # forked from (a big host process then retired every worker after every task).
-        peak = _vm_status().get("VmHWM", 0)
+        peak = (
+            _vm_status().get("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        )
         kind, value = reply
         if isinstance(value, ProcessedImage):  # the bytes go unpickled: no copy of them
             # Bytes the caller sent (nothing to strip) do not go back: it still holds them.
