@@ -9,6 +9,8 @@ missed, or a retry, would show). The local backend is counted by the wrapper alo
 from __future__ import annotations
 
 import contextlib
+import os
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ import pytest
 from s3drop import Settings
 from s3drop.auth import Principal
 from s3drop.config import KNOWN_TYPES
+from s3drop.errors import AlreadyCompleted
 from s3drop.limits import MemoryLimitStore, app_limit_store
 from s3drop.policy import is_upload_id, new_upload_id, quarantine_key, upload_type
 from s3drop.storage.base import Storage
@@ -221,3 +224,32 @@ def test_a_signed_id_names_its_type(content_type: str) -> None:
     upload_id = new_upload_id(content_type=content_type)
     assert is_upload_id(upload_id)
     assert upload_type(upload_id) == content_type
+
+
+def test_junk_posted_again_after_the_promotion_is_refused_as_a_repost(tmp_path: Path) -> None:
+    """With claims that outlive the process the image is not looked for before the decode; a
+    file posted again with a used form that fails to decode is still answered as what it is, a
+    repost (409 ``already_completed``), not as a rejected upload, and nothing is announced."""
+    settings = Settings(data_dir=tmp_path / "data")
+    rejected: list[str] = []
+    drop = S3Drop(
+        settings,
+        limit_store=app_limit_store(settings),
+        on_rejected=lambda upload_id, error, principal: rejected.append(upload_id),
+    )
+    data = photo()
+    form = drop.presign(
+        content_type="image/jpeg", size=len(data), filename="a.jpg", principal=ALICE
+    )
+    drop.storage.put(form.key, data, content_type="image/jpeg", metadata=_metadata(form.fields))
+    image = drop.complete(form.id, principal=ALICE)
+    junk = b"\xff\xd8" + b"not a jpeg" * 100
+    drop.storage.put(form.key, junk, content_type="image/jpeg", metadata=_metadata(form.fields))
+    later = time.time() + 5
+    os.utime(settings.data_dir / "objects" / form.key, (later, later))
+    with pytest.raises(AlreadyCompleted, match=f"already completed as {image.key};"):
+        drop.complete(form.id, principal=ALICE)
+    drop.close()
+    assert rejected == []
+    assert [info.key for info in drop.storage.iter_all("incoming/")] == []
+    assert [info.key for info in drop.storage.iter_all("images/")] == [image.key]

@@ -90,6 +90,10 @@ def complete(drop: S3Drop, upload_id: str, principal: Principal | None) -> Image
         try:
             processed, uploaded_sha256 = verify(drop, download)
         except ImageRejected as exc:
+            if promoted is None and drop.limits.claims_durable:  # was its image promoted?
+                promoted = find_promoted(drop.storage, upload_id)
+                if promoted is not None and info.last_modified > promoted.last_modified:
+                    _refuse_repost(drop, info, who, promoted)  # as without the decode: 409
             drop.storage.delete(info.key)
             audit.record("reject", who=who, key=info.key, reason=exc.code, detail=exc.message)
             drop.hooks.reject(upload_id, exc, principal)
