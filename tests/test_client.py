@@ -15,7 +15,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from s3drop.client import Client, sniff_type, type_names
+from s3drop.client import Client, ServerConfig, sniff_type
 from s3drop.errors import (
     FileEmpty,
     FileTooLarge,
@@ -28,6 +28,7 @@ from s3drop.errors import (
 
 from .conftest import LiveServer, free_port
 from .flaky_proxy import flaky_proxy
+from .inprocess import AppServer
 
 FAST = {"backoff": 0.01, "max_backoff": 0.05}
 LIMITS = {"S3DROP_RATE_PER_MINUTE": "1000"}
@@ -225,19 +226,24 @@ def test_sniffing_and_names() -> None:
     assert sniff_type(b"GIF89a") == "image/gif"
     assert sniff_type(b"RIFF\0\0\0\0WEBPVP8 ") == "image/webp"
     assert sniff_type(b"\0\0\0\x1cftypavif") == "image/avif"
+    # An AVIF may carry its brand among the compatible ones only, as the server accepts it.
+    assert sniff_type(b"\0\0\0\x1cftypmif1\0\0\0\0mif1miafavif") == "image/avif"
     assert sniff_type(b"<svg") is None
-    assert type_names(["image/png", "image/jpeg", "image/webp"]) == "PNG, JPEG or WEBP"
+    labels = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WebP"}
+    config = ServerConfig(allowed_types=list(labels), max_bytes=1, backend="local", labels=labels)
+    assert config.type_names(["image/png", "image/jpeg", "image/webp"]) == "PNG, JPEG or WebP"
+    assert config.type_names(["image/x-new"]) == "image/x-new"  # one the server did not label
 
 
 def test_the_token_is_sent_to_the_server_and_never_to_storage(
-    make_server: Callable[..., LiveServer], tmp_path: Path
+    make_app: Callable[..., AppServer], tmp_path: Path
 ) -> None:
     token = "alice-token-0123456789"
-    server = make_server(env={"S3DROP_TOKENS": f"alice:{token}"})
+    server = make_app(env={"S3DROP_TOKENS": f"alice:{token}"})
     path = tmp_path / "a.png"
     noise_png(path, 20)
     seen: list[httpx.Request] = []
-    transport = httpx.HTTPTransport()
+    transport = server.transport()
 
     class Spy(httpx.BaseTransport):
         def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -256,6 +262,6 @@ def test_the_token_is_sent_to_the_server_and_never_to_storage(
             assert authorization is None
         else:
             assert authorization == f"Bearer {token}"
-    with Client(server.url) as anonymous:
+    with Client(server.url, transport=server.transport()) as anonymous:
         result = anonymous.upload_result(path)
     assert (result.status, result.error_code) == ("refused", "not_authenticated")

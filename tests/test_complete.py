@@ -45,7 +45,7 @@ from . import samples
 from .conftest import OUTPUT, LiveServer
 from .flow import Backend, complete, live_backend, post, sign, upload
 
-TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"]
+TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp", "image/heic"]
 
 #: The code and message the API must answer each hostile file with.
 EXPECTED: dict[str, tuple[str, str]] = {
@@ -74,6 +74,29 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "JPEG declared image/png": (
         "type_mismatch",
         "the file is a JPEG image, but it was uploaded as image/png",
+    ),
+    # The HEIC path (issue 15): header-first caps, then libheif in the sandbox.
+    "truncated HEIC": ("corrupt_image", "the HEIC image is truncated: its last box is cut off"),
+    "HEIC with a wrong ispe": (
+        "corrupt_image",
+        "the HEIC image's header says 32 x 24 pixels, but its HEVC data is 64 x 64",
+    ),
+    "HEIC with a huge ispe (decompression bomb)": (
+        "too_many_pixels",
+        "the image is 30000 x 30000 pixels (900.0 megapixels); the limit is 50 megapixels",
+    ),
+    "HEIC of too many items": (
+        "too_complex",
+        "the HEIC image has more than 1,024 items; phones write a few hundred at most, so it is "
+        "refused before decoding",
+    ),
+    "HEIC with HTML appended": (
+        "corrupt_image",
+        "the HEIC image is truncated: it ends inside its header",
+    ),
+    "HEIC declared image/jpeg": (
+        "type_mismatch",
+        "the file is a HEIC image, but it was uploaded as image/jpeg",
     ),
 }
 
@@ -324,7 +347,11 @@ def test_a_repost_as_old_as_its_image_is_judged_by_its_content(drop: S3Drop) -> 
     assert drop.complete(upload_id).key == image.key  # a plain retry: the image
 
 
-@pytest.mark.parametrize("upload_id", [new_upload_id(), "../../etc/passwd", "x" * 23, ""])
+@pytest.mark.parametrize(
+    "upload_id",
+    [new_upload_id(), "../../etc/passwd", "x" * 23, ""],
+    ids=["unknown", "traversal", "malformed", "empty"],  # the same in every xdist worker
+)
 def test_completing_an_unknown_upload_is_not_found(drop: S3Drop, upload_id: str) -> None:
     with pytest.raises(NotFound):
         drop.complete(upload_id)
@@ -478,7 +505,7 @@ def test_a_checksum_mismatch_over_http(backend: Backend) -> None:
     assert backend.keys(f"incoming/{form['id']}") == []
 
 
-@pytest.mark.parametrize("upload_id", [new_upload_id(), "not-an-id"])
+@pytest.mark.parametrize("upload_id", [new_upload_id(), "not-an-id"], ids=["unknown", "malformed"])
 def test_completing_an_unknown_upload_over_http_is_404(backend: Backend, upload_id: str) -> None:
     with backend.server.client() as http:
         answer = http.post(f"/api/uploads/{upload_id}/complete")

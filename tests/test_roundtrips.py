@@ -9,7 +9,9 @@ missed, or a retry, would show). The local backend is counted by the wrapper alo
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -20,10 +22,10 @@ import boto3
 import httpx
 import pytest
 
-from s3drop import Settings
+from s3drop import Settings, formats
 from s3drop.auth import Principal
-from s3drop.config import KNOWN_TYPES
 from s3drop.errors import AlreadyCompleted
+from s3drop.formats import FORMATS
 from s3drop.limits import MemoryLimitStore, app_limit_store
 from s3drop.policy import is_upload_id, new_upload_id, quarantine_key, upload_type
 from s3drop.storage.base import Storage
@@ -219,11 +221,57 @@ def test_an_id_that_names_no_type_is_found_by_trying_each(tmp_path: Path) -> Non
     assert requests.by_area()[("GET", "incoming")] == 2
 
 
-@pytest.mark.parametrize("content_type", list(KNOWN_TYPES))
+@pytest.mark.parametrize("content_type", list(FORMATS))
 def test_a_signed_id_names_its_type(content_type: str) -> None:
     upload_id = new_upload_id(content_type=content_type)
     assert is_upload_id(upload_id)
     assert upload_type(upload_id) == content_type
+
+
+#: The mark each format's ids end in. Ids signed with these are in buckets: a mark never changes
+#: meaning (the first five are those ids had when they named their type's place in the old list
+#: of known types, before the registry).
+MARKS = {
+    "image/png": "a",
+    "image/jpeg": "b",
+    "image/webp": "c",
+    "image/gif": "d",
+    "image/avif": "e",
+    "image/heic": "f",
+    "image/heif": "g",
+}
+
+
+def test_every_format_has_its_fixed_mark() -> None:
+    assert {fmt.content_type: fmt.mark for fmt in FORMATS.values()} == MARKS
+
+
+def test_reordering_the_registry_keeps_the_meaning_of_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mark is the format's own, not its place: ids signed before a reorder (or before a
+    format is added in front) still name their type after it."""
+    signed = {content_type: new_upload_id(content_type=content_type) for content_type in FORMATS}
+    reordered = dict(reversed(list(FORMATS.items())))
+    monkeypatch.setattr(formats, "FORMATS", reordered)
+    assert {upload_type(upload_id) for upload_id in signed.values()} == set(signed)
+    assert all(upload_type(upload_id) == ct for ct, upload_id in signed.items())
+    assert {ct: new_upload_id(content_type=ct)[-1] for ct in reordered} == MARKS
+
+
+@pytest.mark.parametrize(
+    ("marks", "message"),
+    [
+        ({"image/png": "a", "image/jpeg": "a"}, "image/jpeg and image/png share mark 'a'"),
+        ({"image/png": "1"}, "image/png: mark '1' is not a free id character"),
+        ({"image/png": "ab"}, "image/png: mark 'ab' is not a free id character"),
+    ],
+    ids=["shared", "not-base32", "two-characters"],
+)
+def test_a_registry_with_marks_that_could_mislead_is_refused(
+    marks: dict[str, str], message: str
+) -> None:
+    registry = {ct: dataclasses.replace(FORMATS[ct], mark=mark) for ct, mark in marks.items()}
+    with pytest.raises(ValueError, match=re.escape(message)):
+        formats._check_marks(registry)
 
 
 def test_junk_posted_again_after_the_promotion_is_refused_as_a_repost(tmp_path: Path) -> None:

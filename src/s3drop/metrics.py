@@ -68,8 +68,16 @@ HTTP_LATENCY = Histogram(
 )
 
 
+#: ``SIGNED``'s child per content type (an allowed type: a handful): ``labels()`` takes a lock
+#: and builds a key on every call, on the sign route's hot path.
+_SIGNED_BY_TYPE: dict[str, Counter] = {}
+
+
 def signed(content_type: str) -> None:
-    SIGNED.labels(content_type).inc()
+    child = _SIGNED_BY_TYPE.get(content_type)
+    if child is None:
+        child = _SIGNED_BY_TYPE[content_type] = SIGNED.labels(content_type)
+    child.inc()
 
 
 def duplicate() -> None:
@@ -109,8 +117,16 @@ def completion() -> Iterator[Callable[[int], None]]:
         raise
 
 
+#: ``HTTP_LATENCY``'s child per (method, route template, status): routes and statuses are few.
+_LATENCY_BY_LABELS: dict[tuple[str, str, int], Histogram] = {}
+
+
 def request_done(method: str, route: str, status: int, seconds: float) -> None:
-    HTTP_LATENCY.labels(method, route, str(status)).observe(seconds)
+    labels = (method, route, status)
+    child = _LATENCY_BY_LABELS.get(labels)
+    if child is None:
+        child = _LATENCY_BY_LABELS[labels] = HTTP_LATENCY.labels(method, route, str(status))
+    child.observe(seconds)
 
 
 def render() -> tuple[bytes, str]:

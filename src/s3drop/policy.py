@@ -28,11 +28,13 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, unquote
 
-from .config import KNOWN_TYPES, Settings
+from .config import Settings
 from .errors import FileEmpty, FileTooLarge, InvalidRequest, PostRejected, TypeNotAllowed
+from .formats import by_key_extension, by_mark, by_type
 from .units import format_size
 
 QUARANTINE_PREFIX = "incoming/"
@@ -52,7 +54,6 @@ _IMAGE_NAME = re.compile(
 )
 #: The most bytes of the original filename a key carries (as base32, so at most 104 characters).
 LABEL_BYTES = 64
-_EXTENSION_TYPES = {ext: content_type for content_type, ext in KNOWN_TYPES.items()}
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _MAX_NAME = 120
 
@@ -120,8 +121,9 @@ class UploadRequest:
 
 def new_upload_id(now: float | None = None, *, content_type: str | None = None) -> str:
     """A fresh id that sorts newest first: 13 digits of inverted milliseconds, then 10 base32
-    characters, 50 random bits; with a ``content_type``, 45 random bits and the type (its place
-    among the known types, :func:`upload_type`), so completion finds the upload with one GET.
+    characters, 50 random bits; with a ``content_type``, 45 random bits and the type (its format's
+    fixed :attr:`~s3drop.formats.Format.mark`, :func:`upload_type`), so completion finds the
+    upload with one GET.
 
     Listing a prefix in key order (what S3 does) then yields the newest uploads first, so a gallery
     page costs one listing call however many images there are.
@@ -130,20 +132,15 @@ def new_upload_id(now: float | None = None, *, content_type: str | None = None) 
     inverted = 10**13 - 1 - millis
     rand = base64.b32encode(secrets.token_bytes(10)).decode().lower()[:10]
     if content_type is not None:
-        rand = rand[:9] + _MARKS[list(KNOWN_TYPES).index(content_type)]
+        rand = rand[:9] + by_type(content_type).mark
     return f"{inverted:013d}{rand}"
-
-
-#: The last character of an upload id that names a type: the type's place in KNOWN_TYPES (new
-#: types go at its end, so that ids already signed keep naming theirs).
-_MARKS = "abcdefghijklmnopqrstuvwxyz234567"
 
 
 def upload_type(upload_id: str) -> str | None:
     """The type ``upload_id`` was signed for, as its last character says; a guess for ids made
     before ids named it (their last character is random), None when it names no type."""
-    place = _MARKS.find(upload_id[-1:]) if upload_id else -1
-    return list(KNOWN_TYPES)[place] if 0 <= place < len(KNOWN_TYPES) else None
+    fmt = by_mark(upload_id[-1:]) if upload_id else None
+    return fmt.content_type if fmt is not None else None
 
 
 def is_upload_id(value: str) -> bool:
@@ -157,7 +154,7 @@ def id_time(upload_id: str) -> datetime:
 
 
 def quarantine_key(upload_id: str, content_type: str) -> str:
-    return f"{QUARANTINE_PREFIX}{upload_id}.{KNOWN_TYPES[content_type]}"
+    return f"{QUARANTINE_PREFIX}{upload_id}.{by_type(content_type).key_extension}"
 
 
 def image_key(
@@ -179,7 +176,8 @@ def image_key(
     ``list_objects(image_prefix(id), limit=1)``.
     """
     label = f".n{filename_label(filename)}" if filename else ""
-    return f"{IMAGES_PREFIX}{upload_id}.{width}x{height}.{size}{label}.{KNOWN_TYPES[content_type]}"
+    extension = by_type(content_type).key_extension
+    return f"{IMAGES_PREFIX}{upload_id}.{width}x{height}.{size}{label}.{extension}"
 
 
 def filename_label(filename: str) -> str:
@@ -228,7 +226,8 @@ class ImageKey:
 def parse_image_key(key: str) -> ImageKey | None:
     """The facts in an image key, or in an owner's index entry for it; None for any other key."""
     match = _IMAGE_NAME.fullmatch(key.rpartition("/")[2])
-    if match is None or match[6] not in _EXTENSION_TYPES:
+    fmt = by_key_extension(match[6]) if match is not None else None
+    if match is None or fmt is None:
         return None
     filename = label_filename(match[5]) if match[5] else None
     if match[5] and (filename is None or filename_label(filename) != match[5]):
@@ -238,7 +237,7 @@ def parse_image_key(key: str) -> ImageKey | None:
         width=int(match[2]),
         height=int(match[3]),
         size=int(match[4]),
-        content_type=_EXTENSION_TYPES[match[6]],
+        content_type=fmt.content_type,
         filename=filename,
     )
 
@@ -279,9 +278,12 @@ def sanitize_filename(name: str) -> str:
 
     It is only ever metadata (percent-encoded in ``x-amz-meta-filename``), never part of a key.
     """
-    name = unicodedata.normalize("NFC", name)
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip(" .")
+    if name.isascii() and name.isprintable():  # the usual name: already NFC, no controls
+        name = name.replace("\\", "/").rsplit("/", 1)[-1].strip(" .")
+    else:
+        name = unicodedata.normalize("NFC", name)
+        name = name.replace("\\", "/").rsplit("/", 1)[-1]
+        name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip(" .")
     if len(name) > _MAX_NAME:
         stem, dot, ext = name.rpartition(".")
         if dot and len(ext) <= 10:
@@ -359,7 +361,9 @@ def check_upload(
 # --- SigV4 POST policies ----------------------------------------------------------------------
 
 
+@lru_cache(maxsize=32)
 def signing_key(secret_key: str, date: str, region: str, service: str = "s3") -> bytes:
+    """SigV4's key for one day, region and service: four HMACs, computed once a day (cached)."""
     key = hmac.new(f"AWS4{secret_key}".encode(), date.encode(), hashlib.sha256).digest()
     for part in (region, service, "aws4_request"):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()

@@ -24,9 +24,8 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NoReturn
 
-from . import audit, images
+from . import audit, images, originals
 from .auth import Principal
-from .config import KNOWN_TYPES
 from .digests import Digest
 from .errors import (
     AlreadyCompleted,
@@ -39,6 +38,7 @@ from .errors import (
     SizeMismatch,
     TypeMismatch,
 )
+from .formats import FORMATS, by_key_extension
 from .gallery import Image, describe_stored, find_image
 from .policy import (
     decode_meta,
@@ -161,6 +161,9 @@ def complete(drop: S3Drop, upload_id: str, principal: Principal | None) -> Image
         if claimed:
             drop.limits.release(upload_id)
         raise
+    declared = _declared_type(info.key)
+    if drop.settings.keep_heic_original and originals.converted(declared):
+        originals.keep(storage, info, declared, key)
     if not drop.settings.shared:  # a shared gallery lists images/, never an owner's index
         storage.put(
             owner_key(owner_of(info), key), b"", content_type="application/x-empty", metadata={}
@@ -230,7 +233,7 @@ def find_upload(storage: Storage, upload_id: str, allowed: list[str]) -> Downloa
     (:func:`~s3drop.policy.upload_type`). An id that names none, or another type (ids made
     before they named it), costs a GET per type until one answers, the allowed types first."""
     named = upload_type(upload_id)
-    others = [*allowed, *(t for t in KNOWN_TYPES if t not in allowed)]
+    others = [*allowed, *(t for t in FORMATS if t not in allowed)]
     candidates = ([named] if named else []) + [t for t in others if t != named]
     for content_type in candidates:
         found = storage.get(quarantine_key(upload_id, content_type))
@@ -331,5 +334,6 @@ def limit_key_of(info: ObjectInfo, principal: Principal | None) -> str | None:
 
 
 def _declared_type(key: str) -> str:
-    ext = key.rsplit(".", 1)[-1]
-    return next(t for t, e in KNOWN_TYPES.items() if e == ext)
+    fmt = by_key_extension(key.rsplit(".", 1)[-1])
+    assert fmt is not None, key  # quarantine keys are built by quarantine_key
+    return fmt.content_type

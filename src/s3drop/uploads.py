@@ -21,15 +21,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from . import audit, images, promote
+from . import audit, images, originals, promote
 from .auth import Authenticator, Principal, from_settings
-from .config import KNOWN_TYPES, Settings
+from .config import Settings
 from .errors import (
     AlreadyUploaded,
     InvalidRequest,
     NotFound,
     S3DropError,
 )
+from .formats import by_type
 from .gallery import (
     VARIANTS,
     Image,
@@ -41,7 +42,6 @@ from .gallery import (
     find_image,
     list_page,
 )
-from .headers import FORMAT_NAMES
 from .hooks import AcceptedHook, DeletedHook, Hooks, RejectedHook
 from .limits import Limits, LimitStore, open_limit_store
 from .outbox import WebhookSender, sender_from_settings
@@ -253,7 +253,7 @@ class S3Drop:
         settings = self.settings
         return {
             "allowed_types": settings.allowed_types,
-            "types": [_describe_type(content_type) for content_type in settings.allowed_types],
+            "types": [by_type(content_type).describe() for content_type in settings.allowed_types],
             "max_bytes": settings.max_bytes,
             "backend": settings.storage_backend,
             "auth": settings.auth_mode,
@@ -453,6 +453,8 @@ class S3Drop:
             self.storage.delete(info.key)
             self.storage.delete(owner_key(owner_of(info), info.key))
         self.storage.delete(thumb)
+        if self.settings.keep_heic_original:
+            originals.delete(self.storage, image_id)
         for info in infos:
             limit_key = limit_key_of(info, principal)
             if limit_key is not None:
@@ -484,7 +486,8 @@ class S3Drop:
         - quarantined uploads older than ``older_than`` that nobody completed (S3's lifecycle
           rule, ``s3drop bucket init``, does the same on S3);
         - thumbnails older than ``partial_older_than`` whose image is gone (a crash or a full
-          disk between writing the thumbnail and the image);
+          disk between writing the thumbnail and the image), and kept originals
+          (``S3DROP_KEEP_HEIC_ORIGINAL``) whose image is gone;
         - the backend's own half-written files that old (the local backend's ``tmp/*.part`` of
           an upload cut by ``kill -9``, :meth:`Storage.sweep_partial`).
 
@@ -504,13 +507,16 @@ class S3Drop:
             for info in self.storage.iter_all(THUMBS_PREFIX)
             if info.last_modified < partial_cutoff
         ]
-        if thumbs:
+        kept = self.storage.list_objects(originals.ORIGINALS_PREFIX, limit=1)
+        if thumbs or kept:
             promoted = {
                 parsed.id
                 for info in self.storage.iter_all(IMAGES_PREFIX)
                 if (parsed := parse_image_key(info.key)) is not None
             }
             stale += [key for key in thumbs if _thumbnail_id(key) not in promoted]
+            if kept:  # an original whose image was deleted while the setting was off
+                stale += originals.orphans(self.storage, promoted, partial_cutoff.timestamp())
         for key in stale:
             self.storage.delete(key)
         removed = len(stale) + self.storage.sweep_partial(partial_older_than.total_seconds())
@@ -522,14 +528,3 @@ class S3Drop:
 def _thumbnail_id(key: str) -> str:
     """``thumbs/<id>.webp`` -> ``<id>``."""
     return key.removeprefix(THUMBS_PREFIX).partition(".")[0]
-
-
-def _describe_type(content_type: str) -> dict[str, object]:
-    """How the page and the uploader element name a type and which extensions pick it."""
-    subtype = content_type.partition("/")[2]
-    extensions = dict.fromkeys([f".{KNOWN_TYPES[content_type]}", f".{subtype}"])
-    return {
-        "type": content_type,
-        "label": FORMAT_NAMES.get(subtype, subtype.upper()),
-        "extensions": list(extensions),
-    }

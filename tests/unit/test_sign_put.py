@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from tests.unit.test_sign_get import CREDENTIALS, NOW, STORES, _freeze_botocore, _storage
+from tests.unit.test_sign_get import CREDENTIALS, NOW, STORES, _storage
 
 from s3drop.errors import PostRejected
 from s3drop.policy import Credentials, UploadRequest, decode_meta
@@ -71,13 +73,13 @@ def _boto3_url(storage: Any, request: UploadRequest, *, expires_in: int) -> str:
 @pytest.mark.parametrize(("store", "settings"), STORES, ids=[name for name, _ in STORES])
 @pytest.mark.parametrize("credentials", CREDENTIALS, ids=["plain", "session-token"])
 def test_byte_identical_to_boto3(
-    monkeypatch: pytest.MonkeyPatch,
+    freeze_botocore: Callable[[datetime], None],
     tmp_path: Path,
     store: str,
     settings: dict[str, Any],
     credentials: Credentials,
 ) -> None:
-    _freeze_botocore(monkeypatch, NOW)
+    freeze_botocore(NOW)
     storage = _storage(tmp_path, credentials, **settings)
     for request in REQUESTS:
         for expires_in in (1, 600, 7 * 24 * 3600):

@@ -247,6 +247,7 @@ class S3Storage(Storage):
         self.put_signer = PutSigner(self.post_url, region=self.region)
         self._lock = threading.Lock()
         self._credentials: BotoCredentials | None = None
+        self._fixed: Credentials | None = None  # the keys, once known never to change
 
     @contextmanager
     def _errors(self, key: str | None = None) -> Iterator[None]:
@@ -257,6 +258,8 @@ class S3Storage(Storage):
 
     def credentials(self) -> Credentials:
         """The current credentials from boto3's chain (refreshed by boto3 when they expire)."""
+        if self._fixed is not None:  # the hot path: keys from the environment or a file
+            return self._fixed
         with self._lock:
             if self._credentials is None:
                 with self._errors():
@@ -270,7 +273,10 @@ class S3Storage(Storage):
                 raise botocore.exceptions.PartialCredentialsError(
                     provider="boto3", cred_var="AWS_SECRET_ACCESS_KEY"
                 )
-        return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+        credentials = Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+        if not isinstance(found, RefreshableCredentials):
+            self._fixed = credentials
+        return credentials
 
     @property
     def signing_blocks(self) -> bool:

@@ -113,7 +113,8 @@ def build_app(drop: S3Drop) -> FastAPI:
     app.add_middleware(
         SecurityMiddleware, origins=origins, storage_origins=drop.storage.browser_origins()
     )
-    app.add_middleware(MountMiddleware, public_url=drop.settings.public_url)  # a checked Host
+    if drop.storage.name == "local":  # only the local backend's URLs follow the request's host
+        app.add_middleware(MountMiddleware, public_url=drop.settings.public_url)  # a checked Host
     app.add_middleware(HostMiddleware, hosts=drop.settings.hosts())  # before routing
     # The storage endpoint cuts a stalled upload itself (S3's XML); this catches every other body.
     app.add_middleware(BodyTimeoutMiddleware, timeout=drop.settings.upload_idle_timeout + 1)
