@@ -20,8 +20,8 @@ from s3drop.errors import (
     FileEmpty,
     FileTooLarge,
     NotFound,
-    PostRejected,
     RateLimited,
+    S3Error,
     TypeNotAllowed,
     Unreachable,
 )
@@ -115,7 +115,7 @@ def test_a_refusal_is_never_retried(live_server: LiveServer, tmp_path: Path) -> 
         form = client.sign(filename="a.png", content_type="image/png", size=path.stat().st_size)
         fields = dict(form.fields, key=form.key.replace("incoming/", "images/"))
         tampered = type(form)(**{**form.__dict__, "fields": fields})
-        with pytest.raises(PostRejected) as refused:
+        with pytest.raises(S3Error) as refused:
             client.post_file(tampered, path)
         assert refused.value.status == 403
         assert proxy.count("POST", "/storage") == 1

@@ -235,6 +235,43 @@ def test_a_put_whose_body_stops_early_stores_nothing(tmp_path: Path) -> None:
     assert _leftovers(tmp_path) == []
 
 
+def test_a_put_whose_metadata_write_finds_the_disk_full_is_507_insufficient_storage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The body arrived whole, then the disk fills while its metadata file is written: S3's
+    507 InsufficientStorage, as the POST receiver answers it (it was 507 InternalError), and no
+    object, metadata or temp file remains."""
+    import errno
+    import os
+
+    from s3drop.storage import local
+
+    app = _app(tmp_path)
+    data = samples.png(5)
+    real_replace = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        if str(dst).endswith(".json"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_replace(src, dst)
+
+    async def calls(client: httpx.AsyncClient) -> httpx.Response:
+        claim = {"filename": "a.png", "content_type": "image/png", "size": len(data)}
+        form = (await client.post("/api/uploads", json={**claim, "method": "PUT"})).json()
+        monkeypatch.setattr(local.os, "replace", replace)
+        return await client.put(
+            form["upload"]["url"], content=data, headers=form["upload"]["headers"]
+        )
+
+    put = _run(app, calls)
+    monkeypatch.undo()
+    assert put.status_code == 507, put.text
+    assert "<Code>InsufficientStorage</Code>" in put.text
+    assert _stored(app) == []
+    assert _leftovers(tmp_path) == []
+    assert [p for p in (tmp_path / "data" / "meta").rglob("*") if p.is_file()] == []
+
+
 def test_a_put_on_a_full_disk_answers_507_and_keeps_nothing(
     make_app: Callable[..., AppServer],
     small_disk: Path,  # noqa: F811 (the fixture imported above)

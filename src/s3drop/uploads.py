@@ -62,7 +62,8 @@ from .policy import (
 )
 from .promote import ANONYMOUS, check_owner, find_promoted, limit_key_of, owner_of
 from .sandbox import DecodePool, SandboxLimits
-from .storage.base import ObjectInfo, Storage, open_storage
+from .storage import open_storage
+from .storage.base import ObjectInfo, Storage
 
 
 @dataclass

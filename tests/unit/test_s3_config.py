@@ -32,7 +32,7 @@ from s3drop.errors import (
     StorageUnavailable,
 )
 from s3drop.policy import check_upload
-from s3drop.storage.base import open_storage
+from s3drop.storage import open_storage
 from s3drop.storage.s3 import S3Storage, post_url, translate
 
 # --- which variable wins ----------------------------------------------------------------------

@@ -12,7 +12,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from s3drop.policy import Credentials, UploadRequest, encode_meta, sign_post
+from s3drop.policy import Credentials, UploadRequest, encode_meta
+from s3drop.storage.sigv4 import sign_post
 
 NOW = datetime(2024, 2, 29, 23, 59, 58, 765432, tzinfo=UTC)
 

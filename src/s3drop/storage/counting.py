@@ -22,11 +22,15 @@ import contextlib
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..policy import UploadForm, UploadRequest
 from .base import Download, ObjectInfo, Storage
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
 
 
 @dataclass
@@ -58,6 +62,9 @@ class CountingStorage(Storage):
     def __init__(self, inner: Storage) -> None:
         self.inner = inner
         self.name = inner.name
+        self.bucket, self.region = inner.bucket, inner.region
+        self.max_key_bytes = inner.max_key_bytes
+        self.needs_sweeping = inner.needs_sweeping
         self._lock = threading.Lock()
         self._open: list[Requests] = []
         self.total = Requests()  # every request since the wrapper was made
@@ -86,6 +93,9 @@ class CountingStorage(Storage):
     @property
     def signing_blocks(self) -> bool:
         return self.inner.signing_blocks
+
+    def check_key(self, key: str) -> None:
+        self.inner.check_key(key)
 
     def presign_post(self, request: UploadRequest, *, expires_in: int) -> UploadForm:
         return self.inner.presign_post(request, expires_in=expires_in)
@@ -131,3 +141,9 @@ class CountingStorage(Storage):
 
     def browser_origins(self) -> list[str]:
         return self.inner.browser_origins()
+
+    def http_routes(self) -> list[BaseRoute]:
+        return self.inner.http_routes()
+
+    def served_at(self, base_url: str) -> AbstractContextManager[None]:
+        return self.inner.served_at(base_url)

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import host_name, is_loopback
-from ..errors import InvalidHost
+from ..errors import InvalidHost, json_error
 from .mount import route_path
 
 MAX_JSON_BYTES = 16 * 1024
@@ -175,7 +175,7 @@ class SecurityMiddleware:
 
 
 async def _error(send: Send, status: int, code: str, message: str) -> None:
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    body = json.dumps(json_error(code, message)).encode()
     await send(
         {
             "type": "http.response.start",

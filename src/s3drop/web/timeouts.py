@@ -10,6 +10,8 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..errors import json_error
+
 
 class BodyTimeoutMiddleware:
     """Answer 408 and close when a request body stops arriving for ``timeout`` seconds.
@@ -69,14 +71,8 @@ class BodyTimeoutMiddleware:
 
 
 async def _send_timeout(send: Send, seconds: float) -> None:
-    body = json.dumps(
-        {
-            "error": {
-                "code": "request_timeout",
-                "message": f"the request body stopped arriving for {seconds:g} s",
-            }
-        }
-    ).encode()
+    message = f"the request body stopped arriving for {seconds:g} s"
+    body = json.dumps(json_error("request_timeout", message)).encode()
     await send(
         {
             "type": "http.response.start",
