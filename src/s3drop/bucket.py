@@ -78,27 +78,27 @@ def init_bucket(storage: S3Storage, *, origins: Sequence[str]) -> list[Step]:
     ]
 
 
-class _Unsupported(Exception):
+class Unsupported(Exception):
     """The store does not implement this bucket setting."""
 
 
-def _call(
+def call_s3(
     storage: S3Storage, method: Callable[..., Any], *, absent: Sequence[str] = (), **params: Any
 ) -> dict[str, Any] | None:
     """A boto3 call on the bucket: None when the answer is one of the ``absent`` codes (nothing
-    configured), :class:`_Unsupported` when the store lacks the feature, else errors translated."""
+    configured), :class:`Unsupported` when the store lacks the feature, else errors translated."""
     try:
         with boto_errors(bucket=storage.bucket, keep={*absent, *_UNSUPPORTED}):
             answer: dict[str, Any] = method(Bucket=storage.bucket, **params)
     except botocore.exceptions.ClientError as exc:  # one of those kept
         if error_code(exc) in absent:
             return None
-        raise _Unsupported(error_code(exc)) from exc
+        raise Unsupported(error_code(exc)) from exc
     return answer
 
 
 def _ensure_bucket(storage: S3Storage) -> Step:
-    if _call(storage, storage.client.head_bucket, absent=("404", "NoSuchBucket")) is not None:
+    if call_s3(storage, storage.client.head_bucket, absent=("404", "NoSuchBucket")) is not None:
         return Step("bucket", "unchanged", f"{storage.bucket} exists")
     params: dict[str, Any] = {}
     if storage.endpoint_url is None and storage.region != "us-east-1":
@@ -133,14 +133,14 @@ _IGNORE_DETAIL = (
 )
 
 
-def _public_access_block(storage: S3Storage) -> dict[str, Any]:
-    """The bucket's public access block ({} when none is set); _Unsupported without the feature."""
-    answer = _call(storage, storage.client.get_public_access_block, absent=_NO_BLOCK) or {}
+def public_access_block(storage: S3Storage) -> dict[str, Any]:
+    """The bucket's public access block ({} when none is set); Unsupported without the feature."""
+    answer = call_s3(storage, storage.client.get_public_access_block, absent=_NO_BLOCK) or {}
     config: dict[str, Any] = answer.get("PublicAccessBlockConfiguration", {})
     return config
 
 
-def _can_put(storage: S3Storage) -> bool:
+def can_put(storage: S3Storage) -> bool:
     """Whether s3drop's credentials may write an object now (a tiny quarantine probe, deleted)."""
     key = quarantine_key(new_upload_id(), "image/png")
     try:
@@ -155,21 +155,21 @@ def _can_put(storage: S3Storage) -> bool:
 def _ensure_private(storage: S3Storage) -> Step:
     detail = "blocked (all four settings)"
     try:
-        config = _public_access_block(storage)
+        config = public_access_block(storage)
         if config == IGNORE_PUBLIC_ACLS:
             return Step("public access", "unchanged", _IGNORE_DETAIL)
         block = storage.client.put_public_access_block
         if all(config.get(name) is True for name in BLOCK_PUBLIC_ACCESS):
-            if _can_put(storage):
+            if can_put(storage):
                 return Step("public access", "unchanged", detail)
         else:
-            _call(storage, block, PublicAccessBlockConfiguration=BLOCK_PUBLIC_ACCESS)
-        if not _can_put(storage):  # RGW's bug, or credentials that may not write at all?
-            _call(storage, block, PublicAccessBlockConfiguration=IGNORE_PUBLIC_ACLS)
-            if _can_put(storage):
+            call_s3(storage, block, PublicAccessBlockConfiguration=BLOCK_PUBLIC_ACCESS)
+        if not can_put(storage):  # RGW's bug, or credentials that may not write at all?
+            call_s3(storage, block, PublicAccessBlockConfiguration=IGNORE_PUBLIC_ACLS)
+            if can_put(storage):
                 return Step("public access", "updated", _IGNORE_DETAIL)
-            _call(storage, block, PublicAccessBlockConfiguration=BLOCK_PUBLIC_ACCESS)
-    except _Unsupported:
+            call_s3(storage, block, PublicAccessBlockConfiguration=BLOCK_PUBLIC_ACCESS)
+    except Unsupported:
         return Step(
             "public access",
             "not supported by this store",
@@ -206,7 +206,9 @@ def _same_cors(rule: dict[str, Any], wanted: dict[str, Any]) -> bool:
 
 def _ensure_cors(storage: S3Storage, origins: Sequence[str]) -> Step:
     try:
-        answer = _call(storage, storage.client.get_bucket_cors, absent=("NoSuchCORSConfiguration",))
+        answer = call_s3(
+            storage, storage.client.get_bucket_cors, absent=("NoSuchCORSConfiguration",)
+        )
         rules: list[dict[str, Any]] = (answer or {}).get("CORSRules", [])
         # Origins are added, never taken away: a second app (or port) keeps the first one's.
         ours = [r for r in rules if r.get("ID") == CORS_RULE_ID]
@@ -216,12 +218,12 @@ def _ensure_cors(storage: S3Storage, origins: Sequence[str]) -> Step:
         if any(_same_cors(rule, wanted) for rule in rules):
             return Step("CORS", "unchanged", detail)
         others = [r for r in rules if r.get("ID") != CORS_RULE_ID]
-        _call(
+        call_s3(
             storage,
             storage.client.put_bucket_cors,
             CORSConfiguration={"CORSRules": [*others, wanted]},
         )
-    except _Unsupported:
+    except Unsupported:
         return Step("CORS", "not supported by this store", "browsers cannot post to it")
     return Step("CORS", "updated", detail)
 
@@ -258,8 +260,9 @@ def quarantine_expiry(rules: list[dict[str, Any]]) -> int | None:
     return min(days) if days else None
 
 
-def _lifecycle_rules(storage: S3Storage) -> list[dict[str, Any]]:
-    answer = _call(
+def lifecycle_rules(storage: S3Storage) -> list[dict[str, Any]]:
+    """The bucket's lifecycle rules ([] when none are set); Unsupported without the feature."""
+    answer = call_s3(
         storage,
         storage.client.get_bucket_lifecycle_configuration,
         absent=("NoSuchLifecycleConfiguration",),
@@ -271,17 +274,17 @@ def _lifecycle_rules(storage: S3Storage) -> list[dict[str, Any]]:
 def _ensure_lifecycle(storage: S3Storage) -> Step:
     detail = f"{QUARANTINE_PREFIX} expires after {QUARANTINE_DAYS} day"
     try:
-        rules = _lifecycle_rules(storage)
+        rules = lifecycle_rules(storage)
         ours = [rule for rule in rules if rule.get("ID") == LIFECYCLE_RULE_ID]
         if ours and quarantine_expiry(ours) == QUARANTINE_DAYS:
             return Step("lifecycle", "unchanged", detail)
         others = [rule for rule in rules if rule.get("ID") != LIFECYCLE_RULE_ID]
-        _call(
+        call_s3(
             storage,
             storage.client.put_bucket_lifecycle_configuration,
             LifecycleConfiguration={"Rules": [*others, lifecycle_rule()]},
         )
-    except _Unsupported:
+    except Unsupported:
         return Step(
             "lifecycle",
             "not supported by this store",

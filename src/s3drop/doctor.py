@@ -22,11 +22,11 @@ import httpx
 
 from .bucket import (
     BLOCK_PUBLIC_ACCESS,
-    _call,
-    _can_put,
-    _lifecycle_rules,
-    _public_access_block,
-    _Unsupported,
+    Unsupported,
+    call_s3,
+    can_put,
+    lifecycle_rules,
+    public_access_block,
     quarantine_expiry,
 )
 from .errors import S3DropError, StorageError
@@ -165,7 +165,7 @@ def _check_cors(storage: S3Storage, http: httpx.Client, origins: Sequence[str]) 
 def _check_private(storage: S3Storage) -> Check:
     notes = []
     try:
-        config = _public_access_block(storage)
+        config = public_access_block(storage)
         off = [name for name in BLOCK_PUBLIC_ACCESS if config.get(name) is not True]
         if off == ["BlockPublicAcls"]:  # what init leaves on a store like RGW: see above
             notes.append("public access blocked (public ACLs ignored)")
@@ -173,13 +173,13 @@ def _check_private(storage: S3Storage) -> Check:
             return Check("public access", False, f"not blocked: {', '.join(off)}", _INIT)
         else:
             notes.append("public access blocked")
-    except _Unsupported:
+    except Unsupported:
         notes.append("public access block not supported by this store")
     except S3DropError as exc:
         return Check("public access", False, exc.message, _INIT)
     try:
-        grants = (_call(storage, storage.client.get_bucket_acl) or {}).get("Grants", [])
-    except (_Unsupported, S3DropError):
+        grants = (call_s3(storage, storage.client.get_bucket_acl) or {}).get("Grants", [])
+    except (Unsupported, S3DropError):
         grants = []
     if any(g.get("Grantee", {}).get("URI") in _PUBLIC_GRANTEES for g in grants):
         return Check(
@@ -195,7 +195,7 @@ def _check_private(storage: S3Storage) -> Check:
 def _check_writes(storage: S3Storage) -> Check:
     """The app itself must write promoted images and thumbnails (PutObject, then DeleteObject)."""
     try:
-        if _can_put(storage):
+        if can_put(storage):
             return Check("server writes", True, "PutObject and DeleteObject allowed")
     except StorageError as exc:
         return Check("server writes", False, exc.message, "check the credentials' permissions")
@@ -209,8 +209,8 @@ def _check_writes(storage: S3Storage) -> Check:
 
 def _check_lifecycle(storage: S3Storage) -> Check:
     try:
-        days = quarantine_expiry(_lifecycle_rules(storage))
-    except _Unsupported:
+        days = quarantine_expiry(lifecycle_rules(storage))
+    except Unsupported:
         return Check(
             "lifecycle",
             False,

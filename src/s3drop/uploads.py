@@ -415,7 +415,7 @@ class S3Drop:
         else:
             filename = decode_meta(info.metadata.get("filename", "")) or None
             url = self.storage.presign_get(info.key, expires_in=expires_in, filename=filename)
-        permanent = self.storage.name == "s3" and bool(self.settings.public_base_url)
+        permanent = not self.storage.read_urls_expire
         expires_at = None if permanent else datetime.now(UTC) + timedelta(seconds=expires_in)
         return ImageURL(url=url, expires_at=expires_at)
 

@@ -149,6 +149,9 @@ class Storage:
     region: str = ""
     #: The longest key the backend takes, in UTF-8 bytes (S3's limit).
     max_key_bytes: int = MAX_KEY_BYTES
+    #: Whether :meth:`presign_get`'s URLs stop working ``expires_in`` seconds on (signed URLs);
+    #: False where they are permanent (a public CDN's).
+    read_urls_expire: bool = True
 
     def check_key(self, key: str) -> None:
         """Refuse (:class:`~s3drop.errors.InvalidRequest`) a key that could leave the backend's

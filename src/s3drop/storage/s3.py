@@ -239,6 +239,7 @@ class S3Storage(Storage):
         self.bucket = settings.bucket
         self.endpoint_url = settings.endpoint_url
         self.public_base_url = settings.public_base_url
+        self.read_urls_expire = not self.public_base_url  # the CDN's URLs are unsigned, for good
         self.session = session or boto3.Session()
         self.region = settings.region or self.session.region_name or "us-east-1"
         # On AWS: the regional endpoint, bucket as a virtual host (boto3 falls back to path-style

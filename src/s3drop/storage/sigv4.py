@@ -42,7 +42,7 @@ from ..policy import Credentials, UploadRequest
 ALGORITHM = "AWS4-HMAC-SHA256"
 _SAFE = "-_.~"  # what SigV4 leaves unescaped in a query (RFC 3986 unreserved)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_ISO8601 = "%Y-%m-%dT%H:%M:%SZ"
+ISO8601 = "%Y-%m-%dT%H:%M:%SZ"
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 
 
@@ -132,7 +132,7 @@ def sign_post(
     if credentials.token is not None:
         fields["x-amz-security-token"] = credentials.token
         conditions.append({"x-amz-security-token": credentials.token})
-    policy = {"expiration": expires_at.strftime(_ISO8601), "conditions": conditions}
+    policy = {"expiration": expires_at.strftime(ISO8601), "conditions": conditions}
     encoded = base64.b64encode(json.dumps(policy).encode()).decode()
     fields["policy"] = encoded
     key = signing_key(credentials.secret_key, amz_date[:8], region)

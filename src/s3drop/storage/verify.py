@@ -24,8 +24,8 @@ from urllib.parse import quote
 from ..errors import S3Error
 from ..policy import Credentials
 from .sigv4 import (
-    _ISO8601,
     ALGORITHM,
+    ISO8601,
     canonical_headers,
     canonical_query,
     canonical_request,
@@ -100,7 +100,7 @@ def verify_post(
         )
     try:
         policy = json.loads(base64.b64decode(fields["policy"], validate=True))
-        expiration = datetime.strptime(policy["expiration"][:19], _ISO8601[:-1]).replace(tzinfo=UTC)
+        expiration = datetime.strptime(policy["expiration"][:19], ISO8601[:-1]).replace(tzinfo=UTC)
         conditions = policy["conditions"]
         if not isinstance(conditions, list):
             raise TypeError
