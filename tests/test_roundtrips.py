@@ -24,7 +24,7 @@ import pytest
 
 from s3drop import Settings, formats
 from s3drop.auth import Principal
-from s3drop.errors import AlreadyCompleted
+from s3drop.errors import AlreadyCompleted, InvalidRequest
 from s3drop.formats import FORMATS
 from s3drop.limits import MemoryLimitStore, app_limit_store
 from s3drop.policy import is_upload_id, new_upload_id, quarantine_key, upload_type
@@ -182,6 +182,49 @@ def test_the_counter_counts_by_kind_and_area(tmp_path: Path) -> None:
     assert storage.total.by_kind()["PUT"] == 1
     unused: Any = storage.base_url  # what the backend alone has passes through
     assert unused == inner.base_url  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("backend", ["local", "s3-behind-a-cdn"])
+def test_the_counter_is_the_backend_it_wraps_to_the_app(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every attribute the storage template declares, the key check and the backend's HTTP half
+    are the wrapped backend's, not the base class's defaults (an app over a counted local
+    backend still receives uploads and sweeps; a CDN's URLs are still permanent)."""
+    inner: Storage
+    if backend == "local":
+        inner = LocalStorage(Settings(data_dir=tmp_path))
+    else:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKTEST")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+        settings = Settings(
+            storage_backend="s3",
+            bucket="photos",
+            endpoint_url="http://127.0.0.1:7480",
+            public_base_url="https://cdn.example.com",
+        )
+        inner = S3Storage(settings)
+    storage = CountingStorage(inner)
+    declared = [
+        name
+        for name, value in vars(Storage).items()
+        if not name.startswith("_") and not callable(value) and not isinstance(value, property)
+    ]
+    assert {"read_urls_expire", "needs_sweeping", "bucket"} <= set(declared)
+    assert {name: getattr(storage, name) for name in declared} == {
+        name: getattr(inner, name) for name in declared
+    }
+    assert storage.read_urls_expire is (backend == "local")
+    assert [getattr(route, "path", None) for route in storage.http_routes()] == [
+        getattr(route, "path", None) for route in inner.http_routes()
+    ]
+    with pytest.raises(InvalidRequest):
+        storage.check_key("a" * 1025)
+    with storage.served_at("http://testserver"), inner.served_at("http://testserver"):
+        assert storage.presign_get("images/a.png", expires_in=60) == inner.presign_get(
+            "images/a.png", expires_in=60
+        )
+    assert len(storage.total) == 0  # none of this is a storage request
 
 
 def test_with_counters_in_memory_a_listing_asks_whether_the_image_exists(tmp_path: Path) -> None:

@@ -62,9 +62,11 @@ class CountingStorage(Storage):
     def __init__(self, inner: Storage) -> None:
         self.inner = inner
         self.name = inner.name
+        # What the base class declares as attributes (the wrapper's own would be the defaults).
         self.bucket, self.region = inner.bucket, inner.region
         self.max_key_bytes = inner.max_key_bytes
         self.needs_sweeping = inner.needs_sweeping
+        self.read_urls_expire = inner.read_urls_expire
         self._lock = threading.Lock()
         self._open: list[Requests] = []
         self.total = Requests()  # every request since the wrapper was made
