@@ -44,7 +44,7 @@ from ..errors import (
     StorageUnavailable,
 )
 from ..policy import Credentials, inline_disposition
-from .base import ObjectInfo, Storage, stable_signing
+from .base import Download, ObjectInfo, Storage, stable_signing
 from .sigv4 import GetSigner, PutSigner
 
 if TYPE_CHECKING:
@@ -239,6 +239,7 @@ class S3Storage(Storage):
         self.bucket = settings.bucket
         self.endpoint_url = settings.endpoint_url
         self.public_base_url = settings.public_base_url
+        self.read_urls_expire = not self.public_base_url  # the CDN's URLs are unsigned, for good
         self.session = session or boto3.Session()
         self.region = settings.region or self.session.region_name or "us-east-1"
         # On AWS: the regional endpoint, bucket as a virtual host (boto3 falls back to path-style
@@ -336,6 +337,29 @@ class S3Storage(Storage):
             last_modified=answer["LastModified"],
             metadata=dict(answer.get("Metadata", {})),
         )
+
+    def get(self, key: str) -> Download | None:
+        """One GET: the object's facts from the answer's headers, its bytes as they arrive."""
+        try:
+            with self._errors(key):
+                answer = self.client.get_object(Bucket=self.bucket, Key=key)
+        except NotFound:
+            return None
+        info = ObjectInfo(
+            key=key,
+            size=answer["ContentLength"],
+            content_type=answer.get("ContentType", "binary/octet-stream"),
+            last_modified=answer["LastModified"],
+            metadata=dict(answer.get("Metadata", {})),
+        )
+        body = answer["Body"]
+
+        def read(size: int) -> bytes:
+            with self._errors(key):
+                data: bytes = body.read(None if size < 0 else size)
+                return data
+
+        return Download(info, read, body.close)
 
     def read(self, key: str, *, start: int = 0, end: int | None = None) -> bytes:
         extra: dict[str, Any] = {}
