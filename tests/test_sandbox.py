@@ -170,6 +170,7 @@ memory_limited = sandboxed({"S3DROP_DECODE_MEMORY": "200MiB"})
 # --- over HTTP ---------------------------------------------------------------------------------
 
 
+@pytest.mark.alone  # asserts answers within a bound of wall time
 def test_cpu_bombs_are_refused_while_the_server_keeps_answering(cpu_limited: Backend) -> None:
     backend = cpu_limited
     with backend.server.client() as http:
@@ -194,6 +195,7 @@ def test_cpu_bombs_are_refused_while_the_server_keeps_answering(cpu_limited: Bac
     assert backend.server.output().count('"reason":"too_expensive"') >= 6  # audited
 
 
+@pytest.mark.alone  # asserts answers within a bound of wall time
 def test_memory_bombs_are_refused_while_the_server_keeps_answering(
     memory_limited: Backend,
 ) -> None:
@@ -253,6 +255,7 @@ def test_completions_beyond_the_queue_get_503_busy_and_stay_retryable(
     assert retried.status_code == 200, retried.text
 
 
+@pytest.mark.alone  # asserts answers within a bound of wall time
 def test_sigterm_with_bombs_in_flight_stops_the_server_promptly(
     make_server: Callable[..., LiveServer],
 ) -> None:
@@ -327,6 +330,7 @@ def test_a_killed_worker_fails_only_its_own_task() -> None:
         pool.process(small_png(), "image/png", limits, pixels=1024)
 
 
+@pytest.mark.alone  # asserts answers within a bound of wall time
 def test_a_small_image_does_not_wait_behind_the_bombs() -> None:
     pool = DecodePool(SandboxLimits(workers=1, cpu_seconds=60, memory=2 * 1024**3, queue=8))
     limits = ImageLimits()
