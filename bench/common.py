@@ -9,6 +9,7 @@ for absolute targets such as a p99 or an RSS).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import platform
 import shutil
@@ -156,8 +157,11 @@ class Pending(Exception):
 def paired_ratio(
     subject: Sequence[float], baseline: Sequence[float], *, label: str, invert: bool = False
 ) -> Series:
-    """Round-by-round ``subject / baseline`` (``baseline / subject`` with ``invert``)."""
-    values = [(b / s if invert else s / b) for s, b in zip(subject, baseline, strict=True)]
+    """Round-by-round ``subject / baseline`` (``baseline / subject`` with ``invert``); a round
+    whose divisor is 0 (nothing measured) gives ``inf``, which misses any target, rather than
+    ending the run."""
+    pairs = [(b, s) if invert else (s, b) for s, b in zip(subject, baseline, strict=True)]
+    values = [top / bottom if bottom else math.inf for top, bottom in pairs]
     return Series(label, "x", values)
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import fcntl
 import os
 import secrets
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
@@ -59,7 +61,20 @@ class LiveServer:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)
 
     def output(self) -> str:
-        return self.log.read_text(errors="replace")
+        """What the server wrote so far, once its log has settled.
+
+        The server writes its log lines from a thread of its own (``s3drop.logs``), a moment after
+        the response that caused them may have arrived here: read until the log is unchanged for
+        50 ms (at most 5 s)."""
+        text = self.log.read_text(errors="replace")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            again = self.log.read_text(errors="replace")
+            if again == text:
+                break
+            text = again
+        return text
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -222,3 +237,44 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     conformance_report.summary(terminalreporter)
+
+
+# --- timing-sensitive tests run alone -----------------------------------------------------------
+
+#: The two lock files of this xdist run (opened once per worker, kept open).
+_ALONE_LOCKS: list[int] = []
+
+
+def _alone_locks() -> tuple[int, int] | None:
+    """(turnstile, tests) lock descriptors shared by this run's xdist workers; None when the suite
+    runs in one process."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None:
+        return None
+    if not _ALONE_LOCKS:
+        for name in ("turnstile", "tests"):
+            path = Path(tempfile.gettempdir()) / f"s3drop-tests-{run}-{name}.lock"
+            _ALONE_LOCKS.append(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    return _ALONE_LOCKS[0], _ALONE_LOCKS[1]
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """A test marked ``alone`` (it asserts that something answered within a bound of wall time)
+    runs while no other xdist worker runs a test, as on the idle machine its bound was set for:
+    every test holds a shared lock from its setup to its teardown, an ``alone`` one an exclusive
+    lock. A waiting ``alone`` test holds the turnstile, so the other worker cannot keep it out by
+    starting one test after another. Outside pytest-timeout's clock (this wrapper is outermost)."""
+    locks = _alone_locks()
+    if locks is None:
+        yield
+        return
+    turnstile, tests = locks
+    alone = item.get_closest_marker("alone") is not None
+    fcntl.flock(turnstile, fcntl.LOCK_EX)
+    fcntl.flock(tests, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+    fcntl.flock(turnstile, fcntl.LOCK_UN)
+    try:
+        yield
+    finally:
+        fcntl.flock(tests, fcntl.LOCK_UN)

@@ -309,7 +309,7 @@ def test_a_form_posted_again_after_its_image_was_deleted_makes_no_image(
     drop: S3Drop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The id was claimed once and has no image: no second image, however long after."""
-    monkeypatch.setattr("s3drop.uploads._AWAIT_PROMOTION", 0.2)  # no other process is writing
+    monkeypatch.setattr("s3drop.promote._AWAIT_PROMOTION", 0.2)  # no other process is writing
     alice = Principal("alice")
     data = samples.png(5)
     upload_id = quarantine(drop, data, "image/png", owner="alice")

@@ -124,6 +124,7 @@ def _assert_nothing_stored(backend: Backend, http: httpx.Client, upload_id: str)
 
 
 @pytest.mark.parametrize("name", list(REFUSED))
+@pytest.mark.alone  # asserts answers within a bound of wall time
 def test_a_file_past_a_structural_cap_is_refused_quickly_and_nothing_stays(
     backend: Backend, name: str
 ) -> None:

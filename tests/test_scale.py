@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from . import samples
 from .conftest import RGW, LiveServer
@@ -144,6 +145,7 @@ def test_a_limit_of_n_signs_a_minute_holds_exactly_across_two_instances(
     assert sum(signed) == limit
 
 
+@pytest.mark.alone  # asserts answers within a bound of wall time
 def test_redis_going_away_fails_signing_closed_and_it_comes_back_by_itself(
     make_server: Callable[..., LiveServer], own_redis: RedisServer, tmp_path: Path
 ) -> None:

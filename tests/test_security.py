@@ -516,6 +516,7 @@ def test_an_id_with_a_trailing_newline_is_no_id(app_server: AppServer) -> None:
 # --- the limits store --------------------------------------------------------------------------
 
 
+@pytest.mark.alone  # asserts answers within a bound of wall time
 def test_a_locked_limits_database_answers_503_and_never_stalls_the_loop(
     live_server: LiveServer,
 ) -> None:

@@ -27,7 +27,7 @@ from urllib.parse import quote, unquote
 
 from .config import Settings
 from .errors import FileEmpty, FileTooLarge, InvalidRequest, TypeNotAllowed
-from .formats import by_key_extension, by_type
+from .formats import by_key_extension, by_mark, by_type
 from .units import format_size
 
 QUARANTINE_PREFIX = "incoming/"
@@ -110,8 +110,11 @@ class UploadRequest:
 # --- keys -------------------------------------------------------------------------------------
 
 
-def new_upload_id(now: float | None = None) -> str:
-    """A fresh id that sorts newest first: 13 digits of inverted milliseconds, then 50 random bits.
+def new_upload_id(now: float | None = None, *, content_type: str | None = None) -> str:
+    """A fresh id that sorts newest first: 13 digits of inverted milliseconds, then 10 base32
+    characters, 50 random bits; with a ``content_type``, 45 random bits and the type (its format's
+    fixed :attr:`~s3drop.formats.Format.mark`, :func:`upload_type`), so completion finds the
+    upload with one GET.
 
     Listing a prefix in key order (what S3 does) then yields the newest uploads first, so a gallery
     page costs one listing call however many images there are.
@@ -119,7 +122,16 @@ def new_upload_id(now: float | None = None) -> str:
     millis = int((time.time() if now is None else now) * 1000)
     inverted = 10**13 - 1 - millis
     rand = base64.b32encode(secrets.token_bytes(10)).decode().lower()[:10]
+    if content_type is not None:
+        rand = rand[:9] + by_type(content_type).mark
     return f"{inverted:013d}{rand}"
+
+
+def upload_type(upload_id: str) -> str | None:
+    """The type ``upload_id`` was signed for, as its last character says; a guess for ids made
+    before ids named it (their last character is random), None when it names no type."""
+    fmt = by_mark(upload_id[-1:]) if upload_id else None
+    return fmt.content_type if fmt is not None else None
 
 
 def is_upload_id(value: str) -> bool:
@@ -326,7 +338,7 @@ def check_upload(
         metadata["sha256"] = sha256
     if owner is not None:
         metadata["owner"] = encode_meta(owner)
-    upload_id = new_upload_id(now)
+    upload_id = new_upload_id(now, content_type=content_type)
     return UploadRequest(
         id=upload_id,
         key=quarantine_key(upload_id, content_type),

@@ -97,6 +97,9 @@ class Limits:
         # How the event loop calls the store: awaited, in a thread, or inline (decided once).
         self._awaits = isinstance(store, AsyncLimitStore)
         self._in_thread = not self._awaits and store.blocking
+        #: Whether claims outlive this process (SQLite, Redis): a completion that claims an id
+        #: then knows that no image of it was ever promoted, without asking storage.
+        self.claims_durable = not isinstance(store, MemoryLimitStore)
         # Signs waiting on an awaited or threaded store share its calls (s3drop.limits.batch),
         # when it can take several at once: one batcher per event loop.
         self._take_many = self._batched_call()

@@ -110,7 +110,9 @@ class RedisLimitStore:
             **_driver_info(),
         }
         # One quick retry on a fresh connection (a connection Redis dropped when it restarted),
-        # never a backoff: while Redis is away, fail at once and say so.
+        # never a backoff: while Redis is away, fail at once and say so. Only reads (peek) and
+        # connecting go through it: redis-py retries after a read timeout too, when Redis may
+        # have run the command, so takes and adds are sent by _once, which never resends then.
         retry = redis.retry.Retry(NoBackoff(), 1)
         self._sync = redis.Redis.from_url(url, retry=retry, **self._options)
         self._sync_take = self._sync.register_script(_TAKE)
@@ -128,7 +130,7 @@ class RedisLimitStore:
     def take_many(self, batch: Sequence[Sequence[Take]], *, now: float) -> list[Full | None]:
         keys, args = _take_args(batch, now)
         with self._errors():
-            found = self._sync_take(keys=keys, args=args)
+            found = self._once(_TAKE, self._sync_take.sha, keys, args)
         return _fulls(batch, found, now)
 
     def peek(self, key: str, *, window: int = 0, now: float) -> int:
@@ -138,7 +140,41 @@ class RedisLimitStore:
 
     def add(self, key: str, amount: int, *, window: int = 0, now: float) -> None:
         with self._errors():
-            self._sync_add(keys=[_key(key, window, now)], args=[amount, _ttl(window, now)])
+            keys, args = [_key(key, window, now)], [str(amount), str(_ttl(window, now))]
+            self._once(_ADD, self._sync_add.sha, keys, args)
+
+    def _once(self, script: str, sha: str, keys: list[str], args: list[str]) -> Any:
+        """EVALSHA of ``script`` on a connection of the pool, sent once: a connection that fails
+        while the command is being sent is made again and the command sent once more; one that
+        fails after it was sent (a reset, a read timeout) is not, since Redis may have run it (a
+        claim or a count done twice). The script is loaded first when Redis does not know it."""
+        pool = self._sync.connection_pool
+        connection: Any = pool.get_connection()  # redis-py's Connection is untyped
+        try:
+            command = [_pack(("EVALSHA", sha, str(len(keys)), *keys, *args))]
+            unsent = loaded = 0
+            while True:
+                try:
+                    connection.send_packed_command(command)
+                except (RedisConnectionError, RedisTimeoutError, OSError):
+                    connection.disconnect()
+                    unsent += 1
+                    if unsent == 2:  # while Redis is away, fail at once (no backoff)
+                        raise
+                    continue
+                try:
+                    return connection.read_response()
+                except NoScriptError:
+                    loaded += 1
+                    if loaded == 2:
+                        raise
+                    connection.send_command("SCRIPT", "LOAD", script)
+                    connection.read_response()
+                except BaseException:
+                    connection.disconnect()  # an answer half read poisons the connection
+                    raise
+        finally:
+            pool.release(connection)
 
     # --- asynchronous (the event loop)
 
@@ -164,7 +200,8 @@ class RedisLimitStore:
     async def add_async(self, key: str, amount: int, *, window: int = 0, now: float) -> None:
         client = self._client()
         with self._errors():
-            await client.add(keys=[_key(key, window, now)], args=[amount, _ttl(window, now)])
+            keys, args = [_key(key, window, now)], [str(amount), str(_ttl(window, now))]
+            await client.run(_ADD, client.add_script.sha, keys, args)
 
     def _client(self) -> _AsyncClient:
         loop = asyncio.get_running_loop()
@@ -212,7 +249,7 @@ class _AsyncClient:
     def __init__(self, connection: redis.asyncio.Redis, *, timeout: float) -> None:
         self.redis = connection
         self.take_script = connection.register_script(_TAKE)
-        self.add = connection.register_script(_ADD)
+        self.add_script = connection.register_script(_ADD)
         pool = connection.connection_pool
         self.hot: redis.asyncio.Connection = pool.make_connection()  # type: ignore[no-untyped-call]
         # One deadline for the whole call (below) instead of redis-py's per write and per read:
@@ -222,20 +259,24 @@ class _AsyncClient:
         self.lock = asyncio.Lock()
 
     async def take(self, keys: list[str], args: list[str]) -> list[int]:
-        """EVALSHA of the take script on the hot connection; the script is loaded first when
-        Redis does not know it (it restarted, or SCRIPT FLUSH). A connection that fails while the
+        found: list[int] = await self.run(_TAKE, self.take_script.sha, keys, args)
+        return found
+
+    async def run(self, script: str, sha: str, keys: list[str], args: list[str]) -> Any:
+        """EVALSHA of ``script`` on the hot connection; the script is loaded first when Redis
+        does not know it (it restarted, or SCRIPT FLUSH). A connection that fails while the
         command is being sent (Redis restarted since) is made again and the command sent once
         more; one that fails after it was sent is not, since Redis may have run it."""
-        command = _pack(("EVALSHA", self.take_script.sha, str(len(keys)), *keys, *args))
+        command = _pack(("EVALSHA", sha, str(len(keys)), *keys, *args))
         async with self.lock:
             try:
                 async with asyncio.timeout(self.timeout):
-                    return await self._take(command)
+                    return await self._once(command, script)
             except TimeoutError:
                 await self.hot.disconnect()
                 raise RedisTimeoutError(f"Redis did not answer within {self.timeout} s") from None
 
-    async def _take(self, command: bytes) -> list[int]:
+    async def _once(self, command: bytes, script: str) -> Any:
         unsent = loaded = 0
         while True:
             try:
@@ -247,13 +288,12 @@ class _AsyncClient:
                     raise
                 continue
             try:
-                found: list[int] = await self.hot.read_response()
-                return found
+                return await self.hot.read_response()
             except NoScriptError:
                 loaded += 1
                 if loaded == 2:
                     raise
-                await self.hot.send_command("SCRIPT", "LOAD", _TAKE)
+                await self.hot.send_command("SCRIPT", "LOAD", script)
                 await self.hot.read_response()
             except BaseException:
                 await self.hot.disconnect()  # an answer half read poisons the connection

@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -94,6 +94,41 @@ class ObjectInfo:
     content_type: str
     last_modified: datetime
     metadata: dict[str, str] = field(default_factory=dict)
+
+
+class Download:
+    """An object being read: what a HEAD would say of it (``info``) and its bytes, as one request
+    (S3's GET answers both). Read it in steps with :meth:`read`; close it when done (a context
+    manager), read to the end or not: a download closed early reads no more of it."""
+
+    def __init__(
+        self, info: ObjectInfo, read: Callable[[int], bytes], close: Callable[[], None]
+    ) -> None:
+        self.info = info
+        self._read = read
+        self._close = close
+
+    def read(self, size: int = -1) -> bytes:
+        """The next ``size`` bytes (fewer only at the end), or all the rest when ``size`` is -1."""
+        if size < 0:
+            return self._read(-1)
+        parts: list[bytes] = []
+        while size > 0:
+            part = self._read(size)
+            if not part:
+                break
+            parts.append(part)
+            size -= len(part)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def close(self) -> None:
+        self._close()
+
+    def __enter__(self) -> Download:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class Storage:
@@ -193,6 +228,25 @@ class Storage:
         Raises :class:`~s3drop.errors.NotFound` when the object does not exist.
         """
         raise NotImplementedError
+
+    def get(self, key: str) -> Download | None:
+        """``key``'s facts and bytes (:class:`Download`), or None when it does not exist.
+
+        One request on a backend that answers both at once (S3's GET, a file); this default costs
+        a :meth:`head` and a :meth:`read` per step read.
+        """
+        info = self.head(key)
+        if info is None:
+            return None
+        offset = 0
+
+        def read(size: int) -> bytes:
+            nonlocal offset
+            data = self.read(key, start=offset, end=None if size < 0 else offset + size)
+            offset += len(data)
+            return data
+
+        return Download(info, read, lambda: None)
 
     def put(self, key: str, data: bytes, *, content_type: str, metadata: dict[str, str]) -> None:
         """Store ``data`` at ``key`` whole, or not at all."""

@@ -44,7 +44,7 @@ from ..errors import (
     StorageUnavailable,
 )
 from ..policy import Credentials, inline_disposition
-from .base import ObjectInfo, Storage, stable_signing
+from .base import Download, ObjectInfo, Storage, stable_signing
 from .sigv4 import GetSigner, PutSigner
 
 if TYPE_CHECKING:
@@ -337,6 +337,29 @@ class S3Storage(Storage):
             last_modified=answer["LastModified"],
             metadata=dict(answer.get("Metadata", {})),
         )
+
+    def get(self, key: str) -> Download | None:
+        """One GET: the object's facts from the answer's headers, its bytes as they arrive."""
+        try:
+            with self._errors(key):
+                answer = self.client.get_object(Bucket=self.bucket, Key=key)
+        except NotFound:
+            return None
+        info = ObjectInfo(
+            key=key,
+            size=answer["ContentLength"],
+            content_type=answer.get("ContentType", "binary/octet-stream"),
+            last_modified=answer["LastModified"],
+            metadata=dict(answer.get("Metadata", {})),
+        )
+        body = answer["Body"]
+
+        def read(size: int) -> bytes:
+            with self._errors(key):
+                data: bytes = body.read(None if size < 0 else size)
+                return data
+
+        return Download(info, read, body.close)
 
     def read(self, key: str, *, start: int = 0, end: int | None = None) -> bytes:
         extra: dict[str, Any] = {}

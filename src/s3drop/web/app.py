@@ -38,6 +38,7 @@ from ..errors import (
     json_error,
 )
 from ..limits import LimitStore, app_limit_store
+from ..logs import stop_background
 from ..storage.base import Storage
 from ..storage.sigv4 import PUT_HEADERS
 from ..uploads import S3Drop
@@ -147,6 +148,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+        # Every request has been answered: write their queued log lines now (a worker process
+        # ends with the SIGTERM that stopped it, which runs no exit handler), the rest at once.
+        await asyncio.to_thread(stop_background)
         # The decode workers stop; webhooks not yet sent stay in the outbox.
         await asyncio.to_thread(drop.close)
 

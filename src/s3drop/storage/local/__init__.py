@@ -50,7 +50,7 @@ from ...errors import (
 )
 from ...policy import Credentials, inline_disposition
 from ...units import format_size
-from ..base import PLAIN_KEY, ObjectInfo, Storage, check_key, stable_signing
+from ..base import PLAIN_KEY, Download, ObjectInfo, Storage, check_key, stable_signing
 from ..sigv4 import PutSigner
 from .files import _disk_full, _walk
 from .post import MAX_PARTS, MAX_PRE_DATA, ReceivedPost, receive_post
@@ -199,6 +199,14 @@ class LocalStorage(Storage):
             return self._path(key).open("rb")
         except FileNotFoundError:
             raise NotFound(f"no object {key!r}") from None
+
+    def get(self, key: str) -> Download | None:
+        info = self.head(key)
+        try:
+            file = self._path(key).open("rb") if info is not None else None
+        except FileNotFoundError:
+            return None
+        return Download(info, file.read, file.close) if info and file else None
 
     def read(self, key: str, *, start: int = 0, end: int | None = None) -> bytes:
         with self.open(key) as file:
