@@ -10,7 +10,7 @@ A plain call that returns structured results; the CLI only prints them::
 CORS for the given origins only, and expires the quarantine prefix after a day; a second run
 changes nothing and says ``unchanged``. Rules it does not own (other CORS or lifecycle rules) are
 kept. :func:`s3drop.doctor.diagnose_bucket` reads the same settings back and proves enforcement.
-Both translate boto3's errors with the s3 backend's :func:`~s3drop.storage.s3.boto_errors`.
+Both translate boto3's errors with the s3 backend's :func:`~s3drop.storage.s3_errors.boto_errors`.
 """
 
 from __future__ import annotations
