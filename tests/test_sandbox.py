@@ -28,7 +28,7 @@ from PIL import Image
 from s3drop import Settings, av1
 from s3drop.errors import CorruptImage, ServerBusy, TooExpensive
 from s3drop.images import ImageLimits
-from s3drop.sandbox import DecodePool, SandboxLimits
+from s3drop.sandbox import DecodePool, SandboxLimits, _cpu_seconds
 
 from . import samples
 from .conftest import LiveServer
@@ -389,5 +389,28 @@ def test_a_retired_worker_is_replaced_in_the_background() -> None:
         assert replacement is not None
         assert replacement.alive()
         assert pool.process(small_png(), "image/png", ImageLimits(), pixels=1024).width == 32
+    finally:
+        pool.close()
+
+
+def test_a_worker_serves_task_after_task_past_its_first_cpu_seconds() -> None:
+    # Each task used to lower the worker's hard CPU limit to its own backstop; the next task's
+    # higher backstop then raised it, which only a privileged process may do: past about one
+    # second of CPU in total, the worker died and a legitimate image was refused.
+    pool = DecodePool(SandboxLimits(workers=1, cpu_seconds=10, memory=2 * 1024**3, queue=2))
+    photo = samples.jpeg(size=(2000, 1500))
+    # Variants in both formats: ~0.3 s of CPU per task, under the memory that retires a worker.
+    limits = ImageLimits(variant_widths=(400, 800, 1600), variant_formats=("avif", "webp"))
+    try:
+        pool.process(photo, "image/jpeg", limits, pixels=49_000_000)
+        pid = pool.pids()[0]
+        first = used = _cpu_seconds(pid) or 0.0
+        for _ in range(20):  # until the backstop has moved up by a second at least
+            assert pool.process(photo, "image/jpeg", limits, pixels=49_000_000).variants
+            used = _cpu_seconds(pid) or 0.0
+            if used - first > 1.5:
+                break
+        assert used - first > 1.5
+        assert pool.pids() == [pid]  # the same worker throughout
     finally:
         pool.close()

@@ -36,6 +36,8 @@ KNOWN_TYPES: dict[str, str] = {
     "image/gif": "gif",
     "image/avif": "avif",
 }
+#: The types responsive variants may be made in (s3drop.variants), in the order a <picture> lists them.
+VARIANT_TYPES = ("image/avif", "image/webp")
 
 
 def _comma_list(value: object) -> object:
@@ -97,6 +99,15 @@ class Settings(BaseSettings):
     max_side: int = 20_000
     max_frames: int = 500
     thumbnail_size: int = 320
+    variant_widths: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [320, 640, 1280],
+        description="Widths of the responsive variants made at promotion (none wider than the "
+        "original); empty: no variants",
+    )
+    variant_formats: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["image/avif", "image/webp"],
+        description="Types of the responsive variants: image/avif, image/webp; empty: no variants",
+    )
     client_max_side: int | None = Field(
         None,
         ge=1,
@@ -205,6 +216,27 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("allow at least one type")
         return list(dict.fromkeys(value))
+
+    @field_validator("variant_widths", "variant_formats", mode="before")
+    @classmethod
+    def _split_variants(cls, value: object) -> object:
+        return _comma_list(value)
+
+    @field_validator("variant_widths")
+    @classmethod
+    def _variant_widths(cls, value: list[int]) -> list[int]:
+        if any(not 16 <= width <= 8192 for width in value):
+            raise ValueError("each width must be 16 to 8192 pixels")
+        return sorted(set(value))
+
+    @field_validator("variant_formats")
+    @classmethod
+    def _variant_formats(cls, value: list[str]) -> list[str]:
+        value = [item.lower() for item in value]
+        unknown = [item for item in value if item not in VARIANT_TYPES]
+        if unknown:
+            raise ValueError(f"unknown type {unknown[0]!r}; choose from {', '.join(VARIANT_TYPES)}")
+        return [item for item in VARIANT_TYPES if item in value]
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

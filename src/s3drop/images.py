@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, ImageCms, JpegImagePlugin
 
-from . import av1
+from . import av1, variants
 from .containers import Layout, walk
 from .errors import CorruptImage, NotAnImage, TooManyFrames, TooManyPixels, TypeMismatch
 from .headers import FORMAT_NAMES, FORMATS, NeedMore, header_size, sniff
@@ -60,6 +60,9 @@ class ImageLimits:
     max_side: int = 20_000
     max_frames: int = 500
     thumbnail_size: int = 320
+    #: Responsive variants (:mod:`s3drop.variants`): widths, and formats as Pillow names.
+    variant_widths: tuple[int, ...] = ()
+    variant_formats: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ImageLimits:
@@ -68,6 +71,8 @@ class ImageLimits:
             max_side=settings.max_side,
             max_frames=settings.max_frames,
             thumbnail_size=settings.thumbnail_size,
+            variant_widths=tuple(settings.variant_widths),
+            variant_formats=tuple(FORMATS[t] for t in settings.variant_formats),
         )
 
 
@@ -82,6 +87,7 @@ class ProcessedImage:
     frames: int
     data: bytes
     thumbnail: bytes
+    variants: tuple[variants.EncodedVariant, ...] = ()
 
 
 def check_header(
@@ -167,8 +173,9 @@ def _process_jpeg(layout: Layout, limits: ImageLimits) -> ProcessedImage:
     _check_size(image.size, layout, "JPEG")
     icc = image.info.get("icc_profile")
     if layout.orientation == 1:
-        # Scaled decode: every scan is entropy-decoded (truncation is found), at 1/2..1/8 size.
-        image.draft(None, (size, size))
+        # Scaled decode: every scan is entropy-decoded (truncation is found), at 1/2..1/8 size
+        # (as small as the thumbnail and the widest variant allow).
+        image.draft(None, variants.draft_size(layout.width, layout.height, limits))
         image.load()
         return ProcessedImage(
             content_type="image/jpeg",
@@ -178,6 +185,7 @@ def _process_jpeg(layout: Layout, limits: ImageLimits) -> ProcessedImage:
             frames=1,
             data=layout.stripped,
             thumbnail=_thumbnail(image, size, icc),
+            variants=_variants(image, layout.width, layout.height, icc, limits),
         )
     # Orientation has to be applied: re-encode with the original's own quantisation tables.
     transpose = _TRANSPOSE[layout.orientation]
@@ -204,6 +212,7 @@ def _process_jpeg(layout: Layout, limits: ImageLimits) -> ProcessedImage:
         frames=1,
         data=out.getvalue(),
         thumbnail=_thumbnail(upright, size, icc),
+        variants=_variants(upright, *upright.size, icc, limits),
     )
 
 
@@ -242,6 +251,7 @@ def _process_other(
         frames=frames,
         data=data,
         thumbnail=_thumbnail(upright, limits.thumbnail_size, icc),
+        variants=_variants(upright, *upright.size, icc, limits) if frames == 1 else (),
     )
 
 
@@ -310,7 +320,17 @@ def _check_coded_size(layout: Layout) -> None:
             )
 
 
-# --- thumbnails -------------------------------------------------------------------------------
+# --- thumbnails and variants ------------------------------------------------------------------
+
+
+def _variants(
+    image: Image.Image, width: int, height: int, icc: bytes | None, limits: ImageLimits
+) -> tuple[variants.EncodedVariant, ...]:
+    """:func:`s3drop.variants.make` of ``image`` (``width`` x ``height``, perhaps decoded smaller)."""
+    if not variants.plan(width, limits.variant_widths) or not limits.variant_formats:
+        return ()
+    rgb, profile = _to_rgb(_thumbnail_mode(image), icc)
+    return variants.make(rgb, width=width, height=height, icc=profile, limits=limits)
 
 
 def _thumbnail(image: Image.Image, size: int, icc: bytes | None) -> bytes:

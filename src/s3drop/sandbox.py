@@ -125,7 +125,12 @@ def _serve(conn: Connection, memory: int, cpu_seconds: float) -> None:
             return
         used = sum(os.times()[:2])
         backstop = math.ceil(used + cpu_seconds) + 2
-        resource.setrlimit(resource.RLIMIT_CPU, (backstop, backstop + 1))
+        # Only the soft limit moves: raising a hard limit needs privileges a container lacks, so
+        # a worker that lowered it would die on its next task past the first CPU second.
+        hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+        if hard != resource.RLIM_INFINITY:
+            backstop = min(backstop, hard)
+        resource.setrlimit(resource.RLIMIT_CPU, (backstop, hard))
         try:
             reply: tuple[str, Any] = ("ok", process(data, content_type, limits))
         except MemoryError:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
-from . import audit, images
+from . import audit, images, responsive
 from .auth import Authenticator, Principal, from_settings
 from .config import KNOWN_TYPES, Settings
 from .errors import (
@@ -72,6 +72,7 @@ from .policy import (
     quarantine_key,
     thumbnail_key,
 )
+from .responsive import VariantSet
 from .sandbox import DecodePool, SandboxLimits
 from .storage.base import ObjectInfo, Storage, open_storage
 from .units import format_size
@@ -389,6 +390,7 @@ class S3Drop:
             "filename": info.metadata.get("filename", ""),
             "owner": info.metadata.get("owner", ANONYMOUS.name),
         }
+        made = VariantSet.of(processed.variants)
         key = image_key(
             upload_id,
             processed.content_type,
@@ -396,6 +398,7 @@ class S3Drop:
             height=processed.height,
             size=len(processed.data),
             filename=decode_meta(metadata["filename"]) or None,
+            variants=made.code if made else None,
         )
         # Who promotes: the first claim of this id, ever. A call that finds the image already
         # there, the same one (a retry after a crash, a concurrent call in another process),
@@ -428,12 +431,17 @@ class S3Drop:
                     "filename": metadata["filename"],
                 },
             )
+            # The variants the key names exist before it does (s3drop.responsive).
+            responsive.store(
+                self.storage, upload_id, processed.variants, image=key.rpartition("/")[2]
+            )
             self.storage.put(
                 key, processed.data, content_type=processed.content_type, metadata=metadata
             )
         except S3DropError:  # e.g. a full disk: no thumbnail without its image, and a retry
             if promoted is None:  # may claim the promotion again
                 self.storage.delete(thumbnail_key(upload_id))
+                responsive.delete_keys(self.storage, made.keys(upload_id) if made else [])
             if claimed:
                 self.limits.release(upload_id)
             raise
@@ -666,6 +674,9 @@ class S3Drop:
             if principal is not None:
                 prefix = owner_prefix(principal.name) + image_id + "."
                 left += [info.key for info in self.storage.list_objects(prefix, limit=8)]
+            if left:
+                prefix = responsive.VARIANTS_PREFIX + image_id + "."
+                left += [info.key for info in self.storage.list_objects(prefix, limit=64)]
             if not left:
                 raise NotFound(f"no image {image_id!r}")
             for key in left:
@@ -683,6 +694,8 @@ class S3Drop:
         for info in infos:
             self.storage.delete(info.key)
             self.storage.delete(owner_key(_owner(info), info.key))
+            if (facts := parse_image_key(info.key)) is not None:
+                responsive.delete(self.storage, facts)
         self.storage.delete(thumb)
         for info in infos:
             limit_key = _limit_key(info, principal)
@@ -714,8 +727,8 @@ class S3Drop:
 
         - quarantined uploads older than ``older_than`` that nobody completed (S3's lifecycle
           rule, ``s3drop bucket init``, does the same on S3);
-        - thumbnails older than ``partial_older_than`` whose image is gone (a crash or a full
-          disk between writing the thumbnail and the image);
+        - thumbnails and responsive variants older than ``partial_older_than`` whose image is
+          gone (a crash or a full disk between writing them and the image);
         - the backend's own half-written files that old (the local backend's ``tmp/*.part`` of
           an upload cut by ``kill -9``, :meth:`Storage.sweep_partial`).
 
@@ -735,13 +748,19 @@ class S3Drop:
             for info in self.storage.iter_all(THUMBS_PREFIX)
             if info.last_modified < partial_cutoff
         ]
-        if thumbs:
+        variants = [
+            info.key
+            for info in self.storage.iter_all(responsive.VARIANTS_PREFIX)
+            if info.last_modified < partial_cutoff
+        ]
+        if thumbs or variants:
             promoted = {
                 parsed.id
                 for info in self.storage.iter_all(IMAGES_PREFIX)
                 if (parsed := parse_image_key(info.key)) is not None
             }
             stale += [key for key in thumbs if _thumbnail_id(key) not in promoted]
+            stale += [key for key in variants if responsive.variant_id(key) not in promoted]
         for key in stale:
             self.storage.delete(key)
         removed = len(stale) + self.storage.sweep_partial(partial_older_than.total_seconds())

@@ -1,0 +1,102 @@
+"""Responsive variants: smaller copies of an accepted image, made from the decode it already got.
+
+:func:`s3drop.images.process` calls :func:`make` inside the decode sandbox with the image it has
+just decoded (and verified), so variants cost no second decode and run under the same CPU and
+memory limits. A JPEG is decoded at the smallest DCT scale that still covers the widest variant
+(:func:`draft_size`: libjpeg's 1/2, 1/4, 1/8 decode, the cheapest *reduce*); from there each
+variant is resized from the previous, larger one (Pillow's ``reducing_gap`` box-reduces first,
+then Lanczos does the last step), widest first, then encoded in each configured format.
+
+Never upscaled: only widths below the original's are made, and the original itself is the widest
+candidate of every ``srcset`` (:mod:`s3drop.responsive`). Animated images get none (a still
+variant of an animation would be a different picture).
+
+No I/O and no settings here: the worker process imports this module without pydantic.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from PIL import Image
+
+#: Encoder options per format, chosen by measurement (bench/variants.py): AVIF at speed 8 costs
+#: about a third of speed 6's time for ~10 % more bytes; quality 60 and WebP 75 look alike.
+ENCODE_OPTIONS: dict[str, dict[str, object]] = {
+    "avif": {"quality": 60, "speed": 8},
+    "webp": {"quality": 75, "method": 4},
+}
+
+
+@dataclass(frozen=True)
+class EncodedVariant:
+    """One variant: ``format`` (a Pillow name, ``avif`` or ``webp``), its size and bytes."""
+
+    format: str
+    width: int
+    height: int
+    data: bytes
+
+
+def plan(width: int, widths: Sequence[int]) -> list[int]:
+    """The variant widths an image ``width`` pixels wide gets: those below it, ascending."""
+    return sorted({w for w in widths if w < width})
+
+
+def variant_height(width: int, height: int, target: int) -> int:
+    """The height of the variant ``target`` pixels wide of a ``width`` x ``height`` image."""
+    return max(1, round(height * target / width))
+
+
+class VariantLimits(Protocol):
+    """What :func:`draft_size` and :func:`make` read of :class:`~s3drop.images.ImageLimits`."""
+
+    @property
+    def thumbnail_size(self) -> int: ...
+    @property
+    def variant_widths(self) -> tuple[int, ...]: ...
+    @property
+    def variant_formats(self) -> tuple[str, ...]: ...
+
+
+def draft_size(width: int, height: int, limits: VariantLimits) -> tuple[int, int]:
+    """The smallest size a scaled JPEG decode of a ``width`` x ``height`` image must keep to make
+    the thumbnail (within a ``thumbnail_size`` square) and every planned variant, unscaled up."""
+    scale = limits.thumbnail_size / max(width, height)
+    need_w, need_h = min(width, round(width * scale)), min(height, round(height * scale))
+    planned = plan(width, limits.variant_widths) if limits.variant_formats else []
+    if planned:
+        need_w = max(need_w, planned[-1])
+        need_h = max(need_h, variant_height(width, height, planned[-1]))
+    return max(1, need_w), max(1, need_h)
+
+
+def make(
+    image: Image.Image, *, width: int, height: int, icc: bytes | None, limits: VariantLimits
+) -> tuple[EncodedVariant, ...]:
+    """The variants of ``image`` (RGB or RGBA, upright, perhaps a scaled decode of an image
+    ``width`` x ``height``): every planned width in every format, narrowest first."""
+    planned = plan(width, limits.variant_widths)
+    if not planned or not limits.variant_formats:
+        return ()
+    made: list[EncodedVariant] = []
+    source = image
+    for target in reversed(planned):
+        size = (target, variant_height(width, height, target))
+        if source.size != size:
+            source = source.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
+        made += [_encode(source, fmt, icc) for fmt in limits.variant_formats]
+    made.sort(key=lambda variant: variant.width)  # stable: the formats keep their order
+    return tuple(made)
+
+
+def _encode(image: Image.Image, fmt: str, icc: bytes | None) -> EncodedVariant:
+    out = io.BytesIO()
+    options = dict(ENCODE_OPTIONS[fmt])
+    if icc:
+        options["icc_profile"] = icc
+    image.save(out, fmt.upper(), **options)
+    return EncodedVariant(format=fmt, width=image.width, height=image.height, data=out.getvalue())
