@@ -1,6 +1,7 @@
 """``python -m bench [NAME...]``: run the benchmarks, print the table, write bench/results/latest.json.
 
-Names: sign, limits, upload, verify, gallery, e2e, dedupe, sandbox (default: all, in that order).
+Names: sign, limits, upload, verify, gallery, e2e, dedupe, sandbox, variants (default: all, in
+that order).
 See bench/README.md.
 """
 
@@ -25,7 +26,7 @@ from rich.table import Table
 
 from .common import RESULTS, Pending, Report, Row, Series, machine
 
-NAMES = ("sign", "limits", "upload", "verify", "gallery", "e2e", "dedupe", "sandbox")
+NAMES = ("sign", "limits", "upload", "verify", "gallery", "e2e", "dedupe", "sandbox", "variants")
 
 
 class Resources:
@@ -88,7 +89,13 @@ def _runner(name: str) -> Callable[[Resources, argparse.Namespace], Report]:
 
         return module.run(res.workdir, res, rounds=args.rounds or 5)
 
+    def variants(res: Resources, args: argparse.Namespace) -> Report:
+        from . import variants as module
+
+        return module.run(res.workdir, rounds=args.rounds or 5)
+
     runners: dict[str, Callable[[Resources, argparse.Namespace], Report]] = {
+        "variants": variants,
         "sandbox": sandbox,
         "sign": sign,
         "limits": limits,

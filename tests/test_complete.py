@@ -121,6 +121,7 @@ def assert_nothing_stored(drop: S3Drop) -> None:
     assert keys(drop, "incoming/") == []
     assert keys(drop, "images/") == []
     assert keys(drop, "thumbs/") == []
+    assert keys(drop, "variants/") == []
     assert keys(drop, "owners/") == []
     assert drop.list_images().images == []
 
@@ -184,14 +185,12 @@ def test_an_accepted_image_is_promoted_with_its_facts(drop: S3Drop) -> None:
     assert image.owner == "alice"
     assert keys(drop, "incoming/") == []
     # The key carries the gallery's facts, the filename and the variants made included (in
-    # characters s3drop chose): 640 pixels wide, it has the 320 one, in AVIF and WebP.
+    # characters s3drop chose): 640 pixels wide, it has the 320 one, in WebP.
     label = filename_label(image.filename)
-    name = f"{upload_id}.640x480.{image.bytes}.n{label}.vaw320.jpg"
+    name = f"{upload_id}.640x480.{image.bytes}.n{label}.vw320.jpg"
     assert keys(drop, "images/") == [f"images/{name}"] == [image.key]
     assert keys(drop, "thumbs/") == [f"thumbs/{upload_id}.webp"]
-    assert keys(drop, "variants/") == [
-        f"variants/{upload_id}.320.{ext}" for ext in ("avif", "webp")
-    ]
+    assert keys(drop, "variants/") == [f"variants/{upload_id}.320.webp"]
     assert keys(drop, "owners/") == [f"owners/alice/{name}"]  # alice's index
     assert drop.storage.read(f"owners/alice/{name}") == b""
     info = drop.storage.head(image.key)

@@ -23,11 +23,13 @@ from typing import Protocol
 
 from PIL import Image
 
-#: Encoder options per format, chosen by measurement (bench/variants.py): AVIF at speed 8 costs
-#: about a third of speed 6's time for ~10 % more bytes; quality 60 and WebP 75 look alike.
+#: Encoder options per format, chosen by measurement (``python -m bench variants``): each
+#: encoder's fastest setting (AVIF speed 10, WebP method 2) keeps a promotion with variants within
+#: 1.6x the time of one without; slower settings save ~10 % of the bytes at 2-4x the time. AVIF is
+#: not a default type (``S3DROP_VARIANT_FORMATS``): its encoder needs ~28 MB more at 1024 pixels.
 ENCODE_OPTIONS: dict[str, dict[str, object]] = {
-    "avif": {"quality": 60, "speed": 8},
-    "webp": {"quality": 75, "method": 4},
+    "avif": {"quality": 55, "speed": 10},
+    "webp": {"quality": 75, "method": 2},
 }
 
 
