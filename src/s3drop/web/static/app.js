@@ -260,7 +260,14 @@ function nameOf(id) {
 /** How wide a tile and the viewer show an image (the CSS of .grid and .viewer, in sizes' terms):
  * the browser picks from the srcset the smallest variant that fills that at its pixel ratio. */
 const TILE_SIZES = "(max-width: 560px) 50vw, 240px";
-const VIEWER_SIZES = "(max-width: 1232px) calc(100vw - 72px), 1160px";
+
+/** The viewer's slot: the dialog's width less its frame, at most 1160 CSS px, and never wider
+ * than the image itself (a srcset's width descriptor sets the image's natural size to the slot's:
+ * a wider slot would show a small image enlarged). */
+function viewerSizes(image) {
+  const cap = Math.min(image.width || 1160, 1160);
+  return `(max-width: ${cap + 72}px) calc(100vw - 72px), ${cap}px`;
+}
 
 /** Give ``img`` the image's variants: a <picture> around it with one <source> per type (AVIF,
  * then WebP), so the browser fetches the size its slot needs, not the original. ``fallback`` is
@@ -342,7 +349,7 @@ async function openViewer(id, opener) {
   if (!image) return;
   viewing = id;
   returnFocus = opener;
-  showResponsive(ui.viewerImg, image, VIEWER_SIZES, { src: image.url, srcset: image.srcset });
+  showResponsive(ui.viewerImg, image, viewerSizes(image), { src: image.url, srcset: image.srcset });
   if (image.width && image.height) {
     ui.viewerImg.width = image.width;
     ui.viewerImg.height = image.height;
