@@ -495,7 +495,8 @@ def _duration(value: str) -> int:
 )
 @click.option("--json", "as_json", is_flag=True, help='Print {"removed": N}.')
 def sweep(older_than: str, as_json: bool) -> None:
-    """Remove uploads that were never completed from quarantine, on any backend.
+    """Remove uploads that were never completed from quarantine, on any backend, and the
+    thumbnails and responsive variants a crash left without their image (after an hour).
 
     The local backend's server also does this hourly; on S3 the lifecycle rule of
     `s3drop bucket init` does it too.
