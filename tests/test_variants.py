@@ -288,3 +288,32 @@ def test_the_api_answers_srcset_and_sources_that_serve_the_variants(tmp_path: Pa
                 assert answer.headers["content-type"] == source["type"]
                 shown = Image.open(io.BytesIO(answer.content))
                 assert f"{shown.width}w" == width
+
+
+def test_variant_urls_are_the_cdns_when_the_original_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    from s3drop.gallery import describe
+    from s3drop.storage.s3 import S3Storage
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    facts = parse_image_key(
+        image_key("8300000000000aaaaaaaaaa", "image/jpeg", width=2000, height=1000, size=9,
+                  variants="aw320-640")
+    )  # fmt: skip
+    assert facts is not None
+    for base, expected in [
+        ("https://cdn.example.com", "https://cdn.example.com/variants/8300000000000aaaaaaaaaa.320.avif"),
+        (None, "https://s3.example.com/photos/variants/8300000000000aaaaaaaaaa.320.avif?X-Amz-"),
+    ]:  # fmt: skip
+        settings = Settings(
+            bucket="photos",
+            region="us-east-1",
+            endpoint_url="https://s3.example.com",
+            public_base_url=base,
+        )
+        image = describe(S3Storage(settings), settings, facts)
+        first = image.sources[0].srcset.split(" ")[0]
+        assert first.startswith(expected)
+        assert image.sources[0].srcset.endswith(f"{image.url} 2000w")
+        # Signed in the same window as the original: the same URL on every page of the hour.
+        assert describe(S3Storage(settings), settings, facts).sources == image.sources
