@@ -317,3 +317,12 @@ def test_variant_urls_are_the_cdns_when_the_original_is(monkeypatch: pytest.Monk
         assert image.sources[0].srcset.endswith(f"{image.url} 2000w")
         # Signed in the same window as the original: the same URL on every page of the hour.
         assert describe(S3Storage(settings), settings, facts).sources == image.sources
+
+
+def test_a_variant_too_tall_for_webp_is_not_made_and_the_image_is_accepted() -> None:
+    tall = samples.png(size=(20, 20000))
+    limits = ImageLimits(variant_widths=(10, 18), variant_formats=("webp",))
+    done = process(tall, "image/png", limits)
+    # 18 wide would be 18000 tall, past WebP's 16383; 10 wide is 10000.
+    assert [(v.width, v.height) for v in done.variants] == [(10, 10000)]
+    assert plan(20, [10, 18], 20000) == [10]

@@ -327,7 +327,7 @@ def _variants(
     image: Image.Image, width: int, height: int, icc: bytes | None, limits: ImageLimits
 ) -> tuple[variants.EncodedVariant, ...]:
     """:func:`s3drop.variants.make` of ``image`` (``width`` x ``height``, perhaps decoded smaller)."""
-    if not variants.plan(width, limits.variant_widths) or not limits.variant_formats:
+    if not variants.plan(width, limits.variant_widths, height) or not limits.variant_formats:
         return ()
     rgb, profile = _to_rgb(_thumbnail_mode(image), icc)
     return variants.make(rgb, width=width, height=height, icc=profile, limits=limits)

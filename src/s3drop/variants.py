@@ -43,9 +43,14 @@ class EncodedVariant:
     data: bytes
 
 
-def plan(width: int, widths: Sequence[int]) -> list[int]:
-    """The variant widths an image ``width`` pixels wide gets: those below it, ascending."""
-    return sorted({w for w in widths if w < width})
+#: The longest side WebP can encode (AVIF's is larger): a variant taller than this is not made.
+MAX_SIDE = 16383
+
+
+def plan(width: int, widths: Sequence[int], height: int = 1) -> list[int]:
+    """The variant widths a ``width`` x ``height`` image gets: those below its width (never
+    upscaled) whose height every format can encode, ascending."""
+    return sorted({w for w in widths if w < width and variant_height(width, height, w) <= MAX_SIDE})
 
 
 def variant_height(width: int, height: int, target: int) -> int:
@@ -69,7 +74,7 @@ def draft_size(width: int, height: int, limits: VariantLimits) -> tuple[int, int
     the thumbnail (within a ``thumbnail_size`` square) and every planned variant, unscaled up."""
     scale = limits.thumbnail_size / max(width, height)
     need_w, need_h = min(width, round(width * scale)), min(height, round(height * scale))
-    planned = plan(width, limits.variant_widths) if limits.variant_formats else []
+    planned = plan(width, limits.variant_widths, height) if limits.variant_formats else []
     if planned:
         need_w = max(need_w, planned[-1])
         need_h = max(need_h, variant_height(width, height, planned[-1]))
@@ -81,7 +86,7 @@ def make(
 ) -> tuple[EncodedVariant, ...]:
     """The variants of ``image`` (RGB or RGBA, upright, perhaps a scaled decode of an image
     ``width`` x ``height``): every planned width in every format, narrowest first."""
-    planned = plan(width, limits.variant_widths)
+    planned = plan(width, limits.variant_widths, height)
     if not planned or not limits.variant_formats:
         return ()
     made: list[EncodedVariant] = []
@@ -90,7 +95,10 @@ def make(
         size = (target, variant_height(width, height, target))
         if source.size != size:
             source = source.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
-        made += [_encode(source, fmt, icc) for fmt in limits.variant_formats]
+        try:
+            made += [_encode(source, fmt, icc) for fmt in limits.variant_formats]
+        except (OSError, ValueError):  # an encoder's refusal costs this width, never the image
+            continue
     made.sort(key=lambda variant: variant.width)  # stable: the formats keep their order
     return tuple(made)
 
