@@ -135,10 +135,11 @@ def responsive(storage: Storage, settings: Settings, facts: ImageKey, url: str) 
     if found is not None:
         expires_in = settings.get_expires_in
         for content_type in found.types:
-            candidates = [
-                f"{_candidate(storage.presign_get(variant_key(facts.id, w, content_type), expires_in=expires_in))} {w}w"
-                for w in found.widths
-            ]
+            candidates = []
+            for width in found.widths:
+                key = variant_key(facts.id, width, content_type)
+                signed = storage.presign_get(key, expires_in=expires_in)
+                candidates.append(f"{_candidate(signed)} {width}w")
             sources.append(Source(content_type, ", ".join([*candidates, original])))
     return Responsive(srcset=original, sizes=default_sizes(facts.width), sources=tuple(sources))
 
