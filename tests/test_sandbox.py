@@ -28,7 +28,7 @@ from PIL import Image
 from s3drop import Settings, av1
 from s3drop.errors import CorruptImage, ServerBusy, TooExpensive
 from s3drop.images import ImageLimits
-from s3drop.sandbox import DecodePool, SandboxLimits, _cpu_seconds
+from s3drop.sandbox import RECYCLE_RSS, DecodePool, SandboxLimits, _cpu_seconds
 
 from . import samples
 from .conftest import LiveServer
@@ -403,7 +403,7 @@ def test_a_worker_serves_task_after_task_past_its_first_cpu_seconds() -> None:
     limits = ImageLimits(variant_widths=(400, 800, 1600), variant_formats=("avif", "webp"))
     try:
         pool.process(photo, "image/jpeg", limits, pixels=49_000_000)
-        pid = pool.pids()[0]
+        (pid,) = pool.pids()
         first = used = _cpu_seconds(pid) or 0.0
         for _ in range(20):  # until the backstop has moved up by a second at least
             assert pool.process(photo, "image/jpeg", limits, pixels=49_000_000).variants
@@ -414,3 +414,20 @@ def test_a_worker_serves_task_after_task_past_its_first_cpu_seconds() -> None:
         assert pool.pids() == [pid]  # the same worker throughout
     finally:
         pool.close()
+
+
+def test_a_worker_is_not_retired_for_its_parents_memory() -> None:
+    # A new process's ru_maxrss starts at its parent's (Linux keeps it across exec): a server
+    # larger than RECYCLE_RSS had every worker retired after each task, and each completion
+    # then waited for a new worker to start.
+    ballast = bytearray(RECYCLE_RSS + 64 * 1024**2)
+    ballast[::4096] = b"x" * len(ballast[::4096])  # touched: resident
+    pool = DecodePool(SandboxLimits(workers=1, cpu_seconds=10, memory=1024**3, queue=2))
+    try:
+        pool.process(small_png(), "image/png", ImageLimits(), pixels=49_000_000)
+        (pid,) = pool.pids()
+        pool.process(small_png(), "image/png", ImageLimits(), pixels=49_000_000)
+        assert pool.pids() == [pid]
+    finally:
+        pool.close()
+        del ballast

@@ -145,7 +145,11 @@ def _serve(conn: Connection, memory: int, cpu_seconds: float) -> None:
         except Exception as exc:  # re-raised in the caller, as if it had run there
             reply = ("error", exc)
         del data
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        # VmHWM is this process's own peak: ru_maxrss starts at the parent's (Linux keeps it
+        # across exec), so a worker of a large server would be retired after every task.
+        peak = (
+            _vm_status().get("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        )
         kind, value = reply
         if isinstance(value, ProcessedImage):  # the bytes go unpickled: no copy of them
             conn.send((kind, replace(value, data=b"", thumbnail=b""), peak))
@@ -175,13 +179,13 @@ def _out_of_memory(memory: int, data: bytes, content_type: str) -> bool:
 
 
 def _vm_status() -> dict[str, int]:
-    """VmPeak, VmSize (bytes) of this process, from /proc (Linux); {} elsewhere."""
+    """VmPeak, VmSize, VmHWM (bytes) of this process, from /proc (Linux); {} elsewhere."""
     found: dict[str, int] = {}
     try:
         with open("/proc/self/status") as status:
             for line in status:
                 name, _, value = line.partition(":")
-                if name in ("VmPeak", "VmSize"):
+                if name in ("VmPeak", "VmSize", "VmHWM"):
                     found[name] = int(value.split()[0]) * 1024
     except (OSError, ValueError):
         pass
