@@ -4,9 +4,11 @@ the image's key, listed with no extra request, deleted with their image, swept w
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -21,6 +23,7 @@ from s3drop.uploads import S3Drop
 from s3drop.variants import draft_size, plan, variant_height
 
 from . import samples
+from .flow import Backend, complete, live_backend, upload
 from .test_complete import keys, quarantine
 
 TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp", "image/avif"]
@@ -326,3 +329,30 @@ def test_a_variant_too_tall_for_webp_is_not_made_and_the_image_is_accepted() -> 
     # 18 wide would be 18000 tall, past WebP's 16383; 10 wide is 10000.
     assert [(v.width, v.height) for v in done.variants] == [(10, 10000)]
     assert plan(20, [10, 18], 20000) == [10]
+
+
+@pytest.fixture(params=["local", "rgw"])
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Backend]:
+    with live_backend(request, tmp_path_factory, env={"S3DROP_VARIANT_FORMATS": BOTH}) as found:
+        yield found
+
+
+def test_over_http_the_variants_are_served_and_deleted_with_their_image(served: Backend) -> None:
+    backend = served
+    with backend.server.client() as http:
+        upload_id = upload(backend, http, samples.png(size=(700, 400)), "image/png")
+        image = complete(http, upload_id)
+        expected = [f"variants/{upload_id}.{w}.{e}" for w in (320, 640) for e in ("avif", "webp")]
+        assert backend.keys("variants/") == expected
+        for source in image["sources"]:
+            for candidate in source["srcset"].split(", ")[:-1]:
+                url, width = candidate.split(" ")
+                answer = httpx.get(backend.url(url), timeout=30)  # signed like the original
+                assert answer.status_code == 200, answer.text
+                assert answer.headers["content-type"] == source["type"]
+                assert f"{Image.open(io.BytesIO(answer.content)).width}w" == width
+        assert http.delete(f"/api/images/{upload_id}").status_code == 204
+    assert backend.keys("variants/") == []
+    assert backend.keys("images/") == []
