@@ -1,7 +1,7 @@
 """``python -m bench [NAME...]``: run the benchmarks, print the table, write bench/results/latest.json.
 
-Names: sign, limits, upload, verify, gallery, e2e, dedupe, sandbox, variants (default: all, in
-that order).
+Names: sign, limits, upload, verify, gallery, e2e, dedupe, sandbox, variants, heic (default: all,
+in that order).
 See bench/README.md.
 """
 
@@ -26,7 +26,9 @@ from rich.table import Table
 
 from .common import RESULTS, Pending, Report, Row, Series, machine
 
-NAMES = ("sign", "limits", "upload", "verify", "gallery", "e2e", "dedupe", "sandbox", "variants")
+NAMES = (
+    "sign", "limits", "upload", "verify", "gallery", "e2e", "dedupe", "sandbox", "variants", "heic",
+)  # fmt: skip
 
 
 class Resources:
@@ -94,8 +96,14 @@ def _runner(name: str) -> Callable[[Resources, argparse.Namespace], Report]:
 
         return module.run(res.workdir, rounds=args.rounds or 5)
 
+    def heic(res: Resources, args: argparse.Namespace) -> Report:
+        from . import heic as module
+
+        return module.run(res.workdir, rounds=args.rounds or 3)
+
     runners: dict[str, Callable[[Resources, argparse.Namespace], Report]] = {
         "variants": variants,
+        "heic": heic,
         "sandbox": sandbox,
         "sign": sign,
         "limits": limits,

@@ -14,6 +14,7 @@ from PIL import Image
 
 from s3drop import Settings
 from s3drop.errors import ConfigurationError, InsufficientStorage
+from s3drop.formats import VARIANT_TYPES, by_type, by_variant_letter
 from s3drop.images import ImageLimits, process
 from s3drop.limits import MemoryLimitStore
 from s3drop.policy import filename_label, image_key, parse_image_key
@@ -150,11 +151,34 @@ def test_settings_choose_widths_and_formats(monkeypatch: pytest.MonkeyPatch) -> 
     limits = ImageLimits.from_settings(settings)
     assert (limits.variant_widths, limits.variant_formats) == ((400, 800, 1600), ("webp",))
     with pytest.raises(
-        ConfigurationError, match="S3DROP_VARIANT_FORMATS: unknown type 'image/png'"
+        ConfigurationError,
+        match="S3DROP_VARIANT_FORMATS: 'image/png' cannot be a variant type; choose from "
+        "image/avif, image/webp",
     ):
         Settings(variant_formats="image/png")
+    with pytest.raises(ValueError, match="'png' is not a variant type"):
+        ImageLimits(variant_formats=("png",))  # refused here, never in the decode as "corrupt"
     with pytest.raises(ConfigurationError, match=r"S3DROP_VARIANT_WIDTHS: .*16 to 8192"):
         Settings(variant_widths="0,320")
+
+
+def test_the_registry_says_which_types_can_be_variants_and_their_letters() -> None:
+    """One entry per format (s3drop.formats) holds whether it can be a variant type, its encoder
+    options and its letter in the key; the letters are stored in keys, so they are pinned here."""
+    assert VARIANT_TYPES == ("image/avif", "image/webp")  # the order a <picture> lists them
+    letters = {t: by_type(t).variant for t in VARIANT_TYPES}
+    assert {t: v.letter for t, v in letters.items() if v} == {"image/avif": "a", "image/webp": "w"}
+    assert by_variant_letter("w") is by_type("image/webp")
+    assert by_variant_letter("j") is None
+    made = process(
+        samples.png(size=(100, 60)),
+        "image/png",
+        ImageLimits(variant_widths=(50,), variant_formats=("avif", "webp")),
+    )
+    assert [(v.format, v.content_type) for v in made.variants] == [
+        ("avif", "image/avif"),
+        ("webp", "image/webp"),
+    ]
 
 
 # --- promotion, listing, deletion ---------------------------------------------------------------

@@ -3,8 +3,9 @@
 :mod:`s3drop.variants` makes the bytes in the decode sandbox; this module stores them and says
 where they are. Each variant is an object of its own beside the original,
 ``variants/<id>.<width>.<ext>``, and the image's key says which exist in its ``.v`` segment
-(:func:`s3drop.policy.image_key`): the type letters (each type's extension's first letter, ``a``
-AVIF, ``w`` WebP) then the widths, ``.vaw320-640-1280``. So a gallery page still costs one listing
+(:func:`s3drop.policy.image_key`): the type letters (each variant type's letter in the registry,
+:attr:`s3drop.formats.AsVariant.letter`: ``a`` AVIF, ``w`` WebP) then the widths,
+``.vaw320-640-1280``. So a gallery page still costs one listing
 call: the ``srcset`` of every image is computed from its key, with no read per image.
 
 A promotion writes its variants (in parallel, :func:`store`) after the original is verified and
@@ -25,14 +26,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .config import KNOWN_TYPES, VARIANT_TYPES, Settings
+from .config import Settings
+from .formats import VARIANT_TYPES, by_type, by_variant_letter
 from .policy import ImageKey
 from .storage.base import Storage
 from .variants import EncodedVariant
 
 VARIANTS_PREFIX = "variants/"
-#: Type letter in a key's ``.v`` segment -> content type.
-_LETTERS = {KNOWN_TYPES[t][0]: t for t in VARIANT_TYPES}
 #: At most this many variant requests of one image run at once.
 PARALLEL = 8
 
@@ -50,7 +50,7 @@ class VariantSet:
     @property
     def code(self) -> str:
         """The key's ``.v`` segment value: ``aw320-640-1280``."""
-        letters = "".join(KNOWN_TYPES[t][0] for t in self.types)
+        letters = "".join(_letter(t) for t in self.types)
         return letters + "-".join(map(str, self.widths))
 
     @property
@@ -64,7 +64,7 @@ class VariantSet:
         if not code:
             return None
         letters = code.rstrip("0123456789-")
-        types = [_LETTERS.get(letter) for letter in letters]
+        types = [fmt.content_type if (fmt := by_variant_letter(c)) else None for c in letters]
         try:
             widths = tuple(int(part) for part in code[len(letters) :].split("-"))
         except ValueError:
@@ -79,7 +79,7 @@ class VariantSet:
         """The set ``made`` (by :func:`s3drop.variants.make`) is; None when it is empty."""
         if not made:
             return None
-        types = {f"image/{variant.format}" for variant in made}
+        types = {variant.content_type for variant in made}
         return cls(
             types=tuple(t for t in VARIANT_TYPES if t in types),
             widths=tuple(sorted({variant.width for variant in made})),
@@ -91,7 +91,13 @@ class VariantSet:
 
 def variant_key(upload_id: str, width: int, content_type: str) -> str:
     """``variants/<id>.<width>.<ext>``."""
-    return f"{VARIANTS_PREFIX}{upload_id}.{width}.{KNOWN_TYPES[content_type]}"
+    return f"{VARIANTS_PREFIX}{upload_id}.{width}.{by_type(content_type).key_extension}"
+
+
+def _letter(content_type: str) -> str:
+    variant = by_type(content_type).variant
+    assert variant is not None, content_type
+    return variant.letter
 
 
 def variant_id(key: str) -> str:
@@ -174,11 +180,11 @@ def store(
     if found is None:
         return None
     metadata = {"image": image}
-    puts = [(variant_key(upload_id, v.width, f"image/{v.format}"), v) for v in made]
+    puts = [(variant_key(upload_id, v.width, v.content_type), v) for v in made]
     try:
         _all(
             functools.partial(
-                storage.put, key, v.data, content_type=f"image/{v.format}", metadata=metadata
+                storage.put, key, v.data, content_type=v.content_type, metadata=metadata
             )
             for key, v in puts
         )

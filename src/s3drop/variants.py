@@ -23,24 +23,21 @@ from typing import Protocol
 
 from PIL import Image
 
-#: Encoder options per format, chosen by measurement (``python -m bench variants``): each
-#: encoder's fastest setting (AVIF speed 10, WebP method 2) keeps a promotion with variants within
-#: 1.6x the time of one without; slower settings save ~10 % of the bytes at 2-4x the time. AVIF is
-#: not a default type (``S3DROP_VARIANT_FORMATS``): its encoder needs ~28 MB more at 1024 pixels.
-ENCODE_OPTIONS: dict[str, dict[str, object]] = {
-    "avif": {"quality": 55, "speed": 10},
-    "webp": {"quality": 75, "method": 2},
-}
+from .formats import FORMATS, VARIANT_TYPES, Format, by_name, by_type
 
 
 @dataclass(frozen=True)
 class EncodedVariant:
-    """One variant: ``format`` (a Pillow name, ``avif`` or ``webp``), its size and bytes."""
+    """One variant: ``format`` (its registry name, ``avif`` or ``webp``), its size and bytes."""
 
     format: str
     width: int
     height: int
     data: bytes
+
+    @property
+    def content_type(self) -> str:
+        return by_name(self.format).content_type
 
 
 #: The longest side WebP can encode (AVIF's is larger): a variant taller than this is not made.
@@ -89,6 +86,7 @@ def make(
     planned = plan(width, limits.variant_widths, height)
     if not planned or not limits.variant_formats:
         return ()
+    types = [variant_type(name) for name in limits.variant_formats]
     made: list[EncodedVariant] = []
     source = image
     for target in reversed(planned):
@@ -96,17 +94,30 @@ def make(
         if source.size != size:
             source = source.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
         try:
-            made += [_encode(source, fmt, icc) for fmt in limits.variant_formats]
+            made += [_encode(source, fmt, icc) for fmt in types]
         except (OSError, ValueError):  # an encoder's refusal costs this width, never the image
             continue
     made.sort(key=lambda variant: variant.width)  # stable: the formats keep their order
     return tuple(made)
 
 
-def _encode(image: Image.Image, fmt: str, icc: bytes | None) -> EncodedVariant:
+def variant_type(name: str) -> Format:
+    """The registry's entry for the variant type named ``name``; ValueError for any other name."""
+    fmt = next((fmt for fmt in FORMATS.values() if fmt.name == name), None)
+    if fmt is None or fmt.variant is None:
+        names = ", ".join(by_type(t).name for t in VARIANT_TYPES)
+        raise ValueError(f"{name!r} is not a variant type (choose from {names})")
+    return fmt
+
+
+def _encode(image: Image.Image, fmt: Format, icc: bytes | None) -> EncodedVariant:
+    """``image`` as a variant of type ``fmt``, with the registry's variant options for it."""
+    assert fmt.variant is not None
     out = io.BytesIO()
-    options = dict(ENCODE_OPTIONS[fmt])
+    options: dict[str, object] = {**fmt.variant.options}
     if icc:
         options["icc_profile"] = icc
-    image.save(out, fmt.upper(), **options)
-    return EncodedVariant(format=fmt, width=image.width, height=image.height, data=out.getvalue())
+    image.save(out, fmt.pillow, **options)
+    return EncodedVariant(
+        format=fmt.name, width=image.width, height=image.height, data=out.getvalue()
+    )
