@@ -9,6 +9,10 @@ and puts). Time is the second (warm) run; memory is the peak RSS growth of the p
 decode worker's (``VmHWM``), as in :mod:`bench.verify`. The pipelines alternate, order flipped each
 round.
 
+HEIC (``diag``): ``images.process`` of :mod:`bench.heic`'s 12 MP phone HEIC (converted to the
+stored JPEG), with the default variants vs without, in this process, alternating: a HEIC is decoded
+at full size by libheif (no scaled decode), so its variants are resized from the full picture.
+
 Browser (``bytes``): the bundled app on the local backend, the JPEG promoted with its variants,
 the gallery page opened in Chromium (Playwright) at 400 x 800 CSS pixels and a device scale factor
 of 2; every response's URL and body size is logged. The subject is the bytes of the image the
@@ -88,6 +92,7 @@ def run(workdir: Path, *, rounds: int, browser: bool = True) -> Report:
             },
         )
     )
+    report.rows.append(_heic(workdir, rounds=max(2, rounds // 2)))
     if browser:
         from .variants_browser import fetched_bytes
 
@@ -109,6 +114,36 @@ def run(workdir: Path, *, rounds: int, browser: bool = True) -> Report:
             )
         )
     return report
+
+
+def _heic(workdir: Path, *, rounds: int) -> Row:
+    from s3drop import images
+    from s3drop.config import Settings
+    from s3drop.convert import register_heif
+
+    from .heic import _sample
+
+    register_heif()
+    data = _sample(workdir)
+    with_variants = images.ImageLimits.from_settings(Settings(data_dir=workdir / "unused"))
+    without = images.ImageLimits()
+    times: dict[str, list[float]] = {"with": [], "without": []}
+    for index in range(rounds):
+        for name in ("with", "without") if index % 2 == 0 else ("without", "with"):
+            started = time.perf_counter()
+            processed = images.process(
+                data, "image/heic", with_variants if name == "with" else without
+            )
+            times[name].append((time.perf_counter() - started) * 1000)
+            if name == "with" and not processed.variants:
+                raise RuntimeError("the HEIC got no variants")
+    return Row(
+        case="diag: HEIC 12 MP: verify + convert with the default variants vs without",
+        subject=Series("with", "ms", times["with"]),
+        baseline=Series("without", "ms", times["without"]),
+        ratio=paired_ratio(times["with"], times["without"], label="slower by"),
+        ratio_means="process ms with variants / without (in this process, alternating)",
+    )
 
 
 def _subprocess(workdir: Path, pipeline: str) -> dict[str, Any]:
