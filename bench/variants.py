@@ -37,6 +37,11 @@ from .verify import CACHE, IMAGES, _Complete, _median, _tiny, sample
 PIPELINES = ("with", "without", "avif")
 
 
+def bench(resources: Any, args: argparse.Namespace) -> Report:
+    """``python -m bench variants``: the hook :data:`bench.__main__.HOOKS` names."""
+    return run(resources.workdir, rounds=args.rounds or 5)
+
+
 def run(workdir: Path, *, rounds: int, browser: bool = True) -> Report:
     report = Report("variants", "Responsive variants: promotion cost, bytes a phone fetches")
     path = sample("jpeg")

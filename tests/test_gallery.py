@@ -209,7 +209,9 @@ def test_a_delete_interrupted_after_the_image_went_can_be_finished(drop: S3Drop)
         drop.delete_image(upload_id, principal=ALICE)
 
 
-@pytest.mark.parametrize("image_id", [new_upload_id(), "../images/x", ""])
+@pytest.mark.parametrize(
+    "image_id", [new_upload_id(), "../images/x", ""], ids=["unknown", "traversal", "empty"]
+)
 def test_deleting_what_does_not_exist_is_not_found(drop: S3Drop, image_id: str) -> None:
     with pytest.raises(NotFound):
         drop.delete_image(image_id)

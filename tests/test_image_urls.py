@@ -89,6 +89,18 @@ def test_an_id_becomes_a_url_with_one_head_and_no_listing(tmp_path: Path, varian
     assert str(link) == link.url
 
 
+def test_a_url_expires_as_its_storage_says_whatever_the_backend_is_named(tmp_path: Path) -> None:
+    """``expires_at`` is the storage's fact (``read_urls_expire``), not a guess from its name or
+    from ``S3DROP_PUBLIC_BASE_URL`` (which the local backend does not use)."""
+    drop, storage = make_drop(tmp_path, public_base_url="https://cdn.example.com")
+    image_id = promote(drop)
+    assert storage.read_urls_expire
+    assert drop.image_url(image_id).expires_at is not None
+    storage.read_urls_expire = False  # a backend whose read URLs are permanent (a CDN's)
+    assert drop.image_url(image_id).expires_at is None
+    assert drop.image_url(image_id, variant="thumbnail").expires_at is None
+
+
 def test_ownership_and_sharing_apply(tmp_path: Path) -> None:
     drop, _ = make_drop(tmp_path)
     hers = promote(drop, owner="alice")

@@ -125,10 +125,11 @@ def fill_missing(drop: S3Drop, *, progress: Progress | None = None) -> BackfillR
 
 def _make(drop: S3Drop, old: ImageKey) -> VariantSet | None:
     """Steps 1 to 6 for one image; the variants made (None: it needs none, or it went)."""
-    info = drop.storage.head(old.key)
-    if info is None:  # deleted meanwhile
+    download = drop.storage.get(old.key)  # its facts and bytes: one GET
+    if download is None:  # deleted meanwhile
         return None
-    data = drop.storage.read(old.key)
+    with download:
+        info, data = download.info, download.read()
     processed = drop.decoders.process(
         data, old.content_type, drop.image_limits, pixels=old.width * old.height
     )
@@ -153,12 +154,14 @@ def _finish(drop: S3Drop, old: ImageKey, new: ImageKey) -> None:
     )
     new_name, old_name = new.key.rpartition("/")[2], old.key.rpartition("/")[2]
     thumb_key = thumbnail_key(old.id)
-    thumb = drop.storage.head(thumb_key)
-    if thumb is not None and thumb.metadata.get("image") == old_name:
-        metadata = {**thumb.metadata, "image": new_name}
-        drop.storage.put(
-            thumb_key, drop.storage.read(thumb_key), content_type="image/webp", metadata=metadata
-        )
+    thumb = drop.storage.get(thumb_key)
+    if thumb is not None:
+        with thumb:
+            if thumb.info.metadata.get("image") == old_name:
+                metadata = {**thumb.info.metadata, "image": new_name}
+                drop.storage.put(
+                    thumb_key, thumb.read(), content_type="image/webp", metadata=metadata
+                )
     uploaded = info.metadata.get("source-sha256")
     if uploaded:
         marker_key = digest_key(owner, uploaded)
