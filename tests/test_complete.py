@@ -144,6 +144,7 @@ def assert_nothing_stored(drop: S3Drop) -> None:
     assert keys(drop, "incoming/") == []
     assert keys(drop, "images/") == []
     assert keys(drop, "thumbs/") == []
+    assert keys(drop, "variants/") == []
     assert keys(drop, "owners/") == []
     assert drop.list_images().images == []
 
@@ -206,10 +207,13 @@ def test_an_accepted_image_is_promoted_with_its_facts(drop: S3Drop) -> None:
     assert image.filename == "photo from the café.jpg"
     assert image.owner == "alice"
     assert keys(drop, "incoming/") == []
-    # The key carries the gallery's facts, the filename included (in characters s3drop chose).
-    name = f"{upload_id}.640x480.{image.bytes}.n{filename_label(image.filename)}.jpg"
+    # The key carries the gallery's facts, the filename and the variants made included (in
+    # characters s3drop chose): 640 pixels wide, it has the 320 one, in WebP.
+    label = filename_label(image.filename)
+    name = f"{upload_id}.640x480.{image.bytes}.n{label}.vw320.jpg"
     assert keys(drop, "images/") == [f"images/{name}"] == [image.key]
     assert keys(drop, "thumbs/") == [f"thumbs/{upload_id}.webp"]
+    assert keys(drop, "variants/") == [f"variants/{upload_id}.320.webp"]
     assert keys(drop, "owners/") == [f"owners/alice/{name}"]  # alice's index
     assert drop.storage.read(f"owners/alice/{name}") == b""
     info = drop.storage.head(image.key)
@@ -237,7 +241,7 @@ def test_an_accepted_image_is_promoted_with_its_facts(drop: S3Drop) -> None:
     as_json = image.to_dict()
     assert set(as_json) == {
         "id", "url", "thumbnail_url", "width", "height", "format", "bytes", "uploaded_at",
-        "filename",
+        "filename", "srcset", "sizes", "sources",
     }  # fmt: skip
     assert as_json["uploaded_at"].endswith("Z")
 

@@ -16,6 +16,9 @@ from PIL import Image
 
 from s3drop import S3Drop
 from s3drop.config import Settings
+from s3drop.errors import InsufficientStorage
+from s3drop.responsive import VariantSet
+from s3drop.storage.local import LocalStorage
 from s3drop.web.app import create_app
 
 from . import samples
@@ -154,3 +157,87 @@ def test_sweep_removes_an_original_whose_image_is_gone(tmp_path: Path) -> None:
     assert stored(drop) == [f"originals/{image_id}.heic"]
     assert drop.sweep(partial_older_than=timedelta(0)) == 1
     assert stored(drop) == []
+
+
+# --- responsive variants, made from the one decode ------------------------------------------------
+
+
+def _variant_keys(drop: S3Drop) -> list[str]:
+    return sorted(info.key for info in drop.storage.iter_all("variants/"))
+
+
+def test_an_accepted_heic_has_variants_made_from_its_one_decode(tmp_path: Path) -> None:
+    """Converted images get their variants like every other path: the AVIF and WebP variants
+    are made from the HEIC's own decode (upright: libheif applied its irot), never from the JPEG
+    it is stored as, and its JSON names them."""
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        allowed_types=HEIC_ALLOWED,  # type: ignore[arg-type]
+        variant_formats="image/webp,image/avif",  # type: ignore[arg-type]
+    )
+    app = create_app(settings)
+    drop: S3Drop = app.state.drop
+    with asgi_client(app) as http:
+        form = _post(http, samples.oriented_heic(6, size=(720, 540)), "image/heic")
+        done = http.post(f"/api/uploads/{form['id']}/complete")
+        assert done.status_code == 200, done.text
+        image = done.json()["image"]
+        assert (image["format"], image["width"], image["height"]) == ("jpeg", 720, 540)
+        assert image["srcset"] == f"{image['url']} 720w"  # the stored JPEG, the widest candidate
+        assert image["sizes"] == "(max-width: 720px) 100vw, 720px"
+        assert [source["type"] for source in image["sources"]] == ["image/avif", "image/webp"]
+        made = VariantSet(types=("image/avif", "image/webp"), widths=(320, 640))
+        assert _variant_keys(drop) == sorted(made.keys(image["id"]))
+        listed = http.get(f"/api/images/{image['id']}").json()["image"]
+        assert listed["sources"] == image["sources"]
+        for source in image["sources"]:
+            candidates = source["srcset"].split(", ")
+            assert candidates[-1] == f"{image['url']} 720w"
+            for candidate in candidates[:-1]:
+                url, width = candidate.split(" ")
+                answer = http.get(url)
+                assert answer.status_code == 200, answer.text
+                assert answer.headers["content-type"] == source["type"]
+                shown = Image.open(io.BytesIO(answer.content)).convert("RGB")
+                assert f"{shown.width}w" == width
+                assert shown.height == shown.width * 540 // 720
+                assert _close(shown.getpixel((4, 4)), samples.MARK)  # upright
+                assert _close(shown.getpixel((shown.width - 4, shown.height - 4)), (255, 0, 0))
+        assert http.delete(f"/api/images/{image['id']}").status_code == 204
+        assert stored(drop) == []
+
+
+class _FullAtTheImage(LocalStorage):
+    """A disk that fills up when the image itself is written, after its variants were."""
+
+    def put(self, key: str, data: bytes, *, content_type: str, metadata: dict[str, str]) -> None:
+        if key.startswith("images/"):
+            raise InsufficientStorage("the disk is full")
+        super().put(key, data, content_type=content_type, metadata=metadata)
+
+
+def test_a_refused_heic_leaves_nothing_under_variants(tmp_path: Path) -> None:
+    """A HEIC wide enough for variants, refused as corrupt (cut in its picture data) or failing
+    to be stored after its variants were written: nothing is left under variants/ (nor anywhere
+    but the quarantine copy a retry of the full disk needs)."""
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        allowed_types=HEIC_ALLOWED,  # type: ignore[arg-type]
+        variant_formats="image/webp,image/avif",  # type: ignore[arg-type]
+    )
+    app = create_app(settings, storage=_FullAtTheImage(settings))
+    drop: S3Drop = app.state.drop
+    data = samples.heic(21, size=(720, 540))
+    with asgi_client(app) as http:
+        form = _post(http, data[: len(data) - 200], "image/heic")
+        refused = http.post(f"/api/uploads/{form['id']}/complete")
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["code"] == "corrupt_image"
+        assert stored(drop) == []
+
+        form = _post(http, data, "image/heic")
+        full = http.post(f"/api/uploads/{form['id']}/complete")
+        assert full.status_code == 507, full.text
+        assert full.json()["error"]["code"] == "insufficient_storage"
+        assert _variant_keys(drop) == []
+        assert stored(drop) == [form["key"]]  # kept for a retry once the disk has room

@@ -42,7 +42,8 @@ ALICE = Principal("alice")
 
 #: What completing one accepted image may cost, by (kind, area): the upload read once, the
 #: thumbnail and the image written, the owner's index entry (not in a shared gallery) and the
-#: duplicate marker written, the quarantined copy deleted.
+#: duplicate marker written, the quarantined copy deleted; plus one PUT per responsive variant
+#: (:func:`expected`).
 PRIVATE = {
     ("GET", "incoming"): 1,
     ("PUT", "thumbs"): 1,
@@ -53,12 +54,35 @@ PRIVATE = {
 }
 SHARED = {key: count for key, count in PRIVATE.items() if key[1] != "owners"}
 
+#: How many variant objects each image gets with the default settings (widths 320, 640 and 1024,
+#: in WebP; none as wide as the original): the 300-pixel wide one none, the 800-pixel wide
+#: photo two (320 and 640).
+VARIANTS = {"small": 0, "photo": 2}
+
 
 def photo() -> bytes:
     """A JPEG longer than the first read of the header (64 KiB): the case that read it twice."""
     data = samples.jpeg(13, (800, 600))
     assert len(data) > 64 * 1024
     return data
+
+
+def small() -> bytes:
+    """A JPEG too narrow for any variant, also longer than the first read."""
+    data = samples.jpeg(13, (300, 1000))
+    assert len(data) > 64 * 1024
+    return data
+
+
+IMAGES = {"small": small, "photo": photo}
+
+
+def expected(*, shared: bool, variants: int) -> dict[tuple[str, str], int]:
+    """The requests by (kind, area) of one completion that writes ``variants`` variants."""
+    requests = dict(SHARED if shared else PRIVATE)
+    if variants:
+        requests[("PUT", "variants")] = variants
+    return requests
 
 
 def _metadata(fields: dict[str, str]) -> dict[str, str]:
@@ -104,14 +128,20 @@ def _kind(method: str, path: str, bucket: str) -> str:
     return method
 
 
-@pytest.mark.parametrize("shared", [False, True], ids=["private", "shared"])
-def test_completing_on_rgw_costs_at_most_five_requests_plus_the_owner_index(
-    rgw: RGW, bucket: str, tmp_path: Path, shared: bool
+CASES = [(False, "small"), (False, "photo"), (True, "photo")]
+CASE_IDS = ["private-small", "private-photo", "shared-photo"]
+
+
+@pytest.mark.parametrize(("shared", "name"), CASES, ids=CASE_IDS)
+def test_completing_on_rgw_costs_at_most_five_requests_plus_the_owner_index_and_variants(
+    rgw: RGW, bucket: str, tmp_path: Path, shared: bool, name: str
 ) -> None:
     """One GET of the upload (its facts come with the bytes), the writes, one DELETE: no HEAD per
-    type, no listing, no second read; as the wrapper counts them and as RGW receives them."""
+    type, no listing, no second read; as the wrapper counts them and as RGW receives them. Each
+    responsive variant is one PUT more (none for the small image, two for the photo)."""
+    variants = VARIANTS[name]
     with s3_drop(rgw, bucket, tmp_path, shared=shared) as (drop, proxy):
-        data = photo()
+        data = IMAGES[name]()
         form = drop.presign(
             content_type="image/jpeg", size=len(data), filename="a.jpg", principal=ALICE
         )
@@ -125,8 +155,8 @@ def test_completing_on_rgw_costs_at_most_five_requests_plus_the_owner_index(
         with counting.counting() as requests:
             image = drop.complete(form.id, principal=ALICE)
         on_the_wire = proxy.requests[seen:]
-        assert requests.by_area() == (SHARED if shared else PRIVATE)
-        assert len(requests) <= 5 + (0 if shared else 1)
+        assert requests.by_area() == expected(shared=shared, variants=variants)
+        assert len(requests) <= 5 + variants + (0 if shared else 1)
         assert Counter(_kind(method, path, bucket) for method, path in on_the_wire) == Counter(
             requests.by_kind()
         )
@@ -139,12 +169,14 @@ def test_completing_on_rgw_costs_at_most_five_requests_plus_the_owner_index(
         assert [item.id for item in drop.list_images(principal=ALICE).images] == [image.id]
 
 
-@pytest.mark.parametrize("shared", [False, True], ids=["private", "shared"])
-def test_completing_on_the_local_backend_costs_the_same(tmp_path: Path, shared: bool) -> None:
+@pytest.mark.parametrize(("shared", "name"), CASES, ids=CASE_IDS)
+def test_completing_on_the_local_backend_costs_the_same(
+    tmp_path: Path, shared: bool, name: str
+) -> None:
     settings = Settings(data_dir=tmp_path / "data", shared=shared)
     storage = CountingStorage(LocalStorage(settings))
     drop = S3Drop(settings, storage=storage, limit_store=app_limit_store(settings))
-    data = photo()
+    data = IMAGES[name]()
     form = drop.presign(
         content_type="image/jpeg", size=len(data), filename="a.jpg", principal=ALICE
     )
@@ -152,7 +184,9 @@ def test_completing_on_the_local_backend_costs_the_same(tmp_path: Path, shared: 
     with storage.counting() as requests:
         image = drop.complete(form.id, principal=ALICE)
     drop.close()
-    assert requests.by_area() == (SHARED if shared else PRIVATE)
+    assert requests.by_area() == expected(shared=shared, variants=VARIANTS[name])
+    assert len(requests) == 5 + VARIANTS[name] + (0 if shared else 1)
+    assert len(list(storage.iter_all("variants/"))) == VARIANTS[name]  # what the key names
     assert [info.key for info in storage.iter_all("incoming/")] == []
     assert storage.read(image.key)[:2] == b"\xff\xd8"
 
@@ -241,7 +275,10 @@ def test_with_counters_in_memory_a_listing_asks_whether_the_image_exists(tmp_pat
     with storage.counting() as requests:
         drop.complete(form.id, principal=ALICE)
     drop.close()
-    assert requests.by_area() == {**PRIVATE, ("LIST", "images"): 1}
+    assert requests.by_area() == {
+        **expected(shared=False, variants=VARIANTS["photo"]),
+        ("LIST", "images"): 1,
+    }
 
 
 def test_an_id_that_names_no_type_is_found_by_trying_each(tmp_path: Path) -> None:

@@ -495,7 +495,8 @@ def _duration(value: str) -> int:
 )
 @click.option("--json", "as_json", is_flag=True, help='Print {"removed": N}.')
 def sweep(older_than: str, as_json: bool) -> None:
-    """Remove uploads that were never completed from quarantine, on any backend.
+    """Remove uploads that were never completed from quarantine, on any backend, and the
+    thumbnails and responsive variants a crash left without their image (after an hour).
 
     The local backend's server also does this hourly; on S3 the lifecycle rule of
     `s3drop bucket init` does it too.
@@ -511,6 +512,68 @@ def sweep(older_than: str, as_json: bool) -> None:
 
     removed = S3Drop(_existing_store()).sweep(older_than=timedelta(seconds=_duration(older_than)))
     click.echo(json.dumps({"removed": removed}) if as_json else f"removed {removed} stale uploads")
+
+
+@cli.command()
+@click.option("--missing", is_flag=True, help="Make them for every image that lacks them.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="A progress bar (default: when standard output is a terminal, without --json).",
+)
+def variants(missing: bool, as_json: bool, progress: bool | None) -> None:
+    """Responsive variants (S3DROP_VARIANT_WIDTHS x S3DROP_VARIANT_FORMATS) of stored images.
+
+    Without --missing, says how many images lack them. With it, makes them, decoding in the
+    sandbox, and renames each image's key to say so; an interrupted run is finished by the next,
+    and a second run has nothing to do.
+
+    \b
+    Example:
+        s3drop variants --missing
+    """
+    import json
+
+    from .backfill import fill_missing, pending
+    from .uploads import S3Drop
+
+    drop = S3Drop(_existing_store())
+    try:
+        if not missing:
+            count = len(pending(drop))
+            click.echo(
+                json.dumps({"missing": count})
+                if as_json
+                else f"{count} images lack variants; make them with: s3drop variants --missing"
+            )
+            return
+        show = (sys.stdout.isatty() and not as_json) if progress is None else progress
+        report = _fill_with_bar(drop, fill_missing, pending) if show else fill_missing(drop)
+    finally:
+        drop.close()
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        click.echo(
+            f"made variants for {len(report.made) + len(report.finished)} images "
+            f"({report.variant_puts} objects); {len(report.none_needed)} needed none; "
+            f"{len(report.failed)} failed"
+        )
+        for image_id, reason in report.failed.items():
+            click.echo(f"s3drop: error: {image_id}: {reason}", err=True)
+    if report.failed:
+        sys.exit(1)
+
+
+def _fill_with_bar(drop: Any, fill: Any, pending: Any) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    total = len(pending(drop))
+    columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress("{task.description}", *columns) as bars:
+        task = bars.add_task("variants", total=total)
+        return fill(drop, progress=lambda image_id, outcome: bars.advance(task))
 
 
 @cli.command(name="webhook-secret")

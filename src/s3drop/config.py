@@ -26,7 +26,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigurationError
-from .formats import FORMATS
+from .formats import FORMATS, VARIANT_TYPES
 from .units import parse_size
 
 
@@ -89,6 +89,16 @@ class Settings(BaseSettings):
     max_side: int = 20_000
     max_frames: int = 500
     thumbnail_size: int = 320
+    variant_widths: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [320, 640, 1024],
+        description="Widths of the responsive variants made at promotion (none wider than the "
+        "original); empty: no variants",
+    )
+    variant_formats: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["image/webp"],
+        description="Types of the responsive variants: image/webp, image/avif (smaller files, but "
+        "a promotion then needs ~1.4x the memory); empty: no variants",
+    )
     client_max_side: int | None = Field(
         None,
         ge=1,
@@ -201,6 +211,28 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("allow at least one type")
         return list(dict.fromkeys(value))
+
+    @field_validator("variant_widths", "variant_formats", mode="before")
+    @classmethod
+    def _split_variants(cls, value: object) -> object:
+        return _comma_list(value)
+
+    @field_validator("variant_widths")
+    @classmethod
+    def _variant_widths(cls, value: list[int]) -> list[int]:
+        if any(not 16 <= width <= 8192 for width in value):
+            raise ValueError("each width must be 16 to 8192 pixels")
+        return sorted(set(value))
+
+    @field_validator("variant_formats")
+    @classmethod
+    def _variant_formats(cls, value: list[str]) -> list[str]:
+        value = [item.lower() for item in value]
+        unknown = [item for item in value if item not in VARIANT_TYPES]
+        if unknown:
+            choose = ", ".join(VARIANT_TYPES)
+            raise ValueError(f"{unknown[0]!r} cannot be a variant type; choose from {choose}")
+        return [item for item in VARIANT_TYPES if item in value]
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

@@ -5,6 +5,8 @@ Decoded by libheif (pillow-heif) in the bounded sandbox, like every decode; its 
 applied by libheif (and only by it: pillow-heif reports an EXIF orientation of 1 afterwards, and
 an EXIF orientation inside a HEIF is ignored, as the standard says); its colour profile kept;
 nothing else of its metadata (EXIF, XMP, depth and gain maps, thumbnails) is read or stored.
+The thumbnail and the responsive variants (:mod:`s3drop.variants`) are made from the same decode,
+never from the JPEG it becomes, as every other format's are.
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ def register_heif() -> None:
 
 def convert(fmt: Format, layout: Layout, limits: ImageLimits) -> ProcessedImage:
     """Decode ``layout.stripped`` (walked by ``fmt``'s plugin) and encode it as the type ``fmt``
-    is stored as, with ``fmt``'s save options; the thumbnail from the same decode."""
-    from .images import ProcessedImage, _check_size, _thumbnail
+    is stored as, with ``fmt``'s save options; the thumbnail and the variants from the same
+    decode."""
+    from .images import ProcessedImage, _check_size, _thumbnail, _variants
 
     register_heif()
     image = Image.open(io.BytesIO(layout.stripped), formats=[fmt.pillow])
@@ -64,6 +67,7 @@ def convert(fmt: Format, layout: Layout, limits: ImageLimits) -> ProcessedImage:
         frames=1,
         data=out.getvalue(),
         thumbnail=_thumbnail(picture, limits.thumbnail_size, icc),
+        variants=_variants(picture, *picture.size, icc, limits),
     )
 
 

@@ -6,8 +6,9 @@ the end of each ``*ImagePlugin.py``), each format is one entry here, built from 
 registry: the settings (which types may be allowed), the key scheme (a key's extension), the
 verification (sniff, header size, walk, re-encode options), ``/api/config`` (each allowed type's
 label and extensions, which the page, the uploader element and the CLI use instead of their own
-lists) and the CLI's own check of a file before it asks to sign it. Adding a format is one entry
-below and its plugin module.
+lists), the CLI's own check of a file before it asks to sign it, and the responsive variants (which
+types they may be made in, their encoder options, their letter in a key's ``.v`` segment, the order
+a ``<picture>`` lists them in). Adding a format is one entry below and its plugin module.
 
     >>> by_type("image/jpeg").key_extension, by_type("image/jpeg").label
     ('jpg', 'JPEG')
@@ -29,6 +30,19 @@ from .containers import Layout
 from .errors import CorruptImage
 from .headers import NeedMore, describe
 from .plugins import avif, gif, heif, jpeg, png, webp
+
+
+@dataclass(frozen=True)
+class AsVariant:
+    """How a format is made as a responsive variant (:mod:`s3drop.variants`)."""
+
+    #: Its letter in an image key's ``.v`` segment (:mod:`s3drop.responsive`): stored keys carry
+    #: it, so it never changes; unique among the variant types.
+    letter: str
+    #: A ``<picture>`` lists the variant types in ascending rank: the smaller files first.
+    rank: int
+    #: Pillow's save options for a variant, chosen by measurement (``python -m bench variants``).
+    options: Mapping[str, object]
 
 
 @dataclass(frozen=True)
@@ -69,6 +83,8 @@ class Format:
     #: Whether the decoder applies or reports the orientation (AVIF's ``irot``/``imir``, which
     #: Pillow reports as an EXIF orientation) rather than the structure walk.
     decoder_orients: bool = False
+    #: Set when responsive variants may be made in this format (``S3DROP_VARIANT_FORMATS``).
+    variant: AsVariant | None = None
 
     @property
     def key_extension(self) -> str:
@@ -148,6 +164,11 @@ FORMATS: Mapping[str, Format] = MappingProxyType(
                 walk=webp.walk,
                 pillow="WEBP",
                 save=MappingProxyType({"quality": 95}),
+                # method 2: the encoder's fastest setting that keeps a promotion with variants
+                # within 1.6x the time of one without (slower ones save ~10 % at 2-4x the time)
+                variant=AsVariant(
+                    "w", rank=2, options=MappingProxyType({"quality": 75, "method": 2})
+                ),
             ),
             Format(
                 content_type="image/avif",
@@ -162,6 +183,11 @@ FORMATS: Mapping[str, Format] = MappingProxyType(
                 save=MappingProxyType({"quality": 90}),
                 check_coded=avif.check_coded,
                 decoder_orients=True,
+                # speed 10, as WebP's method 2; not a default variant type: its encoder needs
+                # ~28 MB more at 1024 pixels (bench variants)
+                variant=AsVariant(
+                    "a", rank=1, options=MappingProxyType({"quality": 55, "speed": 10})
+                ),
             ),
             *(
                 Format(
@@ -187,6 +213,22 @@ FORMATS: Mapping[str, Format] = MappingProxyType(
         ]
     }
 )
+
+
+#: The types responsive variants may be made in, in the order a ``<picture>`` lists them.
+VARIANT_TYPES: tuple[str, ...] = tuple(
+    fmt.content_type
+    for fmt in sorted(FORMATS.values(), key=lambda fmt: fmt.variant.rank if fmt.variant else 0)
+    if fmt.variant is not None
+)
+_BY_LETTER = {fmt.variant.letter: fmt for fmt in FORMATS.values() if fmt.variant is not None}
+if len(_BY_LETTER) != len(VARIANT_TYPES):  # pragma: no cover - a registry mistake
+    raise RuntimeError("two variant types share a letter in the registry")
+
+
+def by_variant_letter(letter: str) -> Format | None:
+    """The variant type whose letter in a key's ``.v`` segment is ``letter``, or None."""
+    return _BY_LETTER.get(letter)
 
 
 #: The characters an id may end in (base32, as :func:`s3drop.policy.new_upload_id` writes ids).

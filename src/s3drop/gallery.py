@@ -35,6 +35,7 @@ from .policy import (
     parse_image_key,
     thumbnail_key,
 )
+from .responsive import Source, default_sizes, responsive
 from .storage.base import ObjectInfo, Storage
 
 #: The most images one page may hold.
@@ -47,7 +48,8 @@ class Image:
 
     ``filename``, ``sha256`` and ``owner`` are known only where the image's metadata was read
     (:meth:`S3Drop.get_image <s3drop.uploads.S3Drop.get_image>`, completion); gallery pages leave
-    them None.
+    them None. ``srcset``, ``sizes`` and ``sources`` (one per variant type, AVIF first) are what
+    a ``<picture>`` needs (:mod:`s3drop.responsive`; :func:`s3drop.html.picture` renders one).
     """
 
     id: str
@@ -62,6 +64,9 @@ class Image:
     filename: str | None = None
     sha256: str | None = None
     owner: str | None = None
+    srcset: str = ""
+    sizes: str = ""
+    sources: tuple[Source, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The API's JSON for an image (``filename`` is null in gallery pages)."""
@@ -77,6 +82,9 @@ class Image:
                 "+00:00", "Z"
             ),
             "filename": self.filename,
+            "srcset": self.srcset or f"{self.url} {self.width}w",
+            "sizes": self.sizes or default_sizes(self.width),
+            "sources": [source.to_dict() for source in self.sources],
         }
 
 
@@ -136,10 +144,12 @@ def describe(
     read). With a ``filename``, the image URL serves it under that name."""
     key = facts.key
     expires_in = settings.get_expires_in
+    url = storage.presign_get(key, expires_in=expires_in, filename=filename)
+    view = responsive(storage, settings, facts, url)
     return Image(
         id=facts.id,
         key=key,
-        url=storage.presign_get(key, expires_in=expires_in, filename=filename),
+        url=url,
         thumbnail_url=storage.presign_get(thumbnail_key(facts.id), expires_in=expires_in),
         width=facts.width,
         height=facts.height,
@@ -149,6 +159,9 @@ def describe(
         filename=filename or facts.filename,
         sha256=sha256,
         owner=owner,
+        srcset=view.srcset,
+        sizes=view.sizes,
+        sources=view.sources,
     )
 
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, ImageCms, JpegImagePlugin
 
+from . import variants
 from .containers import Layout
 from .digests import Digest
 from .errors import CorruptImage, NotAnImage, TooManyFrames, TooManyPixels, TypeMismatch
@@ -60,6 +61,14 @@ class ImageLimits:
     max_side: int = 20_000
     max_frames: int = 500
     thumbnail_size: int = 320
+    #: Responsive variants (:mod:`s3drop.variants`): widths, and formats by their registry names
+    #: (:attr:`s3drop.formats.Format.name`, ``avif``, ``webp``), in the order a <picture> lists them.
+    variant_widths: tuple[int, ...] = ()
+    variant_formats: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in self.variant_formats:  # here, not in the decode, where it would look corrupt
+            variants.variant_type(name)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ImageLimits:
@@ -68,6 +77,8 @@ class ImageLimits:
             max_side=settings.max_side,
             max_frames=settings.max_frames,
             thumbnail_size=settings.thumbnail_size,
+            variant_widths=tuple(settings.variant_widths),
+            variant_formats=tuple(by_type(t).name for t in settings.variant_formats),
         )
 
 
@@ -82,6 +93,7 @@ class ProcessedImage:
     frames: int
     data: bytes
     thumbnail: bytes
+    variants: tuple[variants.EncodedVariant, ...] = ()
     #: The SHA-256 of ``data`` (hashed while the image decoded); "" when not known.
     sha256: str = ""
 
@@ -176,8 +188,9 @@ def _process_jpeg(layout: Layout, limits: ImageLimits) -> ProcessedImage:
     _check_size(image.size, layout, "JPEG")
     icc = image.info.get("icc_profile")
     if layout.orientation == 1:
-        # Scaled decode: every scan is entropy-decoded (truncation is found), at 1/2..1/8 size.
-        image.draft(None, (size, size))
+        # Scaled decode: every scan is entropy-decoded (truncation is found), at 1/2..1/8 size
+        # (as small as the thumbnail and the widest variant allow).
+        image.draft(None, variants.draft_size(layout.width, layout.height, limits))
         image.load()
         return ProcessedImage(
             content_type="image/jpeg",
@@ -187,6 +200,7 @@ def _process_jpeg(layout: Layout, limits: ImageLimits) -> ProcessedImage:
             frames=1,
             data=layout.stripped,
             thumbnail=_thumbnail(image, size, icc),
+            variants=_variants(image, layout.width, layout.height, icc, limits),
         )
     # Orientation has to be applied: re-encode with the original's own quantisation tables.
     transpose = _TRANSPOSE[layout.orientation]
@@ -213,6 +227,7 @@ def _process_jpeg(layout: Layout, limits: ImageLimits) -> ProcessedImage:
         frames=1,
         data=out.getvalue(),
         thumbnail=_thumbnail(upright, size, icc),
+        variants=_variants(upright, *upright.size, icc, limits),
     )
 
 
@@ -249,6 +264,7 @@ def _process_other(fmt: Format, layout: Layout, limits: ImageLimits) -> Processe
         frames=frames,
         data=data,
         thumbnail=_thumbnail(upright, limits.thumbnail_size, icc),
+        variants=_variants(upright, *upright.size, icc, limits) if frames == 1 else (),
     )
 
 
@@ -294,7 +310,17 @@ def _check_size(size: tuple[int, int], layout: Layout, name: str) -> None:
         )
 
 
-# --- thumbnails -------------------------------------------------------------------------------
+# --- thumbnails and variants ------------------------------------------------------------------
+
+
+def _variants(
+    image: Image.Image, width: int, height: int, icc: bytes | None, limits: ImageLimits
+) -> tuple[variants.EncodedVariant, ...]:
+    """:func:`s3drop.variants.make` of ``image`` (``width`` x ``height``, perhaps decoded smaller)."""
+    if not variants.plan(width, limits.variant_widths, height) or not limits.variant_formats:
+        return ()
+    rgb, profile = _to_rgb(_thumbnail_mode(image), icc)
+    return variants.make(rgb, width=width, height=height, icc=profile, limits=limits)
 
 
 def _thumbnail(image: Image.Image, size: int, icc: bytes | None) -> bytes:

@@ -38,11 +38,18 @@ DIGESTS_PREFIX = "digests/"
 
 _ISO8601 = "%Y-%m-%dT%H:%M:%SZ"
 _ID = re.compile(r"[0-9]{13}[a-z2-7]{10}")  # fullmatch: "$" would take a trailing newline
-#: ``<id>.<width>x<height>.<bytes>.<ext>``, the name of a promoted image (see image_key).
+#: ``<id>.<width>x<height>.<bytes>[.<letter><value>]....<ext>``, the name of a promoted image
+#: (see image_key); the optional segments are parsed by :data:`_SEGMENTS`.
 _IMAGE_NAME = re.compile(
     r"([0-9]{13}[a-z2-7]{10})\.([1-9][0-9]{0,7})x([1-9][0-9]{0,7})\.([0-9]{1,12})"
-    r"(?:\.n([a-z2-7]{1,104}))?\.([a-z]+)"
+    r"((?:\.[a-z][A-Za-z0-9_-]*)*)\.([a-z]+)"
 )
+#: An image key's optional segments, ``.<letter><value>``, each at most once and in this order:
+#: ``n`` the filename label (base32), ``v`` the responsive variants (:mod:`s3drop.responsive`).
+_SEGMENTS: dict[str, re.Pattern[str]] = {
+    "n": re.compile(r"[a-z2-7]{1,104}"),
+    "v": re.compile(r"[a-z]{1,4}[1-9][0-9]{0,3}(?:-[1-9][0-9]{0,3}){0,15}"),
+}
 #: The most bytes of the original filename a key carries (as base32, so at most 104 characters).
 LABEL_BYTES = 64
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -156,19 +163,21 @@ def image_key(
     height: int,
     size: int,
     filename: str | None = None,
+    variants: str | None = None,
 ) -> str:
-    """``images/<id>.<width>x<height>.<bytes>[.n<name>].<ext>``: a promoted image's key carries
-    the facts the gallery shows, its original filename included, so a page of the gallery is one
-    listing and no read per image.
+    """``images/<id>.<width>x<height>.<bytes>[.n<name>][.v<variants>].<ext>``: a promoted image's
+    key carries the facts the gallery shows, its original filename and which responsive variants
+    exist included, so a page of the gallery is one listing and no read per image.
 
     The name is the sanitised filename's first :data:`LABEL_BYTES` bytes in lowercase base32: the
     key holds only characters s3drop chose, never the user's. The id has a fixed length, so key
     order is still newest first; find an image by its id with
     ``list_objects(image_prefix(id), limit=1)``.
     """
-    label = f".n{filename_label(filename)}" if filename else ""
+    segments = {"n": filename_label(filename) if filename else None, "v": variants}
+    optional = "".join(f".{letter}{value}" for letter, value in segments.items() if value)
     extension = by_type(content_type).key_extension
-    return f"{IMAGES_PREFIX}{upload_id}.{width}x{height}.{size}{label}.{extension}"
+    return f"{IMAGES_PREFIX}{upload_id}.{width}x{height}.{size}{optional}.{extension}"
 
 
 def filename_label(filename: str) -> str:
@@ -201,6 +210,8 @@ class ImageKey:
     size: int
     content_type: str
     filename: str | None = None
+    #: Which responsive variants exist, as the key says it (:mod:`s3drop.responsive`); None: none.
+    variants: str | None = None
 
     @property
     def key(self) -> str:
@@ -211,6 +222,7 @@ class ImageKey:
             height=self.height,
             size=self.size,
             filename=self.filename,
+            variants=self.variants,
         )
 
 
@@ -220,8 +232,12 @@ def parse_image_key(key: str) -> ImageKey | None:
     fmt = by_key_extension(match[6]) if match is not None else None
     if match is None or fmt is None:
         return None
-    filename = label_filename(match[5]) if match[5] else None
-    if match[5] and (filename is None or filename_label(filename) != match[5]):
+    segments = _segments(match[5])
+    if segments is None:
+        return None
+    label = segments.get("n")
+    filename = label_filename(label) if label else None
+    if label and (filename is None or filename_label(filename) != label):
         return None  # not a label s3drop wrote
     return ImageKey(
         id=match[1],
@@ -230,7 +246,24 @@ def parse_image_key(key: str) -> ImageKey | None:
         size=int(match[4]),
         content_type=fmt.content_type,
         filename=filename,
+        variants=segments.get("v"),
     )
+
+
+def _segments(text: str) -> dict[str, str] | None:
+    """``.n<label>.v<code>`` -> ``{"n": label, "v": code}``; None unless every segment is a known
+    one, valid, and in the order of :data:`_SEGMENTS`."""
+    found: dict[str, str] = {}
+    order = list(_SEGMENTS)
+    last = -1
+    for part in text.split(".")[1:]:
+        letter, value = part[:1], part[1:]
+        pattern = _SEGMENTS.get(letter)
+        if pattern is None or order.index(letter) <= last or not pattern.fullmatch(value):
+            return None
+        last = order.index(letter)
+        found[letter] = value
+    return found
 
 
 def owner_prefix(owner: str) -> str:

@@ -6,7 +6,10 @@ image costs these storage requests (``tests/test_roundtrips.py`` counts them, on
     GET    incoming/<id>.<ext>        the upload: its size, type and metadata come with its bytes,
                                       and its id names its type (no HEAD per type, no second read)
     PUT    thumbs/<id>.webp           the thumbnail, naming its image and owner
-    PUT    images/<id>.<facts>.<ext>  the image
+    PUT    variants/<id>.<w>.<ext>    each responsive variant, in parallel (s3drop.responsive:
+                                      one per width and type, 0 for a small image, 6 by default
+                                      for one wider than 1280 pixels)
+    PUT    images/<id>.<facts>.<ext>  the image, its key naming the variants (``.v``)
     PUT    owners/<owner>/<name>      its owner's index entry (not in a shared gallery)
     PUT    digests/<owner>/<sha256>   its duplicate marker
     DELETE incoming/<id>.<ext>        the quarantined copy
@@ -24,7 +27,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NoReturn
 
-from . import audit, images, originals
+from . import audit, images, originals, responsive
 from .auth import Principal
 from .digests import Digest
 from .errors import (
@@ -50,6 +53,7 @@ from .policy import (
     thumbnail_key,
     upload_type,
 )
+from .responsive import VariantSet
 from .storage.base import Download, ObjectInfo, Storage
 from .units import format_size
 
@@ -114,6 +118,7 @@ def complete(drop: S3Drop, upload_id: str, principal: Principal | None) -> Image
         "filename": info.metadata.get("filename", ""),
         "owner": info.metadata.get("owner", ANONYMOUS.name),
     }
+    made = VariantSet.of(processed.variants)
     key = image_key(
         upload_id,
         processed.content_type,
@@ -121,6 +126,7 @@ def complete(drop: S3Drop, upload_id: str, principal: Principal | None) -> Image
         height=processed.height,
         size=len(processed.data),
         filename=decode_meta(metadata["filename"]) or None,
+        variants=made.code if made else None,
     )
     # Who promotes: the first claim of this id, ever. A call that finds the image already
     # there, the same one (a retry after a crash, a concurrent call in another process),
@@ -154,10 +160,13 @@ def complete(drop: S3Drop, upload_id: str, principal: Principal | None) -> Image
                 "filename": metadata["filename"],
             },
         )
+        # The variants the key names exist before it does (s3drop.responsive).
+        responsive.store(storage, upload_id, processed.variants, image=key.rpartition("/")[2])
         storage.put(key, processed.data, content_type=processed.content_type, metadata=metadata)
     except S3DropError:  # e.g. a full disk: no thumbnail without its image, and a retry
         if promoted is None:  # may claim the promotion again
             storage.delete(thumbnail_key(upload_id))
+            responsive.delete_keys(storage, made.keys(upload_id) if made else [])
         if claimed:
             drop.limits.release(upload_id)
         raise

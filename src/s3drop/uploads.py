@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from . import audit, images, originals, promote
+from . import audit, images, originals, promote, responsive
 from .auth import Authenticator, Principal, from_settings
 from .config import Settings
 from .errors import (
@@ -436,6 +436,9 @@ class S3Drop:
             if principal is not None:
                 prefix = owner_prefix(principal.name) + image_id + "."
                 left += [info.key for info in self.storage.list_objects(prefix, limit=8)]
+            if left:
+                prefix = responsive.VARIANTS_PREFIX + image_id + "."
+                left += [info.key for info in self.storage.list_objects(prefix, limit=64)]
             if not left:
                 raise NotFound(f"no image {image_id!r}")
             for key in left:
@@ -453,6 +456,8 @@ class S3Drop:
         for info in infos:
             self.storage.delete(info.key)
             self.storage.delete(owner_key(owner_of(info), info.key))
+            if (facts := parse_image_key(info.key)) is not None:
+                responsive.delete(self.storage, facts)
         self.storage.delete(thumb)
         if self.settings.keep_heic_original:
             originals.delete(self.storage, image_id)
@@ -486,8 +491,8 @@ class S3Drop:
 
         - quarantined uploads older than ``older_than`` that nobody completed (S3's lifecycle
           rule, ``s3drop bucket init``, does the same on S3);
-        - thumbnails older than ``partial_older_than`` whose image is gone (a crash or a full
-          disk between writing the thumbnail and the image), and kept originals
+        - thumbnails and responsive variants older than ``partial_older_than`` whose image is
+          gone (a crash or a full disk between writing them and the image), and kept originals
           (``S3DROP_KEEP_HEIC_ORIGINAL``) whose image is gone;
         - the backend's own half-written files that old (the local backend's ``tmp/*.part`` of
           an upload cut by ``kill -9``, :meth:`Storage.sweep_partial`).
@@ -508,14 +513,20 @@ class S3Drop:
             for info in self.storage.iter_all(THUMBS_PREFIX)
             if info.last_modified < partial_cutoff
         ]
+        variants = [
+            info.key
+            for info in self.storage.iter_all(responsive.VARIANTS_PREFIX)
+            if info.last_modified < partial_cutoff
+        ]
         kept = self.storage.list_objects(originals.ORIGINALS_PREFIX, limit=1)
-        if thumbs or kept:
+        if thumbs or variants or kept:
             promoted = {
                 parsed.id
                 for info in self.storage.iter_all(IMAGES_PREFIX)
                 if (parsed := parse_image_key(info.key)) is not None
             }
             stale += [key for key in thumbs if _thumbnail_id(key) not in promoted]
+            stale += [key for key in variants if responsive.variant_id(key) not in promoted]
             if kept:  # an original whose image was deleted while the setting was off
                 stale += originals.orphans(self.storage, promoted, partial_cutoff.timestamp())
         for key in stale:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import pytest
 from PIL import Image
@@ -229,6 +229,14 @@ def test_element_on_another_origin_reports_accepted_and_rejected_files(
         described = client.get(f"/api/images/{image['id']}").json()["image"]
     for signed in ("url", "thumbnail_url"):
         assert urlsplit(image.pop(signed)).path == urlsplit(described.pop(signed)).path
+    # Its srcset is ready for the host's page: the API's, the URLs absolute (another origin).
+    (url, descriptor), (given, expected) = (
+        image.pop("srcset").split(" "),
+        described.pop("srcset").split(" "),
+    )
+    absolute = urlsplit(urljoin(f"{server.url}/api/", given))
+    assert (urlsplit(url)[:3], descriptor) == (absolute[:3], expected)
+    assert absolute.netloc  # never relative to the host's page
     assert image == described
     assert image["filename"] == "lighthouse.png"
     assert (image["width"], image["height"], image["bytes"]) == (300, 200, len(good))

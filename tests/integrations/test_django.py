@@ -440,3 +440,25 @@ def test_config_is_the_bundled_apps() -> None:
     served = Client().get("/uploads/api/config").json()
     assert served == get_drop().client_config()
     assert {"auth", "client_max_side", "client_quality", "types"} <= set(served)
+
+
+def test_the_picture_tag_renders_sources_that_serve_the_variants(
+    s3drop_image_factory: Any, user: User
+) -> None:
+    image = s3drop_image_factory(owner=user, data=png_bytes(700, 400))
+    template = Template(
+        "{% load s3drop %}"
+        '{% s3drop_picture id sizes="50vw" alt=alt class="avatar" %}|{% s3drop_picture missing %}'
+    )
+    rendered, nothing = template.render(
+        Context({"id": image.id, "missing": "8204117022960ysdmyc35mf", "alt": '"><script>'})
+    ).split("|")
+    assert rendered.startswith('<picture><source type="image/webp" srcset="/uploads/storage/')
+    assert rendered.endswith(
+        ' sizes="50vw" width="700" height="400" loading="lazy" decoding="async"'
+        ' alt="&quot;&gt;&lt;script&gt;" class="avatar"></picture>'
+    )
+    srcset = html.unescape(rendered.split('srcset="', 1)[1].split('"', 1)[0])
+    smallest = srcset.split(", ")[0].split(" ")[0]
+    assert fetch(Client(), smallest)[:2] == (200, "image/webp")
+    assert nothing == ""

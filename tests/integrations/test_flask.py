@@ -286,3 +286,26 @@ def test_config_is_the_bundled_apps(tmp_path: Path) -> None:
     served = json.loads(app.test_client().get("/up/api/config").data)
     assert served == drop.client_config()
     assert {"auth", "client_max_side", "client_quality", "types"} <= set(served)
+
+
+def test_the_picture_helper_renders_sources_that_serve_the_variants(tmp_path: Path) -> None:
+    app, _ = make_app(tmp_path / "data")
+    client = signed_in(app)
+    image_id = upload(client, samples.png(size=(700, 400))).get_json()["image"]["id"]
+    with app.test_request_context():
+        rendered = render_template_string(
+            "{{ s3drop_picture(id, sizes='50vw', alt=alt, class_='pic') }}|"
+            "{{ s3drop_picture('8204117022960ysdmyc35mf') }}",
+            id=image_id,
+            alt='"><script>',
+        )
+    picture, nothing = rendered.split("|")
+    assert picture.startswith('<picture><source type="image/webp" srcset="/up/storage/variants/')
+    assert picture.endswith(
+        ' sizes="50vw" width="700" height="400" loading="lazy" decoding="async"'
+        ' alt="&quot;&gt;&lt;script&gt;" class="pic"></picture>'
+    )
+    srcset = html.unescape(picture.split('srcset="', 1)[1].split('"', 1)[0])
+    smallest = srcset.split(", ")[0].split(" ")[0]
+    assert fetch(client, smallest)[:2] == (200, "image/webp")
+    assert nothing == ""

@@ -26,8 +26,9 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..auth import Principal
-from ..errors import InvalidRequest, S3DropError, S3Error, error_headers, error_json
+from ..errors import InvalidRequest, NotFound, S3DropError, S3Error, error_headers, error_json
 from ..gallery import VARIANTS, Variant
+from ..policy import is_upload_id
 from ..storage.local import LocalStorage
 from ..storage.s3_xml import MEDIA_TYPE, error_body
 from ..uploads import S3Drop
@@ -171,6 +172,22 @@ def image_url(drop: S3Drop, image_id: str, *, variant: str = "original") -> str:
     caller: the host's own templates, whose views decide who sees the page. One HEAD at most
     (:meth:`S3Drop.image_url <s3drop.uploads.S3Drop.image_url>`); raises NotFound."""
     return drop.image_url(image_id, variant=_variant(variant)).url
+
+
+def picture(drop: S3Drop, image: Any, **options: Any) -> str:
+    """:func:`s3drop.html.picture` of ``image``: an :class:`~s3drop.gallery.Image`, its JSON, or
+    a stored id (read as a trusted caller: two HEADs); "" for an empty or unknown id."""
+    from ..html import HTML
+    from ..html import picture as render
+
+    if isinstance(image, str) or image is None:
+        if not image or not is_upload_id(image):
+            return HTML("")
+        try:
+            image = drop.get_image(image)
+        except NotFound:
+            return HTML("")
+    return render(image, **options)
 
 
 def _variant(name: str) -> Variant:

@@ -220,6 +220,15 @@ def s3drop_blueprint(
         return Markup('<img src="{}" alt="{}"{}>').format(src, alt, _attributes(attrs))
 
     @bp.app_template_global()
+    def s3drop_picture(
+        image: Any, sizes: str | None = None, alt: str | None = None, **attrs: Any
+    ) -> str:
+        """:func:`s3drop.html.picture` of an image id, an Image or its JSON ("" for none); safe
+        markup (it has ``__html__``)."""
+        with mounted():
+            return api.picture(drop, image, sizes=sizes, alt=alt, **attrs)
+
+    @bp.app_template_global()
     def s3drop_uploader(name: str, value: Any = None, **attrs: Any) -> Markup:
         """The element for a form field ``name``; with ``value`` (the row's current image id)
         a hidden input keeps it, and a new upload (later in the form) replaces it: read the

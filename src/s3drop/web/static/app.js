@@ -257,6 +257,41 @@ function nameOf(id) {
   return image.filename || gallery.tileLabels.get(id) || imageLabel(image);
 }
 
+/** How wide a tile and the viewer show an image (the CSS of .grid and .viewer, in sizes' terms):
+ * the browser picks from the srcset the smallest variant that fills that at its pixel ratio. */
+const TILE_SIZES = "(max-width: 560px) 50vw, 240px";
+
+/** The viewer's slot: the dialog's width less its frame, at most 1160 CSS px, and never wider
+ * than the image itself (a srcset's width descriptor sets the image's natural size to the slot's:
+ * a wider slot would show a small image enlarged). */
+function viewerSizes(image) {
+  const cap = Math.min(image.width || 1160, 1160);
+  return `(max-width: ${cap + 72}px) calc(100vw - 72px), ${cap}px`;
+}
+
+/** Give ``img`` the image's variants: a <picture> around it with one <source> per type (AVIF,
+ * then WebP), so the browser fetches the size its slot needs, not the original. ``fallback`` is
+ * the <img>'s own URL (and srcset) for a browser that shows none of the types. */
+function showResponsive(img, image, sizes, fallback) {
+  let picture = img.parentElement;
+  if (!(picture instanceof HTMLPictureElement)) {
+    picture = document.createElement("picture");
+    img.replaceWith(picture);
+    picture.append(img);
+  }
+  for (const old of picture.querySelectorAll("source")) old.remove();
+  for (const source of image.sources || []) {
+    const element = document.createElement("source");
+    element.type = source.type;
+    element.sizes = sizes;
+    element.srcset = source.srcset;
+    picture.insertBefore(element, img);
+  }
+  img.sizes = sizes;
+  img.srcset = fallback.srcset || "";
+  img.src = fallback.src;
+}
+
 function buildTile(image) {
   gallery.ids.add(image.id);
   gallery.images.set(image.id, image);
@@ -264,8 +299,11 @@ function buildTile(image) {
   const label = uniqueLabel(image);
   tile.dataset.id = image.id;
   const img = tile.querySelector(".tile-img");
-  img.src = image.thumbnail_url || image.url;
   img.alt = label;
+  img.loading = "lazy";
+  img.decoding = "async";
+  // The variants when there are some (never the original in a tile), else the thumbnail.
+  showResponsive(img, image, TILE_SIZES, { src: image.thumbnail_url || image.url });
   if (image.width && image.height) {
     img.width = image.width;
     img.height = image.height;
@@ -311,7 +349,7 @@ async function openViewer(id, opener) {
   if (!image) return;
   viewing = id;
   returnFocus = opener;
-  ui.viewerImg.src = image.url;
+  showResponsive(ui.viewerImg, image, viewerSizes(image), { src: image.url, srcset: image.srcset });
   if (image.width && image.height) {
     ui.viewerImg.width = image.width;
     ui.viewerImg.height = image.height;

@@ -23,7 +23,9 @@
  *   s3drop:progress      a file changed state or made progress: {file, state, percent, message}
  *   s3drop:accepted      the server verified and stored a file: {file, image, duplicate}; duplicate
  *                        is true when signing found the same bytes already in the gallery (the
- *                        image is that one, and no byte was sent)
+ *                        image is that one, and no byte was sent). The image's srcset, sizes and
+ *                        sources (one {type, srcset} per variant type, AVIF first) are ready for an
+ *                        <img srcset sizes> or a <picture>, their URLs absolute
  *   s3drop:rejected      a file was refused for good, here or by the server: {file, code, message}
  *   s3drop:failed        a file did not make it and may be retried: {file, code, message, status}
  *   s3drop:removed       a file left the list (its id leaves the form value): {file, image}
@@ -115,6 +117,26 @@ const ROW = `
   </div>
 </li>
 `;
+
+/** The image as the API gave it, with the URLs of its srcset and sources made absolute (the host's
+ * page may be on another origin than the API), ready for a <picture>. */
+function readyImage(image, base) {
+  const absolute = (srcset) =>
+    srcset
+      .split(", ")
+      .filter(Boolean)
+      .map((candidate) => {
+        const [url, descriptor] = candidate.split(" ");
+        return `${new URL(url, base).href} ${descriptor}`;
+      })
+      .join(", ");
+  const ready = { ...image };
+  if (typeof image.srcset === "string") ready.srcset = absolute(image.srcset);
+  if (Array.isArray(image.sources)) {
+    ready.sources = image.sources.map((source) => ({ ...source, srcset: absolute(source.srcset) }));
+  }
+  return ready;
+}
 
 function template(markup) {
   const element = document.createElement("template");
@@ -973,7 +995,7 @@ export class S3DropUploader extends HTMLElement {
     if (result.ok && result.data && result.data.upload) return result.data.upload;
     const code = (result.data && result.data.error && result.data.error.code) || `http_${result.status}`;
     if (result.status === 409 && code === "already_uploaded" && result.data.image) {
-      this.#duplicate(item, result.data.image);
+      this.#duplicate(item, readyImage(result.data.image, this.apiBase));
     } else if (result.status === 0) {
       this.#fail(item, "network_error", userMessage(result), 0);
     } else if (result.status === 401) {
@@ -1083,7 +1105,7 @@ export class S3DropUploader extends HTMLElement {
     item.controller = new AbortController();
     const result = await this.#api("POST", `uploads/${encodeURIComponent(upload.id)}/complete`, {}, item.controller.signal);
     item.controller = null;
-    const image = result.ok && result.data ? result.data.image : null;
+    const image = result.ok && result.data && result.data.image ? readyImage(result.data.image, this.apiBase) : null;
     if (image) {
       // Stored even if the row was removed meanwhile: the host hears of it either way.
       item.image = image;

@@ -1,9 +1,9 @@
-"""``{% load s3drop %}``: an image's URL, its thumbnail's, and an ``<img>`` tag, from its id.
-
-::
+"""``{% load s3drop %}``: an image's URL, its thumbnail's, an ``<img>`` tag, and a ``<picture>``
+with its responsive variants (:func:`s3drop.html.picture`), from its id (or an Image)::
 
     <img src="{% s3drop_url profile.avatar %}" alt="">
     {% s3drop_img profile.avatar alt=user.username thumbnail=True class="avatar" %}
+    {% s3drop_picture profile.avatar sizes="(max-width: 600px) 100vw, 600px" alt="Ada" %}
 
 The page is the host's, rendered by its own view, which decides who may see it: the tags are a
 trusted caller and give a fresh signed URL (or the CDN URL) for any stored id. An empty or
@@ -65,3 +65,16 @@ def s3drop_img(
         )
     )
     return format_html('<img src="{}" alt="{}"{}>', src, alt, extra)
+
+
+@register.simple_tag
+def s3drop_picture(
+    image: Any, *, sizes: str | None = None, alt: str | None = None, **attrs: Any
+) -> SafeString | str:
+    """``<picture>`` with a ``<source>`` per variant type and the original's ``<img srcset sizes
+    width height loading="lazy" decoding="async" alt>``, for an image id, an Image or its JSON
+    (:func:`s3drop.html.picture`; ``class="x"`` and other attributes go on the ``<img>``);
+    nothing when there is no such image."""
+    with mounted():
+        html = api.picture(get_drop(), image, sizes=sizes, alt=alt, **attrs)
+    return SafeString(html)
