@@ -21,6 +21,7 @@ from s3drop import Settings
 from s3drop.auth import Principal
 from s3drop.errors import Forbidden, InvalidRequest, NotFound
 from s3drop.limits import MemoryLimitStore
+from s3drop.placeholders import Placeholder
 from s3drop.policy import image_key, new_upload_id, quarantine_key
 from s3drop.storage.base import ObjectInfo
 from s3drop.storage.local import LocalStorage
@@ -96,11 +97,19 @@ def test_each_image_has_its_facts_and_urls(drop: S3Drop) -> None:
     (upload_id,) = promote(drop, count=1)
     (key,) = stored(drop, "images/")
     size = len(drop.storage.read(key))
-    assert key == image_key(
-        upload_id, "image/png", width=40, height=30, size=size, filename="image-0.png"
-    )
     (image,) = drop.list_images().images
     as_json = image.to_dict()
+    placeholder = Placeholder.from_dict(as_json["placeholder"])
+    assert placeholder is not None  # from the key too: no read
+    assert key == image_key(
+        upload_id,
+        "image/png",
+        width=40,
+        height=30,
+        size=size,
+        filename="image-0.png",
+        placeholder=placeholder,
+    )
     assert as_json["id"] == upload_id
     assert (as_json["width"], as_json["height"], as_json["format"]) == (40, 30, "png")
     assert as_json["bytes"] == size
@@ -395,6 +404,7 @@ def test_delete_over_http(backend: Backend) -> None:
             height=240,
             size=image["bytes"],
             filename="upload.bin",
+            placeholder=Placeholder.from_dict(image["placeholder"]),
         ).removeprefix("images/")
         assert backend.keys(f"images/{image['id']}") == [f"images/{name}"]
         assert backend.keys(f"owners/anonymous/{image['id']}") == [f"owners/anonymous/{name}"]

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from .config import Settings
 from .errors import InvalidRequest
 from .headers import FORMATS
+from .placeholders import Placeholder
 from .policy import (
     IMAGES_PREFIX,
     ImageKey,
@@ -62,9 +63,12 @@ class Image:
     filename: str | None = None
     sha256: str | None = None
     owner: str | None = None
+    #: What to paint while the image loads (None for images promoted before placeholders).
+    placeholder: Placeholder | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The API's JSON for an image (``filename`` is null in gallery pages)."""
+        """The API's JSON for an image (``filename`` is null in gallery pages; ``placeholder``
+        for images promoted before placeholders)."""
         return {
             "id": self.id,
             "url": self.url,
@@ -77,6 +81,7 @@ class Image:
                 "+00:00", "Z"
             ),
             "filename": self.filename,
+            "placeholder": self.placeholder.to_dict() if self.placeholder else None,
         }
 
 
@@ -149,6 +154,7 @@ def describe(
         filename=filename or facts.filename,
         sha256=sha256,
         owner=owner,
+        placeholder=facts.placeholder,
     )
 
 

@@ -33,6 +33,7 @@ from . import av1
 from .containers import Layout, walk
 from .errors import CorruptImage, NotAnImage, TooManyFrames, TooManyPixels, TypeMismatch
 from .headers import FORMAT_NAMES, FORMATS, NeedMore, header_size, sniff
+from .placeholders import Placeholder, placeholder_of
 
 if TYPE_CHECKING:  # the decode worker imports this module without pydantic
     from .config import Settings
@@ -73,7 +74,8 @@ class ImageLimits:
 
 @dataclass(frozen=True)
 class ProcessedImage:
-    """An accepted image: the bytes to store, their facts, and a WebP thumbnail."""
+    """An accepted image: the bytes to store, their facts, a WebP thumbnail and the placeholder
+    a page paints while it loads (:mod:`s3drop.placeholders`)."""
 
     content_type: str
     format: str
@@ -82,6 +84,7 @@ class ProcessedImage:
     frames: int
     data: bytes
     thumbnail: bytes
+    placeholder: Placeholder | None = None
 
 
 def check_header(
@@ -170,6 +173,7 @@ def _process_jpeg(layout: Layout, limits: ImageLimits) -> ProcessedImage:
         # Scaled decode: every scan is entropy-decoded (truncation is found), at 1/2..1/8 size.
         image.draft(None, (size, size))
         image.load()
+        thumbnail, placeholder = _thumbnail(image, size, icc)
         return ProcessedImage(
             content_type="image/jpeg",
             format="jpeg",
@@ -177,7 +181,8 @@ def _process_jpeg(layout: Layout, limits: ImageLimits) -> ProcessedImage:
             height=layout.height,
             frames=1,
             data=layout.stripped,
-            thumbnail=_thumbnail(image, size, icc),
+            thumbnail=thumbnail,
+            placeholder=placeholder,
         )
     # Orientation has to be applied: re-encode with the original's own quantisation tables.
     transpose = _TRANSPOSE[layout.orientation]
@@ -196,6 +201,7 @@ def _process_jpeg(layout: Layout, limits: ImageLimits) -> ProcessedImage:
     if icc:
         options["icc_profile"] = icc
     upright.save(out, "JPEG", **options)
+    thumbnail, placeholder = _thumbnail(upright, size, icc)
     return ProcessedImage(
         content_type="image/jpeg",
         format="jpeg",
@@ -203,7 +209,8 @@ def _process_jpeg(layout: Layout, limits: ImageLimits) -> ProcessedImage:
         height=upright.height,
         frames=1,
         data=out.getvalue(),
-        thumbnail=_thumbnail(upright, size, icc),
+        thumbnail=thumbnail,
+        placeholder=placeholder,
     )
 
 
@@ -234,6 +241,7 @@ def _process_other(
     data = layout.stripped
     if upright is not image or layout.needs_reencode:
         data = _encode(upright, fmt, icc, animated=frames > 1)
+    thumbnail, placeholder = _thumbnail(upright, limits.thumbnail_size, icc)
     return ProcessedImage(
         content_type=content_type,
         format=fmt,
@@ -241,7 +249,8 @@ def _process_other(
         height=upright.height,
         frames=frames,
         data=data,
-        thumbnail=_thumbnail(upright, limits.thumbnail_size, icc),
+        thumbnail=thumbnail,
+        placeholder=placeholder,
     )
 
 
@@ -313,8 +322,9 @@ def _check_coded_size(layout: Layout) -> None:
 # --- thumbnails -------------------------------------------------------------------------------
 
 
-def _thumbnail(image: Image.Image, size: int, icc: bytes | None) -> bytes:
-    """A WebP of ``image`` (its current frame) within a ``size`` square, in sRGB or its profile."""
+def _thumbnail(image: Image.Image, size: int, icc: bytes | None) -> tuple[bytes, Placeholder]:
+    """A WebP of ``image`` (its current frame) within a ``size`` square, in sRGB or its profile,
+    and the placeholder of that thumbnail-sized image."""
     small = _thumbnail_mode(image)
     width, height = small.size
     if max(width, height) > size:
@@ -329,7 +339,7 @@ def _thumbnail(image: Image.Image, size: int, icc: bytes | None) -> bytes:
     if icc:
         options["icc_profile"] = icc
     small.save(out, "WEBP", **options)
-    return out.getvalue()
+    return out.getvalue(), placeholder_of(small, icc)
 
 
 def _thumbnail_mode(image: Image.Image) -> Image.Image:

@@ -33,6 +33,7 @@ from urllib.parse import quote, unquote
 
 from .config import KNOWN_TYPES, Settings
 from .errors import FileEmpty, FileTooLarge, InvalidRequest, PostRejected, TypeNotAllowed
+from .placeholders import Placeholder
 from .units import format_size
 
 QUARANTINE_PREFIX = "incoming/"
@@ -45,11 +46,19 @@ ALGORITHM = "AWS4-HMAC-SHA256"
 _ISO8601 = "%Y-%m-%dT%H:%M:%SZ"
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 _ID = re.compile(r"[0-9]{13}[a-z2-7]{10}")  # fullmatch: "$" would take a trailing newline
-#: ``<id>.<width>x<height>.<bytes>.<ext>``, the name of a promoted image (see image_key).
+#: ``<id>.<width>x<height>.<bytes>[.<letter><value>...].<ext>``, the name of a promoted image
+#: (see image_key); the optional segments are parsed by :data:`_SEGMENTS`.
 _IMAGE_NAME = re.compile(
     r"([0-9]{13}[a-z2-7]{10})\.([1-9][0-9]{0,7})x([1-9][0-9]{0,7})\.([0-9]{1,12})"
-    r"(?:\.n([a-z2-7]{1,104}))?\.([a-z]+)"
+    r"((?:\.[a-z][a-z0-9]+)*)\.([a-z]+)"
 )
+#: The optional segments of an image's name, ``.<letter><value>``, in the one order they come
+#: in, each at most once: what each letter's value may be.
+_SEGMENTS: dict[str, re.Pattern[str]] = {
+    "n": re.compile(r"[a-z2-7]{1,104}"),  # the filename label (filename_label)
+    "p": re.compile(r"[a-z2-7]{8,64}"),  # the ThumbHash (Placeholder.thumbhash_label)
+    "c": re.compile(r"[0-9a-f]{6}"),  # the dominant colour (Placeholder.color)
+}
 #: The most bytes of the original filename a key carries (as base32, so at most 104 characters).
 LABEL_BYTES = 64
 _EXTENSION_TYPES = {ext: content_type for content_type, ext in KNOWN_TYPES.items()}
@@ -152,18 +161,24 @@ def image_key(
     height: int,
     size: int,
     filename: str | None = None,
+    placeholder: Placeholder | None = None,
 ) -> str:
-    """``images/<id>.<width>x<height>.<bytes>[.n<name>].<ext>``: a promoted image's key carries
-    the facts the gallery shows, its original filename included, so a page of the gallery is one
-    listing and no read per image.
+    """``images/<id>.<width>x<height>.<bytes>[.n<name>][.p<thumbhash>.c<rrggbb>].<ext>``: a
+    promoted image's key carries the facts the gallery shows, its original filename and its
+    placeholder included, so a page of the gallery is one listing and no read per image.
 
-    The name is the sanitised filename's first :data:`LABEL_BYTES` bytes in lowercase base32: the
-    key holds only characters s3drop chose, never the user's. The id has a fixed length, so key
-    order is still newest first; find an image by its id with
-    ``list_objects(image_prefix(id), limit=1)``.
+    The name is the sanitised filename's first :data:`LABEL_BYTES` bytes in lowercase base32, the
+    ThumbHash its bytes in lowercase base32, the colour six hex digits: the key holds only
+    characters s3drop chose, never the user's. The id has a fixed length, so key order is still
+    newest first; find an image by its id with ``list_objects(image_prefix(id), limit=1)``.
     """
-    label = f".n{filename_label(filename)}" if filename else ""
-    return f"{IMAGES_PREFIX}{upload_id}.{width}x{height}.{size}{label}.{KNOWN_TYPES[content_type]}"
+    segments = ""
+    if filename:
+        segments += f".n{filename_label(filename)}"
+    if placeholder is not None:
+        segments += f".p{placeholder.thumbhash_label}.c{placeholder.color}"
+    name = f"{upload_id}.{width}x{height}.{size}{segments}.{KNOWN_TYPES[content_type]}"
+    return IMAGES_PREFIX + name
 
 
 def filename_label(filename: str) -> str:
@@ -196,6 +211,7 @@ class ImageKey:
     size: int
     content_type: str
     filename: str | None = None
+    placeholder: Placeholder | None = None
 
     @property
     def key(self) -> str:
@@ -206,6 +222,7 @@ class ImageKey:
             height=self.height,
             size=self.size,
             filename=self.filename,
+            placeholder=self.placeholder,
         )
 
 
@@ -214,9 +231,16 @@ def parse_image_key(key: str) -> ImageKey | None:
     match = _IMAGE_NAME.fullmatch(key.rpartition("/")[2])
     if match is None or match[6] not in _EXTENSION_TYPES:
         return None
-    filename = label_filename(match[5]) if match[5] else None
-    if match[5] and (filename is None or filename_label(filename) != match[5]):
+    segments = _parse_segments(match[5])
+    if segments is None:
+        return None
+    label = segments.get("n")
+    filename = label_filename(label) if label else None
+    if label and (filename is None or filename_label(filename) != label):
         return None  # not a label s3drop wrote
+    placeholder = Placeholder.from_labels(segments.get("p"), segments.get("c"))
+    if placeholder is None and ("p" in segments or "c" in segments):
+        return None  # not a placeholder s3drop wrote
     return ImageKey(
         id=match[1],
         width=int(match[2]),
@@ -224,7 +248,23 @@ def parse_image_key(key: str) -> ImageKey | None:
         size=int(match[4]),
         content_type=_EXTENSION_TYPES[match[6]],
         filename=filename,
+        placeholder=placeholder,
     )
+
+
+def _parse_segments(text: str) -> dict[str, str] | None:
+    """``.<letter><value>...`` as {letter: value}; None unless every letter is known, comes in
+    :data:`_SEGMENTS`' order, at most once, with a value its pattern takes."""
+    found: dict[str, str] = {}
+    letters = list(_SEGMENTS)
+    for part in text.split(".")[1:]:
+        letter, value = part[0], part[1:]
+        if letter not in _SEGMENTS or not _SEGMENTS[letter].fullmatch(value):
+            return None
+        if found and letters.index(letter) <= letters.index(next(reversed(found))):
+            return None  # out of order, or twice
+        found[letter] = value
+    return found
 
 
 def owner_prefix(owner: str) -> str:

@@ -396,6 +396,7 @@ class S3Drop:
             height=processed.height,
             size=len(processed.data),
             filename=decode_meta(metadata["filename"]) or None,
+            placeholder=processed.placeholder,
         )
         # Who promotes: the first claim of this id, ever. A call that finds the image already
         # there, the same one (a retry after a crash, a concurrent call in another process),
