@@ -183,8 +183,11 @@ def test_an_accepted_image_is_promoted_with_its_facts(drop: S3Drop) -> None:
     assert image.filename == "photo from the café.jpg"
     assert image.owner == "alice"
     assert keys(drop, "incoming/") == []
-    # The key carries the gallery's facts, the filename included (in characters s3drop chose).
-    name = f"{upload_id}.640x480.{image.bytes}.n{filename_label(image.filename)}.jpg"
+    # The key carries the gallery's facts, the filename and the placeholder included (in
+    # characters s3drop chose).
+    assert image.placeholder is not None
+    placeholder = f"p{image.placeholder.thumbhash_label}.c{image.placeholder.color}"
+    name = f"{upload_id}.640x480.{image.bytes}.n{filename_label(image.filename)}.{placeholder}.jpg"
     assert keys(drop, "images/") == [f"images/{name}"] == [image.key]
     assert keys(drop, "thumbs/") == [f"thumbs/{upload_id}.webp"]
     assert keys(drop, "owners/") == [f"owners/alice/{name}"]  # alice's index
@@ -214,7 +217,7 @@ def test_an_accepted_image_is_promoted_with_its_facts(drop: S3Drop) -> None:
     as_json = image.to_dict()
     assert set(as_json) == {
         "id", "url", "thumbnail_url", "width", "height", "format", "bytes", "uploaded_at",
-        "filename",
+        "filename", "placeholder",
     }  # fmt: skip
     assert as_json["uploaded_at"].endswith("Z")
 

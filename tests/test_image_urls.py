@@ -79,6 +79,9 @@ def test_an_id_becomes_a_url_with_one_head_and_no_listing(tmp_path: Path, varian
     link = drop.image_url(image_id, variant=variant, principal=ALICE)  # type: ignore[arg-type]
     assert storage.calls == [f"head {thumbnail_key(image_id)}"]
     assert link.expires_at is not None
+    # The placeholder to paint meanwhile comes with it (from the key that HEAD named).
+    assert link.placeholder is not None
+    assert link.placeholder == drop.get_image(image_id).placeholder
     key = urlsplit(link.url).path.removeprefix("/storage/")
     if variant == "thumbnail":
         assert key == thumbnail_key(image_id)

@@ -96,10 +96,11 @@ VARIANTS: tuple[Variant, ...] = ("original", "thumbnail")
 @dataclass(frozen=True)
 class ImageURL:
     """Where to read an image now: ``url`` works until ``expires_at`` (None: a CDN URL that does
-    not expire)."""
+    not expire); ``placeholder``, what to paint while it loads (None for older images)."""
 
     url: str
     expires_at: datetime | None
+    placeholder: Placeholder | None = None
 
     def __str__(self) -> str:
         return self.url

@@ -94,6 +94,12 @@ class Placeholder:
         return placeholder
 
 
+def placeholder_style(placeholder: Placeholder) -> str:
+    """An inline ``style`` that paints the dominant colour behind an ``<img>`` while it loads (the
+    template helpers of the framework adapters use it)."""
+    return f"background-color: {placeholder.css_color}"
+
+
 def placeholder_of(image: Image.Image, icc: bytes | None = None) -> Placeholder:
     """The placeholder of a decoded image (the thumbnail-sized one: it is shrunk here to at most
     :data:`THUMBHASH_SIDE` pixels a side). ``icc`` is the image's colour profile, if it has one

@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 
 from s3drop import Principal, S3Drop, Settings
 from s3drop.integrations.flask import s3drop_blueprint
+from s3drop.web.app import STATIC
 from tests import samples
 
 ORIGIN = "http://localhost"
@@ -222,7 +223,8 @@ def test_tampered_storage_post_is_refused_in_s3_xml(tmp_path: Path) -> None:
 def test_jinja_helpers_render_the_element_and_the_image(tmp_path: Path) -> None:
     app, _ = make_app(tmp_path / "data")
     client = signed_in(app)
-    image_id = upload(client, samples.png()).get_json()["image"]["id"]
+    image = upload(client, samples.png()).get_json()["image"]
+    image_id = image["id"]
     with app.test_request_context():
         rendered = render_template_string(
             "{{ s3drop_script() }}|{{ s3drop_uploader('photo', value=id, accept='image/png', required=False, multiple=None) }}|"
@@ -238,12 +240,17 @@ def test_jinja_helpers_render_the_element_and_the_image(tmp_path: Path) -> None:
         "</s3drop-uploader>"
     )
     assert img.startswith('<img src="/up/storage/images/')
-    assert img.endswith(' alt="A &lt;cat&gt;" class="pic">')
+    color = image["placeholder"]["color"]  # painted behind the image while it loads
+    assert img.endswith(f' alt="A &lt;cat&gt;" style="background-color: {color}" class="pic">')
     src = html.unescape(img.split('"')[1])
     assert fetch(client, src)[:2] == (200, "image/png")
     assert fetch(client, html.unescape(thumb))[:2] == (200, "image/webp")
     assert nothing == ""
     assert json.loads(client.get("/up/api/config").data)["backend"] == "local"
+    with client.get("/up/static/thumbhash.js") as decoder:  # the element imports it from beside
+        assert decoder.status_code == 200
+        assert decoder.mimetype == "text/javascript"
+        assert decoder.data == (STATIC / "thumbhash.js").read_bytes()
 
 
 def test_anonymous_uploads_without_a_secret_key_are_a_named_configuration_error(

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..auth import Principal
 from ..errors import AlreadyUploaded, InvalidRequest, PostRejected, S3DropError
-from ..gallery import VARIANTS, Variant
+from ..gallery import VARIANTS, ImageURL, Variant
 from ..storage.local import LocalStorage
 from ..uploads import S3Drop
 
@@ -175,6 +175,12 @@ def image_url(drop: S3Drop, image_id: str, *, variant: str = "original") -> str:
     caller: the host's own templates, whose views decide who sees the page. One HEAD at most
     (:meth:`S3Drop.image_url <s3drop.uploads.S3Drop.image_url>`); raises NotFound."""
     return drop.image_url(image_id, variant=_variant(variant)).url
+
+
+def image_link(drop: S3Drop, image_id: str, *, variant: str = "original") -> ImageURL:
+    """:func:`image_url` with the image's placeholder (from the same HEAD), for template helpers
+    that paint it while the image loads."""
+    return drop.image_url(image_id, variant=_variant(variant))
 
 
 def _variant(name: str) -> Variant:
