@@ -1,6 +1,7 @@
 """``python -m bench [NAME...]``: run the benchmarks, print the table, write bench/results/latest.json.
 
-Names: sign, limits, upload, verify, gallery, e2e, dedupe, sandbox (default: all, in that order).
+Names: sign, limits, upload, verify, gallery, e2e, dedupe, sandbox, placeholders (default: all, in
+that order).
 See bench/README.md.
 """
 
@@ -25,7 +26,9 @@ from rich.table import Table
 
 from .common import RESULTS, Pending, Report, Row, Series, machine
 
-NAMES = ("sign", "limits", "upload", "verify", "gallery", "e2e", "dedupe", "sandbox")
+NAMES = (
+    "sign", "limits", "upload", "verify", "gallery", "e2e", "dedupe", "sandbox", "placeholders",
+)  # fmt: skip
 
 
 class Resources:
@@ -88,6 +91,11 @@ def _runner(name: str) -> Callable[[Resources, argparse.Namespace], Report]:
 
         return module.run(res.workdir, res, rounds=args.rounds or 5)
 
+    def placeholders(res: Resources, args: argparse.Namespace) -> Report:
+        from . import placeholders as module
+
+        return module.run(res.workdir, res, rounds=args.rounds or 5, count=args.images)
+
     runners: dict[str, Callable[[Resources, argparse.Namespace], Report]] = {
         "sandbox": sandbox,
         "sign": sign,
@@ -97,6 +105,7 @@ def _runner(name: str) -> Callable[[Resources, argparse.Namespace], Report]:
         "gallery": gallery,
         "e2e": e2e,
         "dedupe": dedupe,
+        "placeholders": placeholders,
     }
     return runners[name]
 

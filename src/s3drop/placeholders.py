@@ -20,13 +20,14 @@ Images promoted before placeholders existed have none: the API says ``"placehold
 from __future__ import annotations
 
 import base64
-import binascii
 import io
 import math
 import re
 from dataclasses import dataclass
 from operator import mul
 from typing import TYPE_CHECKING, Any
+
+from . import labels
 
 if TYPE_CHECKING:  # Pillow is imported where pixels are handled, so the CLI starts fast
     from PIL import Image
@@ -74,7 +75,7 @@ class Placeholder:
     @property
     def thumbhash_label(self) -> str:
         """The ThumbHash as key characters (``a-z2-7``): lowercase base32, no padding."""
-        return base64.b32encode(self.thumbhash).decode().rstrip("=").lower()
+        return labels.encode(self.thumbhash)
 
     @classmethod
     def from_labels(cls, thumbhash: str | None, color: str | None) -> Placeholder | None:
@@ -82,16 +83,10 @@ class Placeholder:
         there and are ones s3drop wrote."""
         if thumbhash is None or color is None or not _COLOR.fullmatch(color):
             return None
-        if not _THUMBHASH_KEY.fullmatch(thumbhash):
+        data = labels.decode(thumbhash) if _THUMBHASH_KEY.fullmatch(thumbhash) else None
+        if data is None or len(data) < 5:  # a ThumbHash has 5 bytes of header at least
             return None
-        try:
-            data = base64.b32decode(thumbhash.upper() + "=" * (-len(thumbhash) % 8))
-        except binascii.Error:
-            return None
-        placeholder = cls(thumbhash=data, color=color)
-        if placeholder.thumbhash_label != thumbhash or len(data) < 5:
-            return None  # not a label s3drop wrote
-        return placeholder
+        return cls(thumbhash=data, color=color)
 
 
 def placeholder_style(placeholder: Placeholder) -> str:

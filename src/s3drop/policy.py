@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, unquote
 
+from . import labels
 from .config import KNOWN_TYPES, Settings
 from .errors import FileEmpty, FileTooLarge, InvalidRequest, PostRejected, TypeNotAllowed
 from .placeholders import Placeholder
@@ -184,15 +185,17 @@ def image_key(
 def filename_label(filename: str) -> str:
     """A filename as key characters (``a-z2-7``): its first UTF-8 bytes, base32, no padding."""
     data = filename.encode()[:LABEL_BYTES].decode(errors="ignore").encode()  # whole characters
-    return base64.b32encode(data).decode().rstrip("=").lower()
+    return labels.encode(data)
 
 
 def label_filename(label: str) -> str | None:
     """The filename a key's label stands for (None if it is not one s3drop wrote)."""
+    data = labels.decode(label)
+    if data is None or len(data) > LABEL_BYTES:
+        return None
     try:
-        data = base64.b32decode(label.upper() + "=" * (-len(label) % 8))
         return data.decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except UnicodeDecodeError:
         return None
 
 
@@ -212,9 +215,14 @@ class ImageKey:
     content_type: str
     filename: str | None = None
     placeholder: Placeholder | None = None
+    #: The name these facts were parsed from (:func:`parse_image_key`), so that :attr:`key` need
+    #: not encode them again; "" for facts built by hand.
+    name: str = field(default="", compare=False, repr=False)
 
     @property
     def key(self) -> str:
+        if self.name:
+            return IMAGES_PREFIX + self.name
         return image_key(
             self.id,
             self.content_type,
@@ -228,7 +236,8 @@ class ImageKey:
 
 def parse_image_key(key: str) -> ImageKey | None:
     """The facts in an image key, or in an owner's index entry for it; None for any other key."""
-    match = _IMAGE_NAME.fullmatch(key.rpartition("/")[2])
+    name = key.rpartition("/")[2]
+    match = _IMAGE_NAME.fullmatch(name)
     if match is None or match[6] not in _EXTENSION_TYPES:
         return None
     segments = _parse_segments(match[5])
@@ -236,7 +245,7 @@ def parse_image_key(key: str) -> ImageKey | None:
         return None
     label = segments.get("n")
     filename = label_filename(label) if label else None
-    if label and (filename is None or filename_label(filename) != label):
+    if label and filename is None:
         return None  # not a label s3drop wrote
     placeholder = Placeholder.from_labels(segments.get("p"), segments.get("c"))
     if placeholder is None and ("p" in segments or "c" in segments):
@@ -249,6 +258,7 @@ def parse_image_key(key: str) -> ImageKey | None:
         content_type=_EXTENSION_TYPES[match[6]],
         filename=filename,
         placeholder=placeholder,
+        name=name,
     )
 
 

@@ -1004,14 +1004,18 @@ export class S3DropUploader extends HTMLElement {
     return null;
   }
 
-  /** The server's thumbnail of `image` in the row, its placeholder painted while it loads, when
-   * the row shows no preview of the file itself (one the browser could not decode, such as HEIC,
-   * or too large to preview). */
-  #showThumbnail(item, image) {
+  /** The server's thumbnail of `image` in the row (for a duplicate, always: it is that image; for
+   * an accepted file, when the row shows no preview of its own: one the browser could not decode,
+   * such as HEIC, or too large to preview), its placeholder painted while it loads where no
+   * preview is shown. */
+  #showThumbnail(item, image, { always = false } = {}) {
     const thumb = item.parts.thumb;
-    if (!image.thumbnail_url || !thumb.hidden) return;
-    paintPlaceholder(thumb, image.placeholder);
-    if (image.placeholder) thumb.hidden = false;
+    const previewShown = !thumb.hidden;
+    if (!image.thumbnail_url || (previewShown && !always)) return;
+    if (!previewShown) {
+      paintPlaceholder(thumb, image.placeholder);
+      if (image.placeholder) thumb.hidden = false;
+    }
     thumb.addEventListener("load", () => (thumb.hidden = false), { once: true });
     thumb.src = new URL(image.thumbnail_url, this.apiBase).href;
   }
@@ -1022,7 +1026,7 @@ export class S3DropUploader extends HTMLElement {
   #duplicate(item, image) {
     item.image = image;
     item.el.dataset.duplicate = "";
-    this.#showThumbnail(item, image);
+    this.#showThumbnail(item, image, { always: true });
     this.#emit("s3drop:accepted", { file: item.file, image, duplicate: true });
     this.#show(item, "done", "Already in your gallery");
   }

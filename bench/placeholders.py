@@ -1,0 +1,214 @@
+"""9. Placeholders: the gallery's first page of 50 among 10,000 images whose keys carry a ThumbHash
+and a dominant colour, vs a bare listing; and what making them costs in the sandbox.
+
+- **Listing** (local, and Ceph RGW when it can start): ``S3Drop.list_images(limit=50)`` against a
+  bare listing of the same prefix (``os.scandir`` + sort, first 50; boto3
+  ``list_objects_v2(MaxKeys=50)``), interleaved as in ``bench/gallery.py``, whose fill it reuses:
+  one image promoted through ``complete()`` (so its key carries ``.n<name>.p<thumbhash>.c<rrggbb>``)
+  stored again under 10,000 fresh ids. The storage calls of one page are counted (a wrapper
+  around the backend): it must be exactly one listing call, no HEAD, no read; every image on the
+  page must carry its placeholder. Target: within 1.2x the bare listing.
+- **Sandbox cost**: in the process the decode worker runs (the same functions, timed in this
+  process), for a 24 MP JPEG decoded at thumbnail scale as ``images.process`` does: the thumbnail
+  (resize to 320 px + WebP) vs the placeholder computed from that thumbnail-sized image
+  (``placeholder_of``: shrink to 100 px, ThumbHash, median-cut colour). A figure, no target; the
+  issue asks that it be printed.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from .common import Pending, Report, Row, Series, Target, paired_ratio
+from .gallery import CALLS, PAGE, _drop, _ids, _measure, _template
+
+TARGET = 1.2
+
+
+def _counted(storage: Any) -> list[str]:
+    """Record every storage call a gallery page makes (list, head, read) on ``storage``."""
+    calls: list[str] = []
+    for name in ("list_objects", "head", "read", "iter_all"):
+        original = getattr(storage, name)
+
+        def wrapper(*args: Any, _name: str = name, _original: Any = original, **kw: Any) -> Any:
+            calls.append(_name)
+            return _original(*args, **kw)
+
+        setattr(storage, name, wrapper)
+    return calls
+
+
+def _page_check(drop: Any, calls: list[str]) -> Callable[[], None]:
+    def gallery() -> None:
+        page = drop.list_images(limit=PAGE)
+        if len(page.images) != PAGE or page.next_cursor is None:
+            raise RuntimeError(f"the gallery gave {len(page.images)} images, not a full page")
+
+    calls.clear()
+    page = drop.list_images(limit=PAGE)
+    if calls != ["list_objects"]:
+        raise RuntimeError(f"a gallery page made {calls}, not one listing call")
+    missing = [image.id for image in page.images if image.placeholder is None]
+    if missing:
+        raise RuntimeError(f"{len(missing)} images on the page have no placeholder")
+    return gallery
+
+
+def local(workdir: Path, *, rounds: int, count: int) -> tuple[Row, dict[str, Any]]:
+    from s3drop.config import Settings
+
+    drop = _drop(Settings(data_dir=workdir / "placeholders-local"))
+    key_for, data, content_type, metadata = _template(drop)
+    for upload_id in _ids(count):
+        drop.storage.put(key_for(upload_id), data, content_type=content_type, metadata=metadata)
+    folder = drop.storage.objects / "images"
+    found = sum(1 for _ in os.scandir(folder))
+    calls = _counted(drop.storage)
+    gallery = _page_check(drop, calls)
+
+    def bare() -> list[str]:
+        return sorted(entry.name for entry in os.scandir(folder))[:PAGE]
+
+    subject, baseline = _measure(gallery, bare, rounds=rounds, calls=CALLS["local"])
+    sample = key_for("0" * 23)
+    row = Row(
+        case=f"local: first page of {PAGE} among {found}, placeholders in keys",
+        subject=Series("list_images", "ms", subject),
+        baseline=Series("os.scandir + sort", "ms", baseline),
+        ratio=paired_ratio(subject, baseline, label="gallery/bare"),
+        ratio_means="list_images ms / bare listing ms",
+        target=Target("ratio", "<=", TARGET, f"<= {TARGET}x bare"),
+        extra={"storage_calls_per_page": 1},
+    )
+    return row, {"key_example": sample, "key_length": len(sample)}
+
+
+def rgw(workdir: Path, server: Any, *, rounds: int, count: int) -> Row:
+    import boto3
+
+    from s3drop.config import Settings
+    from s3drop.storage.s3 import S3Storage
+
+    bucket = server.new_bucket("placeholders")
+    settings = Settings(
+        data_dir=workdir / "placeholders-rgw",
+        bucket=bucket,
+        endpoint_url=server.endpoint,
+        region="us-east-1",
+    )
+    session = boto3.Session(
+        aws_access_key_id=server.access_key, aws_secret_access_key=server.secret_key
+    )
+    drop = _drop(settings, S3Storage(settings, session=session))
+    key_for, data, content_type, metadata = _template(drop)
+    client = server.new_client(pool=32)
+
+    def put(upload_id: str) -> None:
+        client.put_object(
+            Bucket=bucket, Key=key_for(upload_id), Body=data, ContentType=content_type,
+            Metadata=metadata,
+        )  # fmt: skip
+
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        list(pool.map(put, _ids(count)))
+    calls = _counted(drop.storage)
+    gallery = _page_check(drop, calls)
+
+    def bare() -> Any:
+        answer = client.list_objects_v2(Bucket=bucket, Prefix="images/", MaxKeys=PAGE)
+        if len(answer.get("Contents", [])) != PAGE:
+            raise RuntimeError("the bare listing did not give a full page")
+        return answer
+
+    subject, baseline = _measure(gallery, bare, rounds=rounds, calls=CALLS["rgw"])
+    return Row(
+        case=f"RGW: first page of {PAGE} among {count + 1}, placeholders in keys",
+        subject=Series("list_images", "ms", subject),
+        baseline=Series("list_objects_v2", "ms", baseline),
+        ratio=paired_ratio(subject, baseline, label="gallery/bare"),
+        ratio_means="list_images ms / list_objects_v2 ms",
+        target=Target("ratio", "<=", TARGET, f"<= {TARGET}x bare"),
+        extra={"storage_calls_per_page": 1},
+    )
+
+
+def sandbox_cost(*, rounds: int) -> list[Row]:
+    """The placeholder vs the thumbnail it rides on, for a 24 MP JPEG (ms per image)."""
+    from PIL import Image
+
+    from s3drop import images
+    from s3drop.placeholders import placeholder_of
+
+    from .samples import jpeg_photo
+
+    data = jpeg_photo((6000, 4000), seed=3)
+    limits = images.ImageLimits()
+    size = limits.thumbnail_size
+    thumbs: list[float] = []
+    marks: list[float] = []
+    whole_process: list[float] = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        images.process(data, "image/jpeg", limits)  # what the worker does for this file
+        whole_process.append((time.perf_counter() - start) * 1000)
+        t: list[float] = []
+        m: list[float] = []
+        for _ in range(5):
+            image = Image.open(io.BytesIO(data))
+            image.draft(None, (size, size))  # the scale images.process decodes at
+            image.load()
+            start = time.perf_counter()
+            images._thumbnail(image, size, None)  # the WebP thumbnail and the placeholder
+            whole = time.perf_counter() - start
+            small = image.copy()
+            small.thumbnail((size, size), Image.Resampling.BICUBIC)
+            start = time.perf_counter()
+            placeholder_of(small)
+            alone = time.perf_counter() - start
+            t.append((whole - alone) * 1000)
+            m.append(alone * 1000)
+        thumbs.append(statistics.median(t))
+        marks.append(statistics.median(m))
+    return [
+        Row(
+            case="sandbox: 24 MP JPEG, ThumbHash + colour vs its 320 px WebP thumbnail",
+            subject=Series("placeholder", "ms", marks),
+            baseline=Series("thumbnail", "ms", thumbs),
+            ratio=paired_ratio(marks, thumbs, label="placeholder/thumbnail"),
+            ratio_means="placeholder ms / thumbnail ms (same decoded image)",
+        ),
+        Row(
+            case="sandbox: 24 MP JPEG, ThumbHash + colour vs the whole images.process",
+            subject=Series("placeholder", "ms", marks),
+            baseline=Series("images.process", "ms", whole_process),
+            ratio=paired_ratio(marks, whole_process, label="placeholder/process"),
+            ratio_means="placeholder ms / verify + strip + thumbnail + placeholder ms",
+        ),
+    ]
+
+
+def run(workdir: Path, resources: Any, *, rounds: int, count: int) -> Report:
+    try:
+        from s3drop.placeholders import placeholder_of  # noqa: F401
+    except ImportError as exc:
+        raise Pending("s3drop.placeholders does not exist yet (issue 15)") from exc
+    report = Report("placeholders", f"Placeholders: a page of {PAGE} among {count}; their cost")
+    row, details = local(workdir, rounds=rounds, count=count)
+    report.rows.append(row)
+    report.details.update(details)
+    report.rows.extend(sandbox_cost(rounds=rounds))
+    try:
+        server = resources.rgw()
+    except Pending as exc:
+        report.note = f"RGW part not run: {exc}"
+        return report
+    report.rows.append(rgw(workdir, server, rounds=rounds, count=count))
+    return report
