@@ -89,10 +89,99 @@ class Placeholder:
         return cls(thumbhash=data, color=color)
 
 
-def placeholder_style(placeholder: Placeholder) -> str:
+def placeholder_style(placeholder: Placeholder, *, thumbhash: bool = False) -> str:
     """An inline ``style`` that paints the dominant colour behind an ``<img>`` while it loads (the
-    template helpers of the framework adapters use it)."""
-    return f"background-color: {placeholder.css_color}"
+    template helpers of the framework adapters use it); with ``thumbhash``, the ThumbHash's
+    picture too (a PNG data URL of about 2 KB: it stays behind the image, so for opaque ones)."""
+    style = f"background-color: {placeholder.css_color}"
+    if thumbhash:
+        style += f"; background-image: url({thumbhash_data_url(placeholder.thumbhash)})"
+        style += "; background-size: cover; background-position: center"
+    return style
+
+
+def thumbhash_data_url(hash_: bytes) -> str:
+    """The picture a ThumbHash stands for (:func:`thumbhash_rgba`) as a PNG data URL."""
+    from PIL import Image
+
+    width, height, rgba = thumbhash_rgba(hash_)
+    out = io.BytesIO()
+    Image.frombytes("RGBA", (width, height), rgba).save(out, "PNG")
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+def thumbhash_rgba(hash_: bytes) -> tuple[int, int, bytes]:
+    """A ThumbHash decoded to RGBA pixels (at most 32 a side): the reference decoder's
+    ``thumbHashToRGBA``, with separable sums (a pixel may differ from it by one level)."""
+    header24 = hash_[0] | (hash_[1] << 8) | (hash_[2] << 16)
+    header16 = hash_[3] | (hash_[4] << 8)
+    l_dc = (header24 & 63) / 63
+    p_dc = ((header24 >> 6) & 63) / 31.5 - 1
+    q_dc = ((header24 >> 12) & 63) / 31.5 - 1
+    l_scale = ((header24 >> 18) & 31) / 31
+    has_alpha = bool(header24 >> 23)
+    p_scale = ((header16 >> 3) & 63) / 63
+    q_scale = ((header16 >> 9) & 63) / 63
+    landscape = bool(header16 >> 15)
+    long_side = 5 if has_alpha else 7
+    lx = max(3, long_side if landscape else header16 & 7)
+    ly = max(3, header16 & 7 if landscape else long_side)
+    a_dc = (hash_[5] & 15) / 15 if has_alpha else 1.0
+    a_scale = (hash_[5] >> 4) / 15 if has_alpha else 0.0
+    start = 6 if has_alpha else 5
+    index = 0
+
+    def channel(nx: int, ny: int, scale: float) -> list[list[float]]:
+        """The AC terms by row (cy) and column (cx)."""
+        nonlocal index
+        rows: list[list[float]] = []
+        for cy in range(ny):
+            row = [0.0] if cy == 0 else []
+            cx = 1 if cy == 0 else 0
+            while cx * ny < nx * (ny - cy):
+                nibble = (hash_[start + (index >> 1)] >> ((index & 1) << 2)) & 15
+                row.append((nibble / 7.5 - 1) * scale)
+                index += 1
+                cx += 1
+            rows.append(row)
+        return rows
+
+    l_ac = channel(lx, ly, l_scale)
+    p_ac = channel(3, 3, p_scale * 1.25)
+    q_ac = channel(3, 3, q_scale * 1.25)
+    a_ac = channel(5, 5, a_scale) if has_alpha else []
+    raw_lx = long_side if landscape else header16 & 7
+    raw_ly = header16 & 7 if landscape else long_side
+    ratio = raw_lx / raw_ly
+    width = _round(32 if ratio > 1 else 32 * ratio)
+    height = _round(32 / ratio if ratio > 1 else 32)
+    n = max(lx, ly, 5 if has_alpha else 3)
+    fxs = [[math.cos(math.pi / width * (x + 0.5) * cx) for x in range(width)] for cx in range(n)]
+    fys = [
+        [2 * math.cos(math.pi / height * (y + 0.5) * cy) for y in range(height)] for cy in range(n)
+    ]
+
+    def picture(dc: float, ac: list[list[float]]) -> list[float]:
+        """dc + sum of ac[cy][cx] * fx * 2fy, for every pixel, row by row."""
+        rows = [
+            [sum(term * fxs[cx][x] for cx, term in enumerate(terms)) for x in range(width)]
+            for terms in ac
+        ]
+        return [
+            dc + sum(fys[cy][y] * row[x] for cy, row in enumerate(rows))
+            for y in range(height)
+            for x in range(width)
+        ]
+
+    lum, yb, rg = picture(l_dc, l_ac), picture(p_dc, p_ac), picture(q_dc, q_ac)
+    alpha = picture(a_dc, a_ac) if has_alpha else [1.0] * (width * height)
+    out = bytearray()
+    for light, p, q, a in zip(lum, yb, rg, alpha, strict=True):
+        blue = light - 2 / 3 * p
+        red = (3 * light - blue + q) / 2
+        green = red - q
+        out += bytes(int(max(0.0, 255 * min(1.0, value))) for value in (red, green, blue, a))
+    return width, height, bytes(out)
 
 
 def placeholder_of(image: Image.Image, icc: bytes | None = None) -> Placeholder:

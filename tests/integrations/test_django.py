@@ -397,9 +397,10 @@ def test_template_tags_render_urls_that_serve_the_image(
     image = s3drop_image_factory(owner=user, data=png_bytes(40, 30))
     template = Template(
         "{% load s3drop %}{% s3drop_url id %}|{% s3drop_thumbnail_url id %}|"
-        '{% s3drop_img id alt="Ada" class="avatar" %}|{% s3drop_img missing %}'
+        '{% s3drop_img id alt="Ada" class="avatar" %}|{% s3drop_img missing %}|'
+        "{% s3drop_img id thumbhash=True %}"
     )
-    url, thumb, img, nothing = template.render(
+    url, thumb, img, nothing, blurred = template.render(
         Context({"id": image.id, "missing": "8204117022960ysdmyc35mf"})
     ).split("|")
     client = Client()  # the URLs are signed: no session needed
@@ -412,6 +413,11 @@ def test_template_tags_render_urls_that_serve_the_image(
         f' alt="Ada" style="background-color: #{image.placeholder.color}" class="avatar">'
     )
     assert nothing == ""
+    # Opted in: the ThumbHash's picture as well, a PNG data URL.
+    assert (
+        f'style="background-color: #{image.placeholder.color}; background-image: url(data:image/png;base64,'
+        in blurred
+    )
 
 
 # --- checks -----------------------------------------------------------------------------------

@@ -229,10 +229,10 @@ def test_jinja_helpers_render_the_element_and_the_image(tmp_path: Path) -> None:
         rendered = render_template_string(
             "{{ s3drop_script() }}|{{ s3drop_uploader('photo', value=id, accept='image/png', required=False, multiple=None) }}|"
             "{{ s3drop_img(id, alt='A <cat>', class_='pic') }}|{{ s3drop_thumbnail_url(id) }}|"
-            "{{ s3drop_img('8204117022960ysdmyc35mf') }}",
+            "{{ s3drop_img('8204117022960ysdmyc35mf') }}|{{ s3drop_img(id, thumbhash=True) }}",
             id=image_id,
         )
-    script, uploader, img, thumb, nothing = rendered.split("|")
+    script, uploader, img, thumb, nothing, blurred = rendered.split("|")
     assert script == '<script type="module" src="/up/static/s3drop-uploader.js"></script>'
     assert uploader == (
         f'<input type="hidden" name="photo" value="{image_id}">'
@@ -246,6 +246,7 @@ def test_jinja_helpers_render_the_element_and_the_image(tmp_path: Path) -> None:
     assert fetch(client, src)[:2] == (200, "image/png")
     assert fetch(client, html.unescape(thumb))[:2] == (200, "image/webp")
     assert nothing == ""
+    assert "background-image: url(data:image/png;base64," in blurred  # the ThumbHash, opted in
     assert json.loads(client.get("/up/api/config").data)["backend"] == "local"
     with client.get("/up/static/thumbhash.js") as decoder:  # the element imports it from beside
         assert decoder.status_code == 200

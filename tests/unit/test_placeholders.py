@@ -8,6 +8,7 @@ tests/e2e/package-lock.json and installed by ``scripts/test`` (npm ci); node run
 from __future__ import annotations
 
 import base64
+import io
 import json
 import random
 import subprocess
@@ -18,7 +19,14 @@ from PIL import Image, ImageDraw
 from tests import samples
 
 from s3drop.images import ImageLimits, process
-from s3drop.placeholders import Placeholder, dominant_color, placeholder_of, thumbhash
+from s3drop.placeholders import (
+    Placeholder,
+    dominant_color,
+    placeholder_of,
+    thumbhash,
+    thumbhash_data_url,
+    thumbhash_rgba,
+)
 from s3drop.policy import LABEL_BYTES, filename_label, image_key, owner_key, parse_image_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,6 +146,28 @@ def test_a_placeholder_decodes_to_the_image_blurred() -> None:
     bottom = rgba[((height - 3) * width + width // 2) * 4 :][:3]
     assert top[0] > 150 > top[2], top
     assert bottom[2] > 150 > bottom[0], bottom
+
+
+def test_the_python_decoder_paints_what_the_reference_decoder_paints() -> None:
+    """The template helpers' ThumbHash picture (thumbhash_rgba) against thumbHashToRGBA: the same
+    size, every channel of every pixel within one level."""
+    images = [_drawing(seed, size, alpha=seed % 2 == 1) for seed, size in enumerate(SIZES)]
+    hashes = [thumbhash(im.width, im.height, im.tobytes()) for im in images]
+    found = _node(
+        "console.log(JSON.stringify(input.map((b) => {"
+        " const image = thumbhash.thumbHashToRGBA(Buffer.from(b, 'base64'));"
+        " return [image.w, image.h, Array.from(image.rgba)]; })));",
+        [base64.b64encode(found).decode() for found in hashes],
+    )
+    assert isinstance(found, list)
+    for hash_, (width, height, reference) in zip(hashes, found, strict=True):
+        mine = thumbhash_rgba(hash_)
+        assert mine[:2] == (width, height)
+        assert max(abs(a - b) for a, b in zip(mine[2], reference, strict=True)) <= 1
+    url = thumbhash_data_url(hashes[0])
+    assert url.startswith("data:image/png;base64,")
+    with Image.open(io.BytesIO(base64.b64decode(url.partition(",")[2]))) as png:
+        assert png.size == (found[0][0], found[0][1])
 
 
 # --- the dominant colour ----------------------------------------------------------------------

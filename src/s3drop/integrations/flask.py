@@ -29,7 +29,8 @@ browsers) carry on to ``principal()``. The storage endpoint is exempt: it takes 
 
 Jinja globals, for the host's templates: ``s3drop_url(id)``, ``s3drop_thumbnail_url(id)``,
 ``s3drop_img(id, alt=..., thumbnail=False, **attrs)`` (fresh signed URLs; the template is the
-host's, a trusted caller; the image's dominant colour is its inline background while it loads), ``s3drop_uploader(name, value=None, **attrs)`` (the
+host's, a trusted caller; the image's dominant colour is its inline background while it loads,
+with ``thumbhash=True`` its ThumbHash picture too), ``s3drop_uploader(name, value=None, **attrs)`` (the
 ``<s3drop-uploader>`` element for a form) and ``s3drop_script()`` (its ``<script type=module>``).
 """
 
@@ -216,12 +217,15 @@ def s3drop_blueprint(
         return url_of(image_id, "thumbnail")
 
     @bp.app_template_global()
-    def s3drop_img(image_id: Any, alt: str = "", thumbnail: bool = False, **attrs: Any) -> Markup:
+    def s3drop_img(
+        image_id: Any, alt: str = "", thumbnail: bool = False, thumbhash: bool = False, **attrs: Any
+    ) -> Markup:
         link = link_of(image_id, "thumbnail" if thumbnail else "original")
         if link is None:
             return Markup("")
         if link.placeholder is not None and "style" not in attrs:  # painted while it loads
-            attrs = {"style": placeholder_style(link.placeholder), **attrs}
+            style = placeholder_style(link.placeholder, thumbhash=thumbhash)
+            attrs = {"style": style, **attrs}
         return Markup('<img src="{}" alt="{}"{}>').format(link.url, alt, _attributes(attrs))
 
     @bp.app_template_global()

@@ -62,17 +62,19 @@ def s3drop_thumbnail_url(image_id: Any) -> str:
 
 @register.simple_tag
 def s3drop_img(
-    image_id: Any, *, alt: str = "", thumbnail: bool = False, **attrs: Any
+    image_id: Any, *, alt: str = "", thumbnail: bool = False, thumbhash: bool = False, **attrs: Any
 ) -> SafeString | str:
     """``<img src=... alt=...>`` for the image (its thumbnail with ``thumbnail=True``), with any
     other attributes given (``class="avatar"``); nothing when there is no such image. The image's
-    dominant colour is its background while it loads (``style``; an attribute ``style`` given
-    replaces it)."""
+    dominant colour is its background while it loads, and with ``thumbhash=True`` its ThumbHash
+    picture too (for opaque images: it stays behind; ``style``, which an attribute ``style``
+    given replaces)."""
     link = _link(image_id, "thumbnail" if thumbnail else "original")
     if link is None:
         return ""
     if link.placeholder is not None and "style" not in attrs:
-        attrs = {"style": placeholder_style(link.placeholder), **attrs}
+        style = placeholder_style(link.placeholder, thumbhash=thumbhash)
+        attrs = {"style": style, **attrs}
     extra = SafeString(
         "".join(
             format_html(' {}="{}"', name.replace("_", "-"), value) for name, value in attrs.items()
