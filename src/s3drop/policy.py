@@ -216,8 +216,9 @@ class ImageKey:
     filename: str | None = None
     placeholder: Placeholder | None = None
     #: The name these facts were parsed from (:func:`parse_image_key`), so that :attr:`key` need
-    #: not encode them again; "" for facts built by hand.
-    name: str = field(default="", compare=False, repr=False)
+    #: not encode them again; "" for facts built by hand, and for a ``dataclasses.replace`` copy
+    #: (not an init field, so a changed copy never keeps a stale name).
+    name: str = field(default="", init=False, compare=False, repr=False)
 
     @property
     def key(self) -> str:
@@ -250,7 +251,7 @@ def parse_image_key(key: str) -> ImageKey | None:
     placeholder = Placeholder.from_labels(segments.get("p"), segments.get("c"))
     if placeholder is None and ("p" in segments or "c" in segments):
         return None  # not a placeholder s3drop wrote
-    return ImageKey(
+    facts = ImageKey(
         id=match[1],
         width=int(match[2]),
         height=int(match[3]),
@@ -258,8 +259,9 @@ def parse_image_key(key: str) -> ImageKey | None:
         content_type=_EXTENSION_TYPES[match[6]],
         filename=filename,
         placeholder=placeholder,
-        name=name,
     )
+    object.__setattr__(facts, "name", name)  # frozen: set once, here
+    return facts
 
 
 def _parse_segments(text: str) -> dict[str, str] | None:

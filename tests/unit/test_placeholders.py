@@ -8,6 +8,7 @@ tests/e2e/package-lock.json and installed by ``scripts/test`` (npm ci); node run
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import random
@@ -303,6 +304,9 @@ def test_a_key_carries_the_placeholder_and_gives_it_back() -> None:
     assert facts.filename == "cat.png"
     assert facts.key == key
     assert parse_image_key(owner_key("alice", key)) == facts
+    # A changed copy names its own key, not the one parsed.
+    changed = dataclasses.replace(facts, width=4)
+    assert changed.key == key.replace(".3x2.", ".4x2.")
     without_name = image_key(
         UPLOAD_ID, "image/gif", width=3, height=2, size=10, placeholder=placeholder
     )
