@@ -1,7 +1,7 @@
 """``python -m bench [NAME...]``: run the benchmarks, print the table, write bench/results/latest.json.
 
-Names: sign, limits, upload, verify, gallery, e2e, dedupe, sandbox, placeholders (default: all, in
-that order).
+Names: sign, limits, upload, verify, gallery, e2e, dedupe, sandbox, placeholders, heic (default:
+all, in that order).
 See bench/README.md.
 """
 
@@ -28,6 +28,7 @@ from .common import RESULTS, Pending, Report, Row, Series, machine
 
 NAMES = (
     "sign", "limits", "upload", "verify", "gallery", "e2e", "dedupe", "sandbox", "placeholders",
+    "heic",
 )  # fmt: skip
 
 
@@ -96,7 +97,13 @@ def _runner(name: str) -> Callable[[Resources, argparse.Namespace], Report]:
 
         return module.run(res.workdir, res, rounds=args.rounds or 5, count=args.images)
 
+    def heic(res: Resources, args: argparse.Namespace) -> Report:
+        from . import heic as module
+
+        return module.run(res.workdir, rounds=args.rounds or 3)
+
     runners: dict[str, Callable[[Resources, argparse.Namespace], Report]] = {
+        "heic": heic,
         "sandbox": sandbox,
         "sign": sign,
         "limits": limits,

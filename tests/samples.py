@@ -172,6 +172,7 @@ def hostile_files() -> dict[str, tuple[bytes, str]]:
         "decompression bomb (30000 x 30000 PNG)": (bomb_png(), "image/png"),
         "GIF of 3000 frames": (gif_of_frames(3000), "image/gif"),
         "JPEG declared image/png": (good, "image/png"),
+        **hostile_heic_files(),
     }
 
 
@@ -238,14 +239,36 @@ def nested_avif(depth: int = 5000) -> bytes:
 HIDDEN = b"HIDDEN-PAYLOAD-s3drop-0xC0FFEE"
 
 
+def avif_of_compatible_brand(seed: int = 0, size: tuple[int, int] = (64, 48)) -> bytes:
+    """An AVIF whose major brand is the generic ``mif1``: ``avif`` is only among its compatible
+    brands (HEIF allows it; some encoders write it so)."""
+    data = bytearray(encode(photo(seed, size), "AVIF"))
+    assert data[4:12] == b"ftypavif"
+    assert b"avif" in data[16 : int.from_bytes(data[:4], "big")]
+    data[8:12] = b"mif1"
+    return bytes(data)
+
+
 def jpeg_segment(marker: int, payload: bytes) -> bytes:
     return bytes([0xFF, marker]) + (2 + len(payload)).to_bytes(2, "big") + payload
 
 
+#: The creation date :func:`srgb_icc` carries (ICC header bytes 24-35: year, month, day, hour,
+#: minute, second, each a big-endian uint16).
+ICC_DATE = struct.pack(">6H", 2024, 1, 2, 3, 4, 5)
+
+
 def srgb_icc() -> bytes:
+    """LittleCMS's sRGB profile with a fixed creation date. LittleCMS stamps the clock's time into
+    the header, so two profiles made a second apart differed in byte 35 and a test comparing one
+    made by a sample with one it made itself failed whenever a second ticked in between."""
     from PIL import ImageCms
 
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    profile = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    assert profile[36:40] == b"acsp"
+    assert profile[84:100] == bytes(16)  # no profile ID (an MD5 that covers the date) to redo
+    profile[24:36] = ICC_DATE
+    return bytes(profile)
 
 
 def icc_with_hidden_bytes() -> bytes:
@@ -362,3 +385,92 @@ def _gif_with_looping_tail() -> bytes:
     at = data.index(b"NETSCAPE2.0") + 11 + 4  # after its one 3-byte sub-block
     assert data[at] == 0
     return data[:at] + bytes([len(HIDDEN)]) + HIDDEN + data[at:]
+
+
+# --- HEIC / HEIF (issue 15), encoded with pillow-heif ----------------------------------------
+
+
+def heic(seed: int = 0, size: tuple[int, int] = (64, 48), **options: Any) -> bytes:
+    """A HEIC (HEVC in HEIF, brand ``heic``) of a photo-like picture."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    return encode(photo(seed, size), "HEIF", quality=options.pop("quality", 80), **options)
+
+
+#: The colour marking the top-left corner of an upright :func:`marked` picture.
+MARK = (0, 0, 255)
+
+
+def marked(size: tuple[int, int] = (64, 48)) -> Image.Image:
+    """Red, with a blue top-left quarter (by area: a 1/4 x 1/4 corner): upright when the blue is
+    at the top left."""
+    image = Image.new("RGB", size, (255, 0, 0))
+    image.paste(MARK, (0, 0, size[0] // 4, size[1] // 4))
+    return image
+
+
+def oriented_heic(orientation: int, size: tuple[int, int] = (64, 48)) -> bytes:
+    """A HEIC that shows :func:`marked` upright after its ``orientation`` (EXIF's numbering) is
+    applied: pillow-heif turns the EXIF orientation into the HEIF's ``irot``/``imir`` transforms;
+    the EXIF item keeps saying ``orientation`` too, as phones write it, so a reader that applied
+    both would turn the picture twice."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    inverse = {2: 2, 3: 3, 4: 4, 5: 5, 6: 8, 7: 7, 8: 6}[orientation]
+    stored = marked(size).transpose(_TRANSPOSE[inverse])  # what the camera's sensor saw
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = bytearray(encode(stored, "HEIF", quality=90, exif=exif.tobytes()))
+    at = data.find(b"\x12\x01\x03\x00\x01\x00\x00\x00")  # the Orientation entry, little-endian
+    if at < 0:
+        at = data.find(b"\x01\x12\x00\x03\x00\x00\x00\x01")
+        data[at + 8 : at + 10] = orientation.to_bytes(2, "big")
+    else:
+        data[at + 8 : at + 10] = orientation.to_bytes(2, "little")
+    return bytes(data)
+
+
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def heic_with_ispe(width: int, height: int) -> bytes:
+    """A small HEIC whose every ``ispe`` states ``width`` x ``height``."""
+    data = bytearray(heic(5))
+    at = data.find(b"ispe")
+    while at >= 0:
+        data[at + 8 : at + 16] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+        at = data.find(b"ispe", at + 4)
+    return bytes(data)
+
+
+def heic_of_items(count: int) -> bytes:
+    """A small HEIC whose item list (``iinf``) says it holds ``count`` items."""
+    data = bytearray(heic(6))
+    at = data.index(b"iinf")
+    version = data[at + 4]
+    width = 2 if version == 0 else 4
+    data[at + 8 : at + 8 + width] = count.to_bytes(width, "big")
+    return bytes(data)
+
+
+def hostile_heic_files() -> dict[str, tuple[bytes, str]]:
+    """The hostile-file suite's cases on the HEIC path: name -> (bytes, declared type)."""
+    good = heic(7)
+    return {
+        "truncated HEIC": (good[: len(good) // 2], "image/heic"),
+        "HEIC with a wrong ispe": (heic_with_ispe(32, 24), "image/heic"),
+        "HEIC with a huge ispe (decompression bomb)": (heic_with_ispe(30000, 30000), "image/heic"),
+        "HEIC of too many items": (heic_of_items(5000), "image/heic"),
+        "HEIC with HTML appended": (good + HTML, "image/heic"),
+        "HEIC declared image/jpeg": (good, "image/jpeg"),
+    }

@@ -22,6 +22,7 @@ from s3drop import __version__
 from s3drop.cli import cli
 from s3drop.client import Client
 
+from . import samples
 from .conftest import RGW, LiveServer, free_port
 from .flaky_proxy import flaky_proxy
 from .test_client import noise_png
@@ -172,6 +173,39 @@ def test_plain_output_is_one_line_per_file_and_a_summary(
     everything_accepted = s3drop("upload", "c.png", "--server", server.url, cwd=tmp_path)
     assert everything_accepted.returncode == 0
     assert everything_accepted.stderr == "1 of 1 file accepted\n"
+
+
+def test_an_avif_whose_brand_is_a_compatible_one_is_uploaded(
+    make_server: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    """The CLI sniffs as the server does (one registry): an AVIF with ``avif`` among its compatible
+    brands only was refused by ``s3drop upload`` as "not an image the server takes", though the
+    server accepts it."""
+    server = make_server(env={**SMALL, "S3DROP_ALLOWED_TYPES": "image/avif"})
+    (tmp_path / "generic.avif").write_bytes(samples.avif_of_compatible_brand())
+    run = s3drop("upload", "generic.avif", "--server", server.url, "--json", cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    [result] = json.loads(run.stdout)["results"]
+    assert result["status"] == "accepted"
+    assert (result["image"]["format"], result["image"]["width"]) == ("avif", 64)
+    stored = list((server.data_dir / "objects" / "images").glob(f"{result['id']}.*"))
+    assert [path.suffix for path in stored] == [".avif"]
+
+
+def test_a_phone_heic_is_uploaded_as_the_heif_the_server_takes_and_stored_as_jpeg(
+    make_server: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    """A HEVC-branded file, the server taking image/heif only: declared as HEIF (one family),
+    decoded in the server's sandbox, stored as a JPEG."""
+    server = make_server(env={**SMALL, "S3DROP_ALLOWED_TYPES": "image/heif"})
+    (tmp_path / "IMG_0007.HEIC").write_bytes(samples.oriented_heic(6, size=(64, 48)))
+    run = s3drop("upload", "IMG_0007.HEIC", "--server", server.url, "--json", cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    [result] = json.loads(run.stdout)["results"]
+    assert (result["image"]["format"], result["image"]["width"]) == ("jpeg", 64)
+    stored = sorted((server.data_dir / "objects").rglob(f"{result['id']}*"))
+    assert [path.suffix for path in stored if path.parent.name == "images"] == [".jpg"]
+    assert not [path for path in stored if path.suffix in (".heic", ".heif")]
 
 
 def test_globs_are_expanded_when_the_shell_did_not(

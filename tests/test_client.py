@@ -15,7 +15,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from s3drop.client import Client, sniff_type, type_names
+from s3drop.client import Client, ServerConfig, sniff_type
 from s3drop.errors import (
     FileEmpty,
     FileTooLarge,
@@ -225,8 +225,13 @@ def test_sniffing_and_names() -> None:
     assert sniff_type(b"GIF89a") == "image/gif"
     assert sniff_type(b"RIFF\0\0\0\0WEBPVP8 ") == "image/webp"
     assert sniff_type(b"\0\0\0\x1cftypavif") == "image/avif"
+    # An AVIF may carry its brand among the compatible ones only, as the server accepts it.
+    assert sniff_type(b"\0\0\0\x1cftypmif1\0\0\0\0mif1miafavif") == "image/avif"
     assert sniff_type(b"<svg") is None
-    assert type_names(["image/png", "image/jpeg", "image/webp"]) == "PNG, JPEG or WEBP"
+    labels = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WebP"}
+    config = ServerConfig(allowed_types=list(labels), max_bytes=1, backend="local", labels=labels)
+    assert config.type_names(["image/png", "image/jpeg", "image/webp"]) == "PNG, JPEG or WebP"
+    assert config.type_names(["image/x-new"]) == "image/x-new"  # one the server did not label
 
 
 def test_the_token_is_sent_to_the_server_and_never_to_storage(

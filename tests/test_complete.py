@@ -45,7 +45,7 @@ from . import samples
 from .conftest import OUTPUT, LiveServer
 from .flow import Backend, complete, live_backend, post, sign, upload
 
-TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"]
+TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp", "image/heic"]
 
 #: The code and message the API must answer each hostile file with.
 EXPECTED: dict[str, tuple[str, str]] = {
@@ -74,6 +74,29 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "JPEG declared image/png": (
         "type_mismatch",
         "the file is a JPEG image, but it was uploaded as image/png",
+    ),
+    # The HEIC path (issue 15): header-first caps, then libheif in the sandbox.
+    "truncated HEIC": ("corrupt_image", "the HEIC image is truncated: its last box is cut off"),
+    "HEIC with a wrong ispe": (
+        "corrupt_image",
+        "the HEIC image's header says 32 x 24 pixels, but its HEVC data is 64 x 64",
+    ),
+    "HEIC with a huge ispe (decompression bomb)": (
+        "too_many_pixels",
+        "the image is 30000 x 30000 pixels (900.0 megapixels); the limit is 50 megapixels",
+    ),
+    "HEIC of too many items": (
+        "too_complex",
+        "the HEIC image has more than 1,024 items; phones write a few hundred at most, so it is "
+        "refused before decoding",
+    ),
+    "HEIC with HTML appended": (
+        "corrupt_image",
+        "the HEIC image is truncated: it ends inside its header",
+    ),
+    "HEIC declared image/jpeg": (
+        "type_mismatch",
+        "the file is a HEIC image, but it was uploaded as image/jpeg",
     ),
 }
 

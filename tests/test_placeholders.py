@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pillow_heif
 import pytest
 from PIL import Image
 
@@ -24,7 +25,7 @@ from s3drop.storage.local import LocalStorage
 from s3drop.web.app import create_app
 
 from . import samples
-from .inprocess import asgi_client, stored, upload
+from .inprocess import asgi_client, sign, stored, upload
 
 RED = (200, 30, 40)
 
@@ -169,3 +170,65 @@ def test_images_promoted_before_placeholders_answer_null_and_nothing_breaks(
     assert http.get(f"/api/images/{old}/thumbnail").status_code in (302, 307)
     assert http.delete(f"/api/images/{old}").status_code == 204
     assert not [key for key in stored(drop) if old in key]
+
+
+# --- HEIC: converted to a JPEG (s3drop.convert), with the placeholder of what is stored ---------
+
+HEIC_ALLOWED = "image/png,image/jpeg,image/heic,image/heif"
+
+
+@pytest.fixture
+def heic_http(tmp_path: Path) -> Iterator[tuple[S3Drop, httpx.Client]]:
+    settings = Settings(data_dir=tmp_path / "data", allowed_types=HEIC_ALLOWED)  # type: ignore[arg-type]
+    app = create_app(settings)
+    with asgi_client(app) as http:
+        yield app.state.drop, http
+
+
+def _upload_heic(http: httpx.Client, data: bytes) -> dict[str, Any]:
+    """Sign as ``image/heic``, post, complete: the accepted image's JSON."""
+    answer = sign(http, "/api", data, "image/heic")
+    assert answer.status_code == 201, answer.text
+    form = answer.json()["upload"]
+    files = {"file": ("IMG_0001.HEIC", data, "image/heic")}
+    posted = http.post(form["url"], data=form["fields"], files=files)
+    assert posted.status_code in (200, 201, 204), posted.text
+    done = http.post(f"/api/uploads/{form['id']}/complete")
+    assert done.status_code == 200, done.text
+    image: dict[str, Any] = done.json()["image"]
+    return image
+
+
+def test_an_accepted_heic_has_the_placeholder_of_its_upright_jpeg_everywhere(
+    heic_http: tuple[S3Drop, httpx.Client],
+) -> None:
+    drop, http = heic_http
+    # Stored by the camera as a 48 x 64 portrait, turned upright (64 x 48) by its irot.
+    image = _upload_heic(http, samples.oriented_heic(6, size=(64, 48)))
+    assert (image["format"], image["width"], image["height"]) == ("jpeg", 64, 48)
+    placeholder = image["placeholder"]
+    assert placeholder is not None
+    assert _close(placeholder["color"], (255, 0, 0), 8), placeholder  # marked(): red
+    thumbhash = base64.b64decode(placeholder["thumbhash"], validate=True)
+    assert thumbhash[4] & 0x80  # landscape: the upright picture's hash, not the sensor's
+    assert not thumbhash[2] & 0x80  # opaque, as the JPEG is
+
+    [key] = [key for key in stored(drop) if key.startswith("images/")]
+    assert key.endswith(".jpg")
+    assert http.get("/api/images").json()["images"][0]["placeholder"] == placeholder
+    assert http.get(f"/api/images/{image['id']}").json()["image"]["placeholder"] == placeholder
+    assert drop.get_image(image["id"]).placeholder == Placeholder.from_dict(placeholder)
+    assert drop.list_images().images[0].placeholder == Placeholder.from_dict(placeholder)
+
+
+def test_a_transparent_heic_gets_the_opaque_placeholder_of_the_jpeg_it_becomes(
+    heic_http: tuple[S3Drop, httpx.Client],
+) -> None:
+    _, http = heic_http
+    picture = Image.new("RGBA", (120, 80), (0, 0, 0, 0))
+    picture.paste((30, 90, 200, 255), (0, 0, 60, 40))  # a quarter opaque blue, the rest clear
+    pillow_heif.register_heif_opener()
+    image = _upload_heic(http, samples.encode(picture, "HEIF", quality=90))
+    thumbhash = base64.b64decode(image["placeholder"]["thumbhash"])
+    assert not thumbhash[2] & 0x80  # no alpha: the JPEG is flattened onto white
+    assert _close(image["placeholder"]["color"], (255, 255, 255), 3)  # and white is most of it

@@ -31,7 +31,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -40,7 +40,6 @@ from typing import Any, Literal
 import httpx
 
 from ._version import __version__
-from .config import KNOWN_TYPES
 from .errors import (
     AlreadyUploaded,
     ConfigurationError,
@@ -53,6 +52,7 @@ from .errors import (
     TypeNotAllowed,
     Unreachable,
 )
+from .formats import by_type, declared_as, sniff
 from .policy import UploadForm
 from .units import format_size
 
@@ -79,37 +79,32 @@ _S3_REASONS = {
     "InvalidAccessKeyId": "the storage credentials are not known to the store",
 }
 
-# What the first bytes of each known type look like (the server judges the whole file later).
-_MAGIC: list[tuple[str, Callable[[bytes], bool]]] = [
-    ("image/png", lambda head: head.startswith(b"\x89PNG\r\n\x1a\n")),
-    ("image/jpeg", lambda head: head.startswith(b"\xff\xd8\xff")),
-    ("image/gif", lambda head: head[:6] in (b"GIF87a", b"GIF89a")),
-    ("image/webp", lambda head: head[:4] == b"RIFF" and head[8:12] == b"WEBP"),
-    ("image/avif", lambda head: head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis")),
-]
+#: How many first bytes of a file the client sniffs (an AVIF's or HEIF's brands may come late in
+#: its ``ftyp`` box; the server sniffs the same way, with the same registry).
+SNIFF_BYTES = 4096
 
 
 def sniff_type(head: bytes) -> str | None:
-    """The image type the first bytes of a file announce, or None."""
-    for content_type, matches in _MAGIC:
-        if matches(head):
-            return content_type
-    return None
-
-
-def type_names(types: list[str]) -> str:
-    """``["image/png", "image/jpeg"]`` -> ``"PNG or JPEG"``."""
-    names = [KNOWN_TYPES.get(item, item).upper().replace("JPG", "JPEG") for item in types]
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    """The image type the first bytes of a file announce (:func:`s3drop.formats.sniff`, as the
+    server judges them), or None."""
+    return sniff(head).content_type
 
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """What the server allows (``GET /api/config``)."""
+    """What the server allows (``GET /api/config``), with its labels for the types."""
 
     allowed_types: list[str]
     max_bytes: int
     backend: str
+    #: The server's label for each allowed type (``{"image/jpeg": "JPEG"}``).
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def type_names(self, types: list[str]) -> str:
+        """``["image/png", "image/jpeg"]`` -> ``"PNG or JPEG"``, in the server's words (a type the
+        server did not label: its own name)."""
+        names = [self.labels.get(item, item) for item in types]
+        return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 @dataclass(frozen=True)
@@ -219,6 +214,11 @@ class Client:
                 allowed_types=list(data["allowed_types"]),
                 max_bytes=int(data["max_bytes"]),
                 backend=str(data.get("backend", "")),
+                labels={
+                    str(entry["type"]): str(entry["label"])
+                    for entry in data.get("types", [])
+                    if isinstance(entry, dict) and "type" in entry and "label" in entry
+                },
             )
         return self._config
 
@@ -329,15 +329,20 @@ class Client:
                 f"{format_size(config.max_bytes)}"
             )
         with path.open("rb") as file:
-            content_type = sniff_type(file.read(32))
-        allowed = type_names(config.allowed_types)
+            content_type = sniff_type(file.read(SNIFF_BYTES))
+        allowed = config.type_names(config.allowed_types)
         if content_type is None:
             raise TypeNotAllowed(f"{path.name} is not an image the server takes ({allowed})")
-        if content_type not in config.allowed_types:
-            raise TypeNotAllowed(
-                f"{path.name} is {type_names([content_type])}; the server takes {allowed}"
-            )
-        return content_type, size
+        # Declared as its own type, or as another of its family the server takes (a HEIC as HEIF).
+        fmt = by_type(content_type)
+        declared = next(
+            (t for t in [content_type, *config.allowed_types] if t in config.allowed_types
+             and declared_as(fmt, t)),
+            None,
+        )  # fmt: skip
+        if declared is None:
+            raise TypeNotAllowed(f"{path.name} is {fmt.label}; the server takes {allowed}")
+        return declared, size
 
     def upload(
         self, path: str | Path, *, filename: str | None = None, progress: Progress | None = None

@@ -26,16 +26,8 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigurationError
+from .formats import FORMATS
 from .units import parse_size
-
-#: Every image type s3drop knows, with the one extension its keys use.
-KNOWN_TYPES: dict[str, str] = {
-    "image/png": "png",
-    "image/jpeg": "jpg",
-    "image/webp": "webp",
-    "image/gif": "gif",
-    "image/avif": "avif",
-}
 
 
 def _comma_list(value: object) -> object:
@@ -105,6 +97,10 @@ class Settings(BaseSettings):
     )
     client_quality: int = Field(
         85, ge=1, le=100, description="JPEG/WebP quality (1-100) of the element's downscaled copies"
+    )
+    keep_heic_original: bool = Field(
+        False,
+        description="Keep an uploaded HEIC/HEIF (stored as a JPEG) beside it, under originals/",
     )
 
     # --- the decode sandbox (s3drop.sandbox)
@@ -199,9 +195,9 @@ class Settings(BaseSettings):
     @classmethod
     def _known_types(cls, value: list[str]) -> list[str]:
         value = [item.lower() for item in value]
-        unknown = [item for item in value if item not in KNOWN_TYPES]
+        unknown = [item for item in value if item not in FORMATS]
         if unknown:
-            raise ValueError(f"unknown type {unknown[0]!r}; choose from {', '.join(KNOWN_TYPES)}")
+            raise ValueError(f"unknown type {unknown[0]!r}; choose from {', '.join(FORMATS)}")
         if not value:
             raise ValueError("allow at least one type")
         return list(dict.fromkeys(value))

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from .config import Settings
 from .errors import InvalidRequest
-from .headers import FORMATS
+from .formats import by_type
 from .placeholders import Placeholder
 from .policy import (
     IMAGES_PREFIX,
@@ -149,7 +149,7 @@ def describe(
         thumbnail_url=storage.presign_get(thumbnail_key(facts.id), expires_in=expires_in),
         width=facts.width,
         height=facts.height,
-        format=FORMATS[facts.content_type],
+        format=by_type(facts.content_type).name,
         bytes=facts.size,
         uploaded_at=id_time(facts.id),
         filename=filename or facts.filename,

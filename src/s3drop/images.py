@@ -2,12 +2,12 @@
 
 Two steps, cheapest first, so a hostile file costs little:
 
-1. :func:`check_header` on the first bytes only (:mod:`s3drop.headers`): the real format from the magic bytes (never the
-   name or the declared type), then the dimensions from the header, against the pixel cap and the
-   maximum side, before any decoder runs. A decompression bomb stops here.
-2. :func:`process` on the whole file: the structure walk of :mod:`s3drop.containers` (truncation,
-   data after the end, the frame cap, a copy without metadata), then a full decode of exactly the
-   bytes that will be stored, then the thumbnail.
+1. :func:`check_header` on the first bytes only (:mod:`s3drop.formats`): the real format from the
+   magic bytes (never the name or the declared type), then the dimensions from the header, against
+   the pixel cap and the maximum side, before any decoder runs. A decompression bomb stops here.
+2. :func:`process` on the whole file: the structure walk of its format (:func:`s3drop.formats.walk`:
+   truncation, data after the end, the frame cap, a copy without metadata), then a full decode of
+   exactly the bytes that will be stored, then the thumbnail.
 
 What is stored is upright and carries no EXIF, XMP, comments or text chunks, but keeps its ICC
 colour profile; it is the original bytes minus metadata, except when an EXIF orientation has to be
@@ -20,7 +20,6 @@ fraction of the time and memory of a full-size decode.
 from __future__ import annotations
 
 import io
-import struct
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,10 +28,10 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, ImageCms, JpegImagePlugin
 
-from . import av1
-from .containers import Layout, walk
+from .containers import Layout
 from .errors import CorruptImage, NotAnImage, TooManyFrames, TooManyPixels, TypeMismatch
-from .headers import FORMAT_NAMES, FORMATS, NeedMore, header_size, sniff
+from .formats import Format, by_type, declared_as, header_size, sniff, walk
+from .headers import NeedMore
 from .placeholders import Placeholder, placeholder_of
 
 if TYPE_CHECKING:  # the decode worker imports this module without pydantic
@@ -99,21 +98,21 @@ def check_header(
     if not head:
         raise NotAnImage("the file is empty (0 bytes)")
     found = sniff(head)
-    if found.content_type is None:
+    if found.format is None:
         raise NotAnImage(f"the file is {found.description}, not an image")
-    if found.content_type != declared:
+    if not declared_as(found.format, declared):
         raise TypeMismatch(f"the file is {found.description}, but it was uploaded as {declared}")
-    if found.content_type not in allowed:
+    if declared not in allowed:
         raise TypeMismatch(f"{declared} is no longer an allowed type ({', '.join(allowed)})")
     try:
-        width, height = header_size(head, found.content_type)
+        width, height = header_size(head, declared)
     except NeedMore:
         if not whole:
             return None
-        name = FORMAT_NAMES[FORMATS[found.content_type]]
-        raise CorruptImage(f"the {name} image is truncated: it ends inside its header") from None
+        label = found.format.label
+        raise CorruptImage(f"the {label} image is truncated: it ends inside its header") from None
     check_dimensions(width, height, limits)
-    return found.content_type
+    return declared
 
 
 def check_dimensions(width: int, height: int, limits: ImageLimits) -> None:
@@ -151,13 +150,17 @@ def process(data: bytes, content_type: str, limits: ImageLimits) -> ProcessedIma
     layout = walk(data, content_type, max_frames=limits.max_frames)
     check_dimensions(layout.width, layout.height, limits)
     _allow_pixels(limits.max_pixels)
-    fmt = FORMATS[content_type]
-    if fmt == "avif":
-        _check_coded_size(layout)
-    with _decoding(fmt):
-        if fmt == "jpeg":
+    fmt = by_type(content_type)
+    if fmt.check_coded is not None:
+        fmt.check_coded(layout)
+    with _decoding(fmt.label):
+        if fmt.stored_as is not None:  # e.g. HEIC, stored as a JPEG
+            from .convert import convert
+
+            return convert(fmt, layout, limits)
+        if fmt.name == "jpeg":
             return _process_jpeg(layout, limits)
-        return _process_other(fmt, content_type, layout, limits)
+        return _process_other(fmt, layout, limits)
 
 
 # --- JPEG -------------------------------------------------------------------------------------
@@ -217,15 +220,13 @@ def _process_jpeg(layout: Layout, limits: ImageLimits) -> ProcessedImage:
 # --- PNG, GIF, WebP, AVIF ---------------------------------------------------------------------
 
 
-def _process_other(
-    fmt: str, content_type: str, layout: Layout, limits: ImageLimits
-) -> ProcessedImage:
-    image = Image.open(io.BytesIO(layout.stripped), formats=[fmt.upper()])
+def _process_other(fmt: Format, layout: Layout, limits: ImageLimits) -> ProcessedImage:
+    image = Image.open(io.BytesIO(layout.stripped), formats=[fmt.pillow])
     frames = int(getattr(image, "n_frames", 1))
     if frames > limits.max_frames:
         raise TooManyFrames(f"the animation has {frames} frames; the limit is {limits.max_frames}")
     icc = image.info.get("icc_profile")
-    name = FORMAT_NAMES[fmt]
+    name = fmt.label
     _check_size(image.size, layout, name)
     image.load()
     _check_size(image.im.size, layout, name)
@@ -233,7 +234,7 @@ def _process_other(
         _decode_frames(image, frames, limits.max_pixels)
         _check_size(image.im.size, layout, name)
     orientation = layout.orientation
-    if fmt == "avif":  # Pillow reports AVIF's irot/imir as an EXIF orientation
+    if fmt.decoder_orients:  # e.g. AVIF's irot/imir, which Pillow reports as an EXIF orientation
         orientation = int(image.getexif().get(0x0112, 1) or 1)
     upright: Image.Image = image
     if orientation in _TRANSPOSE and frames == 1:
@@ -243,8 +244,8 @@ def _process_other(
         data = _encode(upright, fmt, icc, animated=frames > 1)
     thumbnail, placeholder = _thumbnail(upright, limits.thumbnail_size, icc)
     return ProcessedImage(
-        content_type=content_type,
-        format=fmt,
+        content_type=fmt.content_type,
+        format=fmt.name,
         width=upright.width,
         height=upright.height,
         frames=frames,
@@ -271,24 +272,16 @@ def _decode_frames(image: Image.Image, frames: int, budget: int) -> None:
     image.load()
 
 
-def _encode(image: Image.Image, fmt: str, icc: bytes | None, *, animated: bool) -> bytes:
+def _encode(image: Image.Image, fmt: Format, icc: bytes | None, *, animated: bool) -> bytes:
     """``image`` without metadata, for what no lossless strip covers (orientation, AVIF items)."""
     out = io.BytesIO()
-    options: dict[str, object] = {**_quality(fmt)}
+    options: dict[str, object] = {**fmt.save}
     if icc:
         options["icc_profile"] = icc
     if animated:  # stored as it plays; only its metadata goes
         options["save_all"] = True
-    image.save(out, fmt.upper(), **options)
+    image.save(out, fmt.pillow, **options)
     return out.getvalue()
-
-
-def _quality(fmt: str) -> dict[str, object]:
-    if fmt == "avif":
-        return {"quality": 90}
-    if fmt == "webp":
-        return {"quality": 95}
-    return {}
 
 
 # --- the size stated is the size decoded -----------------------------------------------------
@@ -302,21 +295,6 @@ def _check_size(size: tuple[int, int], layout: Layout, name: str) -> None:
             f"the {name} image's header says {layout.width} x {layout.height} pixels, but it "
             f"decodes to {size[0]} x {size[1]}"
         )
-
-
-def _check_coded_size(layout: Layout) -> None:
-    """An AVIF's AV1 frames must not be larger than its ``ispe`` says (libavif would decode the
-    larger frame and crop it, silently)."""
-    try:
-        sizes = av1.coded_sizes(layout.stripped)
-    except (ValueError, IndexError, struct.error) as exc:
-        raise CorruptImage("the AVIF image is corrupt: a malformed AV1 sequence header") from exc
-    for width, height in sizes:
-        if width > layout.width or height > layout.height:
-            raise CorruptImage(
-                f"the AVIF image's header says {layout.width} x {layout.height} pixels, but its "
-                f"AV1 data is {width} x {height}"
-            )
 
 
 # --- thumbnails -------------------------------------------------------------------------------
@@ -383,8 +361,7 @@ def _allow_pixels(max_pixels: int) -> None:
 
 
 @contextmanager
-def _decoding(fmt: str) -> Iterator[None]:
-    name = FORMAT_NAMES[fmt]
+def _decoding(name: str) -> Iterator[None]:
     try:
         yield
     except Image.DecompressionBombError as exc:

@@ -32,8 +32,9 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from . import labels
-from .config import KNOWN_TYPES, Settings
+from .config import Settings
 from .errors import FileEmpty, FileTooLarge, InvalidRequest, PostRejected, TypeNotAllowed
+from .formats import by_key_extension, by_type
 from .placeholders import Placeholder
 from .units import format_size
 
@@ -62,7 +63,6 @@ _SEGMENTS: dict[str, re.Pattern[str]] = {
 }
 #: The most bytes of the original filename a key carries (as base32, so at most 104 characters).
 LABEL_BYTES = 64
-_EXTENSION_TYPES = {ext: content_type for content_type, ext in KNOWN_TYPES.items()}
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _MAX_NAME = 120
 
@@ -151,7 +151,7 @@ def id_time(upload_id: str) -> datetime:
 
 
 def quarantine_key(upload_id: str, content_type: str) -> str:
-    return f"{QUARANTINE_PREFIX}{upload_id}.{KNOWN_TYPES[content_type]}"
+    return f"{QUARANTINE_PREFIX}{upload_id}.{by_type(content_type).key_extension}"
 
 
 def image_key(
@@ -178,8 +178,8 @@ def image_key(
         segments += f".n{filename_label(filename)}"
     if placeholder is not None:
         segments += f".p{placeholder.thumbhash_label}.c{placeholder.color}"
-    name = f"{upload_id}.{width}x{height}.{size}{segments}.{KNOWN_TYPES[content_type]}"
-    return IMAGES_PREFIX + name
+    extension = by_type(content_type).key_extension
+    return f"{IMAGES_PREFIX}{upload_id}.{width}x{height}.{size}{segments}.{extension}"
 
 
 def filename_label(filename: str) -> str:
@@ -239,7 +239,8 @@ def parse_image_key(key: str) -> ImageKey | None:
     """The facts in an image key, or in an owner's index entry for it; None for any other key."""
     name = key.rpartition("/")[2]
     match = _IMAGE_NAME.fullmatch(name)
-    if match is None or match[6] not in _EXTENSION_TYPES:
+    fmt = by_key_extension(match[6]) if match is not None else None
+    if match is None or fmt is None:
         return None
     segments = _parse_segments(match[5])
     if segments is None:
@@ -256,7 +257,7 @@ def parse_image_key(key: str) -> ImageKey | None:
         width=int(match[2]),
         height=int(match[3]),
         size=int(match[4]),
-        content_type=_EXTENSION_TYPES[match[6]],
+        content_type=fmt.content_type,
         filename=filename,
         placeholder=placeholder,
     )

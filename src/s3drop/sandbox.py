@@ -51,6 +51,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .convert import register_heif
 from .errors import CorruptImage, ImageRejected, S3DropError, ServerBusy, TooExpensive
 from .images import ImageLimits, ProcessedImage, header_pixels, process
 
@@ -113,6 +114,7 @@ class SandboxLimits:
 
 def _serve(conn: Connection, memory: int, cpu_seconds: float) -> None:
     """A worker's life: limits first, then one task per message until the pipe closes."""
+    register_heif()  # pillow-heif's opener, so the worker decodes HEIC and HEIF
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     with contextlib.suppress(OSError, AttributeError):  # fewer malloc arenas: less address space
         ctypes.CDLL(None).mallopt(-8, 2)  # M_ARENA_MAX

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
-from . import audit, images
+from . import audit, images, originals
 from .auth import Authenticator, Principal, from_settings
-from .config import KNOWN_TYPES, Settings
+from .config import Settings
 from .errors import (
     AlreadyCompleted,
     AlreadyUploaded,
@@ -40,6 +40,7 @@ from .errors import (
     SizeMismatch,
     TypeMismatch,
 )
+from .formats import FORMATS, by_key_extension, by_type
 from .gallery import (
     VARIANTS,
     Image,
@@ -51,7 +52,6 @@ from .gallery import (
     find_image,
     list_page,
 )
-from .headers import FORMAT_NAMES
 from .hooks import AcceptedHook, DeletedHook, Hooks, RejectedHook
 from .limits import Limits, LimitStore, open_limit_store
 from .outbox import WebhookSender, sender_from_settings
@@ -271,7 +271,7 @@ class S3Drop:
         settings = self.settings
         return {
             "allowed_types": settings.allowed_types,
-            "types": [_describe_type(content_type) for content_type in settings.allowed_types],
+            "types": [by_type(content_type).describe() for content_type in settings.allowed_types],
             "max_bytes": settings.max_bytes,
             "backend": settings.storage_backend,
             "auth": settings.auth_mode,
@@ -438,6 +438,9 @@ class S3Drop:
             if claimed:
                 self.limits.release(upload_id)
             raise
+        declared = _declared_type(info.key)
+        if self.settings.keep_heic_original and originals.converted(declared):
+            originals.keep(self.storage, info, declared, key)
         self.storage.put(
             owner_key(_owner(info), key), b"", content_type="application/x-empty", metadata={}
         )
@@ -499,7 +502,7 @@ class S3Drop:
         """The upload's object in quarantine, whatever its type (a HEAD per type, the allowed
         types first)."""
         allowed = self.settings.allowed_types
-        for content_type in [*allowed, *(t for t in KNOWN_TYPES if t not in allowed)]:
+        for content_type in [*allowed, *(t for t in FORMATS if t not in allowed)]:
             info = self.storage.head(quarantine_key(upload_id, content_type))
             if info is not None:
                 return info
@@ -687,6 +690,8 @@ class S3Drop:
             self.storage.delete(info.key)
             self.storage.delete(owner_key(_owner(info), info.key))
         self.storage.delete(thumb)
+        if self.settings.keep_heic_original:
+            originals.delete(self.storage, image_id)
         for info in infos:
             limit_key = _limit_key(info, principal)
             if limit_key is not None:
@@ -718,7 +723,8 @@ class S3Drop:
         - quarantined uploads older than ``older_than`` that nobody completed (S3's lifecycle
           rule, ``s3drop bucket init``, does the same on S3);
         - thumbnails older than ``partial_older_than`` whose image is gone (a crash or a full
-          disk between writing the thumbnail and the image);
+          disk between writing the thumbnail and the image), and kept originals
+          (``S3DROP_KEEP_HEIC_ORIGINAL``) whose image is gone;
         - the backend's own half-written files that old (the local backend's ``tmp/*.part`` of
           an upload cut by ``kill -9``, :meth:`Storage.sweep_partial`).
 
@@ -738,13 +744,16 @@ class S3Drop:
             for info in self.storage.iter_all(THUMBS_PREFIX)
             if info.last_modified < partial_cutoff
         ]
-        if thumbs:
+        kept = self.storage.list_objects(originals.ORIGINALS_PREFIX, limit=1)
+        if thumbs or kept:
             promoted = {
                 parsed.id
                 for info in self.storage.iter_all(IMAGES_PREFIX)
                 if (parsed := parse_image_key(info.key)) is not None
             }
             stale += [key for key in thumbs if _thumbnail_id(key) not in promoted]
+            if kept:  # an original whose image was deleted while the setting was off
+                stale += originals.orphans(self.storage, promoted, partial_cutoff.timestamp())
         for key in stale:
             self.storage.delete(key)
         removed = len(stale) + self.storage.sweep_partial(partial_older_than.total_seconds())
@@ -759,8 +768,9 @@ def _thumbnail_id(key: str) -> str:
 
 
 def _declared_type(key: str) -> str:
-    ext = key.rsplit(".", 1)[-1]
-    return next(t for t, e in KNOWN_TYPES.items() if e == ext)
+    fmt = by_key_extension(key.rsplit(".", 1)[-1])
+    assert fmt is not None, key  # quarantine keys are built by quarantine_key
+    return fmt.content_type
 
 
 def _owner(info: ObjectInfo) -> str:
@@ -775,14 +785,3 @@ def _limit_key(info: ObjectInfo, principal: Principal | None) -> str | None:
     if principal is not None and principal.name == owner:
         return principal.limit_key
     return f"user:{owner}" if owner != ANONYMOUS.name else None
-
-
-def _describe_type(content_type: str) -> dict[str, object]:
-    """How the page and the uploader element name a type and which extensions pick it."""
-    subtype = content_type.partition("/")[2]
-    extensions = dict.fromkeys([f".{KNOWN_TYPES[content_type]}", f".{subtype}"])
-    return {
-        "type": content_type,
-        "label": FORMAT_NAMES.get(subtype, subtype.upper()),
-        "extensions": list(extensions),
-    }

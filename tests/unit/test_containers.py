@@ -4,16 +4,18 @@ kept segment at its standard size, ICC profiles only when sound. No storage, no 
 from __future__ import annotations
 
 import io
+import itertools
 import struct
 import zlib
 from collections.abc import Callable
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 from tests import samples
 
-from s3drop import containers, headers, images
+from s3drop import containers, formats, headers, images
 from s3drop.errors import CorruptImage, TooComplex
+from s3drop.plugins import png
 
 LIMITS = images.ImageLimits()
 
@@ -21,7 +23,7 @@ LIMITS = images.ImageLimits()
 def judge(data: bytes, declared: str) -> images.ProcessedImage:
     """What completion does with a file in storage: its header first, then the whole of it."""
     head = data[: images.HEADER_BYTES]
-    kinds = list(headers.FORMATS)
+    kinds = list(formats.FORMATS)
     found = images.check_header(
         head, declared=declared, allowed=kinds, limits=LIMITS, whole=len(head) == len(data)
     )
@@ -116,7 +118,7 @@ def test_a_flood_of_empty_parts_is_refused_in_milliseconds(name: str) -> None:
         judge(data, content_type)
     # The walk alone refuses it too (the header check may have come first).
     with pytest.raises(TooComplex):
-        containers.walk(data, content_type, max_frames=500)
+        formats.walk(data, content_type, max_frames=500)
 
 
 @pytest.mark.parametrize("name", list(FLOODS))
@@ -143,11 +145,11 @@ def test_deeply_nested_avif_boxes_are_refused_without_recursion() -> None:
             data, declared="image/avif", allowed=["image/avif"], limits=LIMITS, whole=True
         )
     with pytest.raises(TooComplex, match="nests its boxes more than 16 levels deep"):
-        containers.walk(data, "image/avif", max_frames=500)
+        formats.walk(data, "image/avif", max_frames=500)
 
 
 def test_avif_boxes_nested_within_the_cap_are_walked() -> None:
-    assert headers.header_size(samples.nested_avif(10), "image/avif") == (16, 16)
+    assert formats.header_size(samples.nested_avif(10), "image/avif") == (16, 16)
 
 
 def test_an_avif_box_that_overflows_its_parent_is_corrupt() -> None:
@@ -155,7 +157,7 @@ def test_an_avif_box_that_overflows_its_parent_is_corrupt() -> None:
     at = data.index(b"ispe") - 4
     data[at : at + 4] = (1000).to_bytes(4, "big")
     with pytest.raises(CorruptImage, match="overflows its parent"):
-        headers.header_size(bytes(data), "image/avif")
+        formats.header_size(bytes(data), "image/avif")
 
 
 # --- kept segments, rewritten -----------------------------------------------------------------
@@ -216,6 +218,26 @@ def test_a_sound_icc_profile_with_hidden_bytes_is_kept_cleaned() -> None:
         assert kept[len(icc) :] == bytes(len(samples.HIDDEN))
     for name in ("JPEG: a fake ICC profile", "JPEG: ICC profile with a tail past its size"):
         assert "icc_profile" not in decoded(judge(hidden[name][0], "image/jpeg").data).info
+
+
+def test_the_samples_icc_profiles_do_not_depend_on_the_clock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """LittleCMS writes the time into a profile's creation date: the test above, comparing a
+    sample's profile with one it made itself, failed when a second ticked in between (byte 35,
+    the seconds). Here every profile LittleCMS makes is a second later than the one before."""
+    real = ImageCms.ImageCmsProfile.tobytes
+    seconds = itertools.count()
+
+    def ticking(profile: ImageCms.ImageCmsProfile) -> bytes:
+        data = bytearray(real(profile))
+        data[34:36] = (next(seconds) % 60).to_bytes(2, "big")
+        return bytes(data)
+
+    monkeypatch.setattr(ImageCms.ImageCmsProfile, "tobytes", ticking)
+    assert samples.srgb_icc() == samples.srgb_icc()
+    assert samples.icc_with_hidden_bytes() == samples.icc_with_hidden_bytes()
+    assert samples.srgb_icc()[24:36] == samples.ICC_DATE
 
 
 def test_a_profile_split_over_several_app2_segments_is_reassembled_or_dropped() -> None:
@@ -294,7 +316,7 @@ def test_png_structural_chunks_of_another_size_are_corrupt(
 
 def test_an_unchanged_png_is_stored_as_the_very_same_bytes() -> None:
     data = samples.png(2, size=(64, 48), icc_profile=samples.srgb_icc())
-    assert containers.walk(data, "image/png", max_frames=500).stripped is data
+    assert formats.walk(data, "image/png", max_frames=500).stripped is data
 
 
 def test_a_webp_chunks_padding_byte_is_stored_as_zero() -> None:
@@ -325,7 +347,7 @@ def test_icc_profile_checks() -> None:
     outside[132 + 4 : 132 + 8] = (len(icc) - 4).to_bytes(4, "big")  # the first tag runs past
     assert containers.icc_profile(bytes(outside)) is None
     compressed = zlib.compress(icc)
-    assert containers._png_iccp(b"name\0\0" + compressed) == b"name\0\0" + compressed
-    assert containers._png_iccp(b"name\0\1" + compressed) is None  # an unknown method
-    assert containers._png_iccp(b"\0\0" + compressed) is None  # no name
-    assert containers._png_iccp(b"name\0\0" + compressed[:-4]) is None  # stream cut off
+    assert png._iccp(b"name\0\0" + compressed) == b"name\0\0" + compressed
+    assert png._iccp(b"name\0\1" + compressed) is None  # an unknown method
+    assert png._iccp(b"\0\0" + compressed) is None  # no name
+    assert png._iccp(b"name\0\0" + compressed[:-4]) is None  # stream cut off

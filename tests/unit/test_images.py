@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageCms, ImageFile
 from tests import samples
 
-from s3drop import containers, headers, images
+from s3drop import containers, formats, headers, images
 from s3drop.errors import (
     CorruptImage,
     ImageRejected,
@@ -21,7 +21,7 @@ from s3drop.errors import (
     TypeMismatch,
 )
 
-ALL = list(headers.FORMATS)
+ALL = list(formats.FORMATS)
 LIMITS = images.ImageLimits()
 
 
@@ -64,7 +64,8 @@ def near(a: tuple[int, ...], b: tuple[int, ...], tolerance: int = 24) -> bool:
         (b"<?xml version='1.0'?><note/>", None, "an XML document"),
         (b"%PDF-1.7\n", None, "a PDF document"),
         (b"PK\x03\x04rest", None, "a ZIP archive"),
-        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", None, "a HEIC image"),
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", "image/heic", "a HEIC image"),
+        (b"\x00\x00\x00\x14ftypmif1\x00\x00\x00\x00mif1", "image/heif", "a HEIF image"),
         (samples.encode(samples.photo(), "BMP"), None, "a BMP image"),
         (samples.encode(samples.photo(), "TIFF"), None, "a TIFF image"),
         (b"just some words\n", None, "a text file"),
@@ -72,7 +73,7 @@ def near(a: tuple[int, ...], b: tuple[int, ...], tolerance: int = 24) -> bool:
     ],
 )
 def test_sniff_judges_by_the_bytes(data: bytes, content_type: str | None, description: str) -> None:
-    found = headers.sniff(data[:64])
+    found = formats.sniff(data[:64])
     assert found.content_type == content_type
     assert found.description == description
 
@@ -94,9 +95,9 @@ def test_sniff_judges_by_the_bytes(data: bytes, content_type: str | None, descri
     ],
 )
 def test_header_size_is_read_without_decoding(data: bytes, content_type: str) -> None:
-    assert headers.header_size(data, content_type) == (301, 123)
+    assert formats.header_size(data, content_type) == (301, 123)
     with pytest.raises(headers.NeedMore):
-        headers.header_size(data[:9], content_type)
+        formats.header_size(data[:9], content_type)
 
 
 def test_a_jpeg_header_longer_than_the_first_read_asks_for_more() -> None:

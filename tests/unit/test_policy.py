@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from s3drop.config import KNOWN_TYPES, Settings
+from s3drop.config import Settings
 from s3drop.errors import (
     ConfigurationError,
     FileEmpty,
@@ -16,6 +16,7 @@ from s3drop.errors import (
     PostRejected,
     TypeNotAllowed,
 )
+from s3drop.formats import FORMATS
 from s3drop.policy import (
     Credentials,
     ImageKey,
@@ -284,11 +285,11 @@ def test_another_bucket_does_not_verify() -> None:
 # --- promoted images' keys and owners' indexes ------------------------------------------------
 
 
-@pytest.mark.parametrize("content_type", list(KNOWN_TYPES))
+@pytest.mark.parametrize("content_type", list(FORMATS))
 def test_an_image_key_carries_the_gallery_facts(content_type: str) -> None:
     upload_id = new_upload_id(now=1_700_000_000.0)
     key = image_key(upload_id, content_type, width=300, height=200, size=48213)
-    ext = KNOWN_TYPES[content_type]
+    ext = FORMATS[content_type].key_extension
     assert key == f"images/{upload_id}.300x200.48213.{ext}"
     assert key.startswith(image_prefix(upload_id))
     facts = parse_image_key(key)

@@ -353,8 +353,10 @@ function joinOr(names) {
   return `${names.slice(0, -1).join(", ")} or ${names[names.length - 1]}`;
 }
 
-/** The server's description of each allowed type: `{type, label, extensions}` from `types` in
- * {api}/config; a server that sends only `allowed_types` gets labels made from the type itself. */
+/** The server's description of each allowed type: `{type, label, extensions, family}` from `types`
+ * in {api}/config (`family`: the other types, with their extensions, a file declared as this one
+ * may be, as a HEIC may be declared HEIF); a server that sends only `allowed_types` gets labels made
+ * from the type itself and no family. */
 function describeTypes(config) {
   const described = new Map();
   for (const entry of Array.isArray(config.types) ? config.types : []) {
@@ -367,18 +369,42 @@ function describeTypes(config) {
       type,
       label: entry.label || subtype.toUpperCase(),
       extensions: Array.isArray(entry.extensions) ? entry.extensions : [`.${subtype}`],
+      family: (Array.isArray(entry.family) ? entry.family : [])
+        .filter((kin) => kin && typeof kin.type === "string")
+        .map((kin) => ({ type: kin.type, extensions: Array.isArray(kin.extensions) ? kin.extensions : [] })),
     };
   });
 }
 
-/** Does a type pass an `accept` list ("image/png", "image/*", ".png")? */
+/** The type of `described` a file is declared as, given the browser's `type` (lowercase), or
+ * when it gives none, the file's extension `ext` (".heic"): a type's own, else the one whose family
+ * has it (a HEIC the browser calls image/heic is declared as the image/heif the server takes, as
+ * the server accepts it). "" when none of `described` fits. */
+function declaredType(described, type, ext) {
+  const fits = (entry) => (type ? entry.type === type : entry.extensions.includes(ext));
+  const own = described.find(fits);
+  if (own) return own.type;
+  const kin = described.find((entry) => entry.family.some(fits));
+  return kin ? kin.type : "";
+}
+
+/** The extension (no dot) the server's description gives `type` first, else its subtype. */
+function extensionFor(described, type) {
+  const entry = described.find((d) => d.type === type);
+  return entry && entry.extensions.length ? entry.extensions[0].replace(/^\./, "") : (type.split("/")[1] || "bin");
+}
+
+/** Does a type pass an `accept` list ("image/png", "image/*", ".png")? A token naming another of
+ * its family counts (accept="image/heic" keeps the HEIF a HEIC is declared as). */
 function accepts(tokens, described) {
   if (!tokens.length) return true;
-  return tokens.some((token) => {
-    if (token.startsWith(".")) return described.extensions.includes(token);
-    if (token.endsWith("/*")) return described.type.startsWith(token.slice(0, -1));
-    return token === described.type;
-  });
+  return [described, ...described.family].some((entry) =>
+    tokens.some((token) => {
+      if (token.startsWith(".")) return entry.extensions.includes(token);
+      if (token.endsWith("/*")) return entry.type.startsWith(token.slice(0, -1));
+      return token === entry.type;
+    }),
+  );
 }
 
 /** What the server's refusal means to the person uploading: its own words for a refused request
@@ -415,9 +441,11 @@ async function sha256Hex(file) {
 /** A copy of an image file whose longer side is at most `maxSide` pixels, upright (EXIF orientation
  * applied by createImageBitmap), as JPEG (from a JPEG) or WebP (from anything else, keeping alpha)
  * at `quality` (1-100); where WebP is not allowed, JPEG if the picture is opaque, else a PNG stays
- * PNG. Null when the image is small enough already, is animated (GIF), or the browser cannot
- * decode or encode it (then the original is sent, as without downscaling). */
-export async function downscale(file, type, { maxSide, quality, allowed }) {
+ * PNG. `types` are the server's allowed types as `describeTypes` gives them (the copy is named with
+ * the server's extension). Null when the image is small enough already, is animated (GIF), or the
+ * browser cannot decode or encode it (then the original is sent, as without downscaling). */
+export async function downscale(file, type, { maxSide, quality, types }) {
+  const allowed = types.map((described) => described.type);
   if (!maxSide || type === "image/gif" || typeof globalThis.createImageBitmap !== "function") return null;
   let bitmap;
   try {
@@ -447,7 +475,7 @@ export async function downscale(file, type, { maxSide, quality, allowed }) {
       ? await canvas.convertToBlob(options)
       : await new Promise((resolve) => canvas.toBlob(resolve, options.type, options.quality));
     if (!blob || blob.type !== output) return null; // the browser could not encode that type
-    const ext = { "image/jpeg": "jpg", "image/webp": "webp", "image/png": "png" }[output];
+    const ext = extensionFor(types, output);
     const stem = (file.name || "image").replace(/\.[^.]*$/, "");
     return new File([blob], `${stem}.${ext}`, { type: output, lastModified: file.lastModified });
   } catch {
@@ -464,11 +492,12 @@ function opaque(context, width, height) {
   return true;
 }
 
-/** Clipboard images are all called "image.png"; give each a name worth keeping. */
-function namePasted(file) {
+/** Clipboard images are all called "image.png"; give each a name worth keeping (an extension from
+ * `described`, the server's types, when the name has none). */
+function namePasted(file, described) {
   if (file.name && file.name !== "image.png") return file;
   const stamp = new Date().toISOString().slice(0, 19).replace("T", " ").replace(/:/g, ".");
-  const ext = extensionOf(file.name || "") || (file.type.split("/")[1] || "png").replace("jpeg", "jpg");
+  const ext = extensionOf(file.name || "") || extensionFor(described, file.type || "image/png");
   return new File([file], `Pasted ${stamp}.${ext}`, { type: file.type, lastModified: file.lastModified });
 }
 
@@ -773,7 +802,11 @@ export class S3DropUploader extends HTMLElement {
       .map((token) => token.trim().toLowerCase())
       .filter(Boolean);
     this.#types = describeTypes(this.#config).filter((described) => accepts(tokens, described));
-    ui.input.accept = this.#types.flatMap((described) => [described.type, ...described.extensions]).join(",");
+    // The picker offers a type's family too: a .heic where the server takes HEIF.
+    ui.input.accept = this.#types
+      .flatMap((described) => [described, ...described.family])
+      .flatMap((entry) => [entry.type, ...entry.extensions])
+      .join(",");
     const count = this.#maxFiles === Infinity ? "" : ` · ${this.#maxFiles === 1 ? "one file" : `up to ${this.#maxFiles} files`}`;
     ui.limits.textContent = `${joinOr(this.#types.map((d) => d.label))} · up to ${formatSize(this.#config.max_bytes)} each${count}`;
   }
@@ -849,18 +882,20 @@ export class S3DropUploader extends HTMLElement {
     return item;
   }
 
-  /** The file's type as the browser says, or from its extension by the server's list. */
+  /** The type the file is declared as: the browser's, or from its extension when the browser gives
+   * none, by the server's list; declared as the allowed member of its family where the server takes
+   * that one (see declaredType). Before the settings are in, the browser's type as it is. */
   #fileType(file) {
-    if (file.type) return file.type.toLowerCase();
-    const ext = `.${extensionOf(file.name)}`;
-    const known = this.#config ? describeTypes(this.#config).find((d) => d.extensions.includes(ext)) : null;
-    return known ? known.type : "";
+    const type = (file.type || "").toLowerCase();
+    if (!this.#config) return type;
+    const ext = `.${extensionOf(file.name || "")}`;
+    return declaredType(this.#types, type, ext) || declaredType(describeTypes(this.#config), type, ext) || type;
   }
 
   /** Check the file against the server's settings; queue it, or refuse it here. */
   #admit(item) {
     if (item.state !== "queued" || item.removed) return;
-    if (!item.type) item.type = this.#fileType(item.file);
+    item.type = this.#fileType(item.file); // by the settings, now they are in
     const refusal = this.#checkFile(item);
     if (refusal) {
       this.#refuse(item, refusal.code, refusal.message);
@@ -968,7 +1003,7 @@ export class S3DropUploader extends HTMLElement {
     const copy = await downscale(item.file, item.type, {
       maxSide: config.client_max_side,
       quality: config.client_quality,
-      allowed: config.allowed_types,
+      types: describeTypes(config),
     });
     if (copy) {
       item.type = copy.type;
@@ -1340,7 +1375,8 @@ export class S3DropUploader extends HTMLElement {
       }
       if (!files.length) return;
       event.preventDefault();
-      this.addFiles(files.map(namePasted));
+      const described = this.#config ? describeTypes(this.#config) : [];
+      this.addFiles(files.map((file) => namePasted(file, described)));
       this.announce(files.length === 1 ? "Pasted 1 file" : `Pasted ${files.length} files`);
     },
   };
