@@ -31,3 +31,43 @@ def test_the_command_line_starts_without_the_heavy_libraries() -> None:
     code = f"import sys, s3drop.cli; print(','.join(m for m in {heavy!r} if m in sys.modules))"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == ""
+
+
+def test_the_clients_all_matches_its_public_names() -> None:
+    """``s3drop.client`` is a package of small modules; its names are still all importable from it,
+    as when it was one module."""
+    import s3drop.client as client
+
+    public = {
+        name
+        for name in dir(client)
+        if not name.startswith("_")
+        and not inspect.ismodule(getattr(client, name))
+        and name != "annotations"
+    }
+    assert set(client.__all__) == public
+    assert {
+        "Client",
+        "DEFAULT_SERVER",
+        "ImagePage",
+        "ServerConfig",
+        "UploadResult",
+        "file_sha256",
+        "server_url",
+        "sniff_type",
+        "type_names",
+    } <= public  # what the one module defined
+
+
+def test_no_module_of_the_client_is_over_400_lines() -> None:
+    from pathlib import Path
+
+    import s3drop.client as client
+
+    assert Path(client.__file__ or "").name == "__init__.py"
+    sizes = {
+        path.name: len(path.read_text().splitlines())
+        for path in Path(client.__file__ or "").parent.glob("*.py")
+    }
+    assert len(sizes) > 1
+    assert max(sizes.values()) <= 400, sizes
