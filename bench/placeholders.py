@@ -18,16 +18,14 @@ and a dominant colour, vs a bare listing; and what making them costs in the sand
 from __future__ import annotations
 
 import io
-import os
 import statistics
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .common import Pending, Report, Row, Series, Target, paired_ratio
-from .gallery import CALLS, PAGE, _drop, _ids, _measure, _template
+from .common import Pending, Report, Row, Series, paired_ratio
+from .gallery import CALLS, PAGE, _measure, fill_local, fill_rgw, versus_bare
 
 TARGET = 1.2
 
@@ -63,73 +61,24 @@ def _page_check(drop: Any, calls: list[str]) -> Callable[[], None]:
 
 
 def local(workdir: Path, *, rounds: int, count: int) -> tuple[Row, dict[str, Any]]:
-    from s3drop.config import Settings
-
-    drop = _drop(Settings(data_dir=workdir / "placeholders-local"))
-    key_for, data, content_type, metadata = _template(drop)
-    for upload_id in _ids(count):
-        drop.storage.put(key_for(upload_id), data, content_type=content_type, metadata=metadata)
-    folder = drop.storage.objects / "images"
-    found = sum(1 for _ in os.scandir(folder))
-    calls = _counted(drop.storage)
-    gallery = _page_check(drop, calls)
-
-    def bare() -> list[str]:
-        return sorted(entry.name for entry in os.scandir(folder))[:PAGE]
-
+    drop, bare = fill_local(workdir, "placeholders-local", count)
+    gallery = _page_check(drop, _counted(drop.storage))
     subject, baseline = _measure(gallery, bare, rounds=rounds, calls=CALLS["local"])
-    sample = key_for("0" * 23)
-    row = Row(
-        case=f"local: first page of {PAGE} among {found}, placeholders in keys",
-        subject=Series("list_images", "ms", subject),
-        baseline=Series("os.scandir + sort", "ms", baseline),
-        ratio=paired_ratio(subject, baseline, label="gallery/bare"),
-        ratio_means="list_images ms / bare listing ms",
-        target=Target("ratio", "<=", TARGET, f"<= {TARGET}x bare"),
-        extra={"storage_calls_per_page": 1},
+    sample = _first_key(drop)
+    case = f"local: first page of {PAGE} among {count + 1}, placeholders in keys"
+    row = versus_bare(
+        case, subject, baseline, backend="local", target=TARGET, storage_calls_per_page=1
     )
     return row, {"key_example": sample, "key_length": len(sample)}
 
 
 def rgw(workdir: Path, server: Any, *, rounds: int, count: int) -> list[Row]:
-    import boto3
-
-    from s3drop.config import Settings
-    from s3drop.storage.s3 import S3Storage
-
-    bucket = server.new_bucket("placeholders")
-    settings = Settings(
-        data_dir=workdir / "placeholders-rgw",
-        bucket=bucket,
-        endpoint_url=server.endpoint,
-        region="us-east-1",
-    )
-    session = boto3.Session(
-        aws_access_key_id=server.access_key, aws_secret_access_key=server.secret_key
-    )
-    drop = _drop(settings, S3Storage(settings, session=session))
-    key_for, data, content_type, metadata = _template(drop)
-    client = server.new_client(pool=32)
-
-    def put(upload_id: str) -> None:
-        client.put_object(
-            Bucket=bucket, Key=key_for(upload_id), Body=data, ContentType=content_type,
-            Metadata=metadata,
-        )  # fmt: skip
-
-    with ThreadPoolExecutor(max_workers=24) as pool:
-        list(pool.map(put, _ids(count)))
-    calls = _counted(drop.storage)
-    gallery = _page_check(drop, calls)
-
-    def bare() -> Any:
-        answer = client.list_objects_v2(Bucket=bucket, Prefix="images/", MaxKeys=PAGE)
-        if len(answer.get("Contents", [])) != PAGE:
-            raise RuntimeError("the bare listing did not give a full page")
-        return answer
-
+    drop, bare, _ = fill_rgw(workdir, server, "placeholders", count)
+    gallery = _page_check(drop, _counted(drop.storage))
     subject, baseline = _measure(gallery, bare, rounds=rounds, calls=CALLS["rgw"])
-    fast_subject, fast_baseline = _fastest(gallery, bare, rounds=rounds, calls=CALLS["rgw"])
+    fast_subject, fast_baseline = _measure(
+        gallery, bare, rounds=rounds, calls=CALLS["rgw"], pick=min
+    )
     fastest = Row(
         case="diag: RGW, the same page vs list_objects_v2, fastest call per round",
         subject=Series("list_images", "ms", fast_subject),
@@ -138,16 +87,18 @@ def rgw(workdir: Path, server: Any, *, rounds: int, count: int) -> list[Row]:
         ratio_means="fastest list_images ms / fastest list_objects_v2 ms of each round",
     )
     share = placeholder_share(drop, rounds=rounds)
-    row = Row(
-        case=f"RGW: first page of {PAGE} among {count + 1}, placeholders in keys",
-        subject=Series("list_images", "ms", subject),
-        baseline=Series("list_objects_v2", "ms", baseline),
-        ratio=paired_ratio(subject, baseline, label="gallery/bare"),
-        ratio_means="list_images ms / list_objects_v2 ms",
-        target=Target("ratio", "<=", TARGET, f"<= {TARGET}x bare"),
-        extra={"storage_calls_per_page": 1},
+    case = f"RGW: first page of {PAGE} among {count + 1}, placeholders in keys"
+    row = versus_bare(
+        case, subject, baseline, backend="rgw", target=TARGET, storage_calls_per_page=1
     )
     return [row, fastest, share]
+
+
+def _first_key(drop: Any) -> str:
+    """The gallery's first key: the one image promoted through ``complete()``, under another id
+    (the same segments and length as every key there)."""
+    newest: str = drop.storage.list_objects("images/", limit=1)[0].key
+    return newest
 
 
 def placeholder_share(drop: Any, *, rounds: int) -> Row:
@@ -189,7 +140,7 @@ def placeholder_share(drop: Any, *, rounds: int) -> Row:
 
         return one
 
-    subject, baseline = _fastest(page(with_them), page(without), rounds=rounds, calls=25)
+    subject, baseline = _measure(page(with_them), page(without), rounds=rounds, calls=25, pick=min)
     return Row(
         case="diag: per-key work of a page, keys with vs without placeholders (fastest call)",
         subject=Series("with .p.c", "ms", subject),
@@ -199,27 +150,6 @@ def placeholder_share(drop: Any, *, rounds: int) -> Row:
         "the fastest of 25 interleaved calls per round (on a loaded machine a median of calls "
         "this short measures the scheduler and the garbage collector)",
     )
-
-
-def _fastest(
-    subject: Callable[[], Any], baseline: Callable[[], Any], *, rounds: int, calls: int
-) -> tuple[list[float], list[float]]:
-    """Like ``gallery._measure``, but each round's figure is its fastest call."""
-    a: list[float] = []
-    b: list[float] = []
-    for _ in range(rounds):
-        times: tuple[list[float], list[float]] = ([], [])
-        for index in range(calls):
-            order = (
-                ((subject, 0), (baseline, 1)) if index % 2 == 0 else ((baseline, 1), (subject, 0))
-            )
-            for function, slot in order:
-                start = time.perf_counter()
-                function()
-                times[slot].append((time.perf_counter() - start) * 1000)
-        a.append(min(times[0]))
-        b.append(min(times[1]))
-    return a, b
 
 
 def sandbox_cost(*, rounds: int) -> list[Row]:

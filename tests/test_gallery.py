@@ -23,12 +23,12 @@ from s3drop.errors import Forbidden, InvalidRequest, NotFound
 from s3drop.limits import MemoryLimitStore
 from s3drop.placeholders import Placeholder
 from s3drop.policy import image_key, new_upload_id, quarantine_key
-from s3drop.storage.base import ObjectInfo
 from s3drop.storage.local import LocalStorage
 from s3drop.uploads import S3Drop
 
 from . import samples
 from .conftest import LiveServer, start_server
+from .counting import CountingStorage
 from .flow import Backend, complete, live_backend, upload
 
 
@@ -127,29 +127,9 @@ def test_each_image_has_its_facts_and_urls(drop: S3Drop) -> None:
     }
 
 
-class _Counting(LocalStorage):
-    """The local backend, counting the calls the gallery makes."""
-
-    calls: list[str] = []
-
-    def list_objects(
-        self, prefix: str, *, start_after: str | None = None, limit: int = 1000
-    ) -> list[ObjectInfo]:
-        self.calls.append(f"list {prefix}")
-        return super().list_objects(prefix, start_after=start_after, limit=limit)
-
-    def head(self, key: str) -> ObjectInfo | None:
-        self.calls.append(f"head {key}")
-        return super().head(key)
-
-    def read(self, key: str, *, start: int = 0, end: int | None = None) -> bytes:
-        self.calls.append(f"read {key}")
-        return super().read(key, start=start, end=end)
-
-
 def test_a_page_is_one_listing_call_and_nothing_per_image(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data")
-    storage = _Counting(settings)
+    storage = CountingStorage(settings)
     drop = S3Drop(settings, storage=storage, limit_store=MemoryLimitStore())
     ids = promote(drop, count=4)
     for principal, prefix in [(None, "images/"), (ALICE, "owners/alice/")]:

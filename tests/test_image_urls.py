@@ -17,38 +17,15 @@ from s3drop.auth import BearerTokens, Principal
 from s3drop.errors import Forbidden, InvalidRequest, NotFound
 from s3drop.limits import MemoryLimitStore
 from s3drop.policy import new_upload_id, quarantine_key, thumbnail_key
-from s3drop.storage.base import ObjectInfo
-from s3drop.storage.local import LocalStorage
 from s3drop.uploads import S3Drop
 from s3drop.web.app import create_app
 
 from . import samples
+from .counting import CountingStorage
 from .inprocess import BASE, asgi_client, upload
 
 ALICE, BOB = Principal("alice"), Principal("bob")
 TOKENS = {"alice": "alice-secret-token", "bob": "bob-secret-token-2"}
-
-
-class CountingStorage(LocalStorage):
-    """The local backend, recording every storage call but writes."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        self.calls: list[str] = []
-
-    def list_objects(
-        self, prefix: str, *, start_after: str | None = None, limit: int = 1000
-    ) -> list[ObjectInfo]:
-        self.calls.append(f"list {prefix}")
-        return super().list_objects(prefix, start_after=start_after, limit=limit)
-
-    def head(self, key: str) -> ObjectInfo | None:
-        self.calls.append(f"head {key}")
-        return super().head(key)
-
-    def read(self, key: str, *, start: int = 0, end: int | None = None) -> bytes:
-        self.calls.append(f"read {key}")
-        return super().read(key, start=start, end=end)
 
 
 def make_drop(tmp_path: Path, **settings: object) -> tuple[S3Drop, CountingStorage]:

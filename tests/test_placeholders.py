@@ -19,13 +19,13 @@ from PIL import Image
 
 from s3drop import S3Drop, Settings
 from s3drop.placeholders import Placeholder
-from s3drop.policy import image_key, new_upload_id, owner_key, thumbnail_key
-from s3drop.storage.base import ObjectInfo
-from s3drop.storage.local import LocalStorage
+from s3drop.policy import new_upload_id
 from s3drop.web.app import create_app
 
 from . import samples
+from .counting import CountingStorage
 from .inprocess import asgi_client, sign, stored, upload
+from .promoted import promote_as_before_placeholders
 
 RED = (200, 30, 40)
 
@@ -35,26 +35,6 @@ def _mostly_red(seed: int) -> bytes:
     image = samples.photo(seed, (400, 300))
     image.paste(RED, (0, 0, 280, 300))
     return samples.encode(image, "PNG")
-
-
-class _CountingStorage(LocalStorage):
-    """The local backend, counting the storage requests a listing makes."""
-
-    calls: list[str] = []
-
-    def list_objects(
-        self, prefix: str, *, start_after: str | None = None, limit: int = 1000
-    ) -> list[ObjectInfo]:
-        self.calls.append(f"list {prefix}")
-        return super().list_objects(prefix, start_after=start_after, limit=limit)
-
-    def head(self, key: str) -> ObjectInfo | None:
-        self.calls.append(f"head {key}")
-        return super().head(key)
-
-    def read(self, key: str, **kwargs: Any) -> bytes:
-        self.calls.append(f"read {key}")
-        return super().read(key, **kwargs)
 
 
 @pytest.fixture
@@ -93,7 +73,7 @@ def test_an_accepted_image_has_its_placeholder_everywhere_it_is_described(
 
 def test_a_gallery_page_with_placeholders_is_still_one_listing_call(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data")
-    storage = _CountingStorage(settings)
+    storage = CountingStorage(settings)
     drop = S3Drop(settings, storage=storage)
     for seed in range(3):
         upload_id = new_upload_id()
@@ -104,9 +84,9 @@ def test_a_gallery_page_with_placeholders_is_still_one_listing_call(tmp_path: Pa
             metadata={"filename": f"red-{seed}.png"},
         )
         drop.complete(upload_id)
-    _CountingStorage.calls = []
+    storage.calls.clear()
     page = drop.list_images(limit=50)
-    assert _CountingStorage.calls == ["list images/"]
+    assert storage.calls == ["list images/"]
     assert len(page.images) == 3
     assert all(image.placeholder is not None for image in page.images)
     assert all(
@@ -126,33 +106,12 @@ def test_a_transparent_image_gets_an_alpha_placeholder(
     assert _close(image["placeholder"]["color"], (30, 90, 200), 3)  # the opaque part's colour
 
 
-def _promote_as_before(drop: S3Drop, data: bytes, filename: str) -> str:
-    """What a promotion wrote before placeholders: a key without ``p``/``c`` segments, its
-    thumbnail naming it, its owner's index entry."""
-    upload_id = new_upload_id()
-    key = image_key(
-        upload_id, "image/png", width=400, height=300, size=len(data), filename=filename
-    )
-    meta = {"owner": "anonymous", "filename": filename}
-    drop.storage.put(
-        thumbnail_key(upload_id),
-        samples.encode(Image.new("RGB", (32, 24)), "WEBP"),
-        content_type="image/webp",
-        metadata={"image": key.rpartition("/")[2], **meta},
-    )
-    drop.storage.put(key, data, content_type="image/png", metadata=meta)
-    drop.storage.put(
-        owner_key("anonymous", key), b"", content_type="application/x-empty", metadata={}
-    )
-    return upload_id
-
-
 def test_images_promoted_before_placeholders_answer_null_and_nothing_breaks(
     app_and_http: tuple[Any, httpx.Client],
 ) -> None:
     app, http = app_and_http
     drop: S3Drop = app.state.drop
-    old = _promote_as_before(drop, _mostly_red(7), "old.png")
+    old = promote_as_before_placeholders(drop, _mostly_red(7), "old.png")
     new = upload(http, "/api", _mostly_red(8))
 
     answer = http.get("/api/images")

@@ -8,7 +8,6 @@ Screenshots of both moments go to test-output/.
 
 from __future__ import annotations
 
-import io
 import re
 import time
 from typing import Any
@@ -18,10 +17,10 @@ from PIL import Image
 from playwright.sync_api import Page, Route, expect
 
 from s3drop import S3Drop, Settings
-from s3drop.policy import image_key, new_upload_id, owner_key, thumbnail_key
 from tests import samples
 from tests.conftest import LiveServer
 from tests.e2e.test_page import open_page, payload, row, screenshot
+from tests.promoted import promote_as_before_placeholders
 
 pytestmark = pytest.mark.browser
 
@@ -51,28 +50,6 @@ def _accept(server: LiveServer, data: bytes, filename: str) -> dict[str, Any]:
         assert done.status_code == 200, done.text
         image: dict[str, Any] = done.json()["image"]
         return image
-
-
-def _promote_as_before(server: LiveServer, data: bytes, filename: str) -> str:
-    """An image as a promotion before placeholders wrote it (no ``p``/``c`` in its key)."""
-    drop = S3Drop(Settings(data_dir=server.data_dir))
-    upload_id = new_upload_id()
-    key = image_key(
-        upload_id, "image/png", width=400, height=300, size=len(data), filename=filename
-    )
-    meta = {"owner": "anonymous", "filename": filename}
-    thumb = samples.encode(Image.open(io.BytesIO(data)).resize((320, 240)), "WEBP")
-    drop.storage.put(
-        thumbnail_key(upload_id),
-        thumb,
-        content_type="image/webp",
-        metadata={"image": key.rpartition("/")[2], **meta},
-    )
-    drop.storage.put(key, data, content_type="image/png", metadata=meta)
-    drop.storage.put(
-        owner_key("anonymous", key), b"", content_type="application/x-empty", metadata={}
-    )
-    return upload_id
 
 
 class Held:
@@ -116,21 +93,18 @@ def _painted(page: Page, selector: str) -> dict[str, Any]:
     return found
 
 
-def _wait_painted(page: Page, selector: str) -> dict[str, Any]:
-    """The <img>'s state once its ThumbHash has been decoded and painted (a few milliseconds)."""
-    page.wait_for_function(
-        "(selector) => getComputedStyle(document.querySelector(selector))"
-        ".backgroundImage.startsWith('url(\"data:image/png;base64,')",
-        arg=selector,
-    )
-    return _painted(page, selector)
+#: What :func:`_wait` waits for: the ThumbHash decoded and painted (a few milliseconds) ...
+_PAINTED = (
+    "(img) => getComputedStyle(img).backgroundImage.startsWith('url(\"data:image/png;base64,')"
+)
+#: ... or the image loaded and its placeholder gone.
+_LOADED = "(img) => img.complete && img.naturalWidth > 0 && !img.dataset.placeholder"
 
 
-def _wait_loaded(page: Page, selector: str) -> dict[str, Any]:
+def _wait(page: Page, selector: str, until: str) -> dict[str, Any]:
+    """The <img>'s state (:func:`_painted`) once ``until``, a function of it, holds."""
     page.wait_for_function(
-        "(selector) => { const img = document.querySelector(selector);"
-        " return img.complete && img.naturalWidth > 0 && !img.dataset.placeholder; }",
-        arg=selector,
+        f"(selector) => ({until})(document.querySelector(selector))", arg=selector
     )
     return _painted(page, selector)
 
@@ -138,7 +112,8 @@ def _wait_loaded(page: Page, selector: str) -> dict[str, Any]:
 def test_the_gallery_and_the_viewer_paint_the_placeholder_before_the_image(
     page: Page, shared_server: LiveServer
 ) -> None:
-    old = _promote_as_before(shared_server, _mostly_red(2), "before.png")
+    drop = S3Drop(Settings(data_dir=shared_server.data_dir))
+    old = promote_as_before_placeholders(drop, _mostly_red(2), "before.png")
     image = _accept(shared_server, _mostly_red(1), "red.png")
     color = image["placeholder"]["color"]
     thumbs = Held(page, re.compile(r"/storage/thumbs/"))
@@ -146,7 +121,7 @@ def test_the_gallery_and_the_viewer_paint_the_placeholder_before_the_image(
     thumbs.wait(2)
 
     tile = f'.tile[data-id="{image["id"]}"] .tile-img'
-    held = _wait_painted(page, tile)
+    held = _wait(page, tile, _PAINTED)
     assert not held["loaded"]  # the thumbnail has not arrived
     assert held["color"] == _rgb(color)  # the dominant colour, at once
     assert held["width"] > 100  # the tile keeps its size meanwhile
@@ -161,24 +136,24 @@ def test_the_gallery_and_the_viewer_paint_the_placeholder_before_the_image(
     assert before["color"] == "rgba(0, 0, 0, 0)"
 
     thumbs.release()
-    loaded = _wait_loaded(page, tile)
+    loaded = _wait(page, tile, _LOADED)
     assert loaded["image"] == "none"  # the placeholder went once the image came
     assert loaded["color"] == "rgba(0, 0, 0, 0)"
     screenshot(page, "placeholders-gallery-loaded.png")
-    assert _wait_loaded(page, f'.tile[data-id="{old}"] .tile-img')["loaded"]
+    assert _wait(page, f'.tile[data-id="{old}"] .tile-img', _LOADED)["loaded"]
 
     # The viewer: the original is held; the placeholder shows in its place meanwhile.
     originals = Held(page, re.compile(r"/storage/images/"))
     page.locator(f'.tile[data-id="{image["id"]}"] .tile-open').click()
     originals.wait(1)
-    viewer = _wait_painted(page, "#viewer-img")
+    viewer = _wait(page, "#viewer-img", _PAINTED)
     assert not viewer["loaded"]
     assert viewer["color"] == _rgb(color)
     assert viewer["width"] > 100
     assert viewer["height"] > 75
     screenshot(page, "placeholders-viewer-held.png")
     originals.release()
-    assert _wait_loaded(page, "#viewer-img")["image"] == "none"
+    assert _wait(page, "#viewer-img", _LOADED)["image"] == "none"
 
 
 def test_the_element_paints_the_placeholder_of_a_file_it_could_not_preview(
