@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -159,8 +160,8 @@ def test_the_gallery_and_the_viewer_paint_the_placeholder_before_the_image(
 def test_the_element_paints_the_placeholder_of_a_file_it_could_not_preview(
     page: Page, shared_server: LiveServer
 ) -> None:
-    """A file the browser cannot decode itself (HEIC in Chromium, simulated here by previews that
-    fail) gets the server's thumbnail once accepted, its placeholder painted meanwhile; so does
+    """A file the browser cannot decode itself (previews that fail stand for any here; a real HEIC
+    is the next test) gets the server's thumbnail once accepted, its placeholder painted meanwhile; so does
     a file already in the gallery (answered at signing, nothing sent)."""
     page.add_init_script("URL.createObjectURL = () => 'data:image/png;base64,AAAA';")
     again = _mostly_red(3)
@@ -201,6 +202,41 @@ def test_the_element_paints_the_placeholder_of_a_file_it_could_not_preview(
         page.wait_for_function(
             "(img) => img.naturalWidth > 0 && !img.dataset.placeholder", arg=thumb.element_handle()
         )
+
+
+def test_an_uploaded_heic_has_its_placeholder_in_the_row_until_its_jpeg_thumbnail_loads(
+    page: Page, make_server: Callable[..., LiveServer]
+) -> None:
+    """A real HEIC (Chromium cannot decode it, so the row has no preview of its own): the server
+    converts it to a JPEG and answers its placeholder, which the row paints until the server's
+    thumbnail has loaded."""
+    server = make_server(env={"S3DROP_ALLOWED_TYPES": "image/png,image/jpeg,image/heic"})
+    open_page(page, server)
+    thumbs = Held(page, re.compile(r"/storage/thumbs/"))
+    data = samples.oriented_heic(6, size=(320, 240))  # red, turned upright by its irot
+    page.set_input_files("#file-input", files=[payload("IMG_0042.heic", data, "image/heic")])
+    expect(row(page, "IMG_0042.heic")).to_have_attribute("data-state", "done", timeout=30_000)
+    thumbs.wait(1)
+    thumb = row(page, "IMG_0042.heic").locator(".file-thumb")
+    page.wait_for_function(
+        "(img) => getComputedStyle(img).backgroundImage.startsWith('url(\"data:image/png')",
+        arg=thumb.element_handle(),
+    )
+    state = thumb.evaluate(
+        "(img) => ({loaded: img.naturalWidth > 0, hidden: img.hidden,"
+        " color: getComputedStyle(img).backgroundColor})"
+    )
+    with server.client() as http:
+        [image] = http.get("/api/images").json()["images"]
+    assert image["format"] == "jpeg"
+    color = image["placeholder"]["color"]
+    found = bytes.fromhex(color[1:])
+    assert all(abs(a - b) < 40 for a, b in zip(found, (255, 0, 0), strict=True)), color
+    assert state == {"loaded": False, "hidden": False, "color": _rgb(color)}
+    thumbs.release()
+    page.wait_for_function(
+        "(img) => img.naturalWidth > 0 && !img.dataset.placeholder", arg=thumb.element_handle()
+    )
 
 
 def _box(locator: Any) -> dict[str, float]:
