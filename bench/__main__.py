@@ -1,14 +1,16 @@
 """``python -m bench [NAME...]``: run the benchmarks, print the table, write bench/results/latest.json.
 
-Names: sign, limits, upload, verify, gallery, e2e, dedupe, sandbox, placeholders, heic (default:
-all, in that order).
-See bench/README.md.
+Names: sign, limits, upload, verify, gallery, e2e, dedupe, sandbox, heic (default: all, in that
+order), and the groups ``issue13`` (sign, limits, verify, e2e) and ``issue15`` (the web-image
+figures). Hooks: a module ``bench/<name>.py`` for a name in :data:`HOOKS` that defines
+``bench(resources, args) -> Report`` runs like the built-in ones. See bench/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import os
 import shutil
@@ -26,10 +28,15 @@ from rich.table import Table
 
 from .common import RESULTS, Pending, Report, Row, Series, machine
 
-NAMES = (
-    "sign", "limits", "upload", "verify", "gallery", "e2e", "dedupe", "sandbox", "placeholders",
-    "heic",
-)  # fmt: skip
+BUILT_IN = ("sign", "limits", "upload", "verify", "gallery", "e2e", "dedupe", "sandbox", "heic")
+#: Benchmarks other work adds as ``bench/<name>.py`` with ``bench(resources, args) -> Report``.
+HOOKS = ("variants", "placeholders")
+NAMES = BUILT_IN + tuple(name for name in HOOKS if (Path(__file__).parent / f"{name}.py").exists())
+#: Names that stand for several: what ``./scripts/bench`` runs when given none is ``issue13``.
+GROUPS = {
+    "issue13": ("sign", "limits", "verify", "e2e"),
+    "issue15": ("gallery", "dedupe", "heic", *NAMES[len(BUILT_IN) :]),
+}
 
 
 class Resources:
@@ -92,11 +99,6 @@ def _runner(name: str) -> Callable[[Resources, argparse.Namespace], Report]:
 
         return module.run(res.workdir, res, rounds=args.rounds or 5)
 
-    def placeholders(res: Resources, args: argparse.Namespace) -> Report:
-        from . import placeholders as module
-
-        return module.run(res.workdir, res, rounds=args.rounds or 5, count=args.images)
-
     def heic(res: Resources, args: argparse.Namespace) -> Report:
         from . import heic as module
 
@@ -112,9 +114,13 @@ def _runner(name: str) -> Callable[[Resources, argparse.Namespace], Report]:
         "gallery": gallery,
         "e2e": e2e,
         "dedupe": dedupe,
-        "placeholders": placeholders,
     }
-    return runners[name]
+    if name in runners:
+        return runners[name]
+    hooked: Callable[[Resources, argparse.Namespace], Report] = importlib.import_module(
+        f"bench.{name}"
+    ).bench
+    return hooked
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,7 +132,14 @@ def main(argv: list[str] | None = None) -> int:
         "names",
         nargs="*",
         metavar="NAME",
-        help=f"benchmarks to run ({', '.join(NAMES)}; default all)",
+        help=f"benchmarks to run ({', '.join(NAMES)}; or a group: {', '.join(GROUPS)}; "
+        "default all)",
+    )
+    parser.add_argument(
+        "--default-names",
+        metavar="GROUP",
+        choices=list(GROUPS),
+        help="what to run when no NAME is given (default: all)",
     )
     parser.add_argument(
         "--rounds", type=int, help="rounds per figure (default per benchmark, >= 3)"
@@ -162,10 +175,12 @@ def main(argv: list[str] | None = None) -> int:
         args.out = RESULTS / ("with-fixes.json" if args.fix else "latest.json")
     if args.rounds is not None and args.rounds < 3:
         parser.error("--rounds must be at least 3")
-    unknown = [name for name in args.names if name not in NAMES]
+    asked = args.names or ([args.default_names] if args.default_names else [])
+    asked = [part for name in asked for part in GROUPS.get(name, (name,))]
+    unknown = [name for name in asked if name not in NAMES]
     if unknown:
         parser.error(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(NAMES)}")
-    names = [name for name in NAMES if name in args.names] if args.names else list(NAMES)
+    names = [name for name in NAMES if name in asked] if asked else list(NAMES)
     if args.fix:
         from . import fixes
 

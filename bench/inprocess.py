@@ -25,11 +25,7 @@ from typing import Any
 BODY = b'{"filename":"photo.jpg","content_type":"image/jpeg","size":1048576}'
 ROUTES = {
     "noop": "/api/bench/noop",
-    "noop-sync": "/api/bench/noop-sync",
     "sign": "/api/uploads",
-    "sign-1hop": "/api/bench/sign-1hop",
-    "sign-async": "/api/bench/sign-async",
-    "sign-async-raw": "/api/bench/sign-async-raw",
 }
 CONCURRENCY = 16
 
@@ -153,23 +149,37 @@ def _library(count: int) -> dict[str, float]:
     return found
 
 
-async def measure(rounds: int, count: int) -> dict[str, Any]:
+def _apps() -> dict[str, tuple[App, str]]:
+    """What is measured: name -> (ASGI app, path). The bare FastAPI + boto3 route (bench/bare.py,
+    on the s3 backend's settings when they are set), s3drop's sign route on each limit store,
+    and its no-op route (the cost of FastAPI and s3drop's middleware with nothing to do)."""
     from .app import create_bench_app
+    from .bare import create_bare_app
 
-    apps: dict[str, App] = {
-        "sqlite": create_bench_app(limits="sqlite"),
-        "memory": create_bench_app(limits="memory"),
+    sqlite = create_bench_app(limits="sqlite")
+    apps: dict[str, tuple[App, str]] = {
+        "sign (sqlite limits)": (sqlite, ROUTES["sign"]),
+        "sign (memory limits)": (create_bench_app(limits="memory"), ROUTES["sign"]),
+        "noop (sqlite app)": (sqlite, ROUTES["noop"]),
     }
-    plan = [("sqlite", name) for name in ROUTES] + [
-        ("memory", name) for name in ("sign", "sign-1hop", "sign-async", "sign-async-raw")
-    ]
-    for store, name in plan:
-        await cpu_per_request(apps[store], ROUTES[name], 400)
+    if os.environ.get("BENCH_REDIS_URL"):
+        os.environ["S3DROP_REDIS_URL"] = os.environ["BENCH_REDIS_URL"]
+        apps["sign (redis limits)"] = (create_bench_app(limits="settings"), ROUTES["sign"])
+        del os.environ["S3DROP_REDIS_URL"]
+    if os.environ.get("S3DROP_BUCKET"):
+        apps["bare"] = (create_bare_app(), "/sign")
+    return apps
+
+
+async def measure(rounds: int, count: int) -> dict[str, Any]:
+    apps = _apps()
+    for app, path in apps.values():
+        await cpu_per_request(app, path, 400)
     samples: dict[str, list[float]] = {}
     for _ in range(rounds):
-        for store, name in plan:
-            cost = await cpu_per_request(apps[store], ROUTES[name], count)
-            samples.setdefault(f"{name} ({store} limits)", []).append(cost)
+        for name, (app, path) in apps.items():
+            cost = await cpu_per_request(app, path, count)
+            samples.setdefault(name, []).append(cost)
     return {
         "cpu_us_per_request": {
             key: {
@@ -211,7 +221,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--profile", metavar="PATH", help="pyinstrument profile of one route")
-    parser.add_argument("--limits", default="sqlite", choices=["sqlite", "memory"])
+    parser.add_argument(
+        "--limits",
+        default="sqlite",
+        choices=["sqlite", "memory", "settings"],
+        help="the limit store (settings: what S3DROP_REDIS_URL names, else SQLite)",
+    )
     args = parser.parse_args()
     folder = _setup_env()
     try:

@@ -9,9 +9,12 @@ it, and pinned beside wrk it starved (0.3x) while pinned beside the server it to
 (``BENCH_REDIS_CPU=0`` or ``1`` pins it). The server CPU per sign (user + system, all threads) is
 the figure a busy machine disturbs least: it says what the Redis store costs the server.
 
-Two instances vs one (each instance on its own core, one Redis, the load split across both) needs
-a core per instance plus one for wrk and Redis: on fewer than four CPUs that row is left out and
-the report says so.
+Two instances vs one: a second Redis-backed server (its own data folder, the same Redis) pinned to
+CPU 1; each round loads instance A alone with ``c`` connections, then A and B at once with two wrk
+processes of ``c / 2`` each (requests/s summed). The issue's target (>= 1.7x) assumes a core per
+instance plus cores for wrk and Redis; on a 2-core machine wrk and Redis share CPU 1 with
+instance B (and instance A's core with nothing of theirs only when the scheduler says so), so the
+row is measured and reported with that caveat in the note, not left out.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import psutil  # type: ignore[import-untyped]
 from tests.redis_server import RedisServer, throwaway_redis
 
 from .common import (
+    CLIENT_CPU,
     Report,
     Row,
     Series,
@@ -35,7 +39,7 @@ from .common import (
     pinning_available,
     serve,
 )
-from .sign import SIGN, SLICE, UNLIMITED, Run, wrk
+from .sign import SIGN, SLICE, UNLIMITED, Run, s3_env, wrk, wrk_many
 
 CONCURRENCY = (16, 64)
 
@@ -85,10 +89,14 @@ def run(workdir: Path, *, rounds: int) -> Report:
     report.details["slice_seconds"] = SLICE
     results: dict[tuple[int, str], list[Run]] = {}
     alone: dict[str, list[float]] = {}
+    env = {**UNLIMITED, **s3_env()}
     with (
         _redis() as redis,
-        serve(workdir, env=UNLIMITED, name="sqlite") as sqlite,
-        serve(workdir, env={**UNLIMITED, "S3DROP_REDIS_URL": redis.url}, name="redis") as shared,
+        serve(workdir, env=env, name="sqlite") as sqlite,
+        serve(workdir, env={**env, "S3DROP_REDIS_URL": redis.url}, name="redis") as shared,
+        serve(
+            workdir, env={**env, "S3DROP_REDIS_URL": redis.url}, name="redis-b", cpu=CLIENT_CPU
+        ) as second,
     ):
         for _ in range(rounds):
             for name, cost in _limits_alone(redis.url, workdir).items():
@@ -102,6 +110,9 @@ def run(workdir: Path, *, rounds: int) -> Report:
                 for name in order:
                     got = wrk(servers[name], SIGN, connections=connections, seconds=SLICE)
                     results.setdefault((connections, name), []).append(got)
+                pair = [shared, second]
+                got = wrk_many(pair, SIGN, connections=connections, seconds=SLICE)
+                results.setdefault((connections, "two"), []).append(got)
     for connections in CONCURRENCY:
         subject, baseline = results[(connections, "redis")], results[(connections, "sqlite")]
         report.rows.append(
@@ -148,9 +159,38 @@ def run(workdir: Path, *, rounds: int) -> Report:
             ratio_means="CPU per limits check with SQLite / with Redis",
         )
     )
+    for connections in CONCURRENCY:
+        two, one = results[(connections, "two")], results[(connections, "redis")]
+        report.rows.append(
+            Row(
+                case=f"c={connections} sign req/s, two instances (CPU 0, CPU 1) / one (CPU 0)",
+                subject=Series("two", "req/s", [r.rps for r in two]),
+                baseline=Series("one", "req/s", [r.rps for r in one]),
+                ratio=paired_ratio([r.rps for r in two], [r.rps for r in one], label="two/one"),
+                ratio_means="requests/s of two Redis-backed instances / of one, same round",
+                target=Target("ratio", ">=", 1.7, "two/one >= 1.7 (a core each)"),
+                extra={
+                    "p99_ms": sorted(r.p99_ms for r in two)[len(two) // 2],
+                    "cpu_us_per_request": sorted(r.cpu_us for r in two)[len(two) // 2],
+                },
+            )
+        )
+    two, one = results[(16, "two")], results[(16, "redis")]
+    report.rows.append(
+        Row(
+            case="c=16 server CPU per sign, two instances (both) / one",
+            subject=Series("two", "us", [r.cpu_us for r in two]),
+            baseline=Series("one", "us", [r.cpu_us for r in one]),
+            ratio=paired_ratio(
+                [r.cpu_us for r in two], [r.cpu_us for r in one], label="one/two", invert=True
+            ),
+            ratio_means="CPU per sign of one instance / of two sharing Redis: what scaling costs",
+        )
+    )
     if (os.cpu_count() or 1) < 4:
         report.note = (
-            f"two instances vs one not measured: {os.cpu_count()} CPUs (it needs one per "
-            "instance and more for wrk and Redis)"
+            f"{os.cpu_count()} CPUs: instance B, wrk and Redis share CPU 1, so two instances "
+            "cannot reach 2x here; the issue's 1.7x needs a core per instance plus one for wrk "
+            "and Redis"
         )
     return report

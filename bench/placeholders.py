@@ -17,6 +17,7 @@ and a dominant colour, vs a bare listing; and what making them costs in the sand
 
 from __future__ import annotations
 
+import argparse
 import io
 import statistics
 import time
@@ -224,3 +225,8 @@ def run(workdir: Path, resources: Any, *, rounds: int, count: int) -> Report:
         return report
     report.rows.extend(rgw(workdir, server, rounds=rounds, count=count))
     return report
+
+
+def bench(resources: Any, args: argparse.Namespace) -> Report:
+    """The ``python -m bench placeholders`` hook (:data:`bench.__main__.HOOKS`)."""
+    return run(resources.workdir, resources, rounds=args.rounds or 5, count=args.images)

@@ -16,9 +16,12 @@ Pipelines, each in a fresh subprocess per round (``python -m bench.verify PIPELI
   practical lower bound). The libvips operation cache is off, or a second run would be free.
 
 Each subprocess imports, warms the pipeline up on a tiny image of the same format, reads the file
-into memory, takes its peak RSS so far as the baseline (``getrusage(RUSAGE_SELF).ru_maxrss``: it sees
-libjpeg's and libvips' allocations, which tracemalloc does not), then runs the pipeline twice: the
-second run is timed (warm, as in a server), the peak over both minus the baseline is the memory.
+into memory, then resets its peak resident memory to what it holds now (``/proc/self/clear_refs``;
+so are the decode workers'), and runs the pipeline twice: the second run is timed (warm, as in a
+server), and the peak (``VmHWM``: it sees libjpeg's and libvips' allocations, which tracemalloc does
+not) minus the resident memory at the reset is the memory. (Taking ``ru_maxrss`` before and after
+instead measured 0 for a pipeline whose peak stayed under an earlier high-water mark, and the ratio
+divided by it.)
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -233,14 +235,30 @@ class _Complete:
         return total
 
     def worker_peak_kb(self) -> int:
-        """The decode workers' peak resident memory (VmHWM), summed, in KiB."""
-        total = 0
-        for pid in self.drop.decoders.pids():
-            with open(f"/proc/{pid}/status") as status:
-                for line in status:
-                    if line.startswith("VmHWM:"):
-                        total += int(line.split()[1])
-        return total
+        """The decode workers' peak resident memory since :meth:`reset_peaks`, summed, in KiB."""
+        return sum(_status_kb(pid, "VmHWM") for pid in self.drop.decoders.pids())
+
+    def reset_peaks(self) -> int:
+        """Start the workers' peak memory afresh; their resident memory now, summed, in KiB."""
+        return sum(_reset_peak(pid) for pid in self.drop.decoders.pids())
+
+
+def _status_kb(pid: int | str, name: str) -> int:
+    """``name`` (VmHWM, VmRSS) of process ``pid`` from /proc, in KiB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(f"{name}:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _reset_peak(pid: int | str = "self") -> int:
+    """Reset the peak resident memory (VmHWM) of ``pid`` to its resident memory now, which is
+    returned (KiB). Without this, a pipeline whose peak stays under an earlier high-water mark (an
+    import, reading the file) measures 0 and the ratio divides by it."""
+    with open(f"/proc/{pid}/clear_refs", "w") as refs:
+        refs.write("5")
+    return _status_kb(pid, "VmRSS")
 
 
 def _tiny(content_type: str) -> bytes:
@@ -281,8 +299,8 @@ def worker(pipeline: str, name: str, workdir: Path) -> dict[str, Any]:
     if not path.exists():
         raise RuntimeError(f"{path} is missing: run() makes it before the workers start")
     data = path.read_bytes()
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    workers_before = complete.worker_peak_kb() if complete is not None else 0
+    baseline = _reset_peak()
+    workers_before = complete.reset_peaks() if complete is not None else 0
     times: list[tuple[float, float]] = []
     for _ in range(2):
         start, cpu = time.perf_counter(), time.process_time()
@@ -290,7 +308,7 @@ def worker(pipeline: str, name: str, workdir: Path) -> dict[str, Any]:
         times.append((time.perf_counter() - start, time.process_time() - cpu))
         if complete is not None:  # time complete() alone, not the quarantine put before it
             times[-1] = complete.last
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _status_kb("self", "VmHWM")
     if complete is not None:  # plus what the decode worker grew by (it is not a child that ended)
         peak += complete.worker_peak_kb() - workers_before
     wall, cpu = times[-1]

@@ -23,7 +23,9 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from . import conformance_report
 from .ceph.cluster import RGW, CephMissing, free_port, throwaway_rgw
+from .inprocess import AppServer, app_servers
 from .redis_server import RedisMissing, RedisServer, throwaway_redis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +59,20 @@ class LiveServer:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)
 
     def output(self) -> str:
-        return self.log.read_text(errors="replace")
+        """What the server wrote so far, once its log has settled.
+
+        The server writes its log lines from a thread of its own (``s3drop.logs``), a moment after
+        the response that caused them may have arrived here: read until the log is unchanged for
+        50 ms (at most 5 s)."""
+        text = self.log.read_text(errors="replace")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            again = self.log.read_text(errors="replace")
+            if again == text:
+                break
+            text = again
+        return text
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -191,3 +206,32 @@ def within_one_minute(margin: float = 20.0) -> None:
     left = 60 - time.time() % 60
     if left < margin:
         time.sleep(left + 0.05)
+
+
+# --- s3drop in-process --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> Iterator[Callable[..., AppServer]]:
+    """Factory: ``make_app(env={...})`` -> ``create_app()`` in this process, read by the tests as
+    a :class:`LiveServer` is (``url``, ``client()``, ``data_dir``, ``output()``), for HTTP
+    semantics that need no process (signals, workers, uvicorn's own behaviour and logs do)."""
+    with app_servers(tmp_path) as make:
+        yield make
+
+
+@pytest.fixture
+def app_server(make_app: Callable[..., AppServer]) -> AppServer:
+    """s3drop on the embedded default (local backend), in-process."""
+    return make_app()
+
+
+# --- reports that gather what the tests found ---------------------------------------------------
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    conformance_report.collect(report)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    conformance_report.summary(terminalreporter)

@@ -5,7 +5,10 @@ that need no process."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import itertools
+import logging
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +93,78 @@ def stored(drop: S3Drop) -> list[str]:
 
 def files_in(root: Path) -> list[str]:
     return sorted(str(path.relative_to(root)) for path in root.rglob("*") if path.is_file())
+
+
+class AppServer:
+    """``create_app()`` in this process, answering through httpx's ASGI transport, with what the
+    tests of a :class:`tests.conftest.LiveServer` read: ``url``, ``client()``, ``data_dir`` and
+    ``output()`` (the lines s3drop logged: the audit trail and its warnings; not uvicorn's). For
+    HTTP semantics that need no process: no port, no interpreter start, no uvicorn."""
+
+    def __init__(self, app: ASGIApp, data_dir: Path, portal: BlockingPortal) -> None:
+        self.app = app
+        self.url = BASE
+        self.data_dir = data_dir
+        self.lines: list[str] = []
+        self._portal = portal
+
+    def transport(self) -> httpx.BaseTransport:
+        """A sync transport on the app, for clients that take one (``s3drop.client``)."""
+        return _PortalTransport(self.app, self._portal)
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        """An ``httpx.Client`` on the app; absolute URLs the app gives out (its storage's form
+        and image URLs on the local backend) name ``BASE``, so they reach the app too."""
+        return httpx.Client(base_url=self.url, transport=self.transport(), timeout=30, **kwargs)
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+
+class _Lines(logging.Handler):
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__(logging.INFO)
+        self.lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@contextlib.contextmanager
+def app_servers(tmp: Path) -> Iterator[Callable[..., AppServer]]:
+    """Factory of :class:`AppServer`: ``make(env={...})`` builds ``create_app()`` from the
+    environment plus ``env`` (``S3DROP_*``, ``AWS_*``), the way ``s3drop serve`` reads it, with a
+    data folder of its own under ``tmp``. Every app's ``output()`` holds every line s3drop logged
+    since it was made: a test that reads it makes one app."""
+    from s3drop.config import Settings
+    from s3drop.web.app import create_app
+
+    logger = logging.getLogger("s3drop")
+    level = logger.level
+    logger.setLevel(logging.INFO)  # the audit trail is INFO, as `s3drop serve` logs it
+    handlers: list[logging.Handler] = []
+    count = itertools.count()
+    with start_blocking_portal() as portal:
+
+        def make(*, env: dict[str, str] | None = None) -> AppServer:
+            data_dir = tmp / f"app-data-{next(count)}"
+            full = {"S3DROP_DATA_DIR": str(data_dir), **(env or {})}
+            saved = dict(os.environ)
+            os.environ.update(full)
+            try:
+                app = create_app(Settings())
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
+            server = AppServer(app, Path(full["S3DROP_DATA_DIR"]), portal)
+            handler = _Lines(server.lines)
+            logger.addHandler(handler)
+            handlers.append(handler)
+            return server
+
+        try:
+            yield make
+        finally:
+            for handler in handlers:
+                logger.removeHandler(handler)
+            logger.setLevel(level)

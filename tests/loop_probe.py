@@ -170,14 +170,19 @@ def probe_app() -> FastAPI:
     return app
 
 
-async def main(port: int) -> None:
+async def main(port: int, *, serve_logs: bool = False) -> None:
     global loop_thread
     loop_thread = threading.get_ident()
+    logging: dict[str, Any] = {"log_level": "warning"}
+    if serve_logs:  # the logging of ``s3drop serve``: its audit trail and the access log
+        from s3drop.logs import log_config
+
+        logging = {"log_level": "info", "log_config": log_config("text")}
     install_watch()  # before the app opens anything (its SQLite connection, say)
     install_callback_timer()
     app = probe_app()
     probe = asyncio.create_task(_lag_probe())
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, loop="asyncio", log_level="warning")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, loop="asyncio", **logging)
     await uvicorn.Server(config).serve()
     probe.cancel()
 
@@ -185,4 +190,6 @@ async def main(port: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
-    asyncio.run(main(parser.parse_args().port))
+    parser.add_argument("--serve-logs", action="store_true", help="log as s3drop serve does")
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.port, serve_logs=arguments.serve_logs))

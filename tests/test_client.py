@@ -20,14 +20,15 @@ from s3drop.errors import (
     FileEmpty,
     FileTooLarge,
     NotFound,
-    PostRejected,
     RateLimited,
+    S3Error,
     TypeNotAllowed,
     Unreachable,
 )
 
 from .conftest import LiveServer, free_port
 from .flaky_proxy import flaky_proxy
+from .inprocess import AppServer
 
 FAST = {"backoff": 0.01, "max_backoff": 0.05}
 LIMITS = {"S3DROP_RATE_PER_MINUTE": "1000"}
@@ -114,7 +115,7 @@ def test_a_refusal_is_never_retried(live_server: LiveServer, tmp_path: Path) -> 
         form = client.sign(filename="a.png", content_type="image/png", size=path.stat().st_size)
         fields = dict(form.fields, key=form.key.replace("incoming/", "images/"))
         tampered = type(form)(**{**form.__dict__, "fields": fields})
-        with pytest.raises(PostRejected) as refused:
+        with pytest.raises(S3Error) as refused:
             client.post_file(tampered, path)
         assert refused.value.status == 403
         assert proxy.count("POST", "/storage") == 1
@@ -235,14 +236,14 @@ def test_sniffing_and_names() -> None:
 
 
 def test_the_token_is_sent_to_the_server_and_never_to_storage(
-    make_server: Callable[..., LiveServer], tmp_path: Path
+    make_app: Callable[..., AppServer], tmp_path: Path
 ) -> None:
     token = "alice-token-0123456789"
-    server = make_server(env={"S3DROP_TOKENS": f"alice:{token}"})
+    server = make_app(env={"S3DROP_TOKENS": f"alice:{token}"})
     path = tmp_path / "a.png"
     noise_png(path, 20)
     seen: list[httpx.Request] = []
-    transport = httpx.HTTPTransport()
+    transport = server.transport()
 
     class Spy(httpx.BaseTransport):
         def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -261,6 +262,6 @@ def test_the_token_is_sent_to_the_server_and_never_to_storage(
             assert authorization is None
         else:
             assert authorization == f"Bearer {token}"
-    with Client(server.url) as anonymous:
+    with Client(server.url, transport=server.transport()) as anonymous:
         result = anonymous.upload_result(path)
     assert (result.status, result.error_code) == ("refused", "not_authenticated")

@@ -312,7 +312,7 @@ def test_a_form_posted_again_after_its_image_was_deleted_makes_no_image(
     drop: S3Drop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The id was claimed once and has no image: no second image, however long after."""
-    monkeypatch.setattr("s3drop.uploads._AWAIT_PROMOTION", 0.2)  # no other process is writing
+    monkeypatch.setattr("s3drop.promote._AWAIT_PROMOTION", 0.2)  # no other process is writing
     alice = Principal("alice")
     data = samples.png(5)
     upload_id = quarantine(drop, data, "image/png", owner="alice")
@@ -350,7 +350,11 @@ def test_a_repost_as_old_as_its_image_is_judged_by_its_content(drop: S3Drop) -> 
     assert drop.complete(upload_id).key == image.key  # a plain retry: the image
 
 
-@pytest.mark.parametrize("upload_id", [new_upload_id(), "../../etc/passwd", "x" * 23, ""])
+@pytest.mark.parametrize(
+    "upload_id",
+    [new_upload_id(), "../../etc/passwd", "x" * 23, ""],
+    ids=["unknown", "traversal", "malformed", "empty"],  # the same in every xdist worker
+)
 def test_completing_an_unknown_upload_is_not_found(drop: S3Drop, upload_id: str) -> None:
     with pytest.raises(NotFound):
         drop.complete(upload_id)
@@ -504,7 +508,7 @@ def test_a_checksum_mismatch_over_http(backend: Backend) -> None:
     assert backend.keys(f"incoming/{form['id']}") == []
 
 
-@pytest.mark.parametrize("upload_id", [new_upload_id(), "not-an-id"])
+@pytest.mark.parametrize("upload_id", [new_upload_id(), "not-an-id"], ids=["unknown", "malformed"])
 def test_completing_an_unknown_upload_over_http_is_404(backend: Backend, upload_id: str) -> None:
     with backend.server.client() as http:
         answer = http.post(f"/api/uploads/{upload_id}/complete")

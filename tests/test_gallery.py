@@ -23,12 +23,12 @@ from s3drop.errors import Forbidden, InvalidRequest, NotFound
 from s3drop.limits import MemoryLimitStore
 from s3drop.placeholders import Placeholder
 from s3drop.policy import image_key, new_upload_id, quarantine_key
+from s3drop.storage.counting import CountingStorage
 from s3drop.storage.local import LocalStorage
 from s3drop.uploads import S3Drop
 
 from . import samples
 from .conftest import LiveServer, start_server
-from .counting import CountingStorage
 from .flow import Backend, complete, live_backend, upload
 
 
@@ -129,23 +129,23 @@ def test_each_image_has_its_facts_and_urls(drop: S3Drop) -> None:
 
 def test_a_page_is_one_listing_call_and_nothing_per_image(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data")
-    storage = CountingStorage(settings)
+    storage = CountingStorage(LocalStorage(settings))
     drop = S3Drop(settings, storage=storage, limit_store=MemoryLimitStore())
     ids = promote(drop, count=4)
     for principal, prefix in [(None, "images/"), (ALICE, "owners/alice/")]:
-        storage.calls = []
-        page = drop.list_images(limit=3, principal=principal)
-        assert storage.calls == [f"list {prefix}"]
+        with storage.counting() as requests:
+            page = drop.list_images(limit=3, principal=principal)
+        assert requests.made == [("LIST", prefix)]
         assert [image.id for image in page.images] == ids[:0:-1]
         assert {(image.width, image.height, image.format) for image in page.images} == {
             (40, 30, "png")
         }
         assert all(image.bytes > 0 for image in page.images)
     oldest = stored(drop, "images/")[-1]
-    storage.calls = []
-    drop.get_image(ids[0])
+    with storage.counting() as requests:
+        drop.get_image(ids[0])
     # The thumbnail names the image: two HEADs, no listing.
-    assert storage.calls == [f"head thumbs/{ids[0]}.webp", f"head {oldest}"]
+    assert requests.made == [("HEAD", f"thumbs/{ids[0]}.webp"), ("HEAD", oldest)]
 
 
 def test_keys_that_are_not_images_are_left_out(drop: S3Drop) -> None:
@@ -197,7 +197,9 @@ def test_a_delete_interrupted_after_the_image_went_can_be_finished(drop: S3Drop)
         drop.delete_image(upload_id, principal=ALICE)
 
 
-@pytest.mark.parametrize("image_id", [new_upload_id(), "../images/x", ""])
+@pytest.mark.parametrize(
+    "image_id", [new_upload_id(), "../images/x", ""], ids=["unknown", "traversal", "empty"]
+)
 def test_deleting_what_does_not_exist_is_not_found(drop: S3Drop, image_id: str) -> None:
     with pytest.raises(NotFound):
         drop.delete_image(image_id)

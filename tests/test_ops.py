@@ -19,11 +19,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from s3drop.client import Client
-from s3drop.errors import FileTooLarge, ImageRejected, PostRejected, TypeNotAllowed
+from s3drop.errors import FileTooLarge, ImageRejected, S3Error, TypeNotAllowed
 from s3drop.logs import JSONFormatter, redact
 from s3drop.web.ops import READY_TIMEOUT
 
 from .conftest import RGW, LiveServer
+from .inprocess import AppServer
 from .test_client import noise_png
 
 LIMITS = {"S3DROP_RATE_PER_MINUTE": "1000"}
@@ -57,26 +58,26 @@ def wait_for(check: Callable[[], bool], seconds: float, what: str) -> None:
 
 
 def test_readyz_answers_503_with_the_reason_while_the_data_folder_is_unusable(
-    live_server: LiveServer, tmp_path: Path
+    app_server: AppServer, tmp_path: Path
 ) -> None:
-    with live_server.client() as http:
+    with app_server.client() as http:
         assert http.get("/healthz").json() == {"status": "ok"}
         ready = http.get("/readyz")
         assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
         # Root ignores permissions, so chmod proves nothing: put a file where the folder was.
-        aside = live_server.data_dir.rename(tmp_path / "aside")
-        live_server.data_dir.write_text("not a folder")
+        aside = app_server.data_dir.rename(tmp_path / "aside")
+        app_server.data_dir.write_text("not a folder")
         try:
             broken = http.get("/readyz")
             assert broken.status_code == 503
             error = broken.json()["error"]
             assert error["code"] == "storage_unavailable"
-            assert str(live_server.data_dir) in error["message"]
+            assert str(app_server.data_dir) in error["message"]
             assert "not writable" in error["message"]
             assert http.get("/healthz").status_code == 200  # alive, just not ready
         finally:
-            live_server.data_dir.unlink()
-            aside.rename(live_server.data_dir)
+            app_server.data_dir.unlink()
+            aside.rename(app_server.data_dir)
         again = http.get("/readyz")
         assert (again.status_code, again.json()) == (200, {"status": "ready"})
 
@@ -282,7 +283,7 @@ def test_metrics_count_the_uploads_just_made_across_workers(
             client.sign(filename="a.png", content_type="image/png", size=10**12)
         form = client.sign(filename="a.png", content_type="image/png", size=100)
         changed = dataclasses.replace(form, fields={**form.fields, "key": "images/x.png"})
-        with pytest.raises(PostRejected):
+        with pytest.raises(S3Error):
             client.post_file(changed, tmp_path / "ok-0.png")
     # A request's latency is recorded just after its answer is sent: wait for the last one.
     last = (
@@ -344,8 +345,8 @@ def _same_but_for_metrics_latency(answers: list[dict[Any, float]]) -> bool:
     return all(rest(answer) == rest(answers[0]) for answer in answers[1:])
 
 
-def test_unmatched_paths_share_one_latency_label(live_server: LiveServer) -> None:
-    with live_server.client() as http:
+def test_unmatched_paths_share_one_latency_label(app_server: AppServer) -> None:
+    with app_server.client() as http:
         for path in ("/nope/1", "/nope/2", "/.env", "/wp-login.php"):
             assert http.get(path).status_code == 404
         samples = _samples(http.get("/metrics"))

@@ -19,11 +19,12 @@ from PIL import Image
 
 from s3drop import S3Drop, Settings
 from s3drop.placeholders import Placeholder
-from s3drop.policy import new_upload_id
+from s3drop.policy import new_upload_id, quarantine_key
+from s3drop.storage.counting import CountingStorage
+from s3drop.storage.local import LocalStorage
 from s3drop.web.app import create_app
 
 from . import samples
-from .counting import CountingStorage
 from .inprocess import asgi_client, sign, stored, upload
 from .promoted import promote_as_before_placeholders
 
@@ -73,20 +74,20 @@ def test_an_accepted_image_has_its_placeholder_everywhere_it_is_described(
 
 def test_a_gallery_page_with_placeholders_is_still_one_listing_call(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data")
-    storage = CountingStorage(settings)
+    storage = CountingStorage(LocalStorage(settings))
     drop = S3Drop(settings, storage=storage)
     for seed in range(3):
         upload_id = new_upload_id()
         drop.storage.put(
-            f"incoming/{upload_id}.png",
+            quarantine_key(upload_id, "image/png"),
             _mostly_red(seed),
             content_type="image/png",
             metadata={"filename": f"red-{seed}.png"},
         )
         drop.complete(upload_id)
-    storage.calls.clear()
-    page = drop.list_images(limit=50)
-    assert storage.calls == ["list images/"]
+    with storage.counting() as requests:
+        page = drop.list_images(limit=50)
+    assert requests.made == [("LIST", "images/")]
     assert len(page.images) == 3
     assert all(image.placeholder is not None for image in page.images)
     assert all(

@@ -20,7 +20,8 @@ import pytest
 from s3drop import S3Drop, Settings
 from s3drop.web.app import create_app
 from tests import samples
-from tests.conftest import LiveServer, run_async
+from tests.conftest import run_async
+from tests.inprocess import AppServer
 from tests.test_endpoint_hardening import _fill, small_disk  # noqa: F401 (a fixture)
 
 BASE = "http://127.0.0.1:8000"
@@ -234,25 +235,63 @@ def test_a_put_whose_body_stops_early_stores_nothing(tmp_path: Path) -> None:
     assert _leftovers(tmp_path) == []
 
 
+def test_a_put_whose_metadata_write_finds_the_disk_full_is_507_insufficient_storage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The body arrived whole, then the disk fills while its metadata file is written: S3's
+    507 InsufficientStorage, as the POST receiver answers it (it was 507 InternalError), and no
+    object, metadata or temp file remains."""
+    import errno
+    import os
+
+    from s3drop.storage import local
+
+    app = _app(tmp_path)
+    data = samples.png(5)
+    real_replace = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        if str(dst).endswith(".json"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_replace(src, dst)
+
+    async def calls(client: httpx.AsyncClient) -> httpx.Response:
+        claim = {"filename": "a.png", "content_type": "image/png", "size": len(data)}
+        form = (await client.post("/api/uploads", json={**claim, "method": "PUT"})).json()
+        monkeypatch.setattr(local.os, "replace", replace)
+        return await client.put(
+            form["upload"]["url"], content=data, headers=form["upload"]["headers"]
+        )
+
+    put = _run(app, calls)
+    monkeypatch.undo()
+    assert put.status_code == 507, put.text
+    assert "<Code>InsufficientStorage</Code>" in put.text
+    assert _stored(app) == []
+    assert _leftovers(tmp_path) == []
+    assert [p for p in (tmp_path / "data" / "meta").rglob("*") if p.is_file()] == []
+
+
 def test_a_put_on_a_full_disk_answers_507_and_keeps_nothing(
-    make_server: Callable[..., LiveServer],
+    make_app: Callable[..., AppServer],
     small_disk: Path,  # noqa: F811 (the fixture imported above)
 ) -> None:
     """As the POST receiver: the kernel's ENOSPC is S3's 507 InsufficientStorage, no temp file
     and no object remain, and the same URL stores the file once there is space again."""
     data_dir = small_disk / "data"
-    server = make_server(env={"S3DROP_DATA_DIR": str(data_dir), "S3DROP_MIN_FREE_BYTES": "1MiB"})
+    server = make_app(env={"S3DROP_DATA_DIR": str(data_dir), "S3DROP_MIN_FREE_BYTES": "1MiB"})
     big = samples.png(3, (1200, 900))  # about 1.5 MiB
     claim = {"filename": "big.png", "content_type": "image/png", "size": len(big), "method": "PUT"}
-    form = httpx.post(f"{server.url}/api/uploads", json=claim, timeout=30).json()["upload"]
-    filler = _fill(small_disk, 256 * 1024)
-    refused = httpx.put(form["url"], content=big, headers=form["headers"], timeout=30)
-    assert refused.status_code == 507, refused.text
-    assert "<Code>InsufficientStorage</Code>" in refused.text
-    assert list((data_dir / "tmp").iterdir()) == []
-    assert not [p for p in (data_dir / "objects").rglob("*") if p.is_file()]
-    filler.unlink()
-    stored = httpx.put(form["url"], content=big, headers=form["headers"], timeout=30)
+    with server.client() as http:
+        form = http.post("/api/uploads", json=claim).json()["upload"]
+        filler = _fill(small_disk, 256 * 1024)
+        refused = http.put(form["url"], content=big, headers=form["headers"])
+        assert refused.status_code == 507, refused.text
+        assert "<Code>InsufficientStorage</Code>" in refused.text
+        assert list((data_dir / "tmp").iterdir()) == []
+        assert not [p for p in (data_dir / "objects").rglob("*") if p.is_file()]
+        filler.unlink()
+        stored = http.put(form["url"], content=big, headers=form["headers"])
     assert stored.status_code == 200, stored.text
     assert stored.headers["etag"] == _md5(big)
     assert "Traceback" not in server.output()

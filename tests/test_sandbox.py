@@ -28,7 +28,7 @@ from PIL import Image
 from s3drop import Settings, av1
 from s3drop.errors import CorruptImage, ServerBusy, TooExpensive
 from s3drop.images import ImageLimits
-from s3drop.sandbox import DecodePool, SandboxLimits
+from s3drop.sandbox import RECYCLE_RSS, DecodePool, SandboxLimits
 
 from . import samples
 from .conftest import LiveServer
@@ -389,5 +389,51 @@ def test_a_retired_worker_is_replaced_in_the_background() -> None:
         assert replacement is not None
         assert replacement.alive()
         assert pool.process(small_png(), "image/png", ImageLimits(), pixels=1024).width == 32
+    finally:
+        pool.close()
+
+
+def test_a_worker_keeps_serving_once_its_cpu_time_grew_past_the_first_backstop() -> None:
+    """Each task sets the CPU backstop from the worker's CPU time so far: lowering the hard limit
+    for one task made the next one's ``setrlimit`` fail (a hard limit cannot be raised without
+    CAP_SYS_RESOURCE), so a worker died once it had used a second more than at its first task,
+    and the upload it held was refused as undecodable."""
+    pool = DecodePool(SandboxLimits(workers=1, cpu_seconds=1, memory=2 * 1024**3, queue=4))
+    limits = ImageLimits()
+    data = samples.png(21, (2400, 1600), compress_level=1)
+    try:
+        pool.process(data, "image/png", limits, pixels=49_000_000)  # the main worker, not the lane
+        (pid,) = [slot.worker.pid for slot in pool._slots if slot.worker]
+        start = _cpu_seconds(pid)
+        for _ in range(60):
+            assert pool.process(data, "image/png", limits, pixels=49_000_000).width == 2400
+            if _cpu_seconds(pid) - start > 2.5:
+                break
+        assert _cpu_seconds(pid) - start > 2.5, "the test did not use enough CPU to tell"
+        assert [slot.worker.pid for slot in pool._slots if slot.worker] == [pid]
+    finally:
+        pool.close()
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        fields = stat.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_worker_is_not_retired_for_the_memory_of_the_process_that_started_it() -> None:
+    """A worker's ``ru_maxrss`` includes the peak of the process it was started from (Linux
+    carries it over exec), so every worker of a host process past RECYCLE_RSS was retired after
+    every task, and each completion paid a worker's start-up; its own VmHWM is what counts."""
+    ballast = b"x" * (RECYCLE_RSS + 64 * 1024**2)  # this process's peak passes the limit
+    del ballast
+    pool = DecodePool(SandboxLimits(workers=1, cpu_seconds=10, memory=2 * 1024**3, queue=4))
+    limits = ImageLimits()
+    try:
+        pool.process(small_png(), "image/png", limits, pixels=49_000_000)
+        first = pool.pids()
+        assert len(first) == 1, "the worker was retired after its first task"
+        pool.process(small_png(), "image/png", limits, pixels=49_000_000)
+        assert pool.pids() == first
     finally:
         pool.close()

@@ -1,4 +1,5 @@
-"""Who may upload, how much, from where: every refusal over real HTTP against a live server.
+"""Who may upload, how much, from where: every refusal over HTTP, in-process (``make_app``) where
+the app alone decides, against a live ``s3drop serve`` where uvicorn, workers or logs are part of it.
 
 Each refusal also proves that nothing was signed (no ``sign`` line in the audit trail, no form in
 the answer) and nothing was stored (the data folder holds no object).
@@ -18,14 +19,16 @@ import httpx
 import pytest
 
 from .conftest import LiveServer, within_one_minute
+from .inprocess import AppServer
 
 ALICE = "alice-token-0123456789"
 BOB = "bob-token-9876543210ab"
 TOKENS = {"S3DROP_TOKENS": f"alice:{ALICE},bob:{BOB}"}
 CLAIM = {"filename": "cat.png", "content_type": "image/png", "size": 1000}
+Server = LiveServer | AppServer
 
 
-def _signs(server: LiveServer) -> list[dict[str, object]]:
+def _signs(server: Server) -> list[dict[str, object]]:
     """The ``sign`` events of the server's audit trail."""
     events = []
     for line in server.output().splitlines():
@@ -35,12 +38,12 @@ def _signs(server: LiveServer) -> list[dict[str, object]]:
     return [event for event in events if event["event"] == "sign"]
 
 
-def _stored(server: LiveServer) -> list[Path]:
+def _stored(server: Server) -> list[Path]:
     objects = server.data_dir / "objects"
     return [path for path in objects.rglob("*") if path.is_file()] if objects.exists() else []
 
 
-def _assert_nothing_signed_or_stored(server: LiveServer, response: httpx.Response) -> None:
+def _assert_nothing_signed_or_stored(server: Server, response: httpx.Response) -> None:
     assert "upload" not in response.json()
     assert _signs(server) == []
     assert _stored(server) == []
@@ -60,9 +63,9 @@ def _bearer(token: str) -> dict[str, str]:
     ],
 )
 def test_signing_needs_a_valid_token(
-    make_server: Callable[..., LiveServer], headers: dict[str, str], message: str
+    make_app: Callable[..., AppServer], headers: dict[str, str], message: str
 ) -> None:
-    server = make_server(env=TOKENS)
+    server = make_app(env=TOKENS)
     with server.client() as client:
         response = client.post("/api/uploads", json=CLAIM, headers=headers)
     assert response.status_code == 401
@@ -73,9 +76,9 @@ def test_signing_needs_a_valid_token(
 
 
 def test_a_valid_token_signs_and_records_the_owner(
-    make_server: Callable[..., LiveServer],
+    make_app: Callable[..., AppServer],
 ) -> None:
-    server = make_server(env=TOKENS)
+    server = make_app(env=TOKENS)
     with server.client() as client:
         response = client.post("/api/uploads", json=CLAIM, headers=_bearer(BOB))
     assert response.status_code == 201
@@ -83,8 +86,8 @@ def test_a_valid_token_signs_and_records_the_owner(
     assert [event["who"] for event in _signs(server)] == ["bob"]
 
 
-def test_basic_auth(make_server: Callable[..., LiveServer]) -> None:
-    server = make_server(env={"S3DROP_USERS": "carol:correct-horse-battery"})
+def test_basic_auth(make_app: Callable[..., AppServer]) -> None:
+    server = make_app(env={"S3DROP_USERS": "carol:correct-horse-battery"})
     good = base64.b64encode(b"carol:correct-horse-battery").decode()
     bad = base64.b64encode(b"carol:wrong-horse-battery").decode()
     with server.client() as client:
@@ -107,9 +110,9 @@ def test_basic_auth(make_server: Callable[..., LiveServer]) -> None:
     ],
 )
 def test_cross_origin_signing_is_refused(
-    make_server: Callable[..., LiveServer], headers: dict[str, str]
+    make_app: Callable[..., AppServer], headers: dict[str, str]
 ) -> None:
-    server = make_server(env=TOKENS)
+    server = make_app(env=TOKENS)
     with server.client() as client:
         response = client.post("/api/uploads", json=CLAIM, headers={**_bearer(ALICE), **headers})
     assert response.status_code == 403
@@ -117,8 +120,8 @@ def test_cross_origin_signing_is_refused(
     _assert_nothing_signed_or_stored(server, response)
 
 
-def test_same_and_allowed_origins_may_sign(make_server: Callable[..., LiveServer]) -> None:
-    server = make_server(env={**TOKENS, "S3DROP_ALLOWED_ORIGINS": "https://app.example"})
+def test_same_and_allowed_origins_may_sign(make_app: Callable[..., AppServer]) -> None:
+    server = make_app(env={**TOKENS, "S3DROP_ALLOWED_ORIGINS": "https://app.example"})
     with server.client() as client:
         own = client.post(
             "/api/uploads", json=CLAIM, headers={**_bearer(ALICE), "Origin": server.url}
@@ -143,9 +146,9 @@ def test_same_and_allowed_origins_may_sign(make_server: Callable[..., LiveServer
     assert "access-control-allow-origin" not in evil.headers
 
 
-def test_rate_limit_answers_429_with_retry_after(make_server: Callable[..., LiveServer]) -> None:
-    server = make_server(env={**TOKENS, "S3DROP_RATE_PER_MINUTE": "3"})
-    within_one_minute()
+def test_rate_limit_answers_429_with_retry_after(make_app: Callable[..., AppServer]) -> None:
+    server = make_app(env={**TOKENS, "S3DROP_RATE_PER_MINUTE": "3"})
+    within_one_minute(5)  # five requests in-process: well under a second
     with server.client() as client:
         answers = [
             client.post("/api/uploads", json=CLAIM, headers=_bearer(ALICE)).status_code
@@ -162,8 +165,8 @@ def test_rate_limit_answers_429_with_retry_after(make_server: Callable[..., Live
     assert other_user.status_code == 201
 
 
-def test_byte_budget(make_server: Callable[..., LiveServer]) -> None:
-    server = make_server(env={**TOKENS, "S3DROP_BYTES_PER_HOUR": "2500"})
+def test_byte_budget(make_app: Callable[..., AppServer]) -> None:
+    server = make_app(env={**TOKENS, "S3DROP_BYTES_PER_HOUR": "2500"})
     with server.client() as client:
         first = client.post("/api/uploads", json=CLAIM, headers=_bearer(ALICE))
         second = client.post("/api/uploads", json=CLAIM, headers=_bearer(ALICE))
@@ -220,9 +223,9 @@ def test_limits_hold_across_workers(make_server: Callable[..., LiveServer]) -> N
     ],
 )
 def test_bad_json_bodies(
-    make_server: Callable[..., LiveServer], body: bytes, status: int, code: str
+    make_app: Callable[..., AppServer], body: bytes, status: int, code: str
 ) -> None:
-    server = make_server(env=TOKENS)
+    server = make_app(env=TOKENS)
     with server.client() as client:
         response = client.post(
             "/api/uploads",
@@ -234,8 +237,8 @@ def test_bad_json_bodies(
     _assert_nothing_signed_or_stored(server, response)
 
 
-def test_page_headers(live_server: LiveServer) -> None:
-    with live_server.client() as client:
+def test_page_headers(app_server: AppServer) -> None:
+    with app_server.client() as client:
         page = client.get("/")
         api = client.get("/api/config")
     csp = page.headers["content-security-policy"]
@@ -332,7 +335,7 @@ def test_a_custom_authentication_hook(tmp_path: Path) -> None:
     assert signed.json()["upload"]["fields"]["x-amz-meta-owner"] == "dora"
 
 
-def _upload_and_complete(server: LiveServer, client: httpx.Client, seed: int) -> httpx.Response:
+def _upload_and_complete(server: Server, client: httpx.Client, seed: int) -> httpx.Response:
     from . import samples
 
     data = samples.png(seed, (40, 30))
@@ -341,18 +344,16 @@ def _upload_and_complete(server: LiveServer, client: httpx.Client, seed: int) ->
     if signed.status_code != 201:
         return signed
     form = signed.json()["upload"]
-    stored = httpx.post(
-        form["url"],
-        data=form["fields"],
-        files={"file": (f"{seed}.png", data, "image/png")},
-        timeout=30,
-    )
+    with server.client() as storage:  # as a browser posts the form: no credentials of ours
+        stored = storage.post(
+            form["url"], data=form["fields"], files={"file": (f"{seed}.png", data, "image/png")}
+        )
     assert stored.status_code == 204, stored.text
     return client.post(f"/api/uploads/{form['id']}/complete")
 
 
-def test_images_in_total_per_user(make_server: Callable[..., LiveServer]) -> None:
-    server = make_server(env={**TOKENS, "S3DROP_MAX_IMAGES": "2"})
+def test_images_in_total_per_user(make_app: Callable[..., AppServer]) -> None:
+    server = make_app(env={**TOKENS, "S3DROP_MAX_IMAGES": "2"})
     with server.client(headers=_bearer(ALICE)) as alice, server.client(headers=_bearer(BOB)) as bob:
         assert _upload_and_complete(server, alice, 1).status_code == 200
         assert _upload_and_complete(server, alice, 2).status_code == 200
@@ -368,11 +369,11 @@ def test_images_in_total_per_user(make_server: Callable[..., LiveServer]) -> Non
         assert _upload_and_complete(server, alice, 5).status_code == 200  # room again
 
 
-def test_served_files_are_inert(live_server: LiveServer) -> None:
-    with live_server.client() as client:
-        image = _upload_and_complete(live_server, client, 7).json()["image"]
-        served = httpx.get(image["url"], timeout=30)
-        thumb = httpx.get(image["thumbnail_url"], timeout=30)
+def test_served_files_are_inert(app_server: AppServer) -> None:
+    with app_server.client() as client:
+        image = _upload_and_complete(app_server, client, 7).json()["image"]
+        served = client.get(image["url"])
+        thumb = client.get(image["thumbnail_url"])
     assert served.status_code == 200
     assert served.headers["content-type"] == "image/png"
     assert served.headers["x-content-type-options"] == "nosniff"
@@ -385,11 +386,11 @@ def test_served_files_are_inert(live_server: LiveServer) -> None:
 # --- Host, Origin and proxies -------------------------------------------------------------------
 
 
-def _host(server: LiveServer) -> str:
+def _host(server: Server) -> str:
     return server.url.removeprefix("http://")
 
 
-def _counters(server: LiveServer) -> dict[str, int]:
+def _counters(server: Server) -> dict[str, int]:
     """The server's limit counters (key -> used), straight from its SQLite file."""
     import contextlib
     import sqlite3
@@ -398,15 +399,15 @@ def _counters(server: LiveServer) -> dict[str, int]:
         return dict(db.execute("SELECT key, used FROM counters").fetchall())
 
 
-def test_dns_rebinding_a_foreign_host_is_refused_before_routing(live_server: LiveServer) -> None:
+def test_dns_rebinding_a_foreign_host_is_refused_before_routing(app_server: AppServer) -> None:
     """A page on rebind.evil.example whose name now resolves to 127.0.0.1 is same-origin with the
     loopback server: its requests name the attacker's Host and Origin. They are refused, whatever
     the route, and change nothing; probes answer any Host."""
-    port = live_server.url.rsplit(":", 1)[1]
+    port = app_server.url.rsplit(":", 1)[1]
     evil = {"Host": f"rebind.evil.example:{port}", "Origin": f"http://rebind.evil.example:{port}"}
-    with live_server.client() as client:
-        image = _upload_and_complete(live_server, client, 11).json()["image"]
-        stored = sorted(_stored(live_server))
+    with app_server.client() as client:
+        image = _upload_and_complete(app_server, client, 11).json()["image"]
+        stored = sorted(_stored(app_server))
         answers = {
             "list": client.get("/api/images", headers=evil),
             "read": client.get(f"/api/images/{image['id']}", headers=evil),
@@ -425,9 +426,9 @@ def test_dns_rebinding_a_foreign_host_is_refused_before_routing(live_server: Liv
             assert image["id"] not in answer.text, name
         assert client.get("/healthz", headers=evil).status_code == 200  # probes: any Host
         # Nothing changed: the image is still there, nothing was signed or stored.
-        assert sorted(_stored(live_server)) == stored
-        assert len(_signs(live_server)) == 1
-        assert _counters(live_server)["addr:127.0.0.1:req"] == 1
+        assert sorted(_stored(app_server)) == stored
+        assert len(_signs(app_server)) == 1
+        assert _counters(app_server)["addr:127.0.0.1:req"] == 1
         for own in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost"):
             listed = client.get("/api/images", headers={"Host": own})
             assert listed.status_code == 200, own
@@ -435,11 +436,11 @@ def test_dns_rebinding_a_foreign_host_is_refused_before_routing(live_server: Liv
 
 
 def test_origin_is_compared_with_configured_origins_never_with_host(
-    make_server: Callable[..., LiveServer],
+    make_app: Callable[..., AppServer],
 ) -> None:
     """A Host the operator allows does not make its own Origin allowed: origins are configured."""
     public = "http://drop.example:8443"
-    server = make_server(
+    server = make_app(
         env={"S3DROP_ALLOWED_HOSTS": "other.example,*.corp.example", "S3DROP_PUBLIC_URL": public}
     )
     with server.client() as client:
@@ -492,11 +493,11 @@ def test_forwarded_for_is_believed_only_from_named_proxies(
     assert _stored(trusting) == []
 
 
-def test_an_id_with_a_trailing_newline_is_no_id(live_server: LiveServer) -> None:
+def test_an_id_with_a_trailing_newline_is_no_id(app_server: AppServer) -> None:
     """``^...$`` matched "<id>\\n": every whole-string check uses fullmatch now."""
-    with live_server.client() as client:
-        image = _upload_and_complete(live_server, client, 12).json()["image"]
-        stored = sorted(_stored(live_server))
+    with app_server.client() as client:
+        image = _upload_and_complete(app_server, client, 12).json()["image"]
+        stored = sorted(_stored(app_server))
         bad = image["id"] + "%0A"
         answers = [
             client.get(f"/api/images/{bad}"),
@@ -509,7 +510,7 @@ def test_an_id_with_a_trailing_newline_is_no_id(live_server: LiveServer) -> None
             assert error["code"] == "not_found"
             assert "\n" not in error["message"]  # the id is quoted, never written out raw
         assert client.get(f"/api/images/{image['id']}").status_code == 200
-    assert sorted(_stored(live_server)) == stored
+    assert sorted(_stored(app_server)) == stored
 
 
 # --- the limits store --------------------------------------------------------------------------

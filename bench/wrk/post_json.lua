@@ -1,7 +1,12 @@
 -- POST the sign endpoint's JSON body (from BENCH_BODY) and print a summary as one JSON line.
-wrk.method = "POST"
-wrk.body = os.getenv("BENCH_BODY") or '{"filename":"photo.jpg","content_type":"image/jpeg","size":1048576}'
-wrk.headers["Content-Type"] = "application/json"
+-- BENCH_METHOD=GET sends a plain GET instead (the /healthz baseline).
+if os.getenv("BENCH_METHOD") == "GET" then
+  wrk.method = "GET"
+else
+  wrk.method = "POST"
+  wrk.body = os.getenv("BENCH_BODY") or '{"filename":"photo.jpg","content_type":"image/jpeg","size":1048576}'
+  wrk.headers["Content-Type"] = "application/json"
+end
 
 done = function(summary, latency, requests)
   local e = summary.errors

@@ -1,7 +1,8 @@
 """The audit trail: one structured log line per sign, accept, reject and delete.
 
 Lines go to the ``s3drop.audit`` logger as JSON objects (who, what key, size, reason), so any log
-pipeline can index them. Nothing secret is ever passed here: no tokens, no passwords, no policy or
+pipeline can index them; the JSON is made when the line is written (under ``s3drop serve``, in the
+logging thread, not on the event loop: see :mod:`s3drop.logs`). Nothing secret is ever passed here: no tokens, no passwords, no policy or
 signature, no presigned URL.
 """
 
@@ -19,4 +20,16 @@ def record(event: str, *, who: str, key: str | None = None, **facts: object) -> 
     if not logger.isEnabledFor(logging.INFO):
         return
     line = {"event": event, "who": who, "key": key, "time": round(time.time(), 3), **facts}
-    logger.info(json.dumps(line, separators=(",", ":"), default=str))
+    logger.info("%s", _JSONLine(line))
+
+
+class _JSONLine:
+    """A message argument that becomes compact JSON when the line is formatted."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: dict[str, object]) -> None:
+        self.fields = fields
+
+    def __str__(self) -> str:
+        return json.dumps(self.fields, separators=(",", ":"), default=str)

@@ -194,7 +194,7 @@ def _check_storage(settings: Settings) -> None:
     import threading
 
     def check() -> None:
-        from .bucket import check_at_start
+        from .doctor import check_at_start
         from .storage.s3 import S3Storage
 
         try:
@@ -578,7 +578,8 @@ def bucket_doctor(origins: tuple[str, ...], as_json: bool) -> None:
     Example:
         S3DROP_BUCKET=photos AWS_REGION=eu-west-3 s3drop bucket doctor
     """
-    from .bucket import diagnose_bucket, open_bucket
+    from .bucket import open_bucket
+    from .doctor import diagnose_bucket
 
     settings, allowed = _bucket_settings(origins)
     checks = diagnose_bucket(open_bucket(settings), origins=allowed)

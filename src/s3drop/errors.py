@@ -1,7 +1,8 @@
 """Every error s3drop raises, in one tree.
 
 Each class carries the HTTP status and a stable machine-readable ``code``; the web layer turns any of
-them into ``{"error": {"code": ..., "message": ...}}`` with that status, the CLI into one line and a
+them into ``{"error": {"code": ..., "message": ...}}`` with that status (built here, once, by
+:func:`json_error` and :func:`error_json`, with :func:`error_headers`), the CLI into one line and a
 non-zero exit. Third-party errors (boto3, Pillow) are translated into this tree once, where they
 happen, with ``raise ... from exc``.
 
@@ -32,7 +33,8 @@ happen, with ``raise ... from exc``.
     │                                                         was promoted; the new copy is deleted)
     ├── AlreadyUploaded              409 already_uploaded    (signing: the owner already has an
     │                                                         image of these bytes; carries it)
-    ├── PostRejected                 403 AccessDenied        (a storage-side POST refusal, S3's codes)
+    ├── S3Error                      403 AccessDenied        (a refusal in S3's words: its code and
+    │                                                         status, e.g. 400 EntityTooLarge)
     ├── NotAuthenticated             401 not_authenticated
     ├── Forbidden                    403 forbidden
     ├── InvalidHost                  400 invalid_host        (a Host that is not the app's)
@@ -190,11 +192,13 @@ class AlreadyUploaded(S3DropError):
         self.image = image
 
 
-class PostRejected(S3DropError):
-    """What the local backend answers a browser's POST with, in S3's own statuses and codes.
+class S3Error(S3DropError):
+    """A refusal in S3's own words: S3's ``code`` and status.
 
-    ``code`` is S3's (``AccessDenied``, ``EntityTooLarge``, ``EntityTooSmall``, ``InvalidArgument``),
-    so a client that talks to S3 needs no second code path for the embedded default.
+    What the local backend answers the browser's POST, PUT and signed reads with
+    (``AccessDenied`` 403, ``EntityTooLarge`` 400, ``NoSuchKey`` 404, ...), and what the client
+    reads from S3's (or the local backend's) XML, so a client that talks to S3 needs no second code
+    path for the embedded default. :mod:`s3drop.storage.s3_xml` writes and reads its XML.
     """
 
     status = 403
@@ -272,3 +276,32 @@ class Unreachable(S3DropError):
 
     status = 503
     code = "unreachable"
+
+
+# --- the one JSON shape of a refusal ------------------------------------------------------------
+
+
+def json_error(code: str, message: str, **extra: str) -> dict[str, Any]:
+    """``{"error": {"code", "message"}}``: every JSON refusal, from the app, its middleware, the
+    operations endpoints and the framework adapters; ``extra`` joins the error (a 5xx's
+    ``reference``)."""
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def error_json(exc: S3DropError) -> dict[str, Any]:
+    """``exc`` as the API answers it (with ``exc.status``): :func:`json_error`, and beside it the
+    ``image`` an :class:`AlreadyUploaded` carries (the client needs to send nothing)."""
+    data = json_error(exc.code, exc.message)
+    if isinstance(exc, AlreadyUploaded):
+        data["image"] = exc.image if isinstance(exc.image, dict) else exc.image.to_dict()
+    return data
+
+
+def error_headers(exc: S3DropError) -> dict[str, str]:
+    """The headers of ``exc``'s answer: ``Retry-After`` when it says when to try again (429,
+    a busy or locked 503), 30 seconds for any other 503."""
+    if isinstance(exc, RateLimited | LimitsUnavailable | ServerBusy):
+        return {"Retry-After": str(exc.retry_after)}
+    if exc.status == 503:
+        return {"Retry-After": "30"}
+    return {}

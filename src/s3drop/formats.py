@@ -43,6 +43,11 @@ class Format:
     name: str
     #: What people call it, e.g. ``JPEG``.
     label: str
+    #: The character that ends the ids of uploads signed for this type (``a``-``z``, ``2``-``7``,
+    #: one per format, see :func:`s3drop.policy.upload_type`). Fixed forever once given: ids
+    #: already signed keep naming their type whatever formats are added or reordered here, so a
+    #: new format takes a mark no format has had (:data:`RETIRED_MARKS` lists removed ones).
+    mark: str
     #: Whether the first bytes of a file (at least 32) are this format's.
     magic: Callable[[bytes], bool] = field(repr=False)
     #: Width and height from the first bytes; raises NeedMore or CorruptImage.
@@ -104,6 +109,7 @@ FORMATS: Mapping[str, Format] = MappingProxyType(
                 extensions=("png",),
                 name="png",
                 label="PNG",
+                mark="a",
                 magic=png.magic,
                 dimensions=png.dimensions,
                 walk=png.walk,
@@ -114,6 +120,7 @@ FORMATS: Mapping[str, Format] = MappingProxyType(
                 extensions=("jpg", "jpeg"),
                 name="jpeg",
                 label="JPEG",
+                mark="b",
                 magic=jpeg.magic,
                 dimensions=jpeg.dimensions,
                 walk=jpeg.walk,
@@ -124,6 +131,7 @@ FORMATS: Mapping[str, Format] = MappingProxyType(
                 extensions=("gif",),
                 name="gif",
                 label="GIF",
+                mark="d",
                 magic=gif.magic,
                 dimensions=gif.dimensions,
                 walk=gif.walk,
@@ -134,6 +142,7 @@ FORMATS: Mapping[str, Format] = MappingProxyType(
                 extensions=("webp",),
                 name="webp",
                 label="WebP",
+                mark="c",
                 magic=webp.magic,
                 dimensions=webp.dimensions,
                 walk=webp.walk,
@@ -145,6 +154,7 @@ FORMATS: Mapping[str, Format] = MappingProxyType(
                 extensions=("avif",),
                 name="avif",
                 label="AVIF",
+                mark="e",
                 magic=avif.magic,
                 dimensions=avif.dimensions,
                 walk=avif.walk,
@@ -159,6 +169,7 @@ FORMATS: Mapping[str, Format] = MappingProxyType(
                     extensions=(name,),
                     name=name,
                     label=name.upper(),
+                    mark=mark,
                     magic=magic,
                     dimensions=functools.partial(heif.dimensions, name=name.upper()),
                     walk=functools.partial(heif.walk, name=name.upper()),
@@ -168,11 +179,40 @@ FORMATS: Mapping[str, Format] = MappingProxyType(
                     family="heif",
                     decoder_orients=True,
                 )
-                for name, magic in (("heic", heif.magic_heic), ("heif", heif.magic_heif))
+                for name, mark, magic in (
+                    ("heic", "f", heif.magic_heic),
+                    ("heif", "g", heif.magic_heif),
+                )
             ),
         ]
     }
 )
+
+
+#: The characters an id may end in (base32, as :func:`s3drop.policy.new_upload_id` writes ids).
+MARK_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+
+#: Marks of formats that were removed: never given again (none yet).
+RETIRED_MARKS: frozenset[str] = frozenset()
+
+
+def _check_marks(formats: Mapping[str, Format]) -> None:
+    """Refuse, at import, a registry whose marks are not one distinct id character per format."""
+    seen: dict[str, str] = {}
+    for fmt in formats.values():
+        if len(fmt.mark) != 1 or fmt.mark not in MARK_ALPHABET or fmt.mark in RETIRED_MARKS:
+            raise ValueError(f"{fmt.content_type}: mark {fmt.mark!r} is not a free id character")
+        if fmt.mark in seen:
+            raise ValueError(f"{fmt.content_type} and {seen[fmt.mark]} share mark {fmt.mark!r}")
+        seen[fmt.mark] = fmt.content_type
+
+
+_check_marks(FORMATS)
+
+
+def by_mark(mark: str) -> Format | None:
+    """The format whose :attr:`~Format.mark` is ``mark``, or None."""
+    return next((fmt for fmt in FORMATS.values() if fmt.mark == mark), None)
 
 
 def by_type(content_type: str) -> Format:

@@ -23,12 +23,13 @@ import io
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from PIL import Image, ImageCms, JpegImagePlugin
 
 from .containers import Layout
+from .digests import Digest
 from .errors import CorruptImage, NotAnImage, TooManyFrames, TooManyPixels, TypeMismatch
 from .formats import Format, by_type, declared_as, header_size, sniff, walk
 from .headers import NeedMore
@@ -84,6 +85,8 @@ class ProcessedImage:
     data: bytes
     thumbnail: bytes
     placeholder: Placeholder | None = None
+    #: The SHA-256 of ``data`` (hashed while the image decoded); "" when not known.
+    sha256: str = ""
 
 
 def check_header(
@@ -153,14 +156,17 @@ def process(data: bytes, content_type: str, limits: ImageLimits) -> ProcessedIma
     fmt = by_type(content_type)
     if fmt.check_coded is not None:
         fmt.check_coded(layout)
+    digest = Digest(layout.stripped)  # what is stored is usually this: hashed meanwhile
     with _decoding(fmt.label):
         if fmt.stored_as is not None:  # e.g. HEIC, stored as a JPEG
             from .convert import convert
 
-            return convert(fmt, layout, limits)
-        if fmt.name == "jpeg":
-            return _process_jpeg(layout, limits)
-        return _process_other(fmt, layout, limits)
+            result = convert(fmt, layout, limits)
+        elif fmt.name == "jpeg":
+            result = _process_jpeg(layout, limits)
+        else:
+            result = _process_other(fmt, layout, limits)
+    return replace(result, sha256=digest.of(result.data))
 
 
 # --- JPEG -------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ own metrics can ignore this module). Names, in Prometheus' exposition::
     s3drop_verification_seconds                      histogram: one completion, accepted or rejected
     s3drop_http_request_duration_seconds{method,route,status}
                                                      histogram: HTTP latency by route template
+    s3drop_log_lines_dropped_total                   log lines dropped: standard error was not
+                                                     read fast enough (see s3drop.logs)
 
 Several worker processes: ``s3drop serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh temporary
 folder before any worker starts (or keeps the operator's); each worker then writes its samples to
@@ -67,9 +69,25 @@ HTTP_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 
+LOG_LINES_DROPPED = Counter(
+    "s3drop_log_lines_dropped", "Log lines dropped because standard error was not read fast enough"
+)
+
+
+#: ``SIGNED``'s child per content type (an allowed type: a handful): ``labels()`` takes a lock
+#: and builds a key on every call, on the sign route's hot path.
+_SIGNED_BY_TYPE: dict[str, Counter] = {}
+
 
 def signed(content_type: str) -> None:
-    SIGNED.labels(content_type).inc()
+    child = _SIGNED_BY_TYPE.get(content_type)
+    if child is None:
+        child = _SIGNED_BY_TYPE[content_type] = SIGNED.labels(content_type)
+    child.inc()
+
+
+def log_line_dropped() -> None:
+    LOG_LINES_DROPPED.inc()
 
 
 def duplicate() -> None:
@@ -109,8 +127,16 @@ def completion() -> Iterator[Callable[[int], None]]:
         raise
 
 
+#: ``HTTP_LATENCY``'s child per (method, route template, status): routes and statuses are few.
+_LATENCY_BY_LABELS: dict[tuple[str, str, int], Histogram] = {}
+
+
 def request_done(method: str, route: str, status: int, seconds: float) -> None:
-    HTTP_LATENCY.labels(method, route, str(status)).observe(seconds)
+    labels = (method, route, status)
+    child = _LATENCY_BY_LABELS.get(labels)
+    if child is None:
+        child = _LATENCY_BY_LABELS[labels] = HTTP_LATENCY.labels(method, route, str(status))
+    child.observe(seconds)
 
 
 def render() -> tuple[bytes, str]:

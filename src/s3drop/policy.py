@@ -1,4 +1,4 @@
-"""What may be uploaded, and the signed form that says so.
+"""What may be uploaded, and the keys it is stored under.
 
 The server decides everything a form carries: the key (never from the filename), the exact
 Content-Type, ``content-length-range`` [size, size] (exactly the size the client claimed when it
@@ -7,34 +7,27 @@ the metadata. Every field the form
 carries is also a condition of the policy, so storage refuses a form whose fields were changed, and
 refuses any field that was added.
 
-Forms are signed with AWS Signature Version 4 (``AWS4-HMAC-SHA256`` POST policies). S3 and every
-S3-compatible store check them; the local backend checks them with :func:`verify_post`, the same
-rules, so one page and one client serve both. :func:`sign_post` produces, for the same inputs and
-clock, the very bytes boto3's ``generate_presigned_post`` does (a test holds it to that), at a
-fraction of the cost, since it needs no request objects.
+:func:`check_upload` decides; the signing (AWS Signature Version 4, ``AWS4-HMAC-SHA256`` POST
+policies) lives with storage, in :mod:`s3drop.storage.sigv4`, and the check of a posted form as S3
+makes it in :mod:`s3drop.storage.post_policy`.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
-import hashlib
-import hmac
-import json
 import re
 import secrets
 import time
 import unicodedata
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote
 
 from . import labels
 from .config import Settings
-from .errors import FileEmpty, FileTooLarge, InvalidRequest, PostRejected, TypeNotAllowed
-from .formats import by_key_extension, by_type
+from .errors import FileEmpty, FileTooLarge, InvalidRequest, TypeNotAllowed
+from .formats import by_key_extension, by_mark, by_type
 from .placeholders import Placeholder
 from .units import format_size
 
@@ -43,10 +36,8 @@ IMAGES_PREFIX = "images/"
 THUMBS_PREFIX = "thumbs/"
 OWNERS_PREFIX = "owners/"
 DIGESTS_PREFIX = "digests/"
-ALGORITHM = "AWS4-HMAC-SHA256"
 
 _ISO8601 = "%Y-%m-%dT%H:%M:%SZ"
-_AMZ_DATE = "%Y%m%dT%H%M%SZ"
 _ID = re.compile(r"[0-9]{13}[a-z2-7]{10}")  # fullmatch: "$" would take a trailing newline
 #: ``<id>.<width>x<height>.<bytes>[.<letter><value>...].<ext>``, the name of a promoted image
 #: (see image_key); the optional segments are parsed by :data:`_SEGMENTS`.
@@ -128,8 +119,11 @@ class UploadRequest:
 # --- keys -------------------------------------------------------------------------------------
 
 
-def new_upload_id(now: float | None = None) -> str:
-    """A fresh id that sorts newest first: 13 digits of inverted milliseconds, then 50 random bits.
+def new_upload_id(now: float | None = None, *, content_type: str | None = None) -> str:
+    """A fresh id that sorts newest first: 13 digits of inverted milliseconds, then 10 base32
+    characters, 50 random bits; with a ``content_type``, 45 random bits and the type (its format's
+    fixed :attr:`~s3drop.formats.Format.mark`, :func:`upload_type`), so completion finds the
+    upload with one GET.
 
     Listing a prefix in key order (what S3 does) then yields the newest uploads first, so a gallery
     page costs one listing call however many images there are.
@@ -137,7 +131,16 @@ def new_upload_id(now: float | None = None) -> str:
     millis = int((time.time() if now is None else now) * 1000)
     inverted = 10**13 - 1 - millis
     rand = base64.b32encode(secrets.token_bytes(10)).decode().lower()[:10]
+    if content_type is not None:
+        rand = rand[:9] + by_type(content_type).mark
     return f"{inverted:013d}{rand}"
+
+
+def upload_type(upload_id: str) -> str | None:
+    """The type ``upload_id`` was signed for, as its last character says; a guess for ids made
+    before ids named it (their last character is random), None when it names no type."""
+    fmt = by_mark(upload_id[-1:]) if upload_id else None
+    return fmt.content_type if fmt is not None else None
 
 
 def is_upload_id(value: str) -> bool:
@@ -316,9 +319,12 @@ def sanitize_filename(name: str) -> str:
 
     It is only ever metadata (percent-encoded in ``x-amz-meta-filename``), never part of a key.
     """
-    name = unicodedata.normalize("NFC", name)
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip(" .")
+    if name.isascii() and name.isprintable():  # the usual name: already NFC, no controls
+        name = name.replace("\\", "/").rsplit("/", 1)[-1].strip(" .")
+    else:
+        name = unicodedata.normalize("NFC", name)
+        name = name.replace("\\", "/").rsplit("/", 1)[-1]
+        name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip(" .")
     if len(name) > _MAX_NAME:
         stem, dot, ext = name.rpartition(".")
         if dot and len(ext) <= 10:
@@ -382,7 +388,7 @@ def check_upload(
         metadata["sha256"] = sha256
     if owner is not None:
         metadata["owner"] = encode_meta(owner)
-    upload_id = new_upload_id(now)
+    upload_id = new_upload_id(now, content_type=content_type)
     return UploadRequest(
         id=upload_id,
         key=quarantine_key(upload_id, content_type),
@@ -390,204 +396,4 @@ def check_upload(
         max_bytes=size,
         metadata=metadata,
         min_bytes=size,
-    )
-
-
-# --- SigV4 POST policies ----------------------------------------------------------------------
-
-
-def signing_key(secret_key: str, date: str, region: str, service: str = "s3") -> bytes:
-    key = hmac.new(f"AWS4{secret_key}".encode(), date.encode(), hashlib.sha256).digest()
-    for part in (region, service, "aws4_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    return key
-
-
-def sign_post(
-    request: UploadRequest,
-    *,
-    bucket: str,
-    credentials: Credentials,
-    region: str,
-    expires_in: int,
-    now: datetime | None = None,
-) -> tuple[dict[str, str], datetime]:
-    """Sign a POST policy for ``request``; returns the form fields and the expiry.
-
-    Conditions, field order and JSON bytes follow boto3's ``generate_presigned_post`` exactly.
-    """
-    now = (now or datetime.now(UTC)).replace(microsecond=0)
-    expires_at = now + timedelta(seconds=expires_in)
-    fields: dict[str, str] = {"Content-Type": request.content_type}
-    for name, value in request.metadata.items():
-        fields[f"x-amz-meta-{name}"] = value
-    if request.success_status is not None:
-        fields["success_action_status"] = str(request.success_status)
-    conditions: list[Any] = [{name: value} for name, value in fields.items()]
-    conditions.append(["content-length-range", request.min_bytes, request.max_bytes])
-    conditions.append({"bucket": bucket})
-    conditions.append({"key": request.key})
-    fields["key"] = request.key
-    amz_date = now.strftime(_AMZ_DATE)
-    scope = f"{credentials.access_key}/{amz_date[:8]}/{region}/s3/aws4_request"
-    fields["x-amz-algorithm"] = ALGORITHM
-    fields["x-amz-credential"] = scope
-    fields["x-amz-date"] = amz_date
-    conditions.append({"x-amz-algorithm": ALGORITHM})
-    conditions.append({"x-amz-credential": scope})
-    conditions.append({"x-amz-date": amz_date})
-    if credentials.token is not None:
-        fields["x-amz-security-token"] = credentials.token
-        conditions.append({"x-amz-security-token": credentials.token})
-    policy = {"expiration": expires_at.strftime(_ISO8601), "conditions": conditions}
-    encoded = base64.b64encode(json.dumps(policy).encode()).decode()
-    fields["policy"] = encoded
-    key = signing_key(credentials.secret_key, amz_date[:8], region)
-    fields["x-amz-signature"] = hmac.new(key, encoded.encode(), hashlib.sha256).hexdigest()
-    return fields, expires_at
-
-
-# --- checking a posted form, as S3 does (used by the local backend) ---------------------------
-
-
-@dataclass(frozen=True)
-class CheckedPost:
-    """A form whose signature and conditions hold; the body's size is checked while it streams."""
-
-    key: str
-    content_type: str
-    metadata: dict[str, str]
-    min_bytes: int
-    max_bytes: int
-    success_status: int
-
-
-_UNSIGNED = {"policy", "x-amz-signature", "file"}
-
-
-def verify_post(
-    form: Mapping[str, str],
-    *,
-    bucket: str,
-    credentials: Credentials,
-    region: str,
-    now: datetime | None = None,
-) -> CheckedPost:
-    """Check a POST form's fields (all but the file) exactly as S3 does, or raise PostRejected.
-
-    Signature (HMAC over the policy, constant-time compare), credential scope, expiry, every
-    condition, and that every field is covered by a condition. ``form`` keys are compared without
-    regard to case, as S3 does.
-    """
-    fields = {name.lower(): value for name, value in form.items()}
-    for required in ("key", "policy", "x-amz-algorithm", "x-amz-credential", "x-amz-date"):
-        if required not in fields:
-            raise PostRejected(
-                f"Bucket POST must contain a field named '{required}'.",
-                code="InvalidArgument",
-                status=400,
-            )
-    if "x-amz-signature" not in fields:
-        raise PostRejected(
-            "Bucket POST must contain a field named 'x-amz-signature'.",
-            code="InvalidArgument",
-            status=400,
-        )
-    if fields["x-amz-algorithm"] != ALGORITHM:
-        raise PostRejected(
-            "Only AWS4-HMAC-SHA256 is supported.", code="InvalidArgument", status=400
-        )
-    scope = fields["x-amz-credential"].split("/")
-    if len(scope) != 5 or scope[3:] != ["s3", "aws4_request"] or scope[2] != region:
-        raise PostRejected("The credential scope is malformed or for another region.")
-    if not hmac.compare_digest(scope[0].encode(), credentials.access_key.encode()):
-        raise PostRejected(
-            "The AWS Access Key Id you provided does not exist in our records.",
-            code="InvalidAccessKeyId",
-        )
-    key = signing_key(credentials.secret_key, scope[1], region)
-    expected = hmac.new(key, fields["policy"].encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected.encode(), fields["x-amz-signature"].lower().encode()):
-        raise PostRejected(
-            "The request signature we calculated does not match the signature you provided.",
-            code="SignatureDoesNotMatch",
-        )
-    try:
-        policy = json.loads(base64.b64decode(fields["policy"], validate=True))
-        expiration = datetime.strptime(policy["expiration"][:19], _ISO8601[:-1]).replace(tzinfo=UTC)
-        conditions = policy["conditions"]
-        if not isinstance(conditions, list):
-            raise TypeError
-    except (binascii.Error, ValueError, KeyError, TypeError) as exc:
-        raise PostRejected(
-            "Invalid Policy: the policy document is malformed.",
-            code="InvalidPolicyDocument",
-            status=400,
-        ) from exc
-    if (now or datetime.now(UTC)) >= expiration:
-        raise PostRejected("Invalid according to Policy: Policy expired.")
-    if fields["x-amz-date"][:8] != scope[1]:
-        raise PostRejected("Invalid according to Policy: x-amz-date does not match the scope.")
-    values = {**fields, "bucket": bucket}
-    covered: set[str] = set()
-    size_range = (0, 5 * 1024**3)
-    for condition in conditions:
-        name, ok = _check_condition(condition, values)
-        if name == "content-length-range":
-            size_range = (int(condition[1]), int(condition[2]))
-        elif not ok:
-            raise PostRejected(
-                f"Invalid according to Policy: Policy Condition failed: {json.dumps(condition)}"
-            )
-        covered.add(name)
-    extra = sorted(
-        name
-        for name in fields
-        if name not in covered and name not in _UNSIGNED and not name.startswith("x-ignore-")
-    )
-    if extra:
-        raise PostRejected(f"Invalid according to Policy: Extra input fields: {', '.join(extra)}")
-    success = fields.get("success_action_status", "204")
-    return CheckedPost(
-        key=fields["key"],
-        content_type=fields.get("content-type", "binary/octet-stream"),
-        metadata={
-            n[len("x-amz-meta-") :]: v for n, v in fields.items() if n.startswith("x-amz-meta-")
-        },
-        min_bytes=size_range[0],
-        max_bytes=size_range[1],
-        success_status=int(success) if success in {"200", "201", "204"} else 204,
-    )
-
-
-def _check_condition(condition: object, values: Mapping[str, str]) -> tuple[str, bool]:
-    """One policy condition against the form: ``(field name, holds)``."""
-    if isinstance(condition, dict) and len(condition) == 1:
-        ((name, expected),) = condition.items()
-        name = str(name).lower()
-        return name, values.get(name) == expected
-    if isinstance(condition, list) and len(condition) == 3:
-        op = str(condition[0]).lower()
-        if op == "content-length-range":
-            ok = all(isinstance(bound, int) and bound >= 0 for bound in condition[1:])
-            if not ok:
-                raise PostRejected(
-                    "Invalid Policy: content-length-range needs two integers.",
-                    code="InvalidPolicyDocument",
-                    status=400,
-                )
-            return "content-length-range", True
-        target = str(condition[1])
-        if op in {"eq", "starts-with"} and target.startswith("$"):
-            name = target[1:].lower()
-            value = values.get(name)
-            if value is None:
-                return name, False
-            if op == "eq":
-                return name, value == condition[2]
-            return name, value.startswith(str(condition[2]))
-    raise PostRejected(
-        f"Invalid Policy: unknown condition {json.dumps(condition)}",
-        code="InvalidPolicyDocument",
-        status=400,
     )

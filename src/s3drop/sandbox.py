@@ -127,7 +127,11 @@ def _serve(conn: Connection, memory: int, cpu_seconds: float) -> None:
             return
         used = sum(os.times()[:2])
         backstop = math.ceil(used + cpu_seconds) + 2
-        resource.setrlimit(resource.RLIMIT_CPU, (backstop, backstop + 1))
+        # The soft limit only (SIGXCPU ends the worker): a hard limit, once lowered, can never be
+        # raised again for the next task without CAP_SYS_RESOURCE.
+        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        soft = backstop if hard == resource.RLIM_INFINITY else min(backstop, hard)
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
         try:
             reply: tuple[str, Any] = ("ok", process(data, content_type, limits))
         except MemoryError:
@@ -141,19 +145,26 @@ def _serve(conn: Connection, memory: int, cpu_seconds: float) -> None:
             reply = ("rejected", exc)
         except Exception as exc:  # re-raised in the caller, as if it had run there
             reply = ("error", exc)
-        del data
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        # This process's own peak: ru_maxrss would include the peak of the process it was
+        # forked from (a big host process then retired every worker after every task).
+        peak = (
+            _vm_status().get("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        )
         kind, value = reply
         if isinstance(value, ProcessedImage):  # the bytes go unpickled: no copy of them
-            conn.send((kind, replace(value, data=b"", thumbnail=b""), peak))
-            conn.send_bytes(value.data)
+            # Bytes the caller sent (nothing to strip) do not go back: it still holds them.
+            same = value.data is data or value.data == data
+            del data
+            conn.send((kind, replace(value, data=b"", thumbnail=b""), peak, same))
+            conn.send_bytes(b"" if same else value.data)
             conn.send_bytes(value.thumbnail)
             del value, reply
             continue
+        del data
         try:
-            conn.send((kind, value, peak))
+            conn.send((kind, value, peak, False))
         except Exception as exc:  # an exception that does not pickle
-            conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}"), peak))
+            conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}"), peak, False))
         if reply[0] == "memory":
             return
 
@@ -172,13 +183,13 @@ def _out_of_memory(memory: int, data: bytes, content_type: str) -> bool:
 
 
 def _vm_status() -> dict[str, int]:
-    """VmPeak, VmSize (bytes) of this process, from /proc (Linux); {} elsewhere."""
+    """VmPeak, VmSize, VmHWM (bytes) of this process, from /proc (Linux); {} elsewhere."""
     found: dict[str, int] = {}
     try:
         with open("/proc/self/status") as status:
             for line in status:
                 name, _, value = line.partition(":")
-                if name in ("VmPeak", "VmSize"):
+                if name in ("VmPeak", "VmSize", "VmHWM"):
                     found[name] = int(value.split()[0]) * 1024
     except (OSError, ValueError):
         pass
@@ -463,11 +474,12 @@ class DecodePool:
                     raise self._too_expensive_cpu()
                 if not worker.alive() and not worker.conn.poll(0):
                     raise EOFError
-            kind, value, peak = worker.conn.recv()
+            kind, value, peak, same = worker.conn.recv()
             if kind == "ok":
                 assert isinstance(value, ProcessedImage)
-                data = worker.conn.recv_bytes()
-                value = replace(value, data=data, thumbnail=worker.conn.recv_bytes())
+                stored = worker.conn.recv_bytes()
+                stored = data if same else stored  # unchanged: the bytes this side holds
+                value = replace(value, data=stored, thumbnail=worker.conn.recv_bytes())
         except (EOFError, OSError, ServerBusy, TooExpensive) as exc:
             worker.kill()
             slot.worker = None

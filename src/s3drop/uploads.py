@@ -16,31 +16,21 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import hashlib
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import NoReturn
 
-from . import audit, images, originals
+from . import audit, images, originals, promote
 from .auth import Authenticator, Principal, from_settings
 from .config import Settings
 from .errors import (
-    AlreadyCompleted,
     AlreadyUploaded,
-    ChecksumMismatch,
-    Forbidden,
-    ImageRejected,
     InvalidRequest,
-    NotAnImage,
     NotFound,
     S3DropError,
-    SizeMismatch,
-    TypeMismatch,
 )
-from .formats import FORMATS, by_key_extension, by_type
+from .formats import by_type
 from .gallery import (
     VARIANTS,
     Image,
@@ -64,23 +54,16 @@ from .policy import (
     check_upload,
     decode_meta,
     digest_key,
-    image_key,
     is_upload_id,
     owner_key,
     owner_prefix,
     parse_image_key,
-    quarantine_key,
     thumbnail_key,
 )
+from .promote import ANONYMOUS, check_owner, find_promoted, limit_key_of, owner_of
 from .sandbox import DecodePool, SandboxLimits
-from .storage.base import ObjectInfo, Storage, open_storage
-from .units import format_size
-
-#: Who calls the library when the caller names nobody.
-ANONYMOUS = Principal("anonymous", anonymous=True)
-
-#: Seconds a completion that lost the claim waits for the winner's image to appear.
-_AWAIT_PROMOTION = 5.0
+from .storage import open_storage
+from .storage.base import ObjectInfo, Storage
 
 
 @dataclass
@@ -314,8 +297,8 @@ class S3Drop:
     def complete(self, upload_id: str, *, principal: Principal | None = None) -> Image:
         """Verify an upload and promote it into the gallery; the promoted :class:`Image`.
 
-        Reads the quarantined object (its size, then its first bytes, then the whole) and accepts
-        it only when its real format is the signed type, its dimensions and frames are within the
+        Reads the quarantined object with one request (its facts, then its first bytes, then the
+        rest; :mod:`s3drop.promote` lists every request a completion makes) and accepts it only when its real format is the signed type, its dimensions and frames are within the
         limits, it decodes fully and it matches the SHA-256 it was signed with. A refused upload is
         deleted and :class:`~s3drop.errors.ImageRejected` says why. Safe to retry and to call
         twice: an upload already promoted is returned as it is. ``principal``, when given, must be
@@ -332,7 +315,7 @@ class S3Drop:
         if not is_upload_id(upload_id):
             raise NotFound(f"no upload {upload_id!r}")
         with self._one_completion(upload_id):
-            return self._complete(upload_id, principal)
+            return promote.complete(self, upload_id, principal)
 
     @contextlib.contextmanager
     def _one_completion(self, upload_id: str) -> Iterator[None]:
@@ -349,223 +332,6 @@ class S3Drop:
                 claim.users -= 1
                 if not claim.users:
                     del self._completing[upload_id]
-
-    def _complete(self, upload_id: str, principal: Principal | None) -> Image:
-        info = self._find_upload(upload_id)
-        if info is None:
-            promoted = self._find_image(upload_id)
-            if promoted is None:
-                raise NotFound(
-                    f"no upload {upload_id!r}: it never arrived, was rejected, or expired"
-                )
-            self._check_owner(promoted, principal)
-            return describe_stored(self.storage, self.settings, promoted)
-        self._check_owner(info, principal)
-        who = principal.name if principal else _owner(info)
-        promoted = self._find_image(upload_id)
-        if promoted is not None and info.last_modified > promoted.last_modified:
-            # Posted after its image was promoted (a crash's leftover is older): no decode.
-            self._refuse_repost(info, who, promoted)
-        try:
-            processed, uploaded_sha256 = self._verify(info)
-        except ImageRejected as exc:
-            self.storage.delete(info.key)
-            audit.record("reject", who=who, key=info.key, reason=exc.code, detail=exc.message)
-            self.hooks.reject(upload_id, exc, principal)
-            raise
-        except NotFound:  # gone while being read: a concurrent completion finished it
-            promoted = self._find_image(upload_id)
-            if promoted is None:
-                raise
-            return describe_stored(self.storage, self.settings, promoted)
-        digest = hashlib.sha256(processed.data).hexdigest()
-        metadata = {
-            "width": str(processed.width),
-            "height": str(processed.height),
-            "format": processed.format,
-            "bytes": str(len(processed.data)),
-            "sha256": digest,
-            "source-sha256": uploaded_sha256,
-            "filename": info.metadata.get("filename", ""),
-            "owner": info.metadata.get("owner", ANONYMOUS.name),
-        }
-        key = image_key(
-            upload_id,
-            processed.content_type,
-            width=processed.width,
-            height=processed.height,
-            size=len(processed.data),
-            filename=decode_meta(metadata["filename"]) or None,
-            placeholder=processed.placeholder,
-        )
-        # Who promotes: the first claim of this id, ever. A call that finds the image already
-        # there, the same one (a retry after a crash, a concurrent call in another process),
-        # finishes the job without claiming; a different one means the form was posted again.
-        claimed = False
-        if promoted is None:
-            claimed = self.limits.claim(upload_id)
-            if not claimed:
-                promoted = self._await_image(upload_id)
-                # No image: promoted, then deleted; or its promotion failed and was released.
-                if promoted is None and not (claimed := self.limits.claim(upload_id)):
-                    self._refuse_repost(info, who, None)
-        if promoted is not None and (
-            promoted.key != key or promoted.metadata.get("sha256") != digest
-        ):
-            self._refuse_repost(info, who, promoted)
-        # Thumbnail first, then the image, then its owner's index entry and duplicate marker, then
-        # the quarantine copy goes: a crash between any two leaves the quarantine copy, and a
-        # retry finishes the job.
-        # The thumbnail names its image and owner: an id alone then finds both with one HEAD
-        # (image_url), no listing.
-        try:
-            self.storage.put(
-                thumbnail_key(upload_id),
-                processed.thumbnail,
-                content_type="image/webp",
-                metadata={
-                    "image": key.rpartition("/")[2],
-                    "owner": metadata["owner"],
-                    "filename": metadata["filename"],
-                },
-            )
-            self.storage.put(
-                key, processed.data, content_type=processed.content_type, metadata=metadata
-            )
-        except S3DropError:  # e.g. a full disk: no thumbnail without its image, and a retry
-            if promoted is None:  # may claim the promotion again
-                self.storage.delete(thumbnail_key(upload_id))
-            if claimed:
-                self.limits.release(upload_id)
-            raise
-        declared = _declared_type(info.key)
-        if self.settings.keep_heic_original and originals.converted(declared):
-            originals.keep(self.storage, info, declared, key)
-        self.storage.put(
-            owner_key(_owner(info), key), b"", content_type="application/x-empty", metadata={}
-        )
-        # The hash is the server's own, of the bytes it verified: never the client's claim.
-        self.storage.put(
-            digest_key(_owner(info), uploaded_sha256),
-            b"",
-            content_type="application/x-empty",
-            metadata={"image": key, "sha256": digest, "filename": metadata["filename"]},
-        )
-        self.storage.delete(info.key)
-        stored = ObjectInfo(
-            key=key,
-            size=len(processed.data),
-            content_type=processed.content_type,
-            last_modified=datetime.now(UTC),
-            metadata=metadata,
-        )
-        image = describe_stored(self.storage, self.settings, stored)
-        if claimed:
-            self._accepted(image, info, principal, who)
-        return image
-
-    def _accepted(
-        self, image: Image, info: ObjectInfo, principal: Principal | None, who: str
-    ) -> None:
-        """This call promoted ``image``: reached exactly once per image, whatever the retries,
-        the concurrent calls and the processes (the claim in :meth:`_complete`). Count it against
-        its owner and say so; callbacks on acceptance belong here."""
-        limit_key = _limit_key(info, principal)
-        if limit_key is not None:
-            self.limits.stored(limit_key, 1)
-        audit.record("accept", who=who, key=image.key, size=image.bytes, type=image.format)
-        self.hooks.accept(image, principal)
-
-    def _refuse_repost(self, info: ObjectInfo, who: str, promoted: ObjectInfo | None) -> NoReturn:
-        """Delete a file posted again with a form whose upload was already promoted; 409."""
-        self.storage.delete(info.key)
-        audit.record("refuse", who=who, key=info.key, reason=AlreadyCompleted.code)
-        upload_id = info.key.rsplit("/", 1)[-1].split(".", 1)[0]
-        what = f" as {promoted.key}" if promoted is not None else ""
-        raise AlreadyCompleted(
-            f"upload {upload_id} was already completed{what}; a form makes one image, so the "
-            "file posted again with it was deleted: sign a new upload for another file"
-        )
-
-    def _await_image(self, upload_id: str) -> ObjectInfo | None:
-        """The image another process claimed and is writing now (it claims once the file is
-        verified, so that takes milliseconds); None if it does not appear within
-        :data:`_AWAIT_PROMOTION` seconds."""
-        deadline = time.monotonic() + _AWAIT_PROMOTION
-        while True:
-            promoted = self._find_image(upload_id)
-            if promoted is not None or time.monotonic() >= deadline:
-                return promoted
-            time.sleep(0.05)
-
-    def _find_upload(self, upload_id: str) -> ObjectInfo | None:
-        """The upload's object in quarantine, whatever its type (a HEAD per type, the allowed
-        types first)."""
-        allowed = self.settings.allowed_types
-        for content_type in [*allowed, *(t for t in FORMATS if t not in allowed)]:
-            info = self.storage.head(quarantine_key(upload_id, content_type))
-            if info is not None:
-                return info
-        return None
-
-    def _find_image(self, upload_id: str) -> ObjectInfo | None:
-        """The promoted image ``upload_id`` with its metadata: a listing call and a HEAD."""
-        for key in find_image(self.storage, upload_id):
-            if parse_image_key(key) is not None:
-                return self.storage.head(key)
-        return None
-
-    def _check_owner(
-        self, info: ObjectInfo, principal: Principal | None, *, shared: bool = False
-    ) -> None:
-        """Refuse a principal that does not own ``info`` (:class:`Forbidden`); ``shared`` lets
-        everyone act on every image, and None is a trusted caller."""
-        if principal is not None and not shared and _owner(info) != principal.name:
-            raise Forbidden("this image belongs to someone else")
-
-    def _verify(self, info: ObjectInfo) -> tuple[images.ProcessedImage, str]:
-        """Judge the quarantined object; what to store and the SHA-256 of the bytes uploaded (the
-        server's own hash), or ImageRejected."""
-        declared = _declared_type(info.key)
-        if info.size == 0:
-            raise NotAnImage("the file is empty (0 bytes)")
-        if info.size > self.settings.max_bytes:
-            raise SizeMismatch(
-                f"the stored file is {format_size(info.size)}; the limit is "
-                f"{format_size(self.settings.max_bytes)}"
-            )
-        stored_type = info.content_type.split(";")[0].strip().lower()
-        if stored_type != declared:
-            raise TypeMismatch(
-                f"the file was stored as {stored_type or 'no type'}, but its upload was signed "
-                f"for {declared}"
-            )
-        limits, allowed = self.image_limits, self.settings.allowed_types
-        head = self.storage.read(info.key, end=images.HEADER_BYTES)
-        whole = len(head) >= info.size
-        content_type = images.check_header(
-            head, declared=declared, allowed=allowed, limits=limits, whole=whole
-        )
-        data = head if whole else self.storage.read(info.key)
-        del head
-        if content_type is None:  # the header is longer than the first read: judge it whole
-            content_type = images.check_header(
-                data, declared=declared, allowed=allowed, limits=limits, whole=True
-            )
-            assert content_type is not None
-        if len(data) != info.size:
-            raise SizeMismatch(
-                f"the file changed while it was checked ({len(data)} bytes, not {info.size})"
-            )
-        expected = info.metadata.get("sha256")
-        actual = hashlib.sha256(data).hexdigest()
-        if expected and actual != expected.lower():
-            raise ChecksumMismatch(
-                f"the stored file's SHA-256 is {actual}, not the {expected} it was signed "
-                "with: it changed on the way"
-            )
-        pixels = images.header_pixels(data, content_type)
-        return self.decoders.process(data, content_type, limits, pixels=pixels), actual
 
     # --- the gallery --------------------------------------------------------------------------
 
@@ -593,7 +359,7 @@ class S3Drop:
         info = self.storage.head(self._locate(image_id).key)
         if info is None:  # a delete stopped halfway: the thumbnail outlived its image
             raise NotFound(f"no image {image_id}")
-        self._check_owner(info, principal, shared=self.settings.shared)
+        check_owner(info, principal, shared=self.settings.shared)
         return describe_stored(self.storage, self.settings, info)
 
     def _locate(self, image_id: str) -> ObjectInfo:
@@ -617,7 +383,7 @@ class S3Drop:
                 last_modified=thumb.last_modified,
                 metadata=thumb.metadata,
             )
-        found = self._find_image(image_id)
+        found = find_promoted(self.storage, image_id)
         if found is None:
             raise NotFound(f"no image {image_id}")
         return found
@@ -642,14 +408,14 @@ class S3Drop:
         if variant not in VARIANTS:
             raise InvalidRequest(f"no variant {variant!r}: ask for one of {', '.join(VARIANTS)}")
         info = self._locate(image_id)
-        self._check_owner(info, principal, shared=self.settings.shared)
+        check_owner(info, principal, shared=self.settings.shared)
         expires_in = self.settings.get_expires_in
         if variant == "thumbnail":
             url = self.storage.presign_get(thumbnail_key(image_id), expires_in=expires_in)
         else:
             filename = decode_meta(info.metadata.get("filename", "")) or None
             url = self.storage.presign_get(info.key, expires_in=expires_in, filename=filename)
-        permanent = self.storage.name == "s3" and bool(self.settings.public_base_url)
+        permanent = not self.storage.read_urls_expire
         expires_at = None if permanent else datetime.now(UTC) + timedelta(seconds=expires_in)
         facts = parse_image_key(info.key)  # its placeholder, from the key: no request
         placeholder = facts.placeholder if facts is not None else None
@@ -680,7 +446,7 @@ class S3Drop:
             return
         infos = [info for info in map(self.storage.head, keys) if info is not None]
         for info in infos:
-            self._check_owner(info, principal, shared=self.settings.shared)
+            check_owner(info, principal, shared=self.settings.shared)
         # Out of duplicate finding first (a crash after it only costs an upload a duplicate
         # check would have saved), then out of every listing (the image), then out of its
         # owner's, then the thumbnail.
@@ -688,12 +454,12 @@ class S3Drop:
             self._forget_digest(info)
         for info in infos:
             self.storage.delete(info.key)
-            self.storage.delete(owner_key(_owner(info), info.key))
+            self.storage.delete(owner_key(owner_of(info), info.key))
         self.storage.delete(thumb)
         if self.settings.keep_heic_original:
             originals.delete(self.storage, image_id)
         for info in infos:
-            limit_key = _limit_key(info, principal)
+            limit_key = limit_key_of(info, principal)
             if limit_key is not None:
                 self.limits.stored(limit_key, -1)
             who = principal.name if principal else "library"
@@ -706,7 +472,7 @@ class S3Drop:
         uploaded = info.metadata.get("source-sha256")
         if not uploaded:  # promoted before duplicates were tracked
             return
-        key = digest_key(_owner(info), uploaded)
+        key = digest_key(owner_of(info), uploaded)
         marker = self.storage.head(key)
         if marker is not None and marker.metadata.get("image") == info.key:
             self.storage.delete(key)
@@ -765,23 +531,3 @@ class S3Drop:
 def _thumbnail_id(key: str) -> str:
     """``thumbs/<id>.webp`` -> ``<id>``."""
     return key.removeprefix(THUMBS_PREFIX).partition(".")[0]
-
-
-def _declared_type(key: str) -> str:
-    fmt = by_key_extension(key.rsplit(".", 1)[-1])
-    assert fmt is not None, key  # quarantine keys are built by quarantine_key
-    return fmt.content_type
-
-
-def _owner(info: ObjectInfo) -> str:
-    """Who uploaded ``info``: the owner recorded in its metadata (``anonymous`` if none is)."""
-    owner = info.metadata.get("owner")
-    return decode_meta(owner) if owner is not None else ANONYMOUS.name
-
-
-def _limit_key(info: ObjectInfo, principal: Principal | None) -> str | None:
-    """Whose stored-images count an image counts against: its owner's."""
-    owner = _owner(info)
-    if principal is not None and principal.name == owner:
-        return principal.limit_key
-    return f"user:{owner}" if owner != ANONYMOUS.name else None

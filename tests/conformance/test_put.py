@@ -1,5 +1,5 @@
 """Does storage enforce every limit s3drop signs into a presigned PUT? The cases of
-``test_post_policy.py`` for ``PUT``, against the local backend (the live s3drop server) and Ceph
+``test_post_policy.py`` for ``PUT``, against the local backend (s3drop's app, in-process) and Ceph
 RGW: each signs as the app does (``S3Drop.presign(method="PUT")``) and sends the body with httpx.
 Every refusal asserts the status and that nothing was stored anywhere in the store.
 """
@@ -10,13 +10,13 @@ import hashlib
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import boto3
 import httpx
 import pytest
 from tests.conformance.test_post_policy import FILENAME, MAX_BYTES, Target, answer, png_bytes
+from tests.inprocess import AppServer
 
 from s3drop import Settings, UploadForm
 from s3drop.storage.local import LocalStorage
@@ -26,13 +26,16 @@ Record = Callable[[str, str, str], None]
 
 
 @pytest.fixture(params=["local", "rgw"])
-def put_target(request: pytest.FixtureRequest, make_server: Callable[..., Any]) -> Iterator[Target]:
+def put_target(
+    request: pytest.FixtureRequest, make_app: Callable[..., AppServer]
+) -> Iterator[Target]:
+    """The backend a case puts to; the local backend's receiver answers in-process."""
     if request.param == "local":
-        server = make_server()
+        server = make_app()
         # The local backend signs the host: it must know the URL it is reached at.
         settings = {"data_dir": server.data_dir, "max_bytes": MAX_BYTES, "public_url": server.url}
         storage = LocalStorage(Settings(**settings))
-        yield Target("local", settings, storage, server.url, local_data=server.data_dir)
+        yield Target("local", settings, storage, server.url, server.data_dir, server.client)
         return
     rgw = request.getfixturevalue("rgw")
     bucket = request.getfixturevalue("bucket")
@@ -60,18 +63,26 @@ def sign_put(
 
 
 def put(
-    form: UploadForm, body: bytes, *, url: str | None = None, headers: dict[str, str] | None = None
+    target: Target,
+    form: UploadForm,
+    body: bytes,
+    *,
+    url: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response:
     """PUT ``body`` with the form's headers (or ``headers``), as a browser's fetch does."""
-    with httpx.Client(timeout=30) as client:
+    with target.client() as client:
         return client.put(
             url or form.url, content=body, headers=form.headers if headers is None else headers
         )
 
 
-def assert_refused(target: Target, form: UploadForm, response: httpx.Response, status: int) -> None:
-    assert response.status_code == status, response.text
+def assert_refused(
+    target: Target, form: UploadForm, response: httpx.Response, status: int, code: str
+) -> None:
+    """Refused with ``status`` and S3's error ``code``, and nothing stored anywhere."""
     assert "<Error>" in response.text  # S3's XML
+    assert answer(response) == f"{status} {code}", response.text
     assert target.storage.head(form.key) is None
     assert target.keys() == []
     assert target.leftovers() == []
@@ -87,7 +98,7 @@ def _with_query(url: str, **changes: str) -> str:
 def test_put_valid_upload_is_stored_with_s3s_etag(put_target: Target, record: Record) -> None:
     body = png_bytes(5000)
     form = sign_put(put_target, size=5000, sha256=hashlib.sha256(body).hexdigest())
-    response = put(form, body)
+    response = put(put_target, form, body)
     record("PUT valid upload", put_target.name, answer(response))
     assert response.status_code == 200, response.text
     assert response.headers["etag"] == f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"'
@@ -102,62 +113,69 @@ def test_put_valid_upload_is_stored_with_s3s_etag(put_target: Target, record: Re
 @pytest.mark.parametrize("delta", [1, -1])
 def test_put_of_another_size_is_refused(put_target: Target, record: Record, delta: int) -> None:
     form = sign_put(put_target, size=1000)
-    response = put(form, png_bytes(1000 + delta))
+    response = put(put_target, form, png_bytes(1000 + delta))
     record(f"PUT {'larger' if delta > 0 else 'smaller'} body", put_target.name, answer(response))
-    assert_refused(put_target, form, response, 403)
+    assert_refused(put_target, form, response, 403, "SignatureDoesNotMatch")
 
 
 def test_put_of_another_type_is_refused(put_target: Target, record: Record) -> None:
     form = sign_put(put_target)
-    response = put(form, png_bytes(1000), headers={**form.headers, "Content-Type": "text/html"})
+    response = put(
+        put_target, form, png_bytes(1000), headers={**form.headers, "Content-Type": "text/html"}
+    )
     record("PUT wrong type", put_target.name, answer(response))
-    assert_refused(put_target, form, response, 403)
+    assert_refused(put_target, form, response, 403, "SignatureDoesNotMatch")
 
 
 def test_put_with_tampered_signature_is_refused(put_target: Target, record: Record) -> None:
     form = sign_put(put_target)
     signature = dict(parse_qsl(urlsplit(form.url).query))["X-Amz-Signature"]
     forged = _with_query(form.url, **{"X-Amz-Signature": signature[::-1]})
-    response = put(form, png_bytes(1000), url=forged)
+    response = put(put_target, form, png_bytes(1000), url=forged)
     record("PUT forged signature", put_target.name, answer(response))
-    assert_refused(put_target, form, response, 403)
+    assert_refused(put_target, form, response, 403, "SignatureDoesNotMatch")
 
 
 def test_put_after_expiry_is_refused(put_target: Target, record: Record) -> None:
     form = sign_put(put_target, expires_in=1)
     time.sleep(max(0.0, (form.expires_at - datetime.now(UTC)).total_seconds()) + 1.1)
-    response = put(form, png_bytes(1000))
+    response = put(put_target, form, png_bytes(1000))
     record("PUT expired", put_target.name, answer(response))
-    assert_refused(put_target, form, response, 403)
+    assert_refused(put_target, form, response, 403, "AccessDenied")
 
 
 def test_put_to_another_key_is_refused(put_target: Target, record: Record) -> None:
     form = sign_put(put_target)
     other = form.url.replace(form.key, form.key.replace(".png", "0.png"), 1)
-    response = put(form, png_bytes(1000), url=other)
+    response = put(put_target, form, png_bytes(1000), url=other)
     record("PUT key changed", put_target.name, answer(response))
-    assert_refused(put_target, form, response, 403)
+    assert_refused(put_target, form, response, 403, "SignatureDoesNotMatch")
 
 
 def test_put_with_changed_metadata_is_refused(put_target: Target, record: Record) -> None:
     form = sign_put(put_target)
     response = put(
-        form, png_bytes(1000), headers={**form.headers, "x-amz-meta-owner": "someone-else"}
+        put_target,
+        form,
+        png_bytes(1000),
+        headers={**form.headers, "x-amz-meta-owner": "someone-else"},
     )
     record("PUT metadata changed", put_target.name, answer(response))
-    assert_refused(put_target, form, response, 403)
+    assert_refused(put_target, form, response, 403, "SignatureDoesNotMatch")
 
 
 def test_put_with_an_unsigned_amz_header(put_target: Target, record: Record) -> None:
     """S3 refuses an ``x-amz-*`` header the URL does not sign; so does the local backend."""
     form = sign_put(put_target)
-    response = put(form, png_bytes(1000), headers={**form.headers, "x-amz-meta-extra": "1"})
+    response = put(
+        put_target, form, png_bytes(1000), headers={**form.headers, "x-amz-meta-extra": "1"}
+    )
     record("PUT unsigned x-amz-meta header", put_target.name, answer(response))
     if put_target.name == "rgw" and response.status_code == 200:
         # RGW 16 stores it (AWS S3 refuses): recorded in the table; nothing more was signed.
         assert put_target.storage.head(form.key) is not None
         return
-    assert_refused(put_target, form, response, 403)
+    assert_refused(put_target, form, response, 403, "AccessDenied")
 
 
 def test_put_of_other_bytes_than_the_signed_sha256_is_refused(
@@ -168,7 +186,7 @@ def test_put_of_other_bytes_than_the_signed_sha256_is_refused(
     body = png_bytes(1000)
     form = sign_put(put_target, sha256=hashlib.sha256(b"other bytes").hexdigest())
     assert form.headers["x-amz-content-sha256"] != hashlib.sha256(body).hexdigest()
-    response = put(form, body)
+    response = put(put_target, form, body)
     record("PUT other bytes than the signed SHA-256", put_target.name, answer(response))
-    assert_refused(put_target, form, response, 400)
+    assert_refused(put_target, form, response, 400, "XAmzContentSHA256Mismatch")
     assert "XAmzContentSHA256Mismatch" in response.text

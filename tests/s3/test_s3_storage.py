@@ -1,4 +1,5 @@
-"""S3Storage against a real S3 engine (Ceph RGW): the storage contract, errors, an unreachable store."""
+"""S3Storage against a real S3 engine (Ceph RGW): errors, an unreachable store. The storage contract
+itself (put, read, listings), shared with the local backend, is tests/test_storage_contract.py."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from tests.conftest import RGW, LiveServer, free_port
 from s3drop import Settings
 from s3drop.errors import (
     BucketMissing,
-    NotFound,
     S3DropError,
     StorageAccessDenied,
     StorageUnavailable,
@@ -41,45 +41,6 @@ def make_storage(rgw: RGW) -> Iterator[Callable[..., S3Storage]]:
     yield make
     for storage in made:
         storage.client.close()
-
-
-@pytest.fixture
-def storage(make_storage: Callable[..., S3Storage], bucket: str) -> S3Storage:
-    return make_storage(bucket)
-
-
-def test_put_head_read_delete(storage: S3Storage) -> None:
-    storage.put("images/a.png", b"0123456789", content_type="image/png", metadata={"k": "v%20w"})
-    info = storage.head("images/a.png")
-    assert info is not None
-    assert (info.size, info.content_type, info.metadata) == (10, "image/png", {"k": "v%20w"})
-    assert storage.read("images/a.png") == b"0123456789"
-    assert storage.read("images/a.png", start=2, end=5) == b"234"
-    assert storage.read("images/a.png", start=8) == b"89"
-    assert storage.read("images/a.png", end=3) == b"012"
-    assert storage.read("images/a.png", start=5, end=5) == b""
-    assert storage.read("images/a.png", start=10) == b""
-    storage.delete("images/a.png")
-    assert storage.head("images/a.png") is None
-    storage.delete("images/a.png")  # deleting what is not there is not an error
-    storage.check()
-
-
-def test_missing_objects(storage: S3Storage) -> None:
-    assert storage.head("images/none.png") is None
-    with pytest.raises(NotFound):
-        storage.read("images/none.png")
-
-
-def test_listing_is_in_key_order_with_start_after_and_pages(storage: S3Storage) -> None:
-    for name in ["b", "a", "c", "d"]:
-        storage.put(f"images/{name}.png", b"x", content_type="image/png", metadata={})
-    storage.put("thumbs/a.webp", b"xy", content_type="image/webp", metadata={})
-    keys = [info.key for info in storage.list_objects("images/")]
-    assert keys == ["images/a.png", "images/b.png", "images/c.png", "images/d.png"]
-    page = storage.list_objects("images/", start_after="images/b.png", limit=1)
-    assert [info.key for info in page] == ["images/c.png"]
-    assert [(i.key, i.size) for i in storage.iter_all("thumbs/")] == [("thumbs/a.webp", 2)]
 
 
 def test_a_missing_bucket_is_named(make_storage: Callable[..., S3Storage]) -> None:

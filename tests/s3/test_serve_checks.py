@@ -16,7 +16,7 @@ from tests.conftest import RGW, LiveServer
 from tests.test_client import noise_png
 
 from s3drop.client import Client
-from s3drop.errors import PostRejected
+from s3drop.errors import S3Error
 
 pytestmark = pytest.mark.s3
 
@@ -150,7 +150,7 @@ def test_a_storage_refusal_with_no_message_still_says_what_happened(
     with Client(server.url) as client:
         form = client.sign(filename="cat.png", content_type="image/png", size=len(data))
         form.fields["x-amz-signature"] = "0" * 64  # altered: the store refuses it
-        with pytest.raises(PostRejected) as refused:
+        with pytest.raises(S3Error) as refused:
             client.post_file(form, path)
     assert refused.value.code == "AccessDenied"
     assert refused.value.message == (

@@ -20,9 +20,9 @@ from tests.conftest import run_async
 
 from s3drop import S3Drop
 from s3drop.config import Settings
-from s3drop.errors import ConfigurationError, InsufficientStorage, PostRejected
+from s3drop.errors import ConfigurationError, InsufficientStorage, S3Error
 from s3drop.storage import local
-from s3drop.storage.local import MAX_PARTS, MAX_PRE_DATA, LocalStorage, ReceivedPost
+from s3drop.storage.local import MAX_PARTS, MAX_PRE_DATA, LocalStorage, ReceivedPost, post
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ def test_parts_are_capped(drop: S3Drop) -> None:
         f'--b0undary\r\nContent-Disposition: form-data; name="x-ignore-{n}"\r\n\r\n\r\n'.encode()
         for n in range(MAX_PARTS + 1)
     )
-    with pytest.raises(PostRejected, match=f"more than {MAX_PARTS} parts") as refused:
+    with pytest.raises(S3Error, match=f"more than {MAX_PARTS} parts") as refused:
         _receive(storage, body + b"--b0undary--\r\n")
     assert (refused.value.status, refused.value.code) == (400, "MalformedPOSTRequest")
     assert _leftovers(storage) == []
@@ -109,14 +109,14 @@ def test_everything_before_the_file_is_capped_at_20_kib(drop: S3Drop) -> None:
     fits = pad + b"p" * (MAX_PRE_DATA - head - len(pad) - 2) + b"\r\n"
     assert _receive(storage, fits + body).size == len(data)
     too_much = pad + b"p" * (MAX_PRE_DATA - head - len(pad) - 1) + b"\r\n"
-    with pytest.raises(PostRejected) as refused:
+    with pytest.raises(S3Error) as refused:
         _receive(storage, too_much + _form(drop, data))
     assert refused.value.code == "MaxPostPreDataLengthExceeded"
 
 
 def test_mutated_forms_are_stored_or_refused_never_anything_else(drop: S3Drop) -> None:
     """Random byte flips, cuts and insertions into a valid form: a ReceivedPost or a
-    PostRejected, and a refusal leaves no file behind."""
+    S3Error, and a refusal leaves no file behind."""
     storage = _storage(drop)
     data = samples.png(2, (24, 16))
     rng = random.Random(10)
@@ -133,10 +133,10 @@ def test_mutated_forms_are_stored_or_refused_never_anything_else(drop: S3Drop) -
                 case _:
                     body[at:at] = rng.randbytes(rng.randint(1, 64))
         stored = {p for p in (storage.root / "objects").rglob("*") if p.is_file()}
-        refusal: PostRejected | None = None
+        refusal: S3Error | None = None
         try:
             _receive(storage, bytes(body))
-        except PostRejected as exc:
+        except S3Error as exc:
             refusal = exc
         if refusal is not None:
             assert 400 <= refusal.status < 500
@@ -147,7 +147,7 @@ def test_mutated_forms_are_stored_or_refused_never_anything_else(drop: S3Drop) -
 def test_a_stalled_body_is_cut_and_leaves_nothing(drop: S3Drop) -> None:
     storage = _storage(drop)
     body = _form(drop, samples.png(3, (200, 100)))
-    with pytest.raises(PostRejected) as refused:
+    with pytest.raises(S3Error) as refused:
         _receive(storage, body[: len(body) - 500], then_stall=True)
     assert (refused.value.status, refused.value.code) == (400, "RequestTimeout")
     assert _leftovers(storage) == []
@@ -162,8 +162,8 @@ def test_a_full_disk_is_507_and_leaves_nothing(
     def full(self: object, *args: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(local._PostReceiver, "flush", full)
-    with pytest.raises(PostRejected) as refused:
+    monkeypatch.setattr(post._PostReceiver, "flush", full)
+    with pytest.raises(S3Error) as refused:
         _receive(storage, body)
     assert (refused.value.status, refused.value.code) == (507, "InsufficientStorage")
     assert _leftovers(storage) == []

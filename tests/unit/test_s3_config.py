@@ -32,7 +32,7 @@ from s3drop.errors import (
     StorageUnavailable,
 )
 from s3drop.policy import check_upload
-from s3drop.storage.base import open_storage
+from s3drop.storage import open_storage
 from s3drop.storage.s3 import S3Storage, post_url, translate
 
 # --- which variable wins ----------------------------------------------------------------------
@@ -214,10 +214,12 @@ def test_path_style_on_a_custom_endpoint() -> None:
 
 @pytest.mark.usefixtures("keys")
 def test_public_base_url_serves_reads_and_is_an_origin() -> None:
+    assert _storage().read_urls_expire
     storage = _storage(public_base_url="https://cdn.example.com/img/")
     assert storage.presign_get("images/a.png", expires_in=60) == (
         "https://cdn.example.com/img/images/a.png"
     )
+    assert not storage.read_urls_expire  # the CDN's URL is unsigned: it never expires
     assert storage.browser_origins() == [
         "https://photos.s3.us-east-1.amazonaws.com",
         "https://cdn.example.com",

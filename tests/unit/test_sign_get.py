@@ -7,6 +7,7 @@ what is compared is what the gallery would have served before, and what it serve
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,6 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import boto3
 import botocore.auth
-import botocore.signers
 import pytest
 
 from s3drop.config import Settings
@@ -30,21 +30,6 @@ KEYS = [
     "thumbs/8204119722354gcvd3nvk3j.webp",
     "images/odd name ~ +%&=?#;,ü🐈.png",
 ]
-
-
-def _freeze_botocore(monkeypatch: pytest.MonkeyPatch, now: datetime) -> None:
-    frozen = now.replace(tzinfo=None)  # botocore works in naive UTC
-    for module in (botocore.auth, botocore.signers):
-        if hasattr(module, "get_current_datetime"):  # botocore >= 1.35
-            monkeypatch.setattr(module, "get_current_datetime", lambda *a, **k: frozen)
-        else:  # older botocore: datetime.datetime.utcnow()
-
-            class _Frozen(datetime):
-                @classmethod
-                def utcnow(cls) -> datetime:  # type: ignore[override]
-                    return frozen
-
-            monkeypatch.setattr(module.datetime, "datetime", _Frozen)
 
 
 def _storage(tmp_path: Path, credentials: Credentials, **settings: Any) -> S3Storage:
@@ -91,14 +76,14 @@ CREDENTIALS = [
 @pytest.mark.parametrize("credentials", CREDENTIALS, ids=["plain", "session-token"])
 @pytest.mark.parametrize("filename", [None, 'photo from the café 🐈 "x" 100%.jpg'])
 def test_byte_identical_to_boto3(
-    monkeypatch: pytest.MonkeyPatch,
+    freeze_botocore: Callable[[datetime], None],
     tmp_path: Path,
     store: str,
     settings: dict[str, Any],
     credentials: Credentials,
     filename: str | None,
 ) -> None:
-    _freeze_botocore(monkeypatch, NOW)
+    freeze_botocore(NOW)
     storage = _storage(tmp_path, credentials, **settings)
     disposition = f"inline; filename*=UTF-8''{quote(filename)}" if filename else None
     for key in KEYS:
@@ -136,10 +121,10 @@ def test_presign_get_signs_with_the_storage_credentials_and_the_clock(tmp_path: 
 
 
 def test_a_different_clock_gives_a_different_url(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    freeze_botocore: Callable[[datetime], None], tmp_path: Path
 ) -> None:
     """The comparison above is not vacuous: boto3's answer depends on the frozen clock."""
-    _freeze_botocore(monkeypatch, NOW)
+    freeze_botocore(NOW)
     credentials = CREDENTIALS[0]
     storage = _storage(tmp_path, credentials, bucket="photos", region="eu-west-3")
     ours = storage.get_signer.url(

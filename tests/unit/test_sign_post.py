@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
-import botocore.auth
-import botocore.signers
 import pytest
 from botocore.config import Config
 
-from s3drop.policy import Credentials, UploadRequest, encode_meta, sign_post
+from s3drop.policy import Credentials, UploadRequest, encode_meta
+from s3drop.storage.sigv4 import sign_post
 
 NOW = datetime(2024, 2, 29, 23, 59, 58, 765432, tzinfo=UTC)
 
@@ -31,7 +31,6 @@ def _request(**overrides: Any) -> UploadRequest:
 
 
 def _boto3_post(
-    monkeypatch: pytest.MonkeyPatch,
     request: UploadRequest,
     *,
     bucket: str,
@@ -40,19 +39,7 @@ def _boto3_post(
     expires_in: int,
     endpoint_url: str | None = "http://127.0.0.1:9",
 ) -> dict[str, Any]:
-    """boto3's own presigned POST for ``request``, with botocore's clock frozen at NOW."""
-    frozen = NOW.replace(tzinfo=None)  # botocore works in naive UTC
-    for module in (botocore.auth, botocore.signers):
-        if hasattr(module, "get_current_datetime"):  # botocore >= 1.35
-            monkeypatch.setattr(module, "get_current_datetime", lambda *a, **k: frozen)
-        else:  # older botocore: datetime.datetime.utcnow()
-
-            class _Frozen(datetime):
-                @classmethod
-                def utcnow(cls) -> datetime:
-                    return frozen
-
-            monkeypatch.setattr(module.datetime, "datetime", _Frozen)
+    """boto3's own presigned POST for ``request`` (with botocore's clock as the test froze it)."""
     client = boto3.client(
         "s3",
         region_name=region,
@@ -102,11 +89,12 @@ def _boto3_post(
     ids=["plain", "session-token", "no-metadata", "escaping", "success-action-status"],
 )
 def test_byte_identical_to_boto3(
-    monkeypatch: pytest.MonkeyPatch,
+    freeze_botocore: Callable[[datetime], None],
     credentials: Credentials,
     region: str,
     request_overrides: dict[str, Any],
 ) -> None:
+    freeze_botocore(NOW)
     request = _request(**request_overrides)
     ours, expires_at = sign_post(
         request,
@@ -117,7 +105,6 @@ def test_byte_identical_to_boto3(
         now=NOW,
     )
     theirs = _boto3_post(
-        monkeypatch,
         request,
         bucket="my-bucket",
         credentials=credentials,
@@ -131,8 +118,11 @@ def test_byte_identical_to_boto3(
     assert ("x-amz-security-token" in ours) == (credentials.token is not None)
 
 
-def test_a_different_clock_gives_a_different_signature(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_different_clock_gives_a_different_signature(
+    freeze_botocore: Callable[[datetime], None],
+) -> None:
     """The comparison above is not vacuous: boto3's answer depends on the frozen clock."""
+    freeze_botocore(NOW)
     request = _request()
     credentials = Credentials("AK", "SK")
     ours, _ = sign_post(
@@ -144,7 +134,6 @@ def test_a_different_clock_gives_a_different_signature(monkeypatch: pytest.Monke
         now=NOW.replace(second=1),
     )
     theirs = _boto3_post(
-        monkeypatch,
         request,
         bucket="b",
         credentials=credentials,

@@ -4,14 +4,10 @@ stands for: rebuilt from the server's ``{"error": {"code", "message"}}`` or from
 
 from __future__ import annotations
 
-import re
-
 import httpx
 
-from ..errors import AlreadyUploaded, PostRejected, RateLimited, S3DropError
+from ..errors import AlreadyUploaded, RateLimited, S3DropError, S3Error
 
-_XML_CODE = re.compile(r"<Code>([^<]*)</Code>")
-_XML_MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
 #: What storage's error codes mean, for stores that answer them with no message (Ceph RGW does).
 _S3_REASONS = {
     "AccessDenied": "access denied (the form was refused: expired, altered, or not allowed)",
@@ -37,6 +33,14 @@ def without_query(url: str) -> str:
     return url.split("?", 1)[0]
 
 
+def s3_error(response: httpx.Response) -> tuple[str, str] | None:
+    """``(code, message)`` of storage's XML ``<Error>`` answer; None for anything else."""
+    # Imported here: the XML parser costs start-up time the CLI's other commands need not pay.
+    from ..storage.s3_xml import parse_error
+
+    return parse_error(response.content)
+
+
 def _error_classes() -> dict[str, type[S3DropError]]:
     found: dict[str, type[S3DropError]] = {}
     todo: list[type[S3DropError]] = [S3DropError]
@@ -54,14 +58,13 @@ def exception_for(response: httpx.Response) -> S3DropError:
     code: str | None = None
     message = ""
     if "xml" in response.headers.get("content-type", "") or text.lstrip().startswith("<"):
-        found = _XML_CODE.search(text)
+        found = s3_error(response)
         if found:
-            said = _XML_MESSAGE.search(text)
-            reason = said[1].strip() if said else ""
-            return PostRejected(
-                f"storage refused the upload: {reason or _S3_REASONS.get(found[1], found[1])}"
+            code, reason = found
+            return S3Error(
+                f"storage refused the upload: {reason or _S3_REASONS.get(code, code)}"
                 f" (HTTP {status})",
-                code=found[1],
+                code=code,
                 status=status,
             )
     try:
@@ -79,7 +82,7 @@ def exception_for(response: httpx.Response) -> S3DropError:
         return RateLimited(message, retry_after=round(wait or 0))
     cls = _error_classes().get(code or "")
     exc: S3DropError
-    if cls is not None and cls not in (PostRejected, RateLimited) and cls.status == status:
+    if cls is not None and cls not in (S3Error, RateLimited) and cls.status == status:
         exc = cls(message)
     else:
         exc = S3DropError(message)

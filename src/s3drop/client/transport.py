@@ -129,7 +129,7 @@ class Transport:
             return wait
         if status >= 500 and status not in _NOT_RETRIED_5XX:
             return 0.0
-        if status == 400 and b"<Code>RequestTimeout</Code>" in response.content:
+        if status == 400 and (answers.s3_error(response) or ("",))[0] == "RequestTimeout":
             return 0.0  # S3: the body was not sent fast enough; retrying is its own advice
         return None
 

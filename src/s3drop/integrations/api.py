@@ -26,9 +26,10 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..auth import Principal
-from ..errors import AlreadyUploaded, InvalidRequest, PostRejected, S3DropError
+from ..errors import InvalidRequest, S3DropError, S3Error, error_headers, error_json
 from ..gallery import VARIANTS, ImageURL, Variant
 from ..storage.local import LocalStorage
+from ..storage.s3_xml import MEDIA_TYPE, error_body
 from ..uploads import S3Drop
 
 #: The largest JSON body the API reads (as the bundled app).
@@ -59,15 +60,10 @@ def json_answer(status: int, data: object, headers: Mapping[str, str] | None = N
 
 
 def error_answer(exc: S3DropError) -> Answer:
-    """``{"error": {"code", "message"}}`` with the error's status (and ``Retry-After`` on 429 and
-    on a 503 that says when to retry); a duplicate at signing (409 ``already_uploaded``) also
-    carries the ``image`` already there."""
-    retry_after = getattr(exc, "retry_after", None)
-    headers = {"Retry-After": str(retry_after)} if isinstance(retry_after, int) else {}
-    data: dict[str, object] = {"error": {"code": exc.code, "message": exc.message}}
-    if isinstance(exc, AlreadyUploaded):
-        data["image"] = exc.image if isinstance(exc.image, dict) else exc.image.to_dict()
-    return json_answer(exc.status, data, headers)
+    """``{"error": {"code", "message"}}`` with the error's status and headers (``Retry-After``
+    on 429 and 503), as the bundled app answers it (:func:`~s3drop.errors.error_json`): a duplicate
+    at signing (409 ``already_uploaded``) also carries the ``image`` already there."""
+    return json_answer(exc.status, error_json(exc), error_headers(exc))
 
 
 class SignRequest(BaseModel):
@@ -205,14 +201,9 @@ def redirect_to_image(drop: S3Drop, principal: Principal, image_id: str, variant
 # --- the local backend's endpoints -----------------------------------------------------------
 
 
-def s3_error_answer(exc: PostRejected) -> Answer:
+def s3_error_answer(exc: S3Error) -> Answer:
     """S3's XML error document with S3's status and code."""
-    message = exc.message.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    body = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<Error><Code>{exc.code}</Code><Message>{message}</Message></Error>"
-    )
-    return Answer(exc.status, body.encode(), "application/xml")
+    return Answer(exc.status, error_body(exc), MEDIA_TYPE)
 
 
 async def _chunks(read: Read) -> AsyncIterator[bytes]:
@@ -229,13 +220,13 @@ def receive_post(storage: LocalStorage, content_type: str | None, read: Read) ->
     """
     try:
         received = _run_private_loop(storage.receive_post, content_type, _chunks(read))
-    except PostRejected as exc:
+    except S3Error as exc:
         _drain(read)
         return s3_error_answer(exc)
     except S3DropError as exc:  # the disk, not the form: S3's words for a server-side failure
         _drain(read)
         code = "ServiceUnavailable" if exc.status == 503 else "InternalError"
-        return s3_error_answer(PostRejected(exc.message, code=code, status=exc.status))
+        return s3_error_answer(S3Error(exc.message, code=code, status=exc.status))
     _drain(read)
     return Answer(received.success_status)
 
@@ -268,7 +259,7 @@ def serve_object(storage: LocalStorage, key: str, query: Mapping[str, str]) -> A
     """``GET storage/<key>``: a signed local-backend read (403 changed or expired; 404)."""
     try:
         served = storage.serve(key, dict(query))
-    except PostRejected as exc:
+    except S3Error as exc:
         return s3_error_answer(exc)
     return Answer(200, content_type=served.content_type, headers=served.headers, file=served.path)
 

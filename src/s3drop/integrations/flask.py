@@ -45,7 +45,14 @@ from flask import Blueprint, Response, current_app, request, send_file, session,
 from markupsafe import Markup
 
 from ..auth import Principal
-from ..errors import ConfigurationError, Forbidden, NotAuthenticated, NotFound, S3DropError
+from ..errors import (
+    ConfigurationError,
+    Forbidden,
+    NotAuthenticated,
+    NotFound,
+    S3DropError,
+    json_error,
+)
 from ..gallery import ImageURL
 from ..placeholders import placeholder_style
 from ..policy import is_upload_id
@@ -189,9 +196,7 @@ def s3drop_blueprint(
         if not any(request.path.startswith(prefix) for prefix in prefixes):
             return error  # another part of the host app: its own 405
         message = f"{request.method} is not allowed here"
-        return to_response(
-            api.json_answer(405, {"error": {"code": "method_not_allowed", "message": message}})
-        )
+        return to_response(api.json_answer(405, json_error("method_not_allowed", message)))
 
     # --- Jinja helpers ----------------------------------------------------------------------
 

@@ -3,7 +3,9 @@
 Counted per principal (per client address when anonymous). Over a limit, signing raises
 :class:`~s3drop.errors.RateLimited` with the seconds until the window frees up (the app answers 429
 with ``Retry-After``) and signs nothing. Every check of one sign is one call to the store
-(:meth:`LimitStore.take` of three counters at once: one SQLite transaction, one Redis round trip).
+(:meth:`LimitStore.take` of three counters at once: one SQLite transaction, one Redis round trip),
+and on the event loop the signs waiting at the same moment share one
+(:meth:`~s3drop.limits.base.BatchLimitStore.take_many`, :mod:`s3drop.limits.batch`).
 
 Counters live in a :class:`LimitStore` (:mod:`s3drop.limits.base` is the contract):
 
@@ -26,20 +28,24 @@ nothing signed or counted.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from ..config import Settings
 from ..errors import RateLimited
-from .base import AsyncLimitStore, Full, LimitStore, Take
+from .base import AsyncLimitStore, BatchLimitStore, Full, LimitStore, Take
+from .batch import TakeBatcher, TakeMany
 from .memory import MemoryLimitStore
 from .sqlite import BUSY_TIMEOUT, SQLiteLimitStore
 
 __all__ = [
     "BUSY_TIMEOUT",
     "AsyncLimitStore",
+    "BatchLimitStore",
     "Full",
     "LimitStore",
     "Limits",
@@ -69,6 +75,19 @@ def app_limit_store(settings: Settings) -> LimitStore:
     return open_limit_store(settings, sqlite=settings.data_dir / "limits.sqlite3")
 
 
+async def _take_many_async(
+    store: Any, batch: list[Sequence[Take]], now: float
+) -> list[Full | None]:
+    found: list[Full | None] = await store.take_many_async(batch, now=now)
+    return found
+
+
+async def _take_many_in_thread(
+    store: BatchLimitStore, batch: list[Sequence[Take]], now: float
+) -> list[Full | None]:
+    return await asyncio.to_thread(store.take_many, batch, now=now)
+
+
 class Limits:
     """The limits the settings set, over a store."""
 
@@ -78,6 +97,24 @@ class Limits:
         # How the event loop calls the store: awaited, in a thread, or inline (decided once).
         self._awaits = isinstance(store, AsyncLimitStore)
         self._in_thread = not self._awaits and store.blocking
+        #: Whether claims outlive this process (SQLite, Redis): a completion that claims an id
+        #: then knows that no image of it was ever promoted, without asking storage.
+        self.claims_durable = not isinstance(store, MemoryLimitStore)
+        # Signs waiting on an awaited or threaded store share its calls (s3drop.limits.batch),
+        # when it can take several at once: one batcher per event loop.
+        self._take_many = self._batched_call()
+        self._batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TakeBatcher] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _batched_call(self) -> TakeMany | None:
+        store = self.store
+        if self._awaits and hasattr(store, "take_many_async"):
+            return cast(TakeMany, functools.partial(_take_many_async, store))
+        if self._in_thread and hasattr(store, "take_many"):
+            batches = cast(BatchLimitStore, store)
+            return cast(TakeMany, functools.partial(_take_many_in_thread, batches))
+        return None
 
     def _sign_takes(self, who: str, size: int) -> tuple[Take, Take, Take]:
         settings = self.settings
@@ -97,6 +134,13 @@ class Limits:
         """:meth:`before_sign` for the event loop: awaited (an async store), in a thread (a
         blocking one) or inline (one in memory)."""
         takes = self._sign_takes(who, size)
+        if self._take_many is not None:
+            loop = asyncio.get_running_loop()
+            batcher = self._batchers.get(loop)
+            if batcher is None:
+                batcher = self._batchers[loop] = TakeBatcher(self._take_many)
+            self._refuse(takes, await batcher.take(takes, now=now))
+            return
         now = time.time() if now is None else now
         store = self.store
         if self._awaits:  # (no isinstance here: a Protocol check costs ~100 us)

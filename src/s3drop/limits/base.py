@@ -9,6 +9,10 @@ hold ``now``, or forever when ``window`` is 0. Three operations, named for what 
 - :meth:`LimitStore.peek`: a counter's value now.
 - :meth:`LimitStore.add`: add to (or, negative, take off) a counter with no limit; never below 0.
 
+A store may also take several signs' counters in one call (:class:`BatchLimitStore`,
+``take_many``: each list of takes all or nothing on its own, one round trip for all): the event
+loop then sends the signs waiting at the same time together (:mod:`s3drop.limits.batch`).
+
 A store declares whether its calls wait on I/O (``blocking``: a disk, a lock, a network): async
 callers run a blocking store in a thread. A store that also has the ``*_async`` methods
 (:class:`AsyncLimitStore`) is awaited on the event loop instead. A store that cannot answer raises
@@ -62,6 +66,15 @@ class LimitStore(Protocol):
 
     def add(self, key: str, amount: int, *, window: int = 0, now: float) -> None:
         """Add ``amount`` (negative: take it off) to ``key``'s counter, never going below 0."""
+        ...
+
+
+class BatchLimitStore(LimitStore, Protocol):
+    """A store that takes several lists of takes in one call (one transaction, one round trip)."""
+
+    def take_many(self, batch: Sequence[Sequence[Take]], *, now: float) -> list[Full | None]:
+        """:meth:`take` of each list in ``batch``, in order, each all or nothing on its own: one
+        result per list. A failure of the store fails all of them (nothing counted)."""
         ...
 
 

@@ -28,6 +28,9 @@ class MemoryLimitStore:
                     self._counts[slot] = self._counts.get(slot, 0) + take.amount
             return None
 
+    def take_many(self, batch: Sequence[Sequence[Take]], *, now: float) -> list[Full | None]:
+        return [self.take(takes, now=now) for takes in batch]
+
     def peek(self, key: str, *, window: int = 0, now: float) -> int:
         with self._lock:
             return self._counts.get((key, window_start(now, window)), 0)

@@ -56,46 +56,53 @@ class SQLiteLimitStore:
         return db
 
     def take(self, takes: Sequence[Take], *, now: float) -> Full | None:
+        return self.take_many([takes], now=now)[0]
+
+    def take_many(self, batch: Sequence[Sequence[Take]], *, now: float) -> list[Full | None]:
+        """Every list of takes in one transaction (a group commit: one lock, one WAL write)."""
         try:
-            return self._take(takes, now)
+            return self._take_many(batch, now)
         except sqlite3.OperationalError as exc:
             raise _unavailable(exc) from exc
 
-    def _take(self, takes: Sequence[Take], now: float) -> Full | None:
+    def _take_many(self, batch: Sequence[Sequence[Take]], now: float) -> list[Full | None]:
         db = self._connect()
-        writes = any(take.count and take.amount for take in takes)
+        writes = any(take.count and take.amount for takes in batch for take in takes)
         # Only checks: a plain read, no write lock. Else one write transaction for all of them.
         db.execute("BEGIN IMMEDIATE" if writes else "BEGIN")
         try:
-            found = []
-            for take in takes:
-                start = window_start(now, take.window)
-                row = db.execute(
-                    "SELECT used FROM counters WHERE key = ? AND start = ?", (take.key, start)
-                ).fetchone()
-                if (row[0] if row else 0) + take.amount > take.limit:
-                    db.execute("ROLLBACK")
-                    return Full(take, retry_after(now, take.window))
-                found.append((take, start, row is not None))
-            for take, start, existed in found:
-                if not (take.count and take.amount):
-                    continue
-                db.execute(
-                    "INSERT INTO counters (key, start, used) VALUES (?, ?, ?) "
-                    "ON CONFLICT (key, start) DO UPDATE SET used = used + excluded.used",
-                    (take.key, start, take.amount),
-                )
-                if take.window and not existed:
-                    # a new window began: forget this key's old ones
-                    db.execute(
-                        "DELETE FROM counters WHERE key = ? AND start < ?", (take.key, start)
-                    )
+            results = [self._take(db, takes, now) for takes in batch]
             db.execute("COMMIT")
-            return None
+            return results
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+
+    @staticmethod
+    def _take(db: sqlite3.Connection, takes: Sequence[Take], now: float) -> Full | None:
+        """One list of takes inside the open transaction: all of them, or none and the full one."""
+        found = []
+        for take in takes:
+            start = window_start(now, take.window)
+            row = db.execute(
+                "SELECT used FROM counters WHERE key = ? AND start = ?", (take.key, start)
+            ).fetchone()
+            if (row[0] if row else 0) + take.amount > take.limit:
+                return Full(take, retry_after(now, take.window))
+            found.append((take, start, row is not None))
+        for take, start, existed in found:
+            if not (take.count and take.amount):
+                continue
+            db.execute(
+                "INSERT INTO counters (key, start, used) VALUES (?, ?, ?) "
+                "ON CONFLICT (key, start) DO UPDATE SET used = used + excluded.used",
+                (take.key, start, take.amount),
+            )
+            if take.window and not existed:
+                # a new window began: forget this key's old ones
+                db.execute("DELETE FROM counters WHERE key = ? AND start < ?", (take.key, start))
+        return None
 
     def peek(self, key: str, *, window: int = 0, now: float) -> int:
         try:

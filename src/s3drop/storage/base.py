@@ -11,26 +11,62 @@ disk, S3's POST policy semantics enforced by s3drop itself) and :class:`~s3drop.
     info = storage.head(form.key)          # ObjectInfo or None
     head = storage.read(form.key, end=64)  # the first 64 bytes
 
+The base class is a template, as Django's ``Storage`` is: the public signing methods do the shared
+work once for every backend (the key checked by :func:`check_key`, the policy or URL signed with
+:mod:`~s3drop.storage.sigv4`, the :class:`UploadForm` built) over small hooks a backend fills in
+(``_signing_credentials``, ``_form_url``, ``_put_signer``, ``_presign_get``).
+
 Keys are always made by s3drop (see :mod:`s3drop.policy`); backends still refuse anything that could
-leave their root.
+leave their root, or that no S3 store would take.
 """
 
 from __future__ import annotations
 
+import contextlib
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from ..config import Settings
-from ..errors import ConfigurationError
-from ..policy import UploadForm, UploadRequest
+from ..errors import InvalidRequest
+from ..policy import Credentials, UploadForm, UploadRequest
+from .sigv4 import PutSigner, put_headers, sign_post
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
 
 #: Signed read URLs stay byte for byte the same within a window of this many seconds (or of the
 #: URL's lifetime, when shorter), so browsers and CDNs can reuse what they fetched.
 URL_WINDOW = 3600
 #: The longest a SigV4 presigned URL may live.
 MAX_URL_LIFETIME = 7 * 24 * 3600
+
+
+#: The longest key S3 takes, in UTF-8 bytes.
+MAX_KEY_BYTES = 1024
+#: Keys any path may carry as they are (no segment starting with a dot, nothing to quote in a URL):
+#: every key s3drop makes but an owner's index entry; anything else gets the full check.
+PLAIN_KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*")
+
+
+def check_key(key: str, *, max_bytes: int = MAX_KEY_BYTES) -> None:
+    """Refuse (:class:`~s3drop.errors.InvalidRequest`) a key that could leave a backend's root or
+    that no S3 store would take: empty, over ``max_bytes``, starting with ``/``, with an empty,
+    ``.`` or ``..`` segment, a backslash or a NUL."""
+    if len(key) <= max_bytes and PLAIN_KEY.fullmatch(key):  # ASCII: characters are bytes
+        return
+    if (
+        not key
+        or key.startswith("/")
+        or any(part in {"", ".", ".."} for part in key.split("/"))
+        or "\\" in key
+        or "\0" in key
+        or len(key.encode(errors="replace")) > max_bytes
+    ):
+        raise InvalidRequest(f"invalid object key: {key!r}")
 
 
 def stable_signing(expires_in: int, *, now: float | None = None) -> tuple[int, int]:
@@ -60,8 +96,44 @@ class ObjectInfo:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
+class Download:
+    """An object being read: what a HEAD would say of it (``info``) and its bytes, as one request
+    (S3's GET answers both). Read it in steps with :meth:`read`; close it when done (a context
+    manager), read to the end or not: a download closed early reads no more of it."""
+
+    def __init__(
+        self, info: ObjectInfo, read: Callable[[int], bytes], close: Callable[[], None]
+    ) -> None:
+        self.info = info
+        self._read = read
+        self._close = close
+
+    def read(self, size: int = -1) -> bytes:
+        """The next ``size`` bytes (fewer only at the end), or all the rest when ``size`` is -1."""
+        if size < 0:
+            return self._read(-1)
+        parts: list[bytes] = []
+        while size > 0:
+            part = self._read(size)
+            if not part:
+                break
+            parts.append(part)
+            size -= len(part)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def close(self) -> None:
+        self._close()
+
+    def __enter__(self) -> Download:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class Storage:
-    """One backend. Subclasses implement every method; all of them are thread-safe."""
+    """One backend: the signing methods here, over the hooks below; a subclass implements the
+    hooks and the object methods (head, read, put, delete, list, check). All are thread-safe."""
 
     name: str = "base"
 
@@ -72,19 +144,79 @@ class Storage:
         network) and always runs in one."""
         return False
 
+    #: The bucket and region the backend's forms and URLs are signed for.
+    bucket: str = ""
+    region: str = ""
+    #: The longest key the backend takes, in UTF-8 bytes (S3's limit).
+    max_key_bytes: int = MAX_KEY_BYTES
+    #: Whether :meth:`presign_get`'s URLs stop working ``expires_in`` seconds on (signed URLs);
+    #: False where they are permanent (a public CDN's).
+    read_urls_expire: bool = True
+
+    def check_key(self, key: str) -> None:
+        """Refuse (:class:`~s3drop.errors.InvalidRequest`) a key that could leave the backend's
+        root or that no S3 store would take (:func:`check_key`)."""
+        check_key(key, max_bytes=self.max_key_bytes)
+
     def presign_post(self, request: UploadRequest, *, expires_in: int) -> UploadForm:
         """Sign a browser POST of exactly ``request`` (key, type, size range, metadata)."""
-        raise NotImplementedError
+        self.check_key(request.key)
+        fields, expires_at = sign_post(
+            request,
+            bucket=self.bucket,
+            credentials=self._signing_credentials(),
+            region=self.region,
+            expires_in=expires_in,
+        )
+        return UploadForm(
+            id=request.id,
+            key=request.key,
+            url=self._form_url(),
+            fields=fields,
+            content_type=request.content_type,
+            max_bytes=request.max_bytes,
+            expires_at=expires_at,
+        )
 
     def presign_put(self, request: UploadRequest, *, expires_in: int) -> UploadForm:
         """Sign a browser PUT of exactly ``request``: a URL (``method`` PUT) and the ``headers``
-        the body must be sent with; storage refuses any other key, size, type or metadata."""
-        raise NotImplementedError
+        the body must be sent with (:func:`~s3drop.storage.sigv4.put_headers`); storage refuses
+        any other key, size, type or metadata."""
+        self.check_key(request.key)
+        headers = put_headers(request)
+        url = self._put_signer().url(
+            request.key,
+            headers=headers,
+            credentials=self._signing_credentials(),
+            expires_in=expires_in,
+        )
+        return put_form(request, url=url, headers=headers, expires_in=expires_in)
 
     def presign_get(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
         """A URL that reads ``key`` for at least ``expires_in`` seconds, refusing any change to
         it; the same URL for the same arguments within a window (:func:`stable_signing`)."""
+        self.check_key(key)
+        return self._presign_get(key, expires_in=expires_in, filename=filename)
+
+    # --- the hooks a backend fills in ---------------------------------------------------------
+
+    def _signing_credentials(self) -> Credentials:
+        """The credentials forms and URLs are signed with."""
         raise NotImplementedError
+
+    def _form_url(self) -> str:
+        """Where the browser posts a form."""
+        raise NotImplementedError
+
+    def _put_signer(self) -> PutSigner:
+        """The signer of presigned PUT URLs for the objects of this backend."""
+        raise NotImplementedError
+
+    def _presign_get(self, key: str, *, expires_in: int, filename: str | None) -> str:
+        """:meth:`presign_get` for a checked key."""
+        raise NotImplementedError
+
+    # --- objects ------------------------------------------------------------------------------
 
     def head(self, key: str) -> ObjectInfo | None:
         """Size, type and metadata of ``key``, or None when it does not exist."""
@@ -96,6 +228,25 @@ class Storage:
         Raises :class:`~s3drop.errors.NotFound` when the object does not exist.
         """
         raise NotImplementedError
+
+    def get(self, key: str) -> Download | None:
+        """``key``'s facts and bytes (:class:`Download`), or None when it does not exist.
+
+        One request on a backend that answers both at once (S3's GET, a file); this default costs
+        a :meth:`head` and a :meth:`read` per step read.
+        """
+        info = self.head(key)
+        if info is None:
+            return None
+        offset = 0
+
+        def read(size: int) -> bytes:
+            nonlocal offset
+            data = self.read(key, start=offset, end=None if size < 0 else offset + size)
+            offset += len(data)
+            return data
+
+        return Download(info, read, lambda: None)
 
     def put(self, key: str, data: bytes, *, content_type: str, metadata: dict[str, str]) -> None:
         """Store ``data`` at ``key`` whole, or not at all."""
@@ -136,6 +287,21 @@ class Storage:
         object."""
         return 0
 
+    #: True when nothing but :meth:`~s3drop.uploads.S3Drop.sweep` removes abandoned uploads, so
+    #: the app runs it now and then (on S3 a lifecycle rule does).
+    needs_sweeping: bool = False
+
+    def http_routes(self) -> list[BaseRoute]:
+        """The routes a backend that is its own storage server adds to the app that serves it
+        (the local backend's receiver and signed reads); none for a store of its own (S3)."""
+        return []
+
+    def served_at(self, base_url: str) -> AbstractContextManager[None]:
+        """A block within which the URLs the backend gives out for its :meth:`http_routes` point
+        under ``base_url``, the app's base URL for the request in hand (the web layer enters it
+        for each request). Nothing to do for a backend without routes."""
+        return contextlib.nullcontext()
+
     def browser_origins(self) -> list[str]:
         """Origins other than the app's that the page posts to or loads images from."""
         return []
@@ -162,18 +328,3 @@ def put_form(
         method="PUT",
         headers={name: value for name, value in headers.items() if name != "Content-Length"},
     )
-
-
-def open_storage(settings: Settings) -> Storage:
-    """The backend the settings name."""
-    if settings.storage_backend == "local":
-        from .local import LocalStorage
-
-        return LocalStorage(settings)
-    try:
-        from .s3 import S3Storage
-    except ImportError as exc:  # pragma: no cover - boto3 is a dependency
-        raise ConfigurationError(
-            "S3DROP_BACKEND: the s3 backend needs boto3 (pip install boto3)"
-        ) from exc
-    return S3Storage(settings)

@@ -2,7 +2,7 @@
 
 One client per process, SigV4 always (boto3 would otherwise sign presigned requests with SigV2 in
 us-east-1), path-style addressing for custom endpoints (``127.0.0.1`` has no bucket subdomains).
-Upload forms are signed locally by :func:`s3drop.policy.sign_post` with the credentials boto3's own
+Upload forms are signed locally (:meth:`Storage.presign_post <s3drop.storage.base.Storage.presign_post>`) with the credentials boto3's own
 chain resolves (environment, profile, instance role; refreshed when they expire): signing touches
 no network. No ACLs: the bucket stays private and images are read through presigned GETs, or a
 configured public base URL (a CDN).
@@ -23,8 +23,8 @@ boto3's errors are translated here, once, by :func:`translate`, into :mod:`s3dro
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Collection, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -38,15 +38,14 @@ from ..config import Settings
 from ..errors import (
     BucketMissing,
     ConfigurationError,
-    InvalidRequest,
     NotFound,
     StorageAccessDenied,
     StorageError,
     StorageUnavailable,
 )
-from ..policy import Credentials, UploadForm, UploadRequest, inline_disposition, sign_post
-from .base import ObjectInfo, Storage, put_form, stable_signing
-from .sigv4 import GetSigner, PutSigner, put_headers
+from ..policy import Credentials, inline_disposition
+from .base import Download, ObjectInfo, Storage, stable_signing
+from .sigv4 import GetSigner, PutSigner
 
 if TYPE_CHECKING:
     from botocore.credentials import Credentials as BotoCredentials
@@ -176,6 +175,23 @@ def translate(exc: Exception, *, bucket: str, key: str | None = None) -> Excepti
     return exc
 
 
+@contextmanager
+def boto_errors(
+    *, bucket: str, key: str | None = None, keep: Collection[str] = ()
+) -> Iterator[None]:
+    """Within the block, boto3's errors become s3drop's (:func:`translate`), raised from the
+    original; a ``ClientError`` whose code is in ``keep`` passes as it is, for the caller to
+    handle (``bucket init``: a bucket that exists already)."""
+    try:
+        yield
+    except botocore.exceptions.ClientError as exc:
+        if keep and error_code(exc) in keep:
+            raise
+        raise translate(exc, bucket=bucket, key=key) from exc
+    except botocore.exceptions.BotoCoreError as exc:
+        raise translate(exc, bucket=bucket, key=key) from exc
+
+
 def bucket_missing(bucket: str) -> BucketMissing:
     return BucketMissing(
         f"bucket {bucket!r} does not exist: create it with `s3drop bucket init`, or set "
@@ -223,6 +239,7 @@ class S3Storage(Storage):
         self.bucket = settings.bucket
         self.endpoint_url = settings.endpoint_url
         self.public_base_url = settings.public_base_url
+        self.read_urls_expire = not self.public_base_url  # the CDN's URLs are unsigned, for good
         self.session = session or boto3.Session()
         self.region = settings.region or self.session.region_name or "us-east-1"
         # On AWS: the regional endpoint, bucket as a virtual host (boto3 falls back to path-style
@@ -247,16 +264,15 @@ class S3Storage(Storage):
         self.put_signer = PutSigner(self.post_url, region=self.region)
         self._lock = threading.Lock()
         self._credentials: BotoCredentials | None = None
+        self._fixed: Credentials | None = None  # the keys, once known never to change
 
-    @contextmanager
-    def _errors(self, key: str | None = None) -> Iterator[None]:
-        try:
-            yield
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise translate(exc, bucket=self.bucket, key=key) from exc
+    def _errors(self, key: str | None = None) -> AbstractContextManager[None]:
+        return boto_errors(bucket=self.bucket, key=key)
 
     def credentials(self) -> Credentials:
         """The current credentials from boto3's chain (refreshed by boto3 when they expire)."""
+        if self._fixed is not None:  # the hot path: keys from the environment or a file
+            return self._fixed
         with self._lock:
             if self._credentials is None:
                 with self._errors():
@@ -270,7 +286,10 @@ class S3Storage(Storage):
                 raise botocore.exceptions.PartialCredentialsError(
                     provider="boto3", cred_var="AWS_SECRET_ACCESS_KEY"
                 )
-        return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+        credentials = Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+        if not isinstance(found, RefreshableCredentials):
+            self._fixed = credentials
+        return credentials
 
     @property
     def signing_blocks(self) -> bool:
@@ -279,38 +298,20 @@ class S3Storage(Storage):
         botocore may fetch over the network inside any signing call."""
         return self._credentials is None or isinstance(self._credentials, RefreshableCredentials)
 
-    def presign_post(self, request: UploadRequest, *, expires_in: int) -> UploadForm:
-        fields, expires_at = sign_post(
-            request,
-            bucket=self.bucket,
-            credentials=self.credentials(),
-            region=self.region,
-            expires_in=expires_in,
-        )
-        return UploadForm(
-            id=request.id,
-            key=request.key,
-            url=self.post_url,
-            fields=fields,
-            content_type=request.content_type,
-            max_bytes=request.max_bytes,
-            expires_at=expires_at,
-        )
+    def _signing_credentials(self) -> Credentials:
+        return self.credentials()
 
-    def presign_put(self, request: UploadRequest, *, expires_in: int) -> UploadForm:
+    def _form_url(self) -> str:
+        return self.post_url
+
+    def _put_signer(self) -> PutSigner:
         """The URL boto3's ``generate_presigned_url('put_object', ...)`` would give for the
         exact size, type, metadata and checksum (:func:`~s3drop.storage.sigv4.put_headers`)."""
-        headers = put_headers(request)
-        url = self.put_signer.url(
-            request.key, headers=headers, credentials=self.credentials(), expires_in=expires_in
-        )
-        return put_form(request, url=url, headers=headers, expires_in=expires_in)
+        return self.put_signer
 
-    def presign_get(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
+    def _presign_get(self, key: str, *, expires_in: int, filename: str | None) -> str:
         """The URL boto3's ``generate_presigned_url`` would give, signed here in microseconds
-        (:mod:`s3drop.storage.sigv4`)."""
-        if not key or len(key.encode()) > 1024:  # what S3 (and boto3) would refuse
-            raise InvalidRequest(f"invalid object key: {key!r}")
+        (:mod:`s3drop.storage.sigv4`), or the CDN's."""
         if self.public_base_url:
             return f"{self.public_base_url}/{quote(key)}"
         disposition = inline_disposition(filename) if filename else None
@@ -336,6 +337,29 @@ class S3Storage(Storage):
             last_modified=answer["LastModified"],
             metadata=dict(answer.get("Metadata", {})),
         )
+
+    def get(self, key: str) -> Download | None:
+        """One GET: the object's facts from the answer's headers, its bytes as they arrive."""
+        try:
+            with self._errors(key):
+                answer = self.client.get_object(Bucket=self.bucket, Key=key)
+        except NotFound:
+            return None
+        info = ObjectInfo(
+            key=key,
+            size=answer["ContentLength"],
+            content_type=answer.get("ContentType", "binary/octet-stream"),
+            last_modified=answer["LastModified"],
+            metadata=dict(answer.get("Metadata", {})),
+        )
+        body = answer["Body"]
+
+        def read(size: int) -> bytes:
+            with self._errors(key):
+                data: bytes = body.read(None if size < 0 else size)
+                return data
+
+        return Download(info, read, body.close)
 
     def read(self, key: str, *, start: int = 0, end: int | None = None) -> bytes:
         extra: dict[str, Any] = {}

@@ -1,5 +1,11 @@
-"""Presigned GET and PUT URLs (AWS Signature Version 4, query-string authentication), made without
-boto3, and the check of a presigned PUT as S3 makes it (for the local backend).
+"""AWS Signature Version 4, made without boto3: POST policies (:func:`sign_post`), presigned GET and
+PUT URLs (query-string authentication), and the check of a presigned PUT as S3 makes it (for the
+local backend).
+
+Every signature is the same steps, named as botocore names them: the :func:`signing_key` of a
+day (derived once, cached), the :func:`credential_scope`, the :func:`canonical_request`, the
+:func:`string_to_sign` and the :func:`signature`. A POST policy is the simplest case: its string
+to sign is the base64 policy itself.
 
 A gallery page needs two signed URLs per image; boto3's ``generate_presigned_url`` builds a request
 object, runs its event hooks and endpoint rules and takes about 200 us for each. :class:`GetSigner`
@@ -23,24 +29,125 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 from urllib.parse import quote, urlsplit
 
-from ..errors import PostRejected
-from ..policy import ALGORITHM, Credentials, UploadRequest, signing_key
+from ..policy import Credentials, UploadRequest
 
+ALGORITHM = "AWS4-HMAC-SHA256"
 _SAFE = "-_.~"  # what SigV4 leaves unescaped in a query (RFC 3986 unreserved)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+ISO8601 = "%Y-%m-%dT%H:%M:%SZ"
+_AMZ_DATE = "%Y%m%dT%H%M%SZ"
+
+
+# --- the steps --------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=32)
+def signing_key(secret_key: str, date: str, region: str, service: str = "s3") -> bytes:
+    """The key of one day, region and service: four HMACs, derived once and cached."""
+    key = hmac.new(f"AWS4{secret_key}".encode(), date.encode(), hashlib.sha256).digest()
+    for part in (region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return key
+
+
+def credential_scope(date: str, region: str, service: str = "s3") -> str:
+    """``<date>/<region>/<service>/aws4_request``: what a signature is valid for."""
+    return f"{date}/{region}/{service}/aws4_request"
+
+
+def canonical_request(
+    method: str, path: str, query: str, headers: str, signed_headers: str, payload: str
+) -> str:
+    """The request as SigV4 signs it: ``headers`` is the canonical header block (one
+    ``name:value\n`` per signed header), ``signed_headers`` their names joined by ``;``."""
+    return f"{method}\n{path}\n{query}\n{headers}\n{signed_headers}\n{payload}"
+
+
+def canonical_query(params: Mapping[str, str]) -> str:
+    """Query parameters as SigV4 signs them: each name and value quoted, in byte order."""
+    return "&".join(
+        sorted(
+            f"{quote(name, safe=_SAFE)}={quote(value, safe=_SAFE)}"
+            for name, value in params.items()
+        )
+    )
+
+
+def string_to_sign(amz_date: str, scope: str, canonical: str) -> str:
+    """What the key signs for a request: the algorithm, the time, the scope and the canonical
+    request's SHA-256."""
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    return f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
+
+
+def signature(key: bytes, to_sign: str) -> str:
+    """The hex HMAC-SHA256 of ``to_sign`` under a day's :func:`signing_key`."""
+    return hmac.digest(key, to_sign.encode(), "sha256").hex()
+
+
+# --- POST policies ----------------------------------------------------------------------------
+
+
+def sign_post(
+    request: UploadRequest,
+    *,
+    bucket: str,
+    credentials: Credentials,
+    region: str,
+    expires_in: int,
+    now: datetime | None = None,
+) -> tuple[dict[str, str], datetime]:
+    """Sign a POST policy for ``request``; returns the form fields and the expiry.
+
+    Conditions, field order and JSON bytes follow boto3's ``generate_presigned_post`` exactly.
+    """
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
+    expires_at = now + timedelta(seconds=expires_in)
+    fields: dict[str, str] = {"Content-Type": request.content_type}
+    for name, value in request.metadata.items():
+        fields[f"x-amz-meta-{name}"] = value
+    if request.success_status is not None:
+        fields["success_action_status"] = str(request.success_status)
+    conditions: list[Any] = [{name: value} for name, value in fields.items()]
+    conditions.append(["content-length-range", request.min_bytes, request.max_bytes])
+    conditions.append({"bucket": bucket})
+    conditions.append({"key": request.key})
+    fields["key"] = request.key
+    amz_date = now.strftime(_AMZ_DATE)
+    scope = f"{credentials.access_key}/{credential_scope(amz_date[:8], region)}"
+    fields["x-amz-algorithm"] = ALGORITHM
+    fields["x-amz-credential"] = scope
+    fields["x-amz-date"] = amz_date
+    conditions.append({"x-amz-algorithm": ALGORITHM})
+    conditions.append({"x-amz-credential": scope})
+    conditions.append({"x-amz-date": amz_date})
+    if credentials.token is not None:
+        fields["x-amz-security-token"] = credentials.token
+        conditions.append({"x-amz-security-token": credentials.token})
+    policy = {"expiration": expires_at.strftime(ISO8601), "conditions": conditions}
+    encoded = base64.b64encode(json.dumps(policy).encode()).decode()
+    fields["policy"] = encoded
+    key = signing_key(credentials.secret_key, amz_date[:8], region)
+    fields["x-amz-signature"] = signature(key, encoded)  # a policy is its own string to sign
+    return fields, expires_at
+
+
+# --- presigned URLs ---------------------------------------------------------------------------
 
 
 @lru_cache(maxsize=16)
 def _for_day(credentials: Credentials, day: str, region: str) -> tuple[str, str, str, bytes]:
     """What changes only with the day, the region and the credentials: the scope, the quoted
     ``X-Amz-Credential`` (and session token) parameters, and the derived signing key."""
-    scope = f"{day}/{region}/s3/aws4_request"
+    scope = credential_scope(day, region)
     credential = "X-Amz-Credential=" + quote(f"{credentials.access_key}/{scope}", safe=_SAFE)
     token = ""
     if credentials.token is not None:
@@ -59,16 +166,47 @@ def canonical_host(url: str) -> str:
     return host
 
 
-class GetSigner:
-    """Signs GET URLs for the objects under ``base_url``: ``scheme://host[/path]`` that an object's
-    quoted key is appended to after a ``/`` (the bucket's virtual host, or the endpoint and the
-    bucket, path-style)."""
+class _QuerySigner:
+    """What a GET and a PUT URL share: the objects' base URL (``scheme://host[/path]`` that an
+    object's quoted key is appended to after a ``/``: the bucket's virtual host, or the endpoint
+    and the bucket, path-style), its signed host, and the ``X-Amz-*`` parameters of a request."""
 
     def __init__(self, base_url: str, *, region: str) -> None:
         self.base_url = base_url.rstrip("/")
         self.region = region
         self.host = canonical_host(self.base_url)
         self.base_path = urlsplit(self.base_url).path
+
+    def _auth(
+        self,
+        credentials: Credentials,
+        *,
+        expires_in: int,
+        signed_headers: str,
+        now: datetime | None,
+    ) -> tuple[str, str, bytes, list[str], list[str]]:
+        """``(amz_date, scope, signing key, signed, query)``: the ``X-Amz-*`` parameters in
+        canonical order (byte order of the names: the token before SignedHeaders) and in the
+        URL's order (``signed_headers`` already quoted)."""
+        if now is None:
+            amz_date = time.strftime(_AMZ_DATE, time.gmtime())
+        else:
+            amz_date = now.strftime(_AMZ_DATE)
+        scope, credential, token, key_for_day = _for_day(credentials, amz_date[:8], self.region)
+        auth = [
+            "X-Amz-Algorithm=" + ALGORITHM,
+            credential,
+            "X-Amz-Date=" + amz_date,
+            f"X-Amz-Expires={expires_in}",
+            "X-Amz-SignedHeaders=" + signed_headers,
+        ]
+        signed = [*auth[:4], token, auth[4]] if token else auth
+        query = [*auth, token] if token else auth
+        return amz_date, scope, key_for_day, signed, query
+
+
+class GetSigner(_QuerySigner):
+    """Signs GET URLs for the objects under ``base_url``."""
 
     def url(
         self,
@@ -81,39 +219,25 @@ class GetSigner:
     ) -> str:
         """A URL that reads ``key`` for ``expires_in`` seconds from ``now`` (default: the clock);
         ``disposition`` is the Content-Disposition storage answers with."""
-        if now is None:
-            amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        else:
-            amz_date = now.strftime("%Y%m%dT%H%M%SZ")
-        scope, credential, token, key_for_day = _for_day(credentials, amz_date[:8], self.region)
+        amz_date, scope, key_for_day, signed, query = self._auth(
+            credentials, expires_in=expires_in, signed_headers="host", now=now
+        )
         path = quote(key, safe="/~")
-        auth = [
-            "X-Amz-Algorithm=" + ALGORITHM,
-            credential,
-            "X-Amz-Date=" + amz_date,
-            f"X-Amz-Expires={expires_in}",
-            "X-Amz-SignedHeaders=host",
-        ]
-        # Canonical order is byte order of the names: the token before SignedHeaders, the
-        # lower-case response-* after every X-Amz-*. The URL puts the operation's parameter first.
-        signed = [*auth[:4], token, auth[4]] if token else auth
-        query = [*auth, token] if token else auth
+        # The lower-case response-* sorts after every X-Amz-*; the URL puts it first.
         if disposition is not None:
             wanted = "response-content-disposition=" + quote(disposition, safe=_SAFE)
             signed = [*signed, wanted]
             query = [wanted, *query]
-        canonical = (
-            f"GET\n{self.base_path}/{path}\n{'&'.join(signed)}\nhost:{self.host}\n\nhost\n"
-            "UNSIGNED-PAYLOAD"
+        canonical = canonical_request(
+            "GET",
+            f"{self.base_path}/{path}",
+            "&".join(signed),
+            f"host:{self.host}\n",
+            "host",
+            "UNSIGNED-PAYLOAD",
         )
-        digest = hashlib.sha256(canonical.encode()).hexdigest()
-        to_sign = f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
-        signature = hmac.digest(key_for_day, to_sign.encode(), "sha256").hex()
-        return f"{self.base_url}/{path}?{'&'.join(query)}&X-Amz-Signature={signature}"
-
-
-#: The longest a presigned URL may live (S3's limit: seven days).
-MAX_EXPIRES = 7 * 24 * 3600
+        signed_by = signature(key_for_day, string_to_sign(amz_date, scope, canonical))
+        return f"{self.base_url}/{path}?{'&'.join(query)}&X-Amz-Signature={signed_by}"
 
 
 def _header_value(value: str) -> str:
@@ -121,7 +245,7 @@ def _header_value(value: str) -> str:
     return " ".join(value.split())
 
 
-def _canonical_headers(headers: Mapping[str, str]) -> tuple[str, str]:
+def canonical_headers(headers: Mapping[str, str]) -> tuple[str, str]:
     """``(canonical header block, signed header names)`` of lower-cased ``headers``."""
     names = sorted(headers)
     block = "".join(f"{name}:{_header_value(headers[name])}\n" for name in names)
@@ -156,16 +280,10 @@ def put_headers(request: UploadRequest) -> dict[str, str]:
     return headers
 
 
-class PutSigner:
+class PutSigner(_QuerySigner):
     """Signs PUT URLs for the objects under ``base_url`` (as :class:`GetSigner`), each binding
     the key, the expiry and every header given (plus ``host``). An ``x-amz-content-sha256``
     header is the payload hash signed, as botocore signs it; otherwise ``UNSIGNED-PAYLOAD``."""
-
-    def __init__(self, base_url: str, *, region: str) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.region = region
-        self.host = canonical_host(self.base_url)
-        self.base_path = urlsplit(self.base_url).path
 
     def url(
         self,
@@ -178,136 +296,16 @@ class PutSigner:
     ) -> str:
         """A URL that stores ``key`` for ``expires_in`` seconds from ``now`` (default: the
         clock), with exactly ``headers`` (names in any case)."""
-        if now is None:
-            amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        else:
-            amz_date = now.strftime("%Y%m%dT%H%M%SZ")
-        scope, credential, token, key_for_day = _for_day(credentials, amz_date[:8], self.region)
         signed_headers = {name.lower(): value for name, value in headers.items()}
         signed_headers["host"] = self.host
-        block, names = _canonical_headers(signed_headers)
+        block, names = canonical_headers(signed_headers)
+        amz_date, scope, key_for_day, signed, query = self._auth(
+            credentials, expires_in=expires_in, signed_headers=quote(names, safe=_SAFE), now=now
+        )
         path = quote(key, safe="/~")
-        auth = [
-            "X-Amz-Algorithm=" + ALGORITHM,
-            credential,
-            "X-Amz-Date=" + amz_date,
-            f"X-Amz-Expires={expires_in}",
-            "X-Amz-SignedHeaders=" + quote(names, safe=_SAFE),
-        ]
-        signed = [*auth[:4], token, auth[4]] if token else auth
-        query = [*auth, token] if token else auth
         payload = signed_headers.get("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
-        canonical = f"PUT\n{self.base_path}/{path}\n{'&'.join(signed)}\n{block}\n{names}\n{payload}"
-        digest = hashlib.sha256(canonical.encode()).hexdigest()
-        to_sign = f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
-        signature = hmac.digest(key_for_day, to_sign.encode(), "sha256").hex()
-        return f"{self.base_url}/{path}?{'&'.join(query)}&X-Amz-Signature={signature}"
-
-
-def verify_put(
-    *,
-    path: str,
-    query: Mapping[str, str],
-    headers: Mapping[str, str],
-    credentials: Credentials,
-    region: str,
-    now: float | None = None,
-) -> dict[str, str]:
-    """Check a presigned PUT exactly as S3 does, or raise :class:`PostRejected` (S3's codes).
-
-    ``path`` is the request's decoded path, ``query`` its decoded parameters, ``headers`` its
-    headers with lower-case names. Checks the algorithm, the credential and its scope, the
-    expiry, that ``host`` and every ``x-amz-*`` header sent is signed, and the signature over
-    method, path, query and the signed headers' values (constant-time). Returns the signed
-    headers (lower-case names): the caller stores ``content-type`` and ``x-amz-meta-*`` from them.
-    """
-    if query.get("X-Amz-Algorithm") != ALGORITHM:
-        raise PostRejected(
-            "Query-string authentication requires X-Amz-Algorithm AWS4-HMAC-SHA256.",
-            code="AuthorizationQueryParametersError",
-            status=400,
+        canonical = canonical_request(
+            "PUT", f"{self.base_path}/{path}", "&".join(signed), block, names, payload
         )
-    missing = [
-        name
-        for name in ("X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders")
-        if name not in query
-    ]
-    if missing or "X-Amz-Signature" not in query:
-        raise PostRejected(
-            f"Query-string authentication requires {', '.join(missing) or 'X-Amz-Signature'}.",
-            code="AuthorizationQueryParametersError",
-            status=400,
-        )
-    scope = query["X-Amz-Credential"].split("/")
-    amz_date = query["X-Amz-Date"]
-    if len(scope) != 5 or scope[3:] != ["s3", "aws4_request"] or scope[2] != region:
-        raise PostRejected(
-            "The credential scope is malformed or for another region.",
-            code="AuthorizationQueryParametersError",
-            status=400,
-        )
-    if not hmac.compare_digest(scope[0], credentials.access_key):
-        raise PostRejected(
-            "The AWS Access Key Id you provided does not exist in our records.",
-            code="InvalidAccessKeyId",
-        )
-    try:
-        signed_at = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-        expires = int(query["X-Amz-Expires"])
-    except ValueError:
-        raise PostRejected(
-            "X-Amz-Date or X-Amz-Expires is malformed.",
-            code="AuthorizationQueryParametersError",
-            status=400,
-        ) from None
-    if not 0 < expires <= MAX_EXPIRES or amz_date[:8] != scope[1]:
-        raise PostRejected(
-            "X-Amz-Expires must be between 1 and 604800 seconds, X-Amz-Date in the scope's day.",
-            code="AuthorizationQueryParametersError",
-            status=400,
-        )
-    clock = time.time() if now is None else now
-    if clock > signed_at.timestamp() + expires:
-        raise PostRejected("Request has expired")
-    names = query["X-Amz-SignedHeaders"].split(";")
-    if "host" not in names or names != sorted(set(names)):
-        raise PostRejected(
-            "X-Amz-SignedHeaders must list host, in order, once each.",
-            code="AuthorizationQueryParametersError",
-            status=400,
-        )
-    unsigned = sorted(n for n in headers if n.startswith("x-amz-") and n not in names)
-    if unsigned:
-        raise PostRejected(
-            f"There were headers present in the request which were not signed: "
-            f"{', '.join(unsigned)}"
-        )
-    absent = [name for name in names if name not in headers]
-    if absent:
-        raise PostRejected(
-            f"A signed header is missing from the request: {', '.join(absent)}",
-            code="SignatureDoesNotMatch",
-        )
-    signed = {name: headers[name] for name in names}
-    block, _ = _canonical_headers(signed)
-    payload = headers.get("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
-    canonical_query = "&".join(
-        sorted(
-            f"{quote(name, safe=_SAFE)}={quote(value, safe=_SAFE)}"
-            for name, value in query.items()
-            if name != "X-Amz-Signature"
-        )
-    )
-    canonical = (
-        f"PUT\n{quote(path, safe='/~')}\n{canonical_query}\n{block}\n{';'.join(names)}\n{payload}"
-    )
-    digest = hashlib.sha256(canonical.encode()).hexdigest()
-    to_sign = f"{ALGORITHM}\n{amz_date}\n{'/'.join(scope[1:])}\n{digest}"
-    key = signing_key(credentials.secret_key, scope[1], region)
-    expected = hmac.digest(key, to_sign.encode(), "sha256").hex()
-    if not hmac.compare_digest(expected, query["X-Amz-Signature"].lower()):
-        raise PostRejected(
-            "The request signature we calculated does not match the signature you provided.",
-            code="SignatureDoesNotMatch",
-        )
-    return signed
+        signed_by = signature(key_for_day, string_to_sign(amz_date, scope, canonical))
+        return f"{self.base_url}/{path}?{'&'.join(query)}&X-Amz-Signature={signed_by}"

@@ -1,4 +1,4 @@
-"""The bundled web app: the upload page, a small JSON API, and the local backend's endpoints.
+"""The bundled web app: the upload page, a small JSON API, and the storage backend's own routes.
 
 ``create_app()`` builds it from :class:`~s3drop.config.Settings`; it runs on its own or mounted
 under any prefix of another ASGI app (every URL it gives out follows, see :mod:`.mount`).
@@ -16,7 +16,6 @@ import secrets
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable
-from html import escape
 from pathlib import Path
 from types import FrameType
 
@@ -30,16 +29,17 @@ from .._version import __version__
 from ..auth import Authenticator
 from ..config import Settings
 from ..errors import (
-    AlreadyUploaded,
     LimitsUnavailable,
     NotAuthenticated,
-    RateLimited,
     S3DropError,
     ServerBusy,
+    error_headers,
+    error_json,
+    json_error,
 )
 from ..limits import LimitStore, app_limit_store
+from ..logs import stop_background
 from ..storage.base import Storage
-from ..storage.local import MOUNT
 from ..storage.sigv4 import PUT_HEADERS
 from ..uploads import S3Drop
 from . import ops, routes
@@ -59,8 +59,9 @@ def create_app(
     limit_store: LimitStore | None = None,
 ) -> FastAPI:
     """The ASGI app for ``settings`` (read from the environment when None): the page, the API,
-    the operations endpoints and (local backend) the storage receiver. Mount it anywhere
-    (``app.mount("/uploads", create_app())``): every URL it gives out follows the mount.
+    the operations endpoints and the storage's own routes (the local backend's receiver). Mount
+    it anywhere (``app.mount("/uploads", create_app())``): every URL it gives out follows the
+    mount.
 
     ``storage``, ``authenticate`` and ``limit_store`` replace the built-ins the settings choose
     (for the limits: Redis at ``S3DROP_REDIS_URL``, else ``limits.sqlite3`` in the data folder).
@@ -77,7 +78,8 @@ def create_app(
 
 def build_app(drop: S3Drop) -> FastAPI:
     """What every s3drop web app has: the JSON API, the static files (the uploader element), the
-    local backend's receiver, s3drop's error answers, CORS and the browser hardening.
+    storage's own routes (:meth:`Storage.http_routes <s3drop.storage.base.Storage.http_routes>`),
+    s3drop's error answers, CORS and the browser hardening.
     :func:`create_app` adds the page and the operations endpoints;
     :func:`s3drop.integrations.fastapi.uploads_app` puts a host app's login in place of
     :func:`~s3drop.web.routes.current_principal`."""
@@ -92,8 +94,8 @@ def build_app(drop: S3Drop) -> FastAPI:
     app.state.drop = drop
     app.state.completions = routes.CompletionGate(drop.decoders.capacity)
     app.include_router(routes.api)
-    if drop.storage.name == "local":
-        app.include_router(routes.local_storage)
+    storage_routes = drop.storage.http_routes()  # the backend's own, S3's XML answers
+    app.router.routes.extend(storage_routes)
     app.state.assets = StaticAssets(STATIC)
     app.mount("/static", app.state.assets, name="static")
     app.add_exception_handler(S3DropError, _s3drop_error)
@@ -113,7 +115,10 @@ def build_app(drop: S3Drop) -> FastAPI:
     app.add_middleware(
         SecurityMiddleware, origins=origins, storage_origins=drop.storage.browser_origins()
     )
-    app.add_middleware(MountMiddleware, public_url=drop.settings.public_url)  # a checked Host
+    if storage_routes:  # after a checked Host: the URLs of the backend's routes follow it
+        app.add_middleware(
+            MountMiddleware, public_url=drop.settings.public_url, storage=drop.storage
+        )
     app.add_middleware(HostMiddleware, hosts=drop.settings.hosts())  # before routing
     # The storage endpoint cuts a stalled upload itself (S3's XML); this catches every other body.
     app.add_middleware(BodyTimeoutMiddleware, timeout=drop.settings.upload_idle_timeout + 1)
@@ -121,14 +126,15 @@ def build_app(drop: S3Drop) -> FastAPI:
     return app
 
 
-#: How often the local backend removes uploads nobody completed (S3 has a lifecycle rule).
+#: How often a backend that ``needs_sweeping`` removes uploads nobody completed (S3 has a
+#: lifecycle rule).
 SWEEP_EVERY = 3600
 
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     drop: S3Drop = app.state.drop
-    sweeper = asyncio.create_task(_sweep(drop)) if drop.storage.name == "local" else None
+    sweeper = asyncio.create_task(_sweep(drop)) if drop.storage.needs_sweeping else None
     restore = _close_on_signal(drop, asyncio.get_running_loop())
     drop.decoders.warm()  # the first completion does not wait for a worker to start
     try:
@@ -142,6 +148,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+        # Every request has been answered: write their queued log lines now (a worker process
+        # ends with the SIGTERM that stopped it, which runs no exit handler), the rest at once.
+        await asyncio.to_thread(stop_background)
         # The decode workers stop; webhooks not yet sent stay in the outbox.
         await asyncio.to_thread(drop.close)
 
@@ -187,10 +196,8 @@ async def _sweep(drop: S3Drop) -> None:
 def error_response(
     status: int, code: str, message: str, *, reference: str | None = None
 ) -> JSONResponse:
-    error = {"code": code, "message": message}
-    if reference is not None:
-        error["reference"] = reference
-    return JSONResponse({"error": error}, status_code=status)
+    extra = {"reference": reference} if reference is not None else {}
+    return JSONResponse(json_error(code, message, **extra), status_code=status)
 
 
 #: What a person using the page is told when the server or its storage fails. The operator's
@@ -221,16 +228,9 @@ async def _s3drop_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status >= 500 and not isinstance(exc, LimitsUnavailable | ServerBusy):
         # A fault of the server or its storage: people get plain words and a reference.
         response = _server_fault(exc.status, exc.code, exc.message)
-    else:
-        response = error_response(exc.status, exc.code, exc.message)
-    if isinstance(exc, AlreadyUploaded):  # the image the client already has, beside the error
-        image = exc.image if isinstance(exc.image, dict) else exc.image.to_dict()
-        error = {"code": exc.code, "message": exc.message}
-        response = JSONResponse({"error": error, "image": image}, status_code=exc.status)
-    if isinstance(exc, RateLimited | LimitsUnavailable | ServerBusy):
-        response.headers["Retry-After"] = str(exc.retry_after)
-    elif exc.status == 503:
-        response.headers["Retry-After"] = "30"
+    else:  # with the image an AlreadyUploaded carries
+        response = JSONResponse(error_json(exc), status_code=exc.status)
+    response.headers.update(error_headers(exc))
     if isinstance(exc, NotAuthenticated):
         drop: S3Drop = request.app.state.drop
         scheme = "Basic" if drop.settings.auth_mode == "basic" else "Bearer"
@@ -247,23 +247,12 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
 }
-#: S3's codes for the same, on the local backend's storage endpoint (its clients read S3's XML).
-_S3_CODES = {404: "NoSuchKey", 405: "MethodNotAllowed"}
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     headers = dict(exc.headers or {})  # Allow, for a 405
-    drop: S3Drop = request.app.state.drop
-    path = request.url.path.removeprefix(request.scope.get("root_path", ""))
-    if drop.storage.name == "local" and (path == MOUNT or path.startswith(MOUNT + "/")):
-        code = _S3_CODES.get(exc.status_code, "InvalidRequest")
-        body = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f"<Error><Code>{code}</Code><Message>{escape(message)}</Message></Error>"
-        )
-        return Response(body, exc.status_code, headers=headers, media_type="application/xml")
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     response = error_response(exc.status_code, code, message)
     response.headers.update(headers)

@@ -24,6 +24,8 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from ..errors import json_error
+
 #: A year: the longest max-age browsers honour, for URLs whose bytes can never change.
 FOREVER = "public, max-age=31536000, immutable"
 #: Ask every time (an If-None-Match that usually ends in a 304).
@@ -128,4 +130,4 @@ class StaticAssets:
 
 
 def _error(status: int, code: str, message: str) -> Response:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+    return JSONResponse(json_error(code, message), status_code=status)

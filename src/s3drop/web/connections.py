@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ..config import Settings
+from ..errors import json_error
 
 #: Bytes of one request head (request line and headers). Browsers send a few KiB (cookies
 #: included); nginx takes 32 KiB by default, Node 16 KiB.
@@ -39,7 +41,7 @@ MAX_HEAD_BYTES = 64 * 1024
 
 def _refusal(status: bytes, code: str, message: str, *extra: bytes) -> bytes:
     """A whole HTTP answer, written before any request was parsed: JSON, then close."""
-    body = b'{"error": {"code": "%s", "message": "%s"}}' % (code.encode(), message.encode())
+    body = json.dumps(json_error(code, message)).encode()
     head = [
         b"HTTP/1.1 " + status,
         b"Content-Type: application/json",

@@ -3,8 +3,9 @@
 ``app.mount("/uploads", create_app())`` (or a reverse proxy passing ``--root-path``) puts the app
 under a prefix; ASGI says so in ``root_path``. :class:`MountMiddleware` turns it, with the request's
 scheme and a validated ``Host``, into the app's base URL (``https://example.com/uploads``), or
-takes ``S3DROP_PUBLIC_URL`` when it is set, and makes the local backend's URLs (upload forms, signed
-reads) absolute under it for the length of the request (:func:`~s3drop.storage.local.receiver_at`).
+takes ``S3DROP_PUBLIC_URL`` when it is set, and makes the storage's own URLs (the local backend's
+upload forms and signed reads) absolute under it for the length of the request
+(:meth:`Storage.served_at <s3drop.storage.base.Storage.served_at>`).
 So a client on another origin never has to guess where to post, and a mounted app's forms point at
 its own receiver.
 """
@@ -15,7 +16,7 @@ import re
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..storage.local import MOUNT, receiver_at
+from ..storage.base import Storage
 
 #: A Host header that may become part of a URL: a DNS name, IPv4 or [IPv6], and a port.
 _HOST = re.compile(
@@ -55,11 +56,12 @@ def route_path(scope: Scope) -> str:
 
 
 class MountMiddleware:
-    """Makes the local backend's URLs absolute under the app's base URL, request by request."""
+    """Makes the storage's own URLs absolute under the app's base URL, request by request."""
 
-    def __init__(self, app: ASGIApp, *, public_url: str | None) -> None:
+    def __init__(self, app: ASGIApp, *, public_url: str | None, storage: Storage) -> None:
         self.app = app
         self.public_url = public_url.rstrip("/") if public_url else None
+        self.storage = storage
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,5 +70,5 @@ class MountMiddleware:
         base = self.public_url or request_base(scope)
         if base is None:  # a Host not fit for a URL: links relative to the mount
             base = scope.get("root_path", "").rstrip("/")
-        with receiver_at(base + MOUNT):
+        with self.storage.served_at(base):
             await self.app(scope, receive, send)

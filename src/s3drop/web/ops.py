@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import metrics
-from ..errors import LimitsUnavailable, S3DropError, StorageUnavailable
+from ..errors import LimitsUnavailable, S3DropError, StorageUnavailable, json_error
 
 router = APIRouter(include_in_schema=False)
 
@@ -57,7 +57,7 @@ async def readyz(request: Request) -> JSONResponse:
 
 def _not_ready(code: str, message: str) -> JSONResponse:
     return JSONResponse(
-        {"error": {"code": code, "message": message}},
+        json_error(code, message),
         status_code=503,
         headers={"Cache-Control": "no-store"},
     )

@@ -6,28 +6,24 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from typing import Annotated, Literal, TypeVar
-from urllib.parse import quote
 
 import anyio
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from .. import metrics
 from ..auth import Principal
-from ..errors import AlreadyUploaded, PostRejected, S3DropError, ServerBusy
+from ..errors import AlreadyUploaded, ServerBusy
 from ..gallery import ImageURL
 from ..sandbox import RETRY_AFTER
-from ..storage.local import BUCKET, MOUNT, LocalStorage, ReceivedPost, drain
-from ..storage.local_put import receive_put
 from ..uploads import S3Drop
 from .assets import StaticAssets
 
 api = APIRouter(prefix="/api")
 pages = APIRouter()
-local_storage = APIRouter(prefix=MOUNT)
 
 
 T = TypeVar("T")
@@ -206,86 +202,3 @@ async def index(request: Request) -> Response:
 @pages.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
-
-
-# --- the local backend: the app is the storage server ----------------------------------------
-
-
-def _s3_error(exc: S3DropError) -> Response:
-    if not isinstance(exc, PostRejected):  # the library's own errors, in S3's words
-        code = "InvalidArgument" if exc.status < 500 else "InternalError"
-        exc = PostRejected(exc.message, code=code, status=exc.status)
-    body = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<Error><Code>{exc.code}</Code><Message>{_xml(exc.message)}</Message></Error>"
-    )
-    return Response(body, status_code=exc.status, media_type="application/xml")
-
-
-def _xml(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _local(request: Request) -> LocalStorage:
-    storage = _drop(request).storage
-    assert isinstance(storage, LocalStorage)
-    return storage
-
-
-@local_storage.post("", include_in_schema=False)
-async def receive_upload(request: Request) -> Response:
-    body = request.stream()
-    try:
-        received = await _local(request).receive_post(request.headers.get("content-type"), body)
-    except S3DropError as exc:
-        await drain(body)
-        metrics.post_refused(exc.code)
-        return _s3_error(exc)
-    await drain(body)
-    metrics.received(received.size)
-    return _post_answer(request, received)
-
-
-def _post_answer(request: Request, received: ReceivedPost) -> Response:
-    """What S3 answers a stored POST: ``ETag`` and ``Location`` headers, and for
-    ``success_action_status`` 201 the ``PostResponse`` XML that repeats them."""
-    location = f"{request.url.replace(query='')!s}/{quote(received.key)}"
-    headers = {"ETag": received.etag, "Location": location}
-    if received.success_status != 201:
-        return Response(status_code=received.success_status, headers=headers)
-    body = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<PostResponse><Location>{_xml(location)}</Location><Bucket>{BUCKET}</Bucket>"
-        f"<Key>{_xml(received.key)}</Key><ETag>{_xml(received.etag)}</ETag></PostResponse>"
-    )
-    return Response(body, status_code=201, headers=headers, media_type="application/xml")
-
-
-@local_storage.put("/{key:path}", include_in_schema=False)
-async def receive_put_upload(key: str, request: Request) -> Response:
-    body = request.stream()
-    try:
-        received = await receive_put(
-            _local(request),
-            key=key,
-            path=request.url.path,
-            query=dict(request.query_params),
-            headers={name.lower(): value for name, value in request.headers.items()},
-            body=body,
-        )
-    except S3DropError as exc:  # PostRejected, or a key no store would take
-        await drain(body)
-        metrics.post_refused(exc.code)
-        return _s3_error(exc)
-    metrics.received(received.size)
-    return Response(status_code=200, headers={"ETag": received.etag})
-
-
-@local_storage.get("/{key:path}", include_in_schema=False)
-async def read_object(key: str, request: Request) -> Response:
-    try:
-        # the signature check, then a stat and a metadata read: disk, so in a thread
-        served = await run_in_threadpool(_local(request).serve, key, dict(request.query_params))
-    except PostRejected as exc:
-        return _s3_error(exc)
-    return FileResponse(served.path, media_type=served.content_type, headers=served.headers)

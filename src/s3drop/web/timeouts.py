@@ -5,10 +5,12 @@ See :mod:`s3drop.web.connections` for the deadline on request heads and the conn
 
 from __future__ import annotations
 
+import asyncio
 import json
 
-import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..errors import json_error
 
 
 class BodyTimeoutMiddleware:
@@ -38,11 +40,16 @@ class BodyTimeoutMiddleware:
                 return await receive()
             if timed_out:
                 return {"type": "http.disconnect"}
-            with anyio.move_on_after(self.timeout):
-                message = await receive()
+            # asyncio's own timeout: a timer handle, where anyio's cancel scope costs ~10 us a
+            # request on the sign route's hot path.
+            try:
+                async with asyncio.timeout(self.timeout):
+                    message = await receive()
+            except TimeoutError:
+                timed_out = True
+            else:
                 body_done = message["type"] != "http.request" or not message.get("more_body")
                 return message
-            timed_out = True
             if not started:
                 started = True
                 await _send_timeout(send, self.timeout)
@@ -64,14 +71,8 @@ class BodyTimeoutMiddleware:
 
 
 async def _send_timeout(send: Send, seconds: float) -> None:
-    body = json.dumps(
-        {
-            "error": {
-                "code": "request_timeout",
-                "message": f"the request body stopped arriving for {seconds:g} s",
-            }
-        }
-    ).encode()
+    message = f"the request body stopped arriving for {seconds:g} s"
+    body = json.dumps(json_error("request_timeout", message)).encode()
     await send(
         {
             "type": "http.response.start",

@@ -23,7 +23,7 @@ from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 from django.views.decorators.http import require_http_methods
 
 from ...auth import Principal
-from ...errors import NotFound, S3DropError
+from ...errors import NotFound, S3DropError, json_error
 from ...storage.local import LocalStorage
 from .. import api
 from .conf import get_drop, mounted, principal_for
@@ -47,7 +47,7 @@ class _JsonCsrf(CsrfViewMiddleware):
 
     def _reject(self, request: HttpRequest, reason: str) -> HttpResponse:
         message = f"CSRF check failed: {reason}"
-        answer = api.json_answer(403, {"error": {"code": "csrf_failed", "message": message}})
+        answer = api.json_answer(403, json_error("csrf_failed", message))
         response = to_response(answer)
         assert isinstance(response, HttpResponse)
         return response
@@ -71,7 +71,7 @@ def api_view(*methods: str) -> Callable[[Callable[..., api.Answer]], View]:
         def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if request.method not in methods:
                 message = f"{request.method} is not allowed here: {', '.join(methods)}"
-                error = {"error": {"code": "method_not_allowed", "message": message}}
+                error = json_error("method_not_allowed", message)
                 return to_response(api.json_answer(405, error, {"Allow": ", ".join(methods)}))
             if request.method not in ("GET", "HEAD", "OPTIONS", "TRACE"):
                 refusal = _csrf.process_view(request, view, args, kwargs)
