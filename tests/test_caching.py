@@ -53,6 +53,8 @@ def test_the_pages_files_are_versioned_compressed_and_cached_for_good(tmp_path: 
             answers[name] = await c.get(f"/{url}", headers=GZIP)
         (url,) = re.findall(r'"\./(s3drop-uploader\.js\?v=[0-9a-f]+)"', answers["app.js"].text)
         answers["element"] = await c.get(f"/static/{url}", headers=GZIP)
+        (url,) = re.findall(r'"\./(thumbhash\.js\?v=[0-9a-f]+)"', answers["element"].text)
+        answers["thumbhash"] = await c.get(f"/static/{url}")
         answers["unversioned"] = await c.get("/static/s3drop-uploader.js", headers=GZIP)
         etag = answers["unversioned"].headers["ETag"]
         answers["again"] = await c.get(
@@ -83,12 +85,21 @@ def test_the_pages_files_are_versioned_compressed_and_cached_for_good(tmp_path: 
         source = (STATIC / path).read_bytes()
         sent += int(answer.headers["Content-Length"])
         raw += len(answer.content)
-        if name != "app.js":  # app.js names its import's version; the rest are as written
+        if name == "element":  # the element names its import's version (the placeholders' decoder)
+            (version,) = re.findall(rb'"\./thumbhash\.js\?v=([0-9a-f]+)"', answer.content)
+            named = b'"./thumbhash.js?v=' + version + b'"'
+            assert answer.content == source.replace(b'"./thumbhash.js"', named), name
+        elif name != "app.js":  # app.js names its import's version; the rest are as written
             assert answer.content == source, name
     assert sent * 3 < raw, (sent, raw)  # gzip: well under a third
     unversioned = answers["unversioned"]
     assert unversioned.headers["Cache-Control"] == REVALIDATE
-    assert unversioned.content == (STATIC / "s3drop-uploader.js").read_bytes()
+    assert (
+        unversioned.content.replace(b"?v=" + version, b"")
+        == (STATIC / "s3drop-uploader.js").read_bytes()
+    )
+    assert answers["thumbhash"].headers["Cache-Control"] == FOREVER
+    assert answers["thumbhash"].content == (STATIC / "thumbhash.js").read_bytes()
     assert answers["again"].status_code == 304
     assert answers["again"].content == b""
     plain = answers["plain"]  # an old version: served, but not for good; no gzip unasked

@@ -207,10 +207,12 @@ def test_an_accepted_image_is_promoted_with_its_facts(drop: S3Drop) -> None:
     assert image.filename == "photo from the café.jpg"
     assert image.owner == "alice"
     assert keys(drop, "incoming/") == []
-    # The key carries the gallery's facts, the filename and the variants made included (in
-    # characters s3drop chose): 640 pixels wide, it has the 320 one, in WebP.
+    # The key carries the gallery's facts, the filename, the placeholder and the variants made
+    # included (in characters s3drop chose): 640 pixels wide, it has the 320 one, in WebP.
+    assert image.placeholder is not None
     label = filename_label(image.filename)
-    name = f"{upload_id}.640x480.{image.bytes}.n{label}.vw320.jpg"
+    placeholder = f"p{image.placeholder.thumbhash_label}.c{image.placeholder.color}"
+    name = f"{upload_id}.640x480.{image.bytes}.n{label}.{placeholder}.vw320.jpg"
     assert keys(drop, "images/") == [f"images/{name}"] == [image.key]
     assert keys(drop, "thumbs/") == [f"thumbs/{upload_id}.webp"]
     assert keys(drop, "variants/") == [f"variants/{upload_id}.320.webp"]
@@ -241,7 +243,7 @@ def test_an_accepted_image_is_promoted_with_its_facts(drop: S3Drop) -> None:
     as_json = image.to_dict()
     assert set(as_json) == {
         "id", "url", "thumbnail_url", "width", "height", "format", "bytes", "uploaded_at",
-        "filename", "srcset", "sizes", "sources",
+        "filename", "srcset", "sizes", "sources", "placeholder",
     }  # fmt: skip
     assert as_json["uploaded_at"].endswith("Z")
 

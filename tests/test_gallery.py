@@ -21,8 +21,9 @@ from s3drop import Settings
 from s3drop.auth import Principal
 from s3drop.errors import Forbidden, InvalidRequest, NotFound
 from s3drop.limits import MemoryLimitStore
+from s3drop.placeholders import Placeholder
 from s3drop.policy import image_key, new_upload_id, quarantine_key
-from s3drop.storage.base import ObjectInfo
+from s3drop.storage.counting import CountingStorage
 from s3drop.storage.local import LocalStorage
 from s3drop.uploads import S3Drop
 
@@ -96,11 +97,19 @@ def test_each_image_has_its_facts_and_urls(drop: S3Drop) -> None:
     (upload_id,) = promote(drop, count=1)
     (key,) = stored(drop, "images/")
     size = len(drop.storage.read(key))
-    assert key == image_key(
-        upload_id, "image/png", width=40, height=30, size=size, filename="image-0.png"
-    )
     (image,) = drop.list_images().images
     as_json = image.to_dict()
+    placeholder = Placeholder.from_dict(as_json["placeholder"])
+    assert placeholder is not None  # from the key too: no read
+    assert key == image_key(
+        upload_id,
+        "image/png",
+        width=40,
+        height=30,
+        size=size,
+        filename="image-0.png",
+        placeholder=placeholder,
+    )
     assert as_json["id"] == upload_id
     assert (as_json["width"], as_json["height"], as_json["format"]) == (40, 30, "png")
     assert as_json["bytes"] == size
@@ -119,45 +128,25 @@ def test_each_image_has_its_facts_and_urls(drop: S3Drop) -> None:
     }
 
 
-class _Counting(LocalStorage):
-    """The local backend, counting the calls the gallery makes."""
-
-    calls: list[str] = []
-
-    def list_objects(
-        self, prefix: str, *, start_after: str | None = None, limit: int = 1000
-    ) -> list[ObjectInfo]:
-        self.calls.append(f"list {prefix}")
-        return super().list_objects(prefix, start_after=start_after, limit=limit)
-
-    def head(self, key: str) -> ObjectInfo | None:
-        self.calls.append(f"head {key}")
-        return super().head(key)
-
-    def read(self, key: str, *, start: int = 0, end: int | None = None) -> bytes:
-        self.calls.append(f"read {key}")
-        return super().read(key, start=start, end=end)
-
-
 def test_a_page_is_one_listing_call_and_nothing_per_image(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data")
-    storage = _Counting(settings)
+    storage = CountingStorage(LocalStorage(settings))
     drop = S3Drop(settings, storage=storage, limit_store=MemoryLimitStore())
     ids = promote(drop, count=4)
     for principal, prefix in [(None, "images/"), (ALICE, "owners/alice/")]:
-        storage.calls = []
-        page = drop.list_images(limit=3, principal=principal)
-        assert storage.calls == [f"list {prefix}"]
+        with storage.counting() as requests:
+            page = drop.list_images(limit=3, principal=principal)
+        assert requests.made == [("LIST", prefix)]
         assert [image.id for image in page.images] == ids[:0:-1]
         assert {(image.width, image.height, image.format) for image in page.images} == {
             (40, 30, "png")
         }
         assert all(image.bytes > 0 for image in page.images)
     oldest = stored(drop, "images/")[-1]
-    storage.calls = []
-    drop.get_image(ids[0])
+    with storage.counting() as requests:
+        drop.get_image(ids[0])
     # The thumbnail names the image: two HEADs, no listing.
-    assert storage.calls == [f"head thumbs/{ids[0]}.webp", f"head {oldest}"]
+    assert requests.made == [("HEAD", f"thumbs/{ids[0]}.webp"), ("HEAD", oldest)]
 
 
 def test_keys_that_are_not_images_are_left_out(drop: S3Drop) -> None:
@@ -398,6 +387,7 @@ def test_delete_over_http(backend: Backend) -> None:
             height=240,
             size=image["bytes"],
             filename="upload.bin",
+            placeholder=Placeholder.from_dict(image["placeholder"]),
         ).removeprefix("images/")
         assert backend.keys(f"images/{image['id']}") == [f"images/{name}"]
         assert backend.keys(f"owners/anonymous/{image['id']}") == [f"owners/anonymous/{name}"]

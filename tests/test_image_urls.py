@@ -17,7 +17,7 @@ from s3drop.auth import BearerTokens, Principal
 from s3drop.errors import Forbidden, InvalidRequest, NotFound
 from s3drop.limits import MemoryLimitStore
 from s3drop.policy import new_upload_id, quarantine_key, thumbnail_key
-from s3drop.storage.base import ObjectInfo
+from s3drop.storage.counting import CountingStorage
 from s3drop.storage.local import LocalStorage
 from s3drop.uploads import S3Drop
 from s3drop.web.app import create_app
@@ -29,31 +29,9 @@ ALICE, BOB = Principal("alice"), Principal("bob")
 TOKENS = {"alice": "alice-secret-token", "bob": "bob-secret-token-2"}
 
 
-class CountingStorage(LocalStorage):
-    """The local backend, recording every storage call but writes."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        self.calls: list[str] = []
-
-    def list_objects(
-        self, prefix: str, *, start_after: str | None = None, limit: int = 1000
-    ) -> list[ObjectInfo]:
-        self.calls.append(f"list {prefix}")
-        return super().list_objects(prefix, start_after=start_after, limit=limit)
-
-    def head(self, key: str) -> ObjectInfo | None:
-        self.calls.append(f"head {key}")
-        return super().head(key)
-
-    def read(self, key: str, *, start: int = 0, end: int | None = None) -> bytes:
-        self.calls.append(f"read {key}")
-        return super().read(key, start=start, end=end)
-
-
 def make_drop(tmp_path: Path, **settings: object) -> tuple[S3Drop, CountingStorage]:
     config = Settings(data_dir=tmp_path / "data", **settings)  # type: ignore[arg-type]
-    storage = CountingStorage(config)
+    storage = CountingStorage(LocalStorage(config))
     return S3Drop(config, storage=storage, limit_store=MemoryLimitStore()), storage
 
 
@@ -75,10 +53,13 @@ def test_an_id_becomes_a_url_with_one_head_and_no_listing(tmp_path: Path, varian
     for seed in range(5):  # others around it: nothing is looked through
         promote(drop, seed=seed)
     image_id = promote(drop, seed=9)
-    storage.calls = []
-    link = drop.image_url(image_id, variant=variant, principal=ALICE)  # type: ignore[arg-type]
-    assert storage.calls == [f"head {thumbnail_key(image_id)}"]
+    with storage.counting() as requests:
+        link = drop.image_url(image_id, variant=variant, principal=ALICE)  # type: ignore[arg-type]
+    assert requests.made == [("HEAD", thumbnail_key(image_id))]
     assert link.expires_at is not None
+    # The placeholder to paint meanwhile comes with it (from the key that HEAD named).
+    assert link.placeholder is not None
+    assert link.placeholder == drop.get_image(image_id).placeholder
     key = urlsplit(link.url).path.removeprefix("/storage/")
     if variant == "thumbnail":
         assert key == thumbnail_key(image_id)
@@ -117,10 +98,9 @@ def test_ownership_and_sharing_apply(tmp_path: Path) -> None:
 def test_unknown_and_malformed_ids_are_not_found(tmp_path: Path, image_id: str) -> None:
     drop, storage = make_drop(tmp_path)
     promote(drop)
-    storage.calls = []
-    with pytest.raises(NotFound):
+    with storage.counting() as requests, pytest.raises(NotFound):
         drop.image_url(image_id, principal=ALICE)
-    assert all(not call.startswith("list") for call in storage.calls)
+    assert "LIST" not in requests.by_kind()
 
 
 def test_an_unknown_variant_is_refused(tmp_path: Path) -> None:
@@ -142,10 +122,9 @@ def test_images_promoted_before_thumbnails_named_them_still_resolve(tmp_path: Pa
     image_id = promote(drop, owner="alice")
     thumb = thumbnail_key(image_id)
     storage.put(thumb, storage.read(thumb), content_type="image/webp", metadata={})  # the old way
-    storage.calls = []
-    with pytest.raises(Forbidden):
+    with storage.counting() as requests, pytest.raises(Forbidden):
         drop.image_url(image_id, principal=BOB)
-    assert f"list images/{image_id}." in storage.calls  # the fallback: a listing, once
+    assert ("LIST", f"images/{image_id}.") in requests.made  # the fallback: a listing, once
     assert f"/images/{image_id}." in drop.image_url(image_id, principal=ALICE).url
 
 
@@ -158,7 +137,7 @@ Served = tuple[httpx.Client, S3Drop, CountingStorage]
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
     settings = Settings(data_dir=tmp_path / "data", get_expires_in=600)
-    storage = CountingStorage(settings)
+    storage = CountingStorage(LocalStorage(settings))
     app = create_app(settings, storage=storage, authenticate=BearerTokens(TOKENS))
     drop: S3Drop = app.state.drop
     with asgi_client(app) as http:
@@ -179,10 +158,10 @@ def test_the_endpoint_redirects_to_a_fresh_url_the_browser_may_cache(
     http.headers.update(_as("alice"))
     data = samples.png(3, (64, 48))
     image = upload(http, "/api", data)
-    storage.calls = []
-    answer = http.get(f"/api/images/{image['id']}/{variant}", follow_redirects=False)
+    with storage.counting() as requests:
+        answer = http.get(f"/api/images/{image['id']}/{variant}", follow_redirects=False)
     assert answer.status_code == 302
-    assert storage.calls == [f"head {thumbnail_key(image['id'])}"]
+    assert requests.made == [("HEAD", thumbnail_key(image["id"]))]
     location = answer.headers["location"]
     assert location.startswith(f"{BASE}/storage/")  # absolute
     # Cacheable by this browser only, never past half of the signed URL's life (600 s).
@@ -228,11 +207,11 @@ def test_cache_headers_fit_the_urls_life() -> None:
 def test_get_image_needs_no_listing_and_sees_a_half_finished_delete(tmp_path: Path) -> None:
     drop, storage = make_drop(tmp_path)
     image_id = promote(drop)
-    storage.calls = []
-    image = drop.get_image(image_id, principal=ALICE)
+    with storage.counting() as requests:
+        image = drop.get_image(image_id, principal=ALICE)
     assert image.filename == "cat.png"
     assert image.sha256 is not None
-    assert not [call for call in storage.calls if call.startswith("list")]
+    assert "LIST" not in requests.by_kind()
     storage.delete(image.key)  # a delete that stopped after its first step
     with pytest.raises(NotFound):
         drop.get_image(image_id, principal=ALICE)

@@ -21,6 +21,7 @@ if typing.TYPE_CHECKING:
     from .gallery import Image as Image
     from .gallery import ImagePage as ImagePage
     from .gallery import ImageURL as ImageURL
+    from .placeholders import Placeholder as Placeholder
     from .policy import UploadForm as UploadForm
     from .uploads import S3Drop as S3Drop
     from .webhooks import WebhookEvent as WebhookEvent
@@ -32,6 +33,7 @@ _EXPORTS = {
     "ImagePage": ".gallery",
     "ImageURL": ".gallery",
     "ImageRejected": ".errors",
+    "Placeholder": ".placeholders",
     "Principal": ".auth",
     "S3Drop": ".uploads",
     "S3DropError": ".errors",

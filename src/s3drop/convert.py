@@ -36,8 +36,8 @@ def register_heif() -> None:
 
 def convert(fmt: Format, layout: Layout, limits: ImageLimits) -> ProcessedImage:
     """Decode ``layout.stripped`` (walked by ``fmt``'s plugin) and encode it as the type ``fmt``
-    is stored as, with ``fmt``'s save options; the thumbnail and the variants from the same
-    decode."""
+    is stored as, with ``fmt``'s save options; the thumbnail, the placeholder (of the picture
+    stored, transparency flattened as in the JPEG) and the variants from the same decode."""
     from .images import ProcessedImage, _check_size, _thumbnail, _variants
 
     register_heif()
@@ -59,6 +59,7 @@ def convert(fmt: Format, layout: Layout, limits: ImageLimits) -> ProcessedImage:
     if icc:
         options["icc_profile"] = icc
     picture.save(out, target.pillow, **options)
+    thumbnail, placeholder = _thumbnail(picture, limits.thumbnail_size, icc)
     return ProcessedImage(
         content_type=target.content_type,
         format=target.name,
@@ -66,7 +67,8 @@ def convert(fmt: Format, layout: Layout, limits: ImageLimits) -> ProcessedImage:
         height=picture.height,
         frames=1,
         data=out.getvalue(),
-        thumbnail=_thumbnail(picture, limits.thumbnail_size, icc),
+        thumbnail=thumbnail,
+        placeholder=placeholder,
         variants=_variants(picture, *picture.size, icc, limits),
     )
 

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from .config import Settings
 from .errors import InvalidRequest
 from .formats import by_type
+from .placeholders import Placeholder
 from .policy import (
     IMAGES_PREFIX,
     ImageKey,
@@ -67,9 +68,12 @@ class Image:
     srcset: str = ""
     sizes: str = ""
     sources: tuple[Source, ...] = ()
+    #: What to paint while the image loads (None for images promoted before placeholders).
+    placeholder: Placeholder | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The API's JSON for an image (``filename`` is null in gallery pages)."""
+        """The API's JSON for an image (``filename`` is null in gallery pages; ``placeholder``
+        for images promoted before placeholders)."""
         return {
             "id": self.id,
             "url": self.url,
@@ -85,6 +89,7 @@ class Image:
             "srcset": self.srcset or f"{self.url} {self.width}w",
             "sizes": self.sizes or default_sizes(self.width),
             "sources": [source.to_dict() for source in self.sources],
+            "placeholder": self.placeholder.to_dict() if self.placeholder else None,
         }
 
 
@@ -99,10 +104,11 @@ VARIANTS: tuple[Variant, ...] = ("original", "thumbnail")
 @dataclass(frozen=True)
 class ImageURL:
     """Where to read an image now: ``url`` works until ``expires_at`` (None: a CDN URL that does
-    not expire)."""
+    not expire); ``placeholder``, what to paint while it loads (None for older images)."""
 
     url: str
     expires_at: datetime | None
+    placeholder: Placeholder | None = None
 
     def __str__(self) -> str:
         return self.url
@@ -162,6 +168,7 @@ def describe(
         srcset=view.srcset,
         sizes=view.sizes,
         sources=view.sources,
+        placeholder=facts.placeholder,
     )
 
 

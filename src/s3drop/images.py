@@ -34,6 +34,7 @@ from .digests import Digest
 from .errors import CorruptImage, NotAnImage, TooManyFrames, TooManyPixels, TypeMismatch
 from .formats import Format, by_type, declared_as, header_size, sniff, walk
 from .headers import NeedMore
+from .placeholders import Placeholder, placeholder_of
 
 if TYPE_CHECKING:  # the decode worker imports this module without pydantic
     from .config import Settings
@@ -84,7 +85,8 @@ class ImageLimits:
 
 @dataclass(frozen=True)
 class ProcessedImage:
-    """An accepted image: the bytes to store, their facts, and a WebP thumbnail."""
+    """An accepted image: the bytes to store, their facts, a WebP thumbnail and the placeholder
+    a page paints while it loads (:mod:`s3drop.placeholders`)."""
 
     content_type: str
     format: str
@@ -94,6 +96,7 @@ class ProcessedImage:
     data: bytes
     thumbnail: bytes
     variants: tuple[variants.EncodedVariant, ...] = ()
+    placeholder: Placeholder | None = None
     #: The SHA-256 of ``data`` (hashed while the image decoded); "" when not known.
     sha256: str = ""
 
@@ -192,6 +195,7 @@ def _process_jpeg(layout: Layout, limits: ImageLimits) -> ProcessedImage:
         # (as small as the thumbnail and the widest variant allow).
         image.draft(None, variants.draft_size(layout.width, layout.height, limits))
         image.load()
+        thumbnail, placeholder = _thumbnail(image, size, icc)
         return ProcessedImage(
             content_type="image/jpeg",
             format="jpeg",
@@ -199,7 +203,8 @@ def _process_jpeg(layout: Layout, limits: ImageLimits) -> ProcessedImage:
             height=layout.height,
             frames=1,
             data=layout.stripped,
-            thumbnail=_thumbnail(image, size, icc),
+            thumbnail=thumbnail,
+            placeholder=placeholder,
             variants=_variants(image, layout.width, layout.height, icc, limits),
         )
     # Orientation has to be applied: re-encode with the original's own quantisation tables.
@@ -219,6 +224,7 @@ def _process_jpeg(layout: Layout, limits: ImageLimits) -> ProcessedImage:
     if icc:
         options["icc_profile"] = icc
     upright.save(out, "JPEG", **options)
+    thumbnail, placeholder = _thumbnail(upright, size, icc)
     return ProcessedImage(
         content_type="image/jpeg",
         format="jpeg",
@@ -226,7 +232,8 @@ def _process_jpeg(layout: Layout, limits: ImageLimits) -> ProcessedImage:
         height=upright.height,
         frames=1,
         data=out.getvalue(),
-        thumbnail=_thumbnail(upright, size, icc),
+        thumbnail=thumbnail,
+        placeholder=placeholder,
         variants=_variants(upright, *upright.size, icc, limits),
     )
 
@@ -256,6 +263,7 @@ def _process_other(fmt: Format, layout: Layout, limits: ImageLimits) -> Processe
     data = layout.stripped
     if upright is not image or layout.needs_reencode:
         data = _encode(upright, fmt, icc, animated=frames > 1)
+    thumbnail, placeholder = _thumbnail(upright, limits.thumbnail_size, icc)
     return ProcessedImage(
         content_type=fmt.content_type,
         format=fmt.name,
@@ -263,7 +271,8 @@ def _process_other(fmt: Format, layout: Layout, limits: ImageLimits) -> Processe
         height=upright.height,
         frames=frames,
         data=data,
-        thumbnail=_thumbnail(upright, limits.thumbnail_size, icc),
+        thumbnail=thumbnail,
+        placeholder=placeholder,
         variants=_variants(upright, *upright.size, icc, limits) if frames == 1 else (),
     )
 
@@ -323,8 +332,9 @@ def _variants(
     return variants.make(rgb, width=width, height=height, icc=profile, limits=limits)
 
 
-def _thumbnail(image: Image.Image, size: int, icc: bytes | None) -> bytes:
-    """A WebP of ``image`` (its current frame) within a ``size`` square, in sRGB or its profile."""
+def _thumbnail(image: Image.Image, size: int, icc: bytes | None) -> tuple[bytes, Placeholder]:
+    """A WebP of ``image`` (its current frame) within a ``size`` square, in sRGB or its profile,
+    and the placeholder of that thumbnail-sized image."""
     small = _thumbnail_mode(image)
     width, height = small.size
     if max(width, height) > size:
@@ -339,7 +349,7 @@ def _thumbnail(image: Image.Image, size: int, icc: bytes | None) -> bytes:
     if icc:
         options["icc_profile"] = icc
     small.save(out, "WEBP", **options)
-    return out.getvalue()
+    return out.getvalue(), placeholder_of(small, icc)
 
 
 def _thumbnail_mode(image: Image.Image) -> Image.Image:

@@ -15,7 +15,6 @@ makes it in :mod:`s3drop.storage.post_policy`.
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 import secrets
 import time
@@ -25,9 +24,11 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote
 
+from . import labels
 from .config import Settings
 from .errors import FileEmpty, FileTooLarge, InvalidRequest, TypeNotAllowed
 from .formats import by_key_extension, by_mark, by_type
+from .placeholders import Placeholder
 from .units import format_size
 
 QUARANTINE_PREFIX = "incoming/"
@@ -38,16 +39,19 @@ DIGESTS_PREFIX = "digests/"
 
 _ISO8601 = "%Y-%m-%dT%H:%M:%SZ"
 _ID = re.compile(r"[0-9]{13}[a-z2-7]{10}")  # fullmatch: "$" would take a trailing newline
-#: ``<id>.<width>x<height>.<bytes>[.<letter><value>]....<ext>``, the name of a promoted image
+#: ``<id>.<width>x<height>.<bytes>[.<letter><value>...].<ext>``, the name of a promoted image
 #: (see image_key); the optional segments are parsed by :data:`_SEGMENTS`.
 _IMAGE_NAME = re.compile(
     r"([0-9]{13}[a-z2-7]{10})\.([1-9][0-9]{0,7})x([1-9][0-9]{0,7})\.([0-9]{1,12})"
-    r"((?:\.[a-z][A-Za-z0-9_-]*)*)\.([a-z]+)"
+    r"((?:\.[a-z][a-z0-9-]+)*)\.([a-z]+)"
 )
-#: An image key's optional segments, ``.<letter><value>``, each at most once and in this order:
-#: ``n`` the filename label (base32), ``v`` the responsive variants (:mod:`s3drop.responsive`).
+#: The optional segments of an image's name, ``.<letter><value>``, in the one order they come
+#: in, each at most once: what each letter's value may be.
 _SEGMENTS: dict[str, re.Pattern[str]] = {
-    "n": re.compile(r"[a-z2-7]{1,104}"),
+    "n": re.compile(r"[a-z2-7]{1,104}"),  # the filename label (filename_label)
+    "p": re.compile(r"[a-z2-7]{8,64}"),  # the ThumbHash (Placeholder.thumbhash_label)
+    "c": re.compile(r"[0-9a-f]{6}"),  # the dominant colour (Placeholder.color)
+    # the responsive variants (s3drop.responsive.VariantSet.code)
     "v": re.compile(r"[a-z]{1,4}[1-9][0-9]{0,3}(?:-[1-9][0-9]{0,3}){0,15}"),
 }
 #: The most bytes of the original filename a key carries (as base32, so at most 104 characters).
@@ -163,35 +167,44 @@ def image_key(
     height: int,
     size: int,
     filename: str | None = None,
+    placeholder: Placeholder | None = None,
     variants: str | None = None,
 ) -> str:
-    """``images/<id>.<width>x<height>.<bytes>[.n<name>][.v<variants>].<ext>``: a promoted image's
-    key carries the facts the gallery shows, its original filename and which responsive variants
-    exist included, so a page of the gallery is one listing and no read per image.
+    """``images/<id>.<width>x<height>.<bytes>[.n<name>][.p<thumbhash>.c<rrggbb>][.v<variants>].<ext>``:
+    a promoted image's key carries the facts the gallery shows, its original filename, its
+    placeholder and which responsive variants exist included, so a page of the gallery is one
+    listing and no read per image.
 
-    The name is the sanitised filename's first :data:`LABEL_BYTES` bytes in lowercase base32: the
-    key holds only characters s3drop chose, never the user's. The id has a fixed length, so key
-    order is still newest first; find an image by its id with
-    ``list_objects(image_prefix(id), limit=1)``.
+    The name is the sanitised filename's first :data:`LABEL_BYTES` bytes in lowercase base32, the
+    ThumbHash its bytes in lowercase base32, the colour six hex digits: the key holds only
+    characters s3drop chose, never the user's. The id has a fixed length, so key order is still
+    newest first; find an image by its id with ``list_objects(image_prefix(id), limit=1)``.
     """
-    segments = {"n": filename_label(filename) if filename else None, "v": variants}
-    optional = "".join(f".{letter}{value}" for letter, value in segments.items() if value)
+    segments = ""
+    if filename:
+        segments += f".n{filename_label(filename)}"
+    if placeholder is not None:
+        segments += f".p{placeholder.thumbhash_label}.c{placeholder.color}"
+    if variants:
+        segments += f".v{variants}"
     extension = by_type(content_type).key_extension
-    return f"{IMAGES_PREFIX}{upload_id}.{width}x{height}.{size}{optional}.{extension}"
+    return f"{IMAGES_PREFIX}{upload_id}.{width}x{height}.{size}{segments}.{extension}"
 
 
 def filename_label(filename: str) -> str:
     """A filename as key characters (``a-z2-7``): its first UTF-8 bytes, base32, no padding."""
     data = filename.encode()[:LABEL_BYTES].decode(errors="ignore").encode()  # whole characters
-    return base64.b32encode(data).decode().rstrip("=").lower()
+    return labels.encode(data)
 
 
 def label_filename(label: str) -> str | None:
     """The filename a key's label stands for (None if it is not one s3drop wrote)."""
+    data = labels.decode(label)
+    if data is None or len(data) > LABEL_BYTES:
+        return None
     try:
-        data = base64.b32decode(label.upper() + "=" * (-len(label) % 8))
         return data.decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except UnicodeDecodeError:
         return None
 
 
@@ -210,11 +223,18 @@ class ImageKey:
     size: int
     content_type: str
     filename: str | None = None
+    placeholder: Placeholder | None = None
     #: Which responsive variants exist, as the key says it (:mod:`s3drop.responsive`); None: none.
     variants: str | None = None
+    #: The name these facts were parsed from (:func:`parse_image_key`), so that :attr:`key` need
+    #: not encode them again; "" for facts built by hand, and for a ``dataclasses.replace`` copy
+    #: (not an init field, so a changed copy never keeps a stale name).
+    name: str = field(default="", init=False, compare=False, repr=False)
 
     @property
     def key(self) -> str:
+        if self.name:
+            return IMAGES_PREFIX + self.name
         return image_key(
             self.id,
             self.content_type,
@@ -222,46 +242,53 @@ class ImageKey:
             height=self.height,
             size=self.size,
             filename=self.filename,
+            placeholder=self.placeholder,
             variants=self.variants,
         )
 
 
 def parse_image_key(key: str) -> ImageKey | None:
     """The facts in an image key, or in an owner's index entry for it; None for any other key."""
-    match = _IMAGE_NAME.fullmatch(key.rpartition("/")[2])
+    name = key.rpartition("/")[2]
+    match = _IMAGE_NAME.fullmatch(name)
     fmt = by_key_extension(match[6]) if match is not None else None
     if match is None or fmt is None:
         return None
-    segments = _segments(match[5])
+    segments = _parse_segments(match[5])
     if segments is None:
         return None
     label = segments.get("n")
     filename = label_filename(label) if label else None
-    if label and (filename is None or filename_label(filename) != label):
+    if label and filename is None:
         return None  # not a label s3drop wrote
-    return ImageKey(
+    placeholder = Placeholder.from_labels(segments.get("p"), segments.get("c"))
+    if placeholder is None and ("p" in segments or "c" in segments):
+        return None  # not a placeholder s3drop wrote
+    facts = ImageKey(
         id=match[1],
         width=int(match[2]),
         height=int(match[3]),
         size=int(match[4]),
         content_type=fmt.content_type,
         filename=filename,
+        placeholder=placeholder,
         variants=segments.get("v"),
     )
+    object.__setattr__(facts, "name", name)  # frozen: set once, here
+    return facts
 
 
-def _segments(text: str) -> dict[str, str] | None:
-    """``.n<label>.v<code>`` -> ``{"n": label, "v": code}``; None unless every segment is a known
-    one, valid, and in the order of :data:`_SEGMENTS`."""
+def _parse_segments(text: str) -> dict[str, str] | None:
+    """``.<letter><value>...`` as {letter: value}; None unless every letter is known, comes in
+    :data:`_SEGMENTS`' order, at most once, with a value its pattern takes."""
     found: dict[str, str] = {}
-    order = list(_SEGMENTS)
-    last = -1
+    letters = list(_SEGMENTS)
     for part in text.split(".")[1:]:
-        letter, value = part[:1], part[1:]
-        pattern = _SEGMENTS.get(letter)
-        if pattern is None or order.index(letter) <= last or not pattern.fullmatch(value):
+        letter, value = part[0], part[1:]
+        if letter not in _SEGMENTS or not _SEGMENTS[letter].fullmatch(value):
             return None
-        last = order.index(letter)
+        if found and letters.index(letter) <= letters.index(next(reversed(found))):
+            return None  # out of order, or twice
         found[letter] = value
     return found
 

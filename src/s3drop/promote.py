@@ -126,6 +126,7 @@ def complete(drop: S3Drop, upload_id: str, principal: Principal | None) -> Image
         height=processed.height,
         size=len(processed.data),
         filename=decode_meta(metadata["filename"]) or None,
+        placeholder=processed.placeholder,
         variants=made.code if made else None,
     )
     # Who promotes: the first claim of this id, ever. A call that finds the image already

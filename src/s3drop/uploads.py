@@ -417,7 +417,9 @@ class S3Drop:
             url = self.storage.presign_get(info.key, expires_in=expires_in, filename=filename)
         permanent = not self.storage.read_urls_expire
         expires_at = None if permanent else datetime.now(UTC) + timedelta(seconds=expires_in)
-        return ImageURL(url=url, expires_at=expires_at)
+        facts = parse_image_key(info.key)  # its placeholder, from the key: no request
+        placeholder = facts.placeholder if facts is not None else None
+        return ImageURL(url=url, expires_at=expires_at, placeholder=placeholder)
 
     def delete_image(self, image_id: str, *, principal: Principal | None = None) -> None:
         """Delete an image, its thumbnail and its owner's index entry;

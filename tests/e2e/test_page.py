@@ -85,9 +85,11 @@ def assert_stored(server: LiveServer, originals: dict[str, bytes]) -> None:
         assert all(re.match(STORED_KEY, key) for key in keys), keys
 
 
-#: Quarantined ``incoming/<id>.png``, or promoted ``images/<id>.<width>x<height>.<bytes>.png``.
+#: Quarantined ``incoming/<id>.png``, or promoted ``images/<id>.<width>x<height>.<bytes>.png``
+#: with its name label and placeholder segments (``.n<label>.p<thumbhash>.c<rrggbb>``).
 STORED_KEY = (
-    r"^(incoming/\d{13}[a-z2-7]{10}|images/\d{13}[a-z2-7]{10}\.\d+x\d+\.\d+(\.n[a-z2-7]+)?)\.png$"
+    r"^(incoming/\d{13}[a-z2-7]{10}|images/\d{13}[a-z2-7]{10}\.\d+x\d+\.\d+"
+    r"(\.n[a-z2-7]+)?(\.p[a-z2-7]+\.c[0-9a-f]{6})?)\.png$"
 )
 
 

@@ -26,6 +26,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, Request, Route, expect
 
+from s3drop.placeholders import Placeholder
 from s3drop.policy import image_key
 from tests.conftest import RGW, LiveServer
 from tests.e2e.test_page import (
@@ -174,7 +175,7 @@ def test_page_posts_cross_origin_to_rgw_and_the_bytes_are_stored(
         assert "POST" in preflight.headers["access-control-allow-methods"]
     assert traffic.cors_errors == []
 
-    # RGW holds the exact bytes under images/<id>.<width>x<height>.<bytes>.n<name>.png, a thumbnail and
+    # RGW holds the exact bytes under images/<id>.<width>x<height>.<bytes>.n<name>.p<thumbhash>.c<colour>.png, a thumbnail and
     # an entry in the owner's index per image, nothing in quarantine.
     with server.client() as client:
         answer = client.get("/api/images", params={"limit": 10})
@@ -188,7 +189,13 @@ def test_page_posts_cross_origin_to_rgw_and_the_bytes_are_stored(
     for name, data in originals.items():
         image_id = images[name]["id"]
         names[image_id] = image_key(
-            image_id, "image/png", width=300, height=200, size=len(data), filename=name
+            image_id,
+            "image/png",
+            width=300,
+            height=200,
+            size=len(data),
+            filename=name,
+            placeholder=Placeholder.from_dict(images[name]["placeholder"]),
         ).removeprefix("images/")
         stored = s3.get_object(Bucket=bucket, Key=f"images/{names[image_id]}")
         assert stored["Body"].read() == data, name

@@ -359,6 +359,11 @@ def test_model_form_renders_the_uploader_and_validates(
     assert glue[:2] == (200, "text/javascript; charset=utf-8")
     assert b'import "./s3drop-uploader.js";' in glue[2]
     assert fetch(client, "/uploads/static/s3drop-uploader.js")[0] == 200
+    # The placeholders' decoder, which the element imports from beside itself.
+    assert fetch(client, "/uploads/static/thumbhash.js")[:2] == (
+        200,
+        "text/javascript; charset=utf-8",
+    )
     assert fetch(client, "/uploads/static/settings.py")[0] == 404
     theirs = s3drop_image_factory(owner=other)
     form = form_class({"avatar": theirs.id}, instance=Profile(user=user))
@@ -392,17 +397,27 @@ def test_template_tags_render_urls_that_serve_the_image(
     image = s3drop_image_factory(owner=user, data=png_bytes(40, 30))
     template = Template(
         "{% load s3drop %}{% s3drop_url id %}|{% s3drop_thumbnail_url id %}|"
-        '{% s3drop_img id alt="Ada" class="avatar" %}|{% s3drop_img missing %}'
+        '{% s3drop_img id alt="Ada" class="avatar" %}|{% s3drop_img missing %}|'
+        "{% s3drop_img id thumbhash=True %}"
     )
-    url, thumb, img, nothing = template.render(
+    url, thumb, img, nothing, blurred = template.render(
         Context({"id": image.id, "missing": "8204117022960ysdmyc35mf"})
     ).split("|")
     client = Client()  # the URLs are signed: no session needed
     assert fetch(client, html.unescape(url))[:2] == (200, "image/png")  # HTML-escaped: &amp;
     assert fetch(client, html.unescape(thumb))[:2] == (200, "image/webp")
     assert img.startswith('<img src="/uploads/storage/images/')
-    assert img.endswith(' alt="Ada" class="avatar">')
+    # The image's dominant colour is painted behind it while it loads.
+    assert image.placeholder is not None
+    assert img.endswith(
+        f' alt="Ada" style="background-color: #{image.placeholder.color}" class="avatar">'
+    )
     assert nothing == ""
+    # Opted in: the ThumbHash's picture as well, a PNG data URL.
+    assert (
+        f'style="background-color: #{image.placeholder.color}; background-image: url(data:image/png;base64,'
+        in blurred
+    )
 
 
 # --- checks -----------------------------------------------------------------------------------

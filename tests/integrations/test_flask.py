@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 
 from s3drop import Principal, S3Drop, Settings
 from s3drop.integrations.flask import s3drop_blueprint
+from s3drop.web.app import STATIC
 from tests import samples
 
 ORIGIN = "http://localhost"
@@ -222,15 +223,16 @@ def test_tampered_storage_post_is_refused_in_s3_xml(tmp_path: Path) -> None:
 def test_jinja_helpers_render_the_element_and_the_image(tmp_path: Path) -> None:
     app, _ = make_app(tmp_path / "data")
     client = signed_in(app)
-    image_id = upload(client, samples.png()).get_json()["image"]["id"]
+    image = upload(client, samples.png()).get_json()["image"]
+    image_id = image["id"]
     with app.test_request_context():
         rendered = render_template_string(
             "{{ s3drop_script() }}|{{ s3drop_uploader('photo', value=id, accept='image/png', required=False, multiple=None) }}|"
             "{{ s3drop_img(id, alt='A <cat>', class_='pic') }}|{{ s3drop_thumbnail_url(id) }}|"
-            "{{ s3drop_img('8204117022960ysdmyc35mf') }}",
+            "{{ s3drop_img('8204117022960ysdmyc35mf') }}|{{ s3drop_img(id, thumbhash=True) }}",
             id=image_id,
         )
-    script, uploader, img, thumb, nothing = rendered.split("|")
+    script, uploader, img, thumb, nothing, blurred = rendered.split("|")
     assert script == '<script type="module" src="/up/static/s3drop-uploader.js"></script>'
     assert uploader == (
         f'<input type="hidden" name="photo" value="{image_id}">'
@@ -238,12 +240,18 @@ def test_jinja_helpers_render_the_element_and_the_image(tmp_path: Path) -> None:
         "</s3drop-uploader>"
     )
     assert img.startswith('<img src="/up/storage/images/')
-    assert img.endswith(' alt="A &lt;cat&gt;" class="pic">')
+    color = image["placeholder"]["color"]  # painted behind the image while it loads
+    assert img.endswith(f' alt="A &lt;cat&gt;" style="background-color: {color}" class="pic">')
     src = html.unescape(img.split('"')[1])
     assert fetch(client, src)[:2] == (200, "image/png")
     assert fetch(client, html.unescape(thumb))[:2] == (200, "image/webp")
     assert nothing == ""
+    assert "background-image: url(data:image/png;base64," in blurred  # the ThumbHash, opted in
     assert json.loads(client.get("/up/api/config").data)["backend"] == "local"
+    with client.get("/up/static/thumbhash.js") as decoder:  # the element imports it from beside
+        assert decoder.status_code == 200
+        assert decoder.mimetype == "text/javascript"
+        assert decoder.data == (STATIC / "thumbhash.js").read_bytes()
 
 
 def test_anonymous_uploads_without_a_secret_key_are_a_named_configuration_error(

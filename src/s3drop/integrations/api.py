@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..auth import Principal
 from ..errors import InvalidRequest, NotFound, S3DropError, S3Error, error_headers, error_json
-from ..gallery import VARIANTS, Variant
+from ..gallery import VARIANTS, ImageURL, Variant
 from ..policy import is_upload_id
 from ..storage.local import LocalStorage
 from ..storage.s3_xml import MEDIA_TYPE, error_body
@@ -188,6 +188,12 @@ def picture(drop: S3Drop, image: Any, **options: Any) -> str:
         except NotFound:
             return HTML("")
     return render(image, **options)
+
+
+def image_link(drop: S3Drop, image_id: str, *, variant: str = "original") -> ImageURL:
+    """:func:`image_url` with the image's placeholder (from the same HEAD), for template helpers
+    that paint it while the image loads."""
+    return drop.image_url(image_id, variant=_variant(variant))
 
 
 def _variant(name: str) -> Variant:

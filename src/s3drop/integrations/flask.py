@@ -29,7 +29,8 @@ browsers) carry on to ``principal()``. The storage endpoint is exempt: it takes 
 
 Jinja globals, for the host's templates: ``s3drop_url(id)``, ``s3drop_thumbnail_url(id)``,
 ``s3drop_img(id, alt=..., thumbnail=False, **attrs)`` (fresh signed URLs; the template is the
-host's, a trusted caller), ``s3drop_uploader(name, value=None, **attrs)`` (the
+host's, a trusted caller; the image's dominant colour is its inline background while it loads,
+with ``thumbhash=True`` its ThumbHash picture too), ``s3drop_uploader(name, value=None, **attrs)`` (the
 ``<s3drop-uploader>`` element for a form) and ``s3drop_script()`` (its ``<script type=module>``).
 """
 
@@ -52,6 +53,8 @@ from ..errors import (
     S3DropError,
     json_error,
 )
+from ..gallery import ImageURL
+from ..placeholders import placeholder_style
 from ..policy import is_upload_id
 from ..storage.local import receiver_at
 from ..uploads import S3Drop
@@ -61,6 +64,8 @@ from . import api
 SESSION_OWNER = "s3drop.owner"
 #: The element's script, in s3drop's static folder (one front end for every host).
 ELEMENT = "s3drop-uploader.js"
+#: The ThumbHash decoder the element imports to paint placeholders.
+THUMBHASH = "thumbhash.js"
 
 PrincipalHook = Callable[[], Principal | None]
 
@@ -171,11 +176,11 @@ def s3drop_blueprint(
 
     @bp.get("/static/s3drop-uploader.js")
     def element() -> Response:
-        from ..web.app import STATIC
+        return _script(ELEMENT)
 
-        response = send_file(STATIC / ELEMENT, mimetype="text/javascript", max_age=300)
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        return response
+    @bp.get("/static/thumbhash.js")
+    def thumbhash() -> Response:  # the placeholders' decoder, which the element imports
+        return _script(THUMBHASH)
 
     prefixes: list[str] = []
     bp.record(lambda state: prefixes.append((state.url_prefix or "").rstrip("/") + "/"))
@@ -195,14 +200,18 @@ def s3drop_blueprint(
 
     # --- Jinja helpers ----------------------------------------------------------------------
 
-    def url_of(image_id: Any, variant: str) -> str:
+    def link_of(image_id: Any, variant: str) -> ImageURL | None:
         if not image_id or not is_upload_id(str(image_id)):
-            return ""
+            return None
         try:
             with mounted():
-                return api.image_url(drop, str(image_id), variant=variant)
+                return api.image_link(drop, str(image_id), variant=variant)
         except NotFound:
-            return ""
+            return None
+
+    def url_of(image_id: Any, variant: str) -> str:
+        link = link_of(image_id, variant)
+        return link.url if link is not None else ""
 
     @bp.app_template_global()
     def s3drop_url(image_id: Any) -> str:
@@ -213,11 +222,16 @@ def s3drop_blueprint(
         return url_of(image_id, "thumbnail")
 
     @bp.app_template_global()
-    def s3drop_img(image_id: Any, alt: str = "", thumbnail: bool = False, **attrs: Any) -> Markup:
-        src = url_of(image_id, "thumbnail" if thumbnail else "original")
-        if not src:
+    def s3drop_img(
+        image_id: Any, alt: str = "", thumbnail: bool = False, thumbhash: bool = False, **attrs: Any
+    ) -> Markup:
+        link = link_of(image_id, "thumbnail" if thumbnail else "original")
+        if link is None:
             return Markup("")
-        return Markup('<img src="{}" alt="{}"{}>').format(src, alt, _attributes(attrs))
+        if link.placeholder is not None and "style" not in attrs:  # painted while it loads
+            style = placeholder_style(link.placeholder, thumbhash=thumbhash)
+            attrs = {"style": style, **attrs}
+        return Markup('<img src="{}" alt="{}"{}>').format(link.url, alt, _attributes(attrs))
 
     @bp.app_template_global()
     def s3drop_picture(
@@ -249,6 +263,14 @@ def s3drop_blueprint(
         return Markup('<script type="module" src="{}"></script>').format(src)
 
     return bp
+
+
+def _script(name: str) -> Response:
+    from ..web.app import STATIC
+
+    response = send_file(STATIC / name, mimetype="text/javascript", max_age=300)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def _attributes(attrs: dict[str, Any]) -> Markup:

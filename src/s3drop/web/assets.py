@@ -86,8 +86,13 @@ class StaticAssets:
             for path in sorted(folder.iterdir())
             if path.suffix in _TYPES
         }
+
         # Files that refer to none first, so every reference can name its target's version.
-        for name in sorted(sources, key=lambda name: (name in ("app.js", "index.html"), name)):
+        def order(name: str) -> tuple[bool, bool, str]:
+            refers = _REFERENCE.search(sources[name]) is not None
+            return name in ("app.js", "index.html"), refers, name
+
+        for name in sorted(sources, key=order):
             if name == "index.html":
                 continue
             self.files[name] = Asset.of(self._versioned(sources[name]), _TYPES[Path(name).suffix])

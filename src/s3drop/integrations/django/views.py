@@ -166,10 +166,11 @@ def storage_get(request: HttpRequest, key: str) -> HttpResponseBase:
     return to_response(api.serve_object(storage, key, request.GET.dict()))
 
 
-#: The files ``static/<name>`` serves: the element from s3drop's one front end, and the module
-#: that gives it Django's CSRF token.
+#: The files ``static/<name>`` serves: the element from s3drop's one front end (and the ThumbHash
+#: decoder it imports), and the module that gives it Django's CSRF token.
 _STATIC_FILES = {
     "s3drop-uploader.js": ("web", "static", "s3drop-uploader.js"),
+    "thumbhash.js": ("web", "static", "thumbhash.js"),
     "s3drop-django.js": ("integrations", "django", "static", "s3drop-django.js"),
 }
 

@@ -5,7 +5,7 @@
  * Every URL comes from where the app is mounted: the API base is the element's (the `api/` folder
  * beside this module's `static/` folder), never an absolute path.
  */
-import { formatSize, userMessage } from "./s3drop-uploader.js";
+import { formatSize, paintPlaceholder, userMessage } from "./s3drop-uploader.js";
 
 const PAGE_SIZE = 24;
 const TOKEN_KEY = "s3drop.token";
@@ -299,6 +299,7 @@ function buildTile(image) {
   const label = uniqueLabel(image);
   tile.dataset.id = image.id;
   const img = tile.querySelector(".tile-img");
+  paintPlaceholder(img, image.placeholder); // the colour now, the ThumbHash in a moment
   img.alt = label;
   img.loading = "lazy";
   img.decoding = "async";
@@ -349,6 +350,12 @@ async function openViewer(id, opener) {
   if (!image) return;
   viewing = id;
   returnFocus = opener;
+  ui.viewerImg.removeAttribute("src"); // not the last image while this one loads
+  if (image.width && image.height) {
+    ui.viewerImg.style.setProperty("--image-width", `${image.width}px`);
+    ui.viewerImg.style.setProperty("--image-ratio", String(image.width / image.height));
+  }
+  paintPlaceholder(ui.viewerImg, image.placeholder);
   showResponsive(ui.viewerImg, image, viewerSizes(image), { src: image.url, srcset: image.srcset });
   if (image.width && image.height) {
     ui.viewerImg.width = image.width;

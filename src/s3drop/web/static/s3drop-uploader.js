@@ -65,6 +65,57 @@ export function formatSize(size) {
   return `${text} ${UNITS[power - 1]}`;
 }
 
+// --- placeholders, painted while an image loads ---------------------------------------------------
+
+let thumbhashDecoder = null;
+
+/** The ThumbHash decoder (thumbhash.js beside this module, Evan Wallace's reference), loaded on
+ * first use; null where it cannot be loaded (the colour alone is painted then). */
+function loadThumbhash() {
+  thumbhashDecoder ||= import("./thumbhash.js").catch(() => null);
+  return thumbhashDecoder;
+}
+
+/** A tiny PNG data URL of an image's ThumbHash (the API's `placeholder`: `{thumbhash, color}`),
+ * or null when there is none or it cannot be decoded. */
+export async function placeholderURL(placeholder) {
+  if (!placeholder || !placeholder.thumbhash) return null;
+  const decoder = await loadThumbhash();
+  if (!decoder) return null;
+  try {
+    const bytes = Uint8Array.from(atob(placeholder.thumbhash), (ch) => ch.charCodeAt(0));
+    return decoder.thumbHashToDataURL(bytes);
+  } catch {
+    return null;
+  }
+}
+
+/** Paint an image's placeholder behind `img` while it loads: the dominant colour at once, the
+ * ThumbHash's blurred picture as soon as it is decoded (a few milliseconds); both go when the
+ * image has loaded, so a transparent image shows what is behind it. Call it before setting `src`.
+ * Images promoted before placeholders existed have `placeholder: null`: nothing is painted. */
+export function paintPlaceholder(img, placeholder) {
+  const style = img.style;
+  const clear = () => {
+    delete img.dataset.placeholder;
+    style.removeProperty("background-color");
+    style.removeProperty("background-image");
+    style.removeProperty("background-size");
+    style.removeProperty("background-position");
+  };
+  clear();
+  if (!placeholder || !placeholder.color) return;
+  const token = String(Math.random());
+  img.dataset.placeholder = token;
+  style.backgroundColor = placeholder.color;
+  style.backgroundSize = "cover";
+  style.backgroundPosition = "center";
+  img.addEventListener("load", () => img.dataset.placeholder === token && clear(), { once: true });
+  placeholderURL(placeholder).then((url) => {
+    if (url && img.dataset.placeholder === token) style.backgroundImage = `url("${url}")`;
+  });
+}
+
 // --- the shadow tree ---------------------------------------------------------------------------
 
 const ICON_UPLOAD =
@@ -1010,17 +1061,29 @@ export class S3DropUploader extends HTMLElement {
     return null;
   }
 
+  /** The server's thumbnail of `image` in the row (for a duplicate, always: it is that image; for
+   * an accepted file, when the row shows no preview of its own: one the browser could not decode,
+   * such as HEIC, or too large to preview), its placeholder painted while it loads where no
+   * preview is shown. */
+  #showThumbnail(item, image, { always = false } = {}) {
+    const thumb = item.parts.thumb;
+    const previewShown = !thumb.hidden;
+    if (!image.thumbnail_url || (previewShown && !always)) return;
+    if (!previewShown) {
+      paintPlaceholder(thumb, image.placeholder);
+      if (image.placeholder) thumb.hidden = false;
+    }
+    thumb.addEventListener("load", () => (thumb.hidden = false), { once: true });
+    thumb.src = new URL(image.thumbnail_url, this.apiBase).href;
+  }
+
   /** Signing found the same bytes already in the gallery: nothing is sent; the row shows that
    * image, and the host hears `s3drop:accepted` with `duplicate: true` (its id joins the value, as
    * an upload's would: the image is there either way). */
   #duplicate(item, image) {
     item.image = image;
     item.el.dataset.duplicate = "";
-    if (image.thumbnail_url) {
-      const thumb = item.parts.thumb;
-      thumb.addEventListener("load", () => (thumb.hidden = false), { once: true });
-      thumb.src = new URL(image.thumbnail_url, this.apiBase).href;
-    }
+    this.#showThumbnail(item, image, { always: true });
     this.#emit("s3drop:accepted", { file: item.file, image, duplicate: true });
     this.#show(item, "done", "Already in your gallery");
   }
@@ -1109,6 +1172,7 @@ export class S3DropUploader extends HTMLElement {
     if (image) {
       // Stored even if the row was removed meanwhile: the host hears of it either way.
       item.image = image;
+      this.#showThumbnail(item, image);
       this.#emit("s3drop:accepted", { file: item.file, image, duplicate: false });
       this.#updateValue();
     }
