@@ -5,7 +5,7 @@
  * Every URL comes from where the app is mounted: the API base is the element's (the `api/` folder
  * beside this module's `static/` folder), never an absolute path.
  */
-import { formatSize, paintPlaceholder, userMessage } from "./s3drop-uploader.js";
+import { fetchJSON, formatSize, paintPlaceholder, userMessage } from "./s3drop-uploader.js";
 
 const PAGE_SIZE = 24;
 const TOKEN_KEY = "s3drop.token";
@@ -60,38 +60,11 @@ function authHeaders() {
   return token ? { Authorization: `Bearer ${token}` } : {};
 }
 
-/** A JSON API call relative to the element's API base: {ok, status, data}; network failure is 0. */
+/** A JSON API call relative to the element's API base ({@link fetchJSON}); a 401 asks for a token. */
 async function api(method, path, body) {
-  const headers = { Accept: "application/json", ...authHeaders() };
-  const init = { method, headers, credentials: "same-origin" };
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  let response;
-  try {
-    response = await fetch(new URL(path, ui.uploader.apiBase), init);
-  } catch {
-    return { ok: false, status: 0, data: null };
-  }
-  let data = null;
-  if (response.status !== 204) {
-    try {
-      data = await response.json();
-    } catch {
-      data = null;
-    }
-  }
-  const result = {
-    ok: response.ok,
-    status: response.status,
-    data,
-    retryAfter: response.headers.get("Retry-After") || "",
-    reference: response.headers.get("X-Request-ID") || "",
-  };
-  if (response.status === 401) {
-    needToken(response.headers.get("WWW-Authenticate") || "", Boolean(headers.Authorization));
-  }
+  const headers = authHeaders();
+  const result = await fetchJSON(new URL(path, ui.uploader.apiBase), { method, headers, body });
+  if (result.status === 401) needToken(result.challenge, Boolean(headers.Authorization));
   return result;
 }
 

@@ -429,6 +429,43 @@ function accepts(tokens, described) {
   );
 }
 
+
+/**
+ * fetch() of a JSON API: {ok, status, data, retryAfter, reference, challenge}, the body sent as
+ * JSON when given. A network failure is status 0; an abort still throws. Shared by the element and
+ * the bundled page, so both read every answer the same way.
+ */
+export async function fetchJSON(url, { method = "GET", headers = {}, body, credentials = "same-origin", signal } = {}) {
+  const sent = { Accept: "application/json", ...headers };
+  const init = { method, headers: sent, credentials, signal };
+  if (body !== undefined) {
+    sent["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(url, init);
+  } catch (error) {
+    if (error && error.name === "AbortError") throw error;
+    return { ok: false, status: 0, data: null, retryAfter: "", reference: "", challenge: "" };
+  }
+  let data = null;
+  if (response.status !== 204) {
+    try {
+      data = await response.json();
+    } catch {
+      data = null;
+    }
+  }
+  return {
+    ok: response.ok,
+    status: response.status,
+    data,
+    retryAfter: response.headers.get("Retry-After") || "",
+    reference: response.headers.get("X-Request-ID") || "",
+    challenge: response.status === 401 ? response.headers.get("WWW-Authenticate") || "" : "",
+  };
+}
 /** What the server's refusal means to the person uploading: its own words for a refused request
  * (4xx), never an operator's detail for a server-side failure (5xx), which gets a reference to
  * quote when the server gives one. */
@@ -752,43 +789,13 @@ export class S3DropUploader extends HTMLElement {
     return extra && typeof extra === "object" ? { ...extra } : {};
   }
 
-  /** A JSON API call: {ok, status, data, retryAfter, reference}; a network failure is status 0. */
+  /** A JSON API call ({@link fetchJSON}); a 401 tells the host (s3drop:unauthorized). */
   async #api(method, path, body, signal) {
-    const headers = { Accept: "application/json", ...(await this.#headers()) };
+    const headers = await this.#headers();
     const sentCredentials = Object.keys(headers).some((name) => name.toLowerCase() === "authorization");
-    const init = { method, headers, credentials: this.getAttribute("credentials") || "same-origin", signal };
-    if (body !== undefined) {
-      headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    let response;
-    try {
-      response = await fetch(new URL(path, this.apiBase), init);
-    } catch (error) {
-      if (error && error.name === "AbortError") throw error;
-      return { ok: false, status: 0, data: null };
-    }
-    let data = null;
-    if (response.status !== 204) {
-      try {
-        data = await response.json();
-      } catch {
-        data = null;
-      }
-    }
-    const result = {
-      ok: response.ok,
-      status: response.status,
-      data,
-      retryAfter: response.headers.get("Retry-After") || "",
-      reference: response.headers.get("X-Request-ID") || "",
-    };
-    if (response.status === 401) {
-      this.#emit("s3drop:unauthorized", {
-        challenge: response.headers.get("WWW-Authenticate") || "",
-        sentCredentials,
-      });
-    }
+    const credentials = this.getAttribute("credentials") || "same-origin";
+    const result = await fetchJSON(new URL(path, this.apiBase), { method, headers, body, credentials, signal });
+    if (result.status === 401) this.#emit("s3drop:unauthorized", { challenge: result.challenge, sentCredentials });
     return result;
   }
 
