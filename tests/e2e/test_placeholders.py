@@ -117,7 +117,9 @@ def test_the_gallery_and_the_viewer_paint_the_placeholder_before_the_image(
     old = promote_as_before_placeholders(drop, _mostly_red(2), "before.png")
     image = _accept(shared_server, _mostly_red(1), "red.png")
     color = image["placeholder"]["color"]
-    thumbs = Held(page, re.compile(r"/storage/thumbs/"))
+    # A tile shows the smallest variant when there is one (this 400 px image has the 320 px
+    # WebP), else the thumbnail (the older image): hold both kinds.
+    thumbs = Held(page, re.compile(r"/storage/(thumbs|variants)/"))
     open_page(page, shared_server)
     thumbs.wait(2)
 
@@ -143,8 +145,9 @@ def test_the_gallery_and_the_viewer_paint_the_placeholder_before_the_image(
     screenshot(page, "placeholders-gallery-loaded.png")
     assert _wait(page, f'.tile[data-id="{old}"] .tile-img', _LOADED)["loaded"]
 
-    # The viewer: the original is held; the placeholder shows in its place meanwhile.
-    originals = Held(page, re.compile(r"/storage/images/"))
+    # The viewer: the original (or the variant its slot takes) is held; the placeholder shows in
+    # its place meanwhile.
+    originals = Held(page, re.compile(r"/storage/(images|variants)/"))
     page.locator(f'.tile[data-id="{image["id"]}"] .tile-open').click()
     originals.wait(1)
     viewer = _wait(page, "#viewer-img", _PAINTED)
