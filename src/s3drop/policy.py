@@ -18,15 +18,18 @@ import base64
 import re
 import secrets
 import time
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from . import labels
 from .config import Settings
 from .errors import FileEmpty, FileTooLarge, InvalidRequest, TypeNotAllowed
+from .filenames import decode_meta as decode_meta
+from .filenames import encode_meta as encode_meta
+from .filenames import inline_disposition as inline_disposition
+from .filenames import sanitize_filename as sanitize_filename
 from .formats import by_key_extension, by_mark, by_type
 from .placeholders import Placeholder
 from .units import format_size
@@ -57,7 +60,6 @@ _SEGMENTS: dict[str, re.Pattern[str]] = {
 #: The most bytes of the original filename a key carries (as base32, so at most 104 characters).
 LABEL_BYTES = 64
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_MAX_NAME = 120
 
 
 @dataclass(frozen=True)
@@ -322,40 +324,6 @@ def digest_key(owner: str, sha256: str) -> str:
 
 def thumbnail_key(upload_id: str) -> str:
     return f"{THUMBS_PREFIX}{upload_id}.webp"
-
-
-def sanitize_filename(name: str) -> str:
-    """The user's filename as a label: no path, no control characters, bounded, NFC.
-
-    It is only ever metadata (percent-encoded in ``x-amz-meta-filename``), never part of a key.
-    """
-    if name.isascii() and name.isprintable():  # the usual name: already NFC, no controls
-        name = name.replace("\\", "/").rsplit("/", 1)[-1].strip(" .")
-    else:
-        name = unicodedata.normalize("NFC", name)
-        name = name.replace("\\", "/").rsplit("/", 1)[-1]
-        name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip(" .")
-    if len(name) > _MAX_NAME:
-        stem, dot, ext = name.rpartition(".")
-        if dot and len(ext) <= 10:
-            name = f"{stem[: _MAX_NAME - len(ext) - 1]}.{ext}"
-        else:
-            name = name[:_MAX_NAME]
-    return name or "image"
-
-
-def encode_meta(value: str) -> str:
-    """Metadata values travel as ASCII HTTP headers in S3: percent-encode UTF-8."""
-    return quote(value, safe=" !#$&'()*+,-./:;=?@[]^_`{|}~")
-
-
-def decode_meta(value: str) -> str:
-    return unquote(value)
-
-
-def inline_disposition(filename: str | None) -> str:
-    """``Content-Disposition`` for showing an image in the browser, under its original name."""
-    return f"inline; filename*=UTF-8''{quote(filename)}" if filename else "inline"
 
 
 # --- what the server agrees to sign -----------------------------------------------------------

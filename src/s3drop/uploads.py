@@ -19,27 +19,22 @@ import functools
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from . import audit, images, originals, promote, responsive
+from . import audit, cleanup, duplicates, images, lookup, promote
 from .auth import Authenticator, Principal, from_settings
 from .config import Settings
 from .errors import (
-    AlreadyUploaded,
-    InvalidRequest,
     NotFound,
     S3DropError,
 )
 from .formats import by_type
 from .gallery import (
-    VARIANTS,
     Image,
     ImagePage,
     ImageURL,
     Variant,
-    describe,
     describe_stored,
-    find_image,
     list_page,
 )
 from .hooks import AcceptedHook, DeletedHook, Hooks, RejectedHook
@@ -47,23 +42,16 @@ from .limits import Limits, LimitStore, open_limit_store
 from .outbox import WebhookSender, sender_from_settings
 from .policy import (
     IMAGES_PREFIX,
-    QUARANTINE_PREFIX,
-    THUMBS_PREFIX,
     UploadForm,
     UploadRequest,
     check_upload,
-    decode_meta,
-    digest_key,
     is_upload_id,
-    owner_key,
     owner_prefix,
-    parse_image_key,
-    thumbnail_key,
 )
-from .promote import ANONYMOUS, check_owner, find_promoted, limit_key_of, owner_of
+from .promote import ANONYMOUS, check_owner
 from .sandbox import DecodePool, SandboxLimits
 from .storage import open_storage
-from .storage.base import ObjectInfo, Storage
+from .storage.base import Storage
 
 
 @dataclass
@@ -179,7 +167,7 @@ class S3Drop:
         """
         request = self._sign_request(content_type, size, filename, sha256, principal)
         if "sha256" in request.metadata:  # before any limit is counted: nothing will be sent
-            self._refuse_duplicate(principal, request.metadata["sha256"])
+            duplicates.refuse_duplicate(self, principal, request.metadata["sha256"])
         try:
             self.limits.before_sign(principal.limit_key, size)
         except S3DropError as exc:
@@ -214,7 +202,9 @@ class S3Drop:
         (in a thread only while the storage's credentials may need fetching over the network)."""
         request = self._sign_request(content_type, size, filename, sha256, principal)
         if "sha256" in request.metadata:  # one HEAD: storage may block, so in a thread
-            await asyncio.to_thread(self._refuse_duplicate, principal, request.metadata["sha256"])
+            await asyncio.to_thread(
+                duplicates.refuse_duplicate, self, principal, request.metadata["sha256"]
+            )
         try:
             await self.limits.before_sign_async(principal.limit_key, size)
         except S3DropError as exc:
@@ -268,29 +258,7 @@ class S3Drop:
         The marker is written by the promotion from the hash the server computed itself and
         removed by :meth:`delete_image` before the image, so a deleted image no longer counts.
         """
-        marker = self.storage.head(digest_key(owner, sha256))
-        facts = parse_image_key(marker.metadata.get("image", "")) if marker is not None else None
-        if marker is None or facts is None:
-            return None
-        meta = marker.metadata
-        return describe(
-            self.storage,
-            self.settings,
-            facts,
-            filename=decode_meta(meta.get("filename", "")) or facts.key.rpartition("/")[2],
-            sha256=meta.get("sha256"),
-            owner=owner,
-        )
-
-    def _refuse_duplicate(self, principal: Principal, sha256: str) -> None:
-        image = self.find_duplicate(principal.name, sha256)
-        if image is not None:
-            audit.record("duplicate", who=principal.name, key=image.key)
-            raise AlreadyUploaded(
-                f"{image.filename} is already in your gallery (the same bytes, SHA-256 "
-                f"{sha256[:12]}…): nothing was signed, no need to upload it again",
-                image=image,
-            )
+        return duplicates.find_duplicate(self.storage, self.settings, owner, sha256)
 
     # --- verify and promote -------------------------------------------------------------------
 
@@ -356,37 +324,11 @@ class S3Drop:
         is no such image; :class:`~s3drop.errors.Forbidden` when it is someone else's and the
         gallery is not shared.
         """
-        info = self.storage.head(self._locate(image_id).key)
+        info = self.storage.head(lookup.locate(self.storage, image_id).key)
         if info is None:  # a delete stopped halfway: the thumbnail outlived its image
             raise NotFound(f"no image {image_id}")
         check_owner(info, principal, shared=self.settings.shared)
         return describe_stored(self.storage, self.settings, info)
-
-    def _locate(self, image_id: str) -> ObjectInfo:
-        """Image ``image_id``'s key, filename and owner, from one HEAD of its thumbnail, which
-        names them; :class:`NotFound` when there is no such image.
-
-        Images promoted before thumbnails named their image cost a listing and a HEAD instead.
-        """
-        if not is_upload_id(image_id):
-            raise NotFound(f"no image {image_id!r}")
-        thumb = self.storage.head(thumbnail_key(image_id))
-        if thumb is None:
-            raise NotFound(f"no image {image_id}")
-        name = thumb.metadata.get("image")
-        facts = parse_image_key(name) if name else None
-        if facts is not None and facts.id == image_id:
-            return ObjectInfo(
-                key=facts.key,
-                size=facts.size,
-                content_type=facts.content_type,
-                last_modified=thumb.last_modified,
-                metadata=thumb.metadata,
-            )
-        found = find_promoted(self.storage, image_id)
-        if found is None:
-            raise NotFound(f"no image {image_id}")
-        return found
 
     def image_url(
         self,
@@ -405,21 +347,7 @@ class S3Drop:
         trusted caller (the host decided who may see it). :class:`~s3drop.errors.NotFound` when
         there is no such image.
         """
-        if variant not in VARIANTS:
-            raise InvalidRequest(f"no variant {variant!r}: ask for one of {', '.join(VARIANTS)}")
-        info = self._locate(image_id)
-        check_owner(info, principal, shared=self.settings.shared)
-        expires_in = self.settings.get_expires_in
-        if variant == "thumbnail":
-            url = self.storage.presign_get(thumbnail_key(image_id), expires_in=expires_in)
-        else:
-            filename = decode_meta(info.metadata.get("filename", "")) or None
-            url = self.storage.presign_get(info.key, expires_in=expires_in, filename=filename)
-        permanent = not self.storage.read_urls_expire
-        expires_at = None if permanent else datetime.now(UTC) + timedelta(seconds=expires_in)
-        facts = parse_image_key(info.key)  # its placeholder, from the key: no request
-        placeholder = facts.placeholder if facts is not None else None
-        return ImageURL(url=url, expires_at=expires_at, placeholder=placeholder)
+        return lookup.image_url(self.storage, self.settings, image_id, variant, principal)
 
     def delete_image(self, image_id: str, *, principal: Principal | None = None) -> None:
         """Delete an image, its thumbnail and its owner's index entry;
@@ -428,59 +356,7 @@ class S3Drop:
         ``principal``, when given, must be the image's owner unless the gallery is ``shared``
         (:class:`~s3drop.errors.Forbidden`, and nothing changes); None is a trusted caller.
         """
-        if not is_upload_id(image_id):
-            raise NotFound(f"no image {image_id!r}")
-        keys = find_image(self.storage, image_id)
-        thumb = thumbnail_key(image_id)
-        if not keys:
-            # What an interrupted delete left: the thumbnail, the caller's own index entry.
-            left = [thumb] if self.storage.head(thumb) is not None else []
-            if principal is not None:
-                prefix = owner_prefix(principal.name) + image_id + "."
-                left += [info.key for info in self.storage.list_objects(prefix, limit=8)]
-            if left:
-                prefix = responsive.VARIANTS_PREFIX + image_id + "."
-                left += [info.key for info in self.storage.list_objects(prefix, limit=64)]
-            if not left:
-                raise NotFound(f"no image {image_id!r}")
-            for key in left:
-                self.storage.delete(key)
-            self.hooks.delete(image_id, principal)  # the interrupted delete never told anyone
-            return
-        infos = [info for info in map(self.storage.head, keys) if info is not None]
-        for info in infos:
-            check_owner(info, principal, shared=self.settings.shared)
-        # Out of duplicate finding first (a crash after it only costs an upload a duplicate
-        # check would have saved), then out of every listing (the image), then out of its
-        # owner's, then the thumbnail.
-        for info in infos:
-            self._forget_digest(info)
-        for info in infos:
-            self.storage.delete(info.key)
-            self.storage.delete(owner_key(owner_of(info), info.key))
-            if (facts := parse_image_key(info.key)) is not None:
-                responsive.delete(self.storage, facts)
-        self.storage.delete(thumb)
-        if self.settings.keep_heic_original:
-            originals.delete(self.storage, image_id)
-        for info in infos:
-            limit_key = limit_key_of(info, principal)
-            if limit_key is not None:
-                self.limits.stored(limit_key, -1)
-            who = principal.name if principal else "library"
-            audit.record("delete", who=who, key=info.key)
-        self.hooks.delete(image_id, principal)
-
-    def _forget_digest(self, info: ObjectInfo) -> None:
-        """Remove the duplicate marker of image ``info`` if it names this image (the same bytes
-        accepted twice, in a race, leave one marker: the other copy's)."""
-        uploaded = info.metadata.get("source-sha256")
-        if not uploaded:  # promoted before duplicates were tracked
-            return
-        key = digest_key(owner_of(info), uploaded)
-        marker = self.storage.head(key)
-        if marker is not None and marker.metadata.get("image") == info.key:
-            self.storage.delete(key)
+        cleanup.delete_image(self, image_id, principal)
 
     def sweep(
         self,
@@ -501,44 +377,6 @@ class S3Drop:
 
         Works on any backend; the bundled app runs it at start and hourly on the local one.
         """
-        now = now or datetime.now(UTC)
-        cutoff = now - older_than
-        stale = [
-            info.key
-            for info in self.storage.iter_all(QUARANTINE_PREFIX)
-            if info.last_modified < cutoff
-        ]
-        # Thumbnails first, images second: an image promoted meanwhile is seen.
-        partial_cutoff = now - partial_older_than
-        thumbs = [
-            info.key
-            for info in self.storage.iter_all(THUMBS_PREFIX)
-            if info.last_modified < partial_cutoff
-        ]
-        variants = [
-            info.key
-            for info in self.storage.iter_all(responsive.VARIANTS_PREFIX)
-            if info.last_modified < partial_cutoff
-        ]
-        kept = self.storage.list_objects(originals.ORIGINALS_PREFIX, limit=1)
-        if thumbs or variants or kept:
-            promoted = {
-                parsed.id
-                for info in self.storage.iter_all(IMAGES_PREFIX)
-                if (parsed := parse_image_key(info.key)) is not None
-            }
-            stale += [key for key in thumbs if _thumbnail_id(key) not in promoted]
-            stale += [key for key in variants if responsive.variant_id(key) not in promoted]
-            if kept:  # an original whose image was deleted while the setting was off
-                stale += originals.orphans(self.storage, promoted, partial_cutoff.timestamp())
-        for key in stale:
-            self.storage.delete(key)
-        removed = len(stale) + self.storage.sweep_partial(partial_older_than.total_seconds())
-        if removed:
-            audit.record("sweep", who="library", count=removed)
-        return removed
-
-
-def _thumbnail_id(key: str) -> str:
-    """``thumbs/<id>.webp`` -> ``<id>``."""
-    return key.removeprefix(THUMBS_PREFIX).partition(".")[0]
+        return cleanup.sweep(
+            self, older_than=older_than, partial_older_than=partial_older_than, now=now
+        )
