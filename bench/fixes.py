@@ -18,11 +18,11 @@ def _workers_not_niced() -> None:
     diagnosis. On a machine that other work keeps busy (a shared CI or dev box at load 10+), a
     niced worker gets a tenth of a normal process's share, and the e2e figure measures that
     starvation rather than s3drop; on an idle machine the two should agree."""
-    from s3drop import sandbox
+    from s3drop import sandbox_worker
 
-    sandbox._BOOT = sandbox._BOOT.replace(
-        "from s3drop.sandbox import _main;",
-        "import s3drop.sandbox as s; s.NICE = 0; from s3drop.sandbox import _main;",
+    sandbox_worker._BOOT = sandbox_worker._BOOT.replace(
+        "from s3drop.sandbox_worker import _main;",
+        "import s3drop.sandbox_worker as s; s.NICE = 0; from s3drop.sandbox_worker import _main;",
     )
 
 

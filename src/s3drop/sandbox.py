@@ -9,16 +9,18 @@ decodes to 400 MB. So it never runs in the server's own process:
   lane* worker that only takes images of at most :data:`SMALL_PIXELS` pixels, so a legitimate
   photo does not wait behind a queue of bombs. Waiting tasks are served smallest first (by the
   header's pixel count), each worker through its own pipe.
-- Workers run at a lower CPU priority (``nice`` :data:`NICE`), so the server's own requests
-  (listing, deleting, the probes) and a storage on the same machine are served first.
+- Workers run at a lower CPU priority (``nice`` :data:`~s3drop.sandbox_worker.NICE`), so the
+  server's own requests (listing, deleting, the probes) and a storage on the same machine are
+  served first.
 - Each worker runs under an address-space limit (``RLIMIT_AS``) and each task under a CPU-time
   limit: the parent reads the worker's CPU time (``/proc/<pid>/stat``) while it waits and kills it
   past the limit; ``RLIMIT_CPU`` is the backstop. A worker that hits a limit is killed and
   replaced; its task alone fails, with :class:`~s3drop.errors.TooExpensive`. (This is why the pool
   is not ``concurrent.futures.ProcessPoolExecutor``: there, one dead worker breaks the whole pool
   and every task in it.)
-- Workers are plain ``python -c`` processes talking over a socket pair (not multiprocessing, so
-  an embedding program's ``__main__`` is never imported again), started on first use (~0.3 s).
+- Workers are plain ``python -c`` processes (:mod:`s3drop.sandbox_worker`) talking over a socket
+  pair (not multiprocessing, so an embedding program's ``__main__`` is never imported again),
+  started on first use (~0.3 s).
   A worker serves many tasks; one whose peak memory passed :data:`RECYCLE_RSS` is retired after
   its task, so memory goes back to the operating system, and its replacement starts at once in
   the background, so the next task does not wait for it.
@@ -33,29 +35,20 @@ whatever the number of concurrent completions.
 from __future__ import annotations
 
 import atexit
-import contextlib
-import ctypes
 import heapq
 import itertools
-import math
 import os
-import resource
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from multiprocessing.connection import Connection
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .convert import register_heif
-from .errors import CorruptImage, ImageRejected, S3DropError, ServerBusy, TooExpensive
-from .images import ImageLimits, ProcessedImage, header_pixels, process
+from .errors import CorruptImage, S3DropError, ServerBusy, TooExpensive
+from .images import ImageLimits, ProcessedImage
+from .sandbox_worker import _Worker
 
-if TYPE_CHECKING:  # the decode worker imports this module without pydantic
+if TYPE_CHECKING:  # a type only: no pydantic import at run time
     from .config import Settings
 
 #: Images of at most this many pixels may use the small lane's worker (2000 x 2000).
@@ -66,8 +59,6 @@ RECYCLE_RSS = 192 * 1024**2
 RECYCLE_TASKS = 500
 #: How often a waiting caller checks the worker's CPU time, in seconds.
 POLL = 0.05
-#: How much lower a worker's CPU priority is than the server's (``nice``).
-NICE = 10
 #: How long a new worker may take to import Pillow and say it is ready, in seconds.
 STARTUP = 60.0
 #: Retry-After of a busy answer, in seconds.
@@ -109,93 +100,6 @@ class SandboxLimits:
         )
 
 
-# --- the worker process -----------------------------------------------------------------------
-
-
-def _serve(conn: Connection, memory: int, cpu_seconds: float) -> None:
-    """A worker's life: limits first, then one task per message until the pipe closes."""
-    register_heif()  # pillow-heif's opener, so the worker decodes HEIC and HEIF
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    with contextlib.suppress(OSError, AttributeError):  # fewer malloc arenas: less address space
-        ctypes.CDLL(None).mallopt(-8, 2)  # M_ARENA_MAX
-    conn.send("ready")  # imports done: from here on, CPU time is the tasks'
-    while True:
-        try:
-            content_type, limits = conn.recv()
-            data = conn.recv_bytes()
-        except (EOFError, OSError):
-            return
-        used = sum(os.times()[:2])
-        backstop = math.ceil(used + cpu_seconds) + 2
-        # The soft limit only (SIGXCPU ends the worker): a hard limit, once lowered, can never be
-        # raised again for the next task without CAP_SYS_RESOURCE.
-        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-        soft = backstop if hard == resource.RLIM_INFINITY else min(backstop, hard)
-        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
-        try:
-            reply: tuple[str, Any] = ("ok", process(data, content_type, limits))
-        except MemoryError:
-            reply = ("memory", None)
-        except CorruptImage as exc:
-            # A decoder that cannot allocate often says "corrupt" rather than raising
-            # MemoryError: a failure at the address-space limit is the limit's doing.
-            short = _out_of_memory(memory, data, content_type)
-            reply = ("memory", None) if short else ("rejected", exc)
-        except ImageRejected as exc:
-            reply = ("rejected", exc)
-        except Exception as exc:  # re-raised in the caller, as if it had run there
-            reply = ("error", exc)
-        # This process's own peak: ru_maxrss would include the peak of the process it was
-        # forked from (a big host process then retired every worker after every task).
-        peak = (
-            _vm_status().get("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        )
-        kind, value = reply
-        if isinstance(value, ProcessedImage):  # the bytes go unpickled: no copy of them
-            # Bytes the caller sent (nothing to strip) do not go back: it still holds them.
-            same = value.data is data or value.data == data
-            del data
-            conn.send((kind, replace(value, data=b"", thumbnail=b""), peak, same))
-            conn.send_bytes(b"" if same else value.data)
-            conn.send_bytes(value.thumbnail)
-            del value, reply
-            continue
-        del data
-        try:
-            conn.send((kind, value, peak, False))
-        except Exception as exc:  # an exception that does not pickle
-            conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}"), peak, False))
-        if reply[0] == "memory":
-            return
-
-
-def _out_of_memory(memory: int, data: bytes, content_type: str) -> bool:
-    """Whether a decode failure was the address-space limit: the worker came close to it, or its
-    size now plus one 32-bit copy of the pixels (the decoder's first allocation) exceeds it."""
-    status = _vm_status()
-    if status.get("VmPeak", 0) > memory - 64 * 1024**2:
-        return True
-    try:
-        pixels = header_pixels(data, content_type)
-    except Exception:
-        return False
-    return status.get("VmSize", 0) + 4 * pixels > memory
-
-
-def _vm_status() -> dict[str, int]:
-    """VmPeak, VmSize, VmHWM (bytes) of this process, from /proc (Linux); {} elsewhere."""
-    found: dict[str, int] = {}
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                name, _, value = line.partition(":")
-                if name in ("VmPeak", "VmSize", "VmHWM"):
-                    found[name] = int(value.split()[0]) * 1024
-    except (OSError, ValueError):
-        pass
-    return found
-
-
 def _cpu_seconds(pid: int) -> float | None:
     """User + system CPU time of process ``pid`` (Linux), or None when it cannot be read."""
     try:
@@ -210,67 +114,6 @@ _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 # --- the pool ---------------------------------------------------------------------------------
-
-
-class _Worker:
-    """One worker process (``python -c``: no multiprocessing, so nothing of the embedding
-    program's ``__main__`` runs again) and the parent's end of its socket."""
-
-    def __init__(self, limits: SandboxLimits) -> None:
-        parent, child = socket.socketpair()
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([_SOURCE, *sys.path[1:]])}
-        command = [sys.executable, "-c", _BOOT, str(child.fileno())]
-        command += [str(limits.memory), repr(limits.cpu_seconds)]
-        self.process = subprocess.Popen(
-            command, pass_fds=[child.fileno()], env=env, stdin=subprocess.DEVNULL
-        )
-        child.close()
-        self.conn = Connection(parent.detach())
-        self.tasks = 0
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def kill(self) -> None:
-        with contextlib.suppress(OSError):
-            self.process.kill()
-        with contextlib.suppress(OSError):
-            self.conn.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=2)
-
-    def retire(self) -> None:
-        """Ask the worker to end: it reads EOF and exits."""
-        with contextlib.suppress(OSError):
-            self.conn.close()
-        try:
-            self.process.wait(timeout=1)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-
-_SOURCE = str(Path(__file__).resolve().parent.parent)
-# The worker imports s3drop's image modules without the package's __init__ (pydantic, the web
-# app, boto3): it starts in a third of the time.
-_BOOT = (
-    "import sys, types; package = types.ModuleType('s3drop'); "
-    f"package.__path__ = [{str(Path(__file__).resolve().parent)!r}]; "
-    "sys.modules['s3drop'] = package; "
-    "from s3drop.sandbox import _main; _main(sys.argv[1:])"
-)
-
-
-def _main(argv: list[str]) -> None:
-    """Entry point of a worker process: ``fd memory cpu_seconds``."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server's Ctrl-C is for the server
-    with contextlib.suppress(OSError):
-        os.nice(NICE)  # the server (and a storage on the same machine) come first
-    fd, memory, cpu_seconds = int(argv[0]), int(argv[1]), float(argv[2])
-    _serve(Connection(fd), memory, cpu_seconds)
 
 
 @dataclass
