@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from PIL import Image, ImageCms, JpegImagePlugin
+from PIL import Image, JpegImagePlugin
 
 from . import variants
 from .containers import Layout
@@ -34,6 +34,7 @@ from .digests import Digest
 from .errors import CorruptImage, NotAnImage, TooManyFrames, TooManyPixels, TypeMismatch
 from .formats import Format, by_type, declared_as, header_size, sniff, walk
 from .headers import NeedMore
+from .pixels import pixel_mode, to_rgb
 from .placeholders import Placeholder, placeholder_of
 
 if TYPE_CHECKING:  # the decode worker imports this module without pydantic
@@ -51,7 +52,6 @@ _TRANSPOSE: dict[int, Image.Transpose] = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
-_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
 @dataclass(frozen=True)
@@ -328,14 +328,14 @@ def _variants(
     """:func:`s3drop.variants.make` of ``image`` (``width`` x ``height``, perhaps decoded smaller)."""
     if not variants.plan(width, limits.variant_widths, height) or not limits.variant_formats:
         return ()
-    rgb, profile = _to_rgb(_thumbnail_mode(image), icc)
+    rgb, profile = to_rgb(pixel_mode(image), icc)
     return variants.make(rgb, width=width, height=height, icc=profile, limits=limits)
 
 
 def _thumbnail(image: Image.Image, size: int, icc: bytes | None) -> tuple[bytes, Placeholder]:
     """A WebP of ``image`` (its current frame) within a ``size`` square, in sRGB or its profile,
     and the placeholder of that thumbnail-sized image."""
-    small = _thumbnail_mode(image)
+    small = pixel_mode(image)
     width, height = small.size
     if max(width, height) > size:
         if width >= height:
@@ -343,44 +343,13 @@ def _thumbnail(image: Image.Image, size: int, icc: bytes | None) -> tuple[bytes,
         else:
             target = (max(1, round(width * size / height)), size)
         small = small.resize(target, Image.Resampling.BICUBIC, reducing_gap=2.0)
-    small, icc = _to_rgb(small, icc)
+    small, icc = to_rgb(small, icc)
     out = io.BytesIO()
     options: dict[str, object] = {"quality": 80, "method": 4}
     if icc:
         options["icc_profile"] = icc
     small.save(out, "WEBP", **options)
     return out.getvalue(), placeholder_of(small, icc)
-
-
-def _thumbnail_mode(image: Image.Image) -> Image.Image:
-    """A mode that resizes well: no palettes, no 16-bit integers."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        return image.convert("I").point(lambda value: value * (1 / 256)).convert("L")
-    if image.mode == "F":
-        return image.convert("L")
-    if image.mode in ("P", "PA", "1"):
-        return image.convert("RGBA" if image.has_transparency_data else "RGB")
-    return image
-
-
-def _to_rgb(image: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
-    """RGB or RGBA for WebP, colour-managed into sRGB when the profile is not an RGB one."""
-    if image.mode in ("RGB", "RGBA"):
-        return image, icc if icc and _profile_space(icc) == "RGB " else None
-    if icc and image.mode in ("CMYK", "L"):
-        try:
-            profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            converted = ImageCms.profileToProfile(image, profile, _SRGB, outputMode="RGB")
-        except (ImageCms.PyCMSError, OSError, ValueError):
-            converted = None
-        if converted is not None:
-            return converted, None
-    mode = "RGBA" if "A" in image.mode or image.has_transparency_data else "RGB"
-    return image.convert(mode), None
-
-
-def _profile_space(icc: bytes) -> str:
-    return icc[16:20].decode("latin-1") if len(icc) >= 20 else ""
 
 
 # --- Pillow's errors, translated once ---------------------------------------------------------
