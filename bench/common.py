@@ -9,6 +9,7 @@ for absolute targets such as a p99 or an RSS).
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import platform
@@ -358,6 +359,24 @@ class RSSSampler:
     @property
     def growth(self) -> int:
         return max([self.before, *self.samples]) - self.before
+
+
+def run_json(module: str, *args: str, workdir: Path, timeout: float = 300) -> dict[str, Any]:
+    """Run ``python -m <module> <args> --workdir <workdir>`` in a fresh process (its own peak
+    memory, no state shared with the bench) and return the JSON of its last output line."""
+    result = subprocess.run(
+        [sys.executable, "-m", module, *args, "--workdir", str(workdir)],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        cwd=workdir,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{module} {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    data: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return data
 
 
 def timed(function: Callable[[], object]) -> float:

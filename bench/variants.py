@@ -25,13 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from .common import Report, Row, Series, Target, clean_env, paired_ratio
+from .common import Report, Row, Series, Target, paired_ratio, run_json
 from .verify import CACHE, IMAGES, _Complete, _median, _tiny, sample
 
 PIPELINES = ("with", "without", "avif")
@@ -152,19 +150,7 @@ def _heic(workdir: Path, *, rounds: int) -> Row:
 
 
 def _subprocess(workdir: Path, pipeline: str) -> dict[str, Any]:
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.variants", pipeline, "--workdir", str(workdir)],
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        cwd=workdir,
-        timeout=300,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"{pipeline} failed:\n{result.stderr[-3000:]}")
-    data: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    return data
+    return run_json("bench.variants", pipeline, workdir=workdir)
 
 
 class _Promote(_Complete):

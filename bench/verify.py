@@ -36,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .common import Pending, Report, Row, Series, Target, clean_env, paired_ratio
+from .common import Pending, Report, Row, Series, Target, paired_ratio, run_json
 
 CACHE = Path("/tmp/s3drop-bench-cache")
 PIPELINES = ("complete", "naive", "pyvips")
@@ -97,19 +97,7 @@ def _pyvips_available() -> bool:
 
 
 def _subprocess(workdir: Path, pipeline: str, name: str) -> dict[str, Any]:
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.verify", pipeline, name, "--workdir", str(workdir)],
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        cwd=workdir,
-        timeout=300,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"{pipeline} on {name} failed:\n{result.stderr[-3000:]}")
-    data: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    return data
+    return run_json("bench.verify", pipeline, name, workdir=workdir)
 
 
 def _rows(name: str, got: dict[str, list[dict[str, Any]]]) -> list[Row]:

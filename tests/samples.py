@@ -419,7 +419,7 @@ def oriented_heic(orientation: int, size: tuple[int, int] = (64, 48)) -> bytes:
 
     pillow_heif.register_heif_opener()
     inverse = {2: 2, 3: 3, 4: 4, 5: 5, 6: 8, 7: 7, 8: 6}[orientation]
-    stored = marked(size).transpose(_TRANSPOSE[inverse])  # what the camera's sensor saw
+    stored = marked(size).transpose(UNDO[inverse])  # what the camera's sensor saw
     exif = Image.Exif()
     exif[0x0112] = orientation
     data = bytearray(encode(stored, "HEIF", quality=90, exif=exif.tobytes()))
@@ -430,17 +430,6 @@ def oriented_heic(orientation: int, size: tuple[int, int] = (64, 48)) -> bytes:
     else:
         data[at + 8 : at + 10] = orientation.to_bytes(2, "little")
     return bytes(data)
-
-
-_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
 
 
 def heic_with_ispe(width: int, height: int) -> bytes:
