@@ -14,8 +14,8 @@ from . import audit
 from .auth import Principal
 from .config import Settings
 from .errors import AlreadyUploaded
-from .gallery import Image, describe
-from .policy import decode_meta, digest_key, parse_image_key
+from .gallery import Image, describe_with_metadata
+from .policy import digest_key, parse_image_key
 from .promote import owner_of
 from .storage.base import ObjectInfo, Storage
 
@@ -30,15 +30,7 @@ def find_duplicate(storage: Storage, settings: Settings, owner: str, sha256: str
     facts = parse_image_key(marker.metadata.get("image", "")) if marker is not None else None
     if marker is None or facts is None:
         return None
-    meta = marker.metadata
-    return describe(
-        storage,
-        settings,
-        facts,
-        filename=decode_meta(meta.get("filename", "")) or facts.key.rpartition("/")[2],
-        sha256=meta.get("sha256"),
-        owner=owner,
-    )
+    return describe_with_metadata(storage, settings, facts, marker.metadata, owner=owner)
 
 
 def refuse_duplicate(drop: S3Drop, principal: Principal, sha256: str) -> None:

@@ -18,6 +18,7 @@ turns one HEAD answer into the full :class:`Image` (``GET /api/images/{id}``, co
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -177,15 +178,33 @@ def describe_stored(storage: Storage, settings: Settings, info: ObjectInfo) -> I
     facts = parse_image_key(info.key)
     if facts is None:
         raise ValueError(f"not a promoted image's key: {info.key!r}")
-    meta = info.metadata
-    owner = meta.get("owner")
+    owner = info.metadata.get("owner")
+    return describe_with_metadata(
+        storage,
+        settings,
+        facts,
+        info.metadata,
+        owner=decode_meta(owner) if owner is not None else None,
+    )
+
+
+def describe_with_metadata(
+    storage: Storage,
+    settings: Settings,
+    facts: ImageKey,
+    metadata: Mapping[str, str],
+    *,
+    owner: str | None,
+) -> Image:
+    """:func:`describe` with the filename and checksum an object's metadata gives (the image's
+    own, or its duplicate marker's), the key's name standing in for a filename it lacks."""
     return describe(
         storage,
         settings,
         facts,
-        filename=decode_meta(meta.get("filename", "")) or facts.key.rpartition("/")[2],
-        sha256=meta.get("sha256"),
-        owner=decode_meta(owner) if owner is not None else None,
+        filename=decode_meta(metadata.get("filename", "")) or facts.key.rpartition("/")[2],
+        sha256=metadata.get("sha256"),
+        owner=owner,
     )
 
 
