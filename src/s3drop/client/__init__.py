@@ -24,8 +24,8 @@ against a remote server too.
 
 The modules: :mod:`~s3drop.client.remote` (:class:`Client`: the API calls and the whole flow),
 :mod:`~s3drop.client.config` (what the server takes, and a file's check against it: size, sniffed
-type), :mod:`~s3drop.client.multipart` (the form body streamed from disk, with progress, and the
-file's hash), :mod:`~s3drop.client.transport` (requests retried while a failure is transient) and
+type), :mod:`~s3drop.client.multipart` (the file's progress as httpx's multipart encoder reads it
+from disk, and its hash), :mod:`~s3drop.client.transport` (requests retried while a failure is transient) and
 :mod:`~s3drop.client.answers` (a failed answer as the :mod:`s3drop.errors` exception it stands for).
 """
 

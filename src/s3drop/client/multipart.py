@@ -1,59 +1,63 @@
-"""The body a browser posts to storage with a signed form, built for a file on disk: every signed
-field in order, then the file last as ``file``, streamed in chunks (never read whole) with its
-progress reported; and the file's SHA-256, which the server checks the stored bytes against."""
+"""What the client posts to storage with a signed form, as httpx's own multipart encoder builds it:
+every signed field in order, then the file last as ``file`` (S3 takes no field after the file),
+streamed from disk in httpx's chunks (never read whole) with a ``Content-Length`` (S3's POST takes no
+chunked body); the file's progress, reported by a reader around it; and the file's SHA-256, which
+the server checks the stored bytes against.
+
+httpx measures the file (``fstat``, or ``seek``/``tell``) to send a ``Content-Length`` and seeks
+it back to 0 each time it renders the body, so a retried request re-sends the same
+``data``/``files`` from the first byte, and :class:`ProgressReader` counts again from 0.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import secrets
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Callable
 from pathlib import Path
-
-from ..policy import UploadForm
+from typing import BinaryIO
 
 #: ``progress(bytes_sent, total_bytes)``, called from the uploading thread as the body streams;
 #: starts again from 0 when a failed attempt is retried.
 Progress = Callable[[int, int], None]
 
-_CHUNK = 256 * 1024
 
+class ProgressReader:
+    """A binary file as httpx's encoder reads it, reporting ``progress(sent, total)`` as it goes.
 
-def form_body(
-    form: UploadForm,
-    path: Path,
-    *,
-    filename: str | None = None,
-    progress: Progress | None = None,
-) -> tuple[dict[str, str], Callable[[], Iterator[bytes]]]:
-    """The headers and a fresh body (each call of the second starts the file again, for a retry)
-    of ``form`` posted with ``path``, named ``filename`` (its own name by default)."""
-    size = path.stat().st_size
-    boundary = f"s3drop-{secrets.token_hex(16)}"
-    head = b"".join(
-        _part_header(boundary, name, None, None) + value.encode() + b"\r\n"
-        for name, value in form.fields.items()
-    ) + _part_header(boundary, "file", filename or path.name, form.content_type)
-    tail = f"\r\n--{boundary}--\r\n".encode()
-    total = len(head) + size + len(tail)
+    httpx asks for the next chunk only once it wrote the previous one to the connection, so the
+    bytes read before a ``read`` are the bytes sent: that is what each ``read`` reports (0 first,
+    once per attempt), and the end of the file reports them all. A ``seek`` (httpx's rewind before
+    each attempt) moves the count with the file.
+    """
 
-    def body() -> Iterator[bytes]:
-        sent = 0
-        if progress:
-            progress(0, size)
-        yield head
-        with path.open("rb") as file:
-            while chunk := file.read(_CHUNK):
-                yield chunk
-                sent += len(chunk)
-                if progress:
-                    progress(sent, size)
-        yield tail
+    def __init__(self, file: BinaryIO, progress: Progress | None = None) -> None:
+        self._file = file
+        self._progress = progress
+        self.total = os.fstat(file.fileno()).st_size
+        self._sent = file.tell()
+        self._reported: int | None = None
 
-    headers = {
-        "Content-Type": f"multipart/form-data; boundary={boundary}",
-        "Content-Length": str(total),
-    }
-    return headers, body
+    def read(self, size: int = -1) -> bytes:
+        self._report()
+        chunk = self._file.read(size)
+        self._sent += len(chunk)
+        if not chunk:
+            self._report()
+        return chunk
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        self._sent = self._file.seek(offset, whence)
+        self._reported = None
+        return self._sent
+
+    def tell(self) -> int:
+        return self._sent
+
+    def _report(self) -> None:
+        if self._progress is not None and self._reported != self._sent:
+            self._reported = self._sent
+            self._progress(self._sent, self.total)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -63,17 +67,3 @@ def file_sha256(path: str | Path) -> str:
         while chunk := file.read(1024 * 1024):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _part_header(boundary: str, name: str, filename: str | None, content_type: str | None) -> bytes:
-    """A multipart part's header, escaped as browsers do (WHATWG: " CR LF -> %22 %0D %0A)."""
-    header = f'--{boundary}\r\nContent-Disposition: form-data; name="{_escape(name)}"'
-    if filename is not None:
-        header += f'; filename="{_escape(filename)}"'
-    if content_type is not None:
-        header += f"\r\nContent-Type: {content_type}"
-    return (header + "\r\n\r\n").encode()
-
-
-def _escape(value: str) -> str:
-    return value.replace("\r", "%0D").replace("\n", "%0A").replace('"', "%22")

@@ -15,10 +15,11 @@ from ..errors import AlreadyUploaded, NotAuthenticated, S3DropError, Unreachable
 from ..policy import UploadForm
 from . import answers
 from .config import ServerConfig, check_file
-from .multipart import Progress, file_sha256, form_body
+from .multipart import Progress, ProgressReader, file_sha256
 from .transport import Transport
 
 Status = Literal["accepted", "duplicate", "rejected", "failed", "refused"]
+Stage = Literal["check", "sign", "post", "complete"]
 
 
 @dataclass(frozen=True)
@@ -116,9 +117,18 @@ class Client(Transport):
         filename: str | None = None,
         progress: Progress | None = None,
     ) -> None:
-        """Post ``path`` to storage with a signed form, streamed from disk, as a browser does."""
-        headers, body = form_body(form, Path(path), filename=filename, progress=progress)
-        response = self._send("POST", form.url, headers=headers, content=body)
+        """Post ``path`` to storage with a signed form, streamed from disk, as a browser does:
+        the signed fields in order, then the file as ``file`` (named ``filename``, its own name by
+        default), by httpx's multipart encoder with a ``Content-Length``."""
+        path = Path(path)
+        with path.open("rb") as file:
+            reader = ProgressReader(file, progress)
+            response = self._send(
+                "POST",
+                form.url,
+                data=form.fields,
+                files={"file": (filename or path.name, reader, form.content_type)},
+            )
         if not response.is_success:
             raise answers.exception_for(response)
 
@@ -164,32 +174,16 @@ class Client(Transport):
         """Check, sign, post and complete one file; the Image JSON of the accepted image.
 
         :class:`~s3drop.errors.AlreadyUploaded` when the server already has it (nothing sent)."""
-        path = Path(path)
-        content_type, size = self.check_file(path)
-        name = filename or path.name
-        form = self.sign(
-            filename=name, content_type=content_type, size=size, sha256=file_sha256(path)
-        )
-        self.post_file(form, path, filename=name, progress=progress)
-        return self.complete(form.id)
+        return self._upload(Path(path), filename=filename, progress=progress, reached=_Reached())
 
-    def upload_result(self, path: str | Path, *, progress: Progress | None = None) -> UploadResult:
+    def upload_result(
+        self, path: str | Path, *, filename: str | None = None, progress: Progress | None = None
+    ) -> UploadResult:
         """:meth:`upload`, never raising for one file's failure: what became of it."""
         shown = str(path)
-        stage = "check"
-        upload_id: str | None = None
+        reached = _Reached()
         try:
-            content_type, size = self.check_file(path)
-            stage = "sign"
-            name = Path(path).name
-            form = self.sign(
-                filename=name, content_type=content_type, size=size, sha256=file_sha256(path)
-            )
-            upload_id = form.id
-            stage = "post"
-            self.post_file(form, path, filename=name, progress=progress)
-            stage = "complete"
-            image = self.complete(form.id)
+            image = self._upload(Path(path), filename=filename, progress=progress, reached=reached)
         except AlreadyUploaded as exc:
             image = exc.image if isinstance(exc.image, dict) else exc.image.to_dict()
             image = self._absolute(dict(image))
@@ -199,8 +193,8 @@ class Client(Transport):
         except S3DropError as exc:
             return UploadResult(
                 shown,
-                _status(stage, exc),
-                id=upload_id,
+                _status(reached.stage, exc),
+                id=reached.upload_id,
                 error_code=exc.code,
                 error_message=exc.message,
             )
@@ -208,7 +202,7 @@ class Client(Transport):
             return UploadResult(
                 shown,
                 "failed",
-                id=upload_id,
+                id=reached.upload_id,
                 error_code="unreadable",
                 error_message=f"{exc.strerror or exc}",
             )
@@ -216,8 +210,33 @@ class Client(Transport):
             shown, "accepted", id=image.get("id"), url=image.get("url"), image=image
         )
 
+    def _upload(
+        self, path: Path, *, filename: str | None, progress: Progress | None, reached: _Reached
+    ) -> dict[str, Any]:
+        """The one upload flow; ``reached`` records how far it got, for :meth:`upload_result`."""
+        content_type, size = self.check_file(path)
+        reached.stage = "sign"
+        name = filename or path.name
+        form = self.sign(
+            filename=name, content_type=content_type, size=size, sha256=file_sha256(path)
+        )
+        reached.upload_id = form.id
+        reached.stage = "post"
+        self.post_file(form, path, filename=name, progress=progress)
+        reached.stage = "complete"
+        return self.complete(form.id)
 
-def _status(stage: str, error: S3DropError) -> Status:
+
+@dataclass
+class _Reached:
+    """How far one upload got: the stage it was in (check, sign, post, complete), its id once
+    signed. A failure's status depends on it (see :func:`_status`)."""
+
+    stage: Stage = "check"
+    upload_id: str | None = None
+
+
+def _status(stage: Stage, error: S3DropError) -> Status:
     if stage == "check" and not isinstance(error, Unreachable):
         return "refused" if error.status < 500 else "failed"
     if stage == "sign" and 400 <= error.status < 500:

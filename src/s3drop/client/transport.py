@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
@@ -80,20 +80,14 @@ class Transport:
             raise answers.exception_for(response)
         return response
 
-    def _send(
-        self,
-        method: str,
-        url: str,
-        *,
-        content: Callable[[], Iterator[bytes]] | None = None,
-        **kwargs: Any,
-    ) -> httpx.Response:
-        """One request, retried while the failure is transient; the last response otherwise."""
+    def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One request, retried while the failure is transient; the last response otherwise.
+
+        Each attempt is built again from the same ``kwargs``: a file in ``files`` is rewound to
+        its first byte by httpx's encoder, so a retried upload sends the whole body again."""
         attempt = 0
         while True:
             try:
-                if content is not None:
-                    kwargs["content"] = content()
                 response = self._http.request(method, url, **kwargs)
                 self._reached = True
             except (httpx.NetworkError, httpx.TimeoutException, httpx.RemoteProtocolError) as exc:
