@@ -1,0 +1,237 @@
+"""What s3drop.client posts to storage, now that httpx's multipart encoder builds it: the signed
+fields in order then the file, with a ``Content-Length`` (S3's POST takes no chunked body); the
+file read from disk in chunks; progress from 0 to the size on every attempt of a retried upload;
+and a filename with quotes, CR/LF, a backslash and non-ASCII stored under the server's key, on
+the local backend and on RGW."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from s3drop.client import Client
+from s3drop.client.multipart import ProgressReader
+from s3drop.filenames import sanitize_filename
+
+from .conftest import RGW, LiveServer
+from .flaky_proxy import RESET_AFTER, flaky_proxy
+from .inprocess import AppServer
+from .samples import png, png_chunk
+
+FAST = {"backoff": 0.01, "max_backoff": 0.05}
+LIMITS = {"S3DROP_RATE_PER_MINUTE": "1000"}
+#: httpx's FileField.CHUNK_SIZE: how much of the file one read asks for.
+CHUNK = 64 * 1024
+#: A name as hostile as a browser lets a user pick: quotes, CR LF, a tab, a backslash, a
+#: parameter-looking ``;x=y``, non-ASCII (httpx escapes " CR LF TAB as %22 %0D %0A %09 and
+#: doubles the backslash; the rest goes as UTF-8).
+ODD_NAME = 'dir\\my "best" cat\r\nline\tz é猫;x=y.png'
+
+
+def padded_png(path: Path, seed: int, size: int) -> bytes:
+    """A PNG of exactly ``size`` bytes: a small image, padded with a text chunk before IEND."""
+    image = png(seed, (32, 32))
+    pad = size - len(image) - 12 - 4
+    assert pad >= 0
+    data = image[:-12] + png_chunk(b"tEXt", b"pad\0" + b"x" * pad) + image[-12:]
+    assert len(data) == size
+    path.write_bytes(data)
+    return data
+
+
+class Spy(httpx.BaseTransport):
+    """Every request's headers and whole body, then the request passed on (or ``answers`` first:
+    a status to give instead, once each, after reading the whole body)."""
+
+    def __init__(self, inner: httpx.BaseTransport, answers: list[int] | None = None) -> None:
+        self.inner = inner
+        self.answers = list(answers or [])
+        self.seen: list[tuple[httpx.Request, bytes]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = request.read()
+        self.seen.append((request, body))
+        if request.url.path.startswith("/storage") and self.answers:
+            return httpx.Response(self.answers.pop(0), json={"error": {"code": "x", "message": ""}})
+        return self.inner.handle_request(request)
+
+    def posts(self) -> list[tuple[httpx.Request, bytes]]:
+        return [(r, b) for r, b in self.seen if r.method == "POST" and r.url.path == "/storage"]
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def parts(request: httpx.Request, body: bytes) -> list[tuple[bytes, bytes]]:
+    """``(part headers, part content)`` of a multipart body, in order."""
+    boundary = request.headers["content-type"].split("boundary=", 1)[1].encode()
+    assert body.endswith(b"\r\n--" + boundary + b"--\r\n")
+    chunks = body[: -len(boundary) - 8].split(b"--" + boundary + b"\r\n")
+    assert chunks[0] == b""
+    found = []
+    for chunk in chunks[1:]:
+        head, _, content = chunk.partition(b"\r\n\r\n")
+        found.append((head, content.removesuffix(b"\r\n")))
+    return found
+
+
+def test_the_body_is_the_signed_fields_in_order_then_the_file_with_a_content_length(
+    make_app: Callable[..., AppServer], tmp_path: Path
+) -> None:
+    server = make_app(env=LIMITS)
+    path = tmp_path / "cat.png"
+    data = padded_png(path, 1, 3 * CHUNK + 5)
+    spy = Spy(server.transport())
+    with Client(server.url, transport=spy) as client:
+        content_type, size = client.check_file(path)
+        form = client.sign(filename=ODD_NAME, content_type=content_type, size=size)
+        client.post_file(form, path, filename=ODD_NAME)
+    [(request, body)] = spy.posts()
+    # A length, never chunked: S3 refuses a POST without one (411 MissingContentLength).
+    assert request.headers["content-length"] == str(len(body))
+    assert "transfer-encoding" not in request.headers
+    found = parts(request, body)
+    names = [head.split(b'name="', 1)[1].split(b'"', 1)[0].decode() for head, _ in found]
+    assert names == [*form.fields, "file"]  # the fields as signed, in order; the file last
+    assert [content.decode() for _, content in found[:-1]] == list(form.fields.values())
+    file_head, file_content = found[-1]
+    assert file_content == data
+    assert file_head == (
+        b'Content-Disposition: form-data; name="file"; '
+        + b'filename="dir\\\\my %22best%22 cat%0D%0Aline%09z '
+        + "é猫;x=y.png".encode()
+        + b'"\r\nContent-Type: image/png'
+    )
+    assert (server.data_dir / "objects" / form.key).read_bytes() == data
+
+
+def test_a_file_larger_than_a_chunk_is_read_from_disk_in_chunks(
+    make_app: Callable[..., AppServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = make_app(env=LIMITS)
+    path = tmp_path / "cat.png"
+    size = 5 * CHUNK + 123
+    data = padded_png(path, 2, size)
+    reads: list[tuple[int, int]] = []  # (asked, got)
+    read = ProgressReader.read
+
+    def recorded(self: ProgressReader, n: int = -1) -> bytes:
+        chunk = read(self, n)
+        reads.append((n, len(chunk)))
+        return chunk
+
+    monkeypatch.setattr(ProgressReader, "read", recorded)
+    with Client(server.url, transport=server.transport()) as client:
+        content_type, _ = client.check_file(path)
+        form = client.sign(filename="cat.png", content_type=content_type, size=size)
+        client.post_file(form, path)
+    assert [asked for asked, _ in reads] == [CHUNK] * 7  # never the whole file (-1)
+    assert [got for _, got in reads] == [CHUNK] * 5 + [123, 0]
+    assert (server.data_dir / "objects" / form.key).read_bytes() == data
+
+
+def test_a_retried_post_sends_the_whole_body_again_and_progress_restarts_from_0(
+    make_app: Callable[..., AppServer], tmp_path: Path
+) -> None:
+    server = make_app(env=LIMITS)
+    path = tmp_path / "cat.png"
+    size = 2 * CHUNK + 7
+    data = padded_png(path, 3, size)
+    spy = Spy(server.transport(), answers=[503, 502])
+    seen: list[tuple[int, int]] = []
+    with Client(server.url, transport=spy, **FAST) as client:
+        client.upload(path, progress=lambda sent, total: seen.append((sent, total)))
+    posts = spy.posts()
+    assert len(posts) == 3
+    for request, body in posts:
+        assert request.headers["content-length"] == str(len(body))
+        assert parts(request, body)[-1][1] == data
+    attempt = [0, CHUNK, 2 * CHUNK, size]
+    assert seen == [(sent, size) for sent in attempt * 3]
+
+
+def test_progress_goes_from_0_to_the_size_on_each_attempt_of_a_dropped_upload(
+    make_server: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    server = make_server(env=LIMITS)
+    path = tmp_path / "cat.png"
+    size = 4 * RESET_AFTER
+    padded_png(path, 4, size)
+    seen: list[tuple[int, int]] = []
+    faults = {("POST", "/storage"): ["reset", "reset"]}
+    with flaky_proxy(server.url, faults) as proxy, Client(proxy.url, **FAST) as client:
+        image = client.upload(path, progress=lambda sent, total: seen.append((sent, total)))
+        assert proxy.count("POST", "/storage") == 3
+    assert {total for _, total in seen} == {size}
+    sent = [sent for sent, _ in seen]
+    starts = [index for index, value in enumerate(sent) if value == 0]
+    assert len(starts) == 3
+    assert starts[0] == 0
+    attempts = [sent[a:b] for a, b in zip(starts, [*starts[1:], len(sent)], strict=True)]
+    for numbers in attempts:
+        assert numbers == sorted(set(numbers))  # rising, each count reported once
+    assert attempts[2] == [*range(0, size, CHUNK), size]
+    assert (image["width"], image["height"]) == (32, 32)  # the whole file arrived in the end
+
+
+class _ToStorage(httpx.BaseTransport):
+    """The API in-process, storage (RGW) over the network."""
+
+    def __init__(self, api: httpx.BaseTransport, api_url: str) -> None:
+        self.api = api
+        self.api_host = httpx.URL(api_url).netloc
+        self.network = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.netloc == self.api_host:
+            return self.api.handle_request(request)
+        return self.network.handle_request(request)
+
+    def close(self) -> None:
+        self.api.close()
+        self.network.close()
+
+
+@pytest.mark.parametrize("backend", ["local", "rgw"])
+def test_a_filename_with_quotes_newlines_and_non_ascii_is_stored_under_the_servers_key(
+    make_app: Callable[..., AppServer],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    backend: str,
+) -> None:
+    path = tmp_path / "cat.png"
+    data = padded_png(path, 5, CHUNK + 1)
+    if backend == "rgw":
+        rgw: RGW = request.getfixturevalue("rgw")
+        bucket: str = request.getfixturevalue("bucket")
+        server = make_app(env={**LIMITS, **rgw.env(bucket)})
+        s3 = rgw.client()
+        transport: httpx.BaseTransport = _ToStorage(server.transport(), server.url)
+
+        def incoming() -> dict[str, bytes]:
+            listed = s3.list_objects_v2(Bucket=bucket, Prefix="incoming/").get("Contents", [])
+            return {
+                item["Key"]: s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                for item in listed
+            }
+    else:
+        server = make_app(env=LIMITS)
+        transport = server.transport()
+
+        def incoming() -> dict[str, bytes]:
+            root = server.data_dir / "objects"
+            found = (root / "incoming").rglob("*") if (root / "incoming").exists() else []
+            return {str(p.relative_to(root)): p.read_bytes() for p in found if p.is_file()}
+
+    with Client(server.url, transport=transport) as client:
+        content_type, size = client.check_file(path)
+        form = client.sign(filename=ODD_NAME, content_type=content_type, size=size)
+        client.post_file(form, path, filename=ODD_NAME)
+        assert incoming() == {form.key: data}  # the server's key, whatever the file's name
+        image = client.complete(form.id)
+    # The name the server keeps is the one it was asked to sign (sanitised), not the body's.
+    assert image["filename"] == sanitize_filename(ODD_NAME) == 'my "best" catlinez é猫;x=y.png'
+    assert incoming() == {}
