@@ -4,9 +4,15 @@ streamed from disk in httpx's chunks (never read whole) with a ``Content-Length`
 chunked body); the file's progress, reported by a reader around it; and the file's SHA-256, which
 the server checks the stored bytes against.
 
-httpx measures the file (``fstat``, or ``seek``/``tell``) to send a ``Content-Length`` and seeks
-it back to 0 each time it renders the body, so a retried request re-sends the same
-``data``/``files`` from the first byte, and :class:`ProgressReader` counts again from 0.
+httpx measures the file (``seek``/``tell``) to send a ``Content-Length`` and seeks it back to 0
+each time it renders the body, so a retried request re-sends the same ``data``/``files`` from the
+first byte, and :class:`ProgressReader` counts again from 0.
+
+The file's name in its part header is escaped as httpx does: ``"`` CR LF as ``%22 %0D %0A`` (as
+Chromium does), the other C0 controls as ``%XX`` and a backslash doubled (Chromium sends both as
+they are), UTF-8 otherwise. It is inert: storage stores under the signed ``key`` (no
+``${filename}``), the local backend reads only a part's ``name``, and the name s3drop keeps is the
+one the server signed.
 """
 
 from __future__ import annotations
