@@ -14,6 +14,7 @@ import pytest
 
 from s3drop.client import Client
 from s3drop.client.multipart import ProgressReader
+from s3drop.errors import S3DropError
 from s3drop.filenames import sanitize_filename
 
 from .conftest import RGW, LiveServer
@@ -235,3 +236,74 @@ def test_a_filename_with_quotes_newlines_and_non_ascii_is_stored_under_the_serve
     # The name the server keeps is the one it was asked to sign (sanitised), not the body's.
     assert image["filename"] == sanitize_filename(ODD_NAME) == 'my "best" catlinez é猫;x=y.png'
     assert incoming() == {}
+
+
+class _Refusing(httpx.BaseTransport):
+    """The app in-process, but ``(method, path suffix) -> (status, body, content type)`` answered
+    instead, every time."""
+
+    def __init__(self, inner: httpx.BaseTransport, answers: dict[tuple[str, str], bytes]) -> None:
+        self.inner = inner
+        self.answers = answers
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for (method, suffix), body in self.answers.items():
+            if request.method == method and request.url.path.endswith(suffix):
+                request.read()
+                status = int(body[:3])
+                kind = "application/xml" if body[3:4] == b"<" else "application/json"
+                return httpx.Response(status, content=body[3:], headers={"content-type": kind})
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+_SIGN = ("POST", "/api/uploads")
+_STORAGE = ("POST", "/storage")
+_COMPLETE = ("POST", "/complete")
+_JSON_503 = b'503{"error": {"code": "unavailable", "message": "try later"}}'
+_XML_403 = b"403<Error><Code>AccessDenied</Code><Message>denied</Message></Error>"
+
+
+@pytest.mark.parametrize(
+    ("answers", "data", "status", "code", "signed"),
+    [
+        ({}, b"", "refused", "file_empty", False),  # the client's own check
+        ({_SIGN: b'413{"error": {"code": "file_too_large", "message": "big"}}'}, None, "refused",
+         "file_too_large", False),
+        ({_SIGN: _JSON_503}, None, "failed", "unavailable", False),
+        ({_STORAGE: _XML_403}, None, "failed", "AccessDenied", True),
+        ({}, b"\x89PNG\r\n\x1a\n" + b"\x01" * 300, "rejected", "corrupt_image", True),
+        ({_COMPLETE: _JSON_503}, None, "failed", "unavailable", True),
+    ],
+)  # fmt: skip
+def test_upload_and_upload_result_are_one_flow(
+    make_app: Callable[..., AppServer],
+    tmp_path: Path,
+    answers: dict[tuple[str, str], bytes],
+    data: bytes | None,
+    status: str,
+    code: str,
+    signed: bool,
+) -> None:
+    """What ``upload`` raises, ``upload_result`` reports: the same code, and the status the stage
+    it failed at gives (refused before storage, failed on the way, rejected by verification)."""
+    server = make_app(env=LIMITS)
+    path = tmp_path / "cat.png"
+    path.write_bytes(png(6, (32, 32)) if data is None else data)
+    transport = _Refusing(server.transport(), answers)
+    with Client(server.url, transport=transport, retries=0) as client:
+        with pytest.raises(S3DropError) as raised:
+            client.upload(path)
+        result = client.upload_result(path)
+    assert raised.value.code == code
+    assert (result.status, result.error_code) == (status, code)
+    assert (result.id is not None) == signed
+    assert result.path == str(path)
+    root = server.data_dir / "objects"
+    stored = [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()]
+    if answers.get(_COMPLETE):  # posted, never completed: in quarantine until swept
+        assert [key.split("/")[0] for key in stored] == ["incoming", "incoming"]  # both tries
+    else:
+        assert stored == []  # refused, failed or rejected: nothing kept
