@@ -430,15 +430,17 @@ def test_sigterm_lets_an_upload_in_flight_finish(
 ) -> None:
     server = make_server(args=["--workers", str(workers)], env=LIMITS)
     path = tmp_path / "slow.png"
-    original = noise_png(path, 1150)  # ~4 MB: 16 chunks of 256 KiB, 0.25 s apart
+    original = noise_png(path, 1150)  # ~4 MB sent at 1 MiB/s: 4 s, whatever the read size
     client = Client(server.url, retries=0)
     form = client.sign(filename="slow.png", content_type="image/png", size=len(original))
     sending = threading.Event()
     outcome: list[BaseException | None] = []
+    before = [0]
 
     def slowly(sent: int, total: int) -> None:
         sending.set()
-        time.sleep(0.25)
+        time.sleep(max(0.0, sent - before[0]) / (1024 * 1024))
+        before[0] = sent
 
     def upload() -> None:
         try:
