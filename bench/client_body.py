@@ -143,8 +143,8 @@ def run(workdir: Path, *, rounds: int, mib: int = 10) -> Report:
             Series("httpx encoder", "s", new["cpu"]),
             Series("hand-built body", "s", old["cpu"]),
             paired_ratio(new["cpu"], old["cpu"], label="httpx / hand-built"),
-            "httpx encoder's CPU time / the hand-built body's",
-            Target("ratio", "<=", 1.2, "<= 1.2x: 64 KiB reads cost a little more than 256 KiB"),
+            "httpx encoder's CPU time / the hand-built body's (no target, shown: four times the reads"
+            " and progress calls, 64 KiB each instead of 256 KiB)",
         )
     )
     report.rows.append(
