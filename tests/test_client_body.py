@@ -91,7 +91,7 @@ def test_the_body_is_the_signed_fields_in_order_then_the_file_with_a_content_len
         form = client.sign(filename=ODD_NAME, content_type=content_type, size=size)
         client.post_file(form, path, filename=ODD_NAME)
     [(request, body)] = spy.posts()
-    # A length, never chunked: S3 refuses a POST without one (411 MissingContentLength).
+    # A length, never chunked: S3's browser POST needs one.
     assert request.headers["content-length"] == str(len(body))
     assert "transfer-encoding" not in request.headers
     found = parts(request, body)
