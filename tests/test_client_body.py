@@ -2,11 +2,18 @@
 fields in order then the file, with a ``Content-Length`` (S3's POST takes no chunked body); the
 file read from disk in chunks; progress from 0 to the size on every attempt of a retried upload;
 and a filename with quotes, CR/LF, a backslash and non-ASCII stored under the server's key, on
-the local backend and on RGW."""
+the local backend and on RGW.
+
+All in-process (the app over httpx's ASGI transport): what is checked is the client's body, not a
+socket. The tests that need no config of their own share one app (:func:`shared`), each with its
+own bytes, and count what they stored as what appeared while they ran. A connection dropped on a
+real socket is tests/test_client.py::test_upload_is_retried_after_the_connection_drops_mid_upload.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -17,12 +24,12 @@ from s3drop.client.multipart import ProgressReader
 from s3drop.errors import S3DropError
 from s3drop.filenames import sanitize_filename
 
-from .conftest import RGW, LiveServer
-from .flaky_proxy import RESET_AFTER, flaky_proxy
-from .inprocess import AppServer
+from .conftest import RGW
+from .inprocess import AppServer, app_servers, files_in
 from .samples import png, png_chunk
 
-FAST = {"backoff": 0.01, "max_backoff": 0.05}
+#: Retries without waiting: the waits are not what these tests check.
+FAST = {"backoff": 0.0, "max_backoff": 0.0}
 LIMITS = {"S3DROP_RATE_PER_MINUTE": "1000"}
 #: httpx's FileField.CHUNK_SIZE: how much of the file one read asks for.
 CHUNK = 64 * 1024
@@ -30,6 +37,43 @@ CHUNK = 64 * 1024
 #: parameter-looking ``;x=y``, non-ASCII (httpx escapes " CR LF TAB as %22 %0D %0A %09 and
 #: doubles the backslash; the rest goes as UTF-8).
 ODD_NAME = 'dir\\my "best" cat\r\nline\tz é猫;x=y.png'
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """One app (local backend) for this module's tests that need no config of their own, built
+    in an environment as isolated as conftest's ``_isolated_environment`` makes each test's."""
+    tmp = tmp_path_factory.mktemp("client-body")
+    with app_servers(tmp) as make:
+        with pytest.MonkeyPatch.context() as env:
+            for name in list(os.environ):
+                if name.startswith(("AWS_", "S3DROP_", "BUCKET_NAME")):
+                    env.delenv(name)
+            env.setenv("AWS_CONFIG_FILE", str(tmp / "no-aws-config"))
+            env.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp / "no-aws-credentials"))
+            env.setenv("AWS_EC2_METADATA_DISABLED", "true")
+            env.chdir(tmp)  # no .env file is read
+            server = make(env=LIMITS)
+        yield server
+
+
+class Stored:
+    """What the shared app's storage holds beyond what it held when this was made: what the
+    test that made it stored (the tests of one module run one after another)."""
+
+    def __init__(self, server: AppServer) -> None:
+        self.root = server.data_dir / "objects"
+        self.before = set(self.keys())
+
+    def keys(self) -> list[str]:
+        return files_in(self.root) if self.root.exists() else []
+
+    def new(self, prefix: str = "") -> dict[str, bytes]:
+        return {
+            key: (self.root / key).read_bytes()
+            for key in self.keys()
+            if key not in self.before and key.startswith(prefix)
+        }
 
 
 def padded_png(path: Path, seed: int, size: int) -> bytes:
@@ -80,9 +124,9 @@ def parts(request: httpx.Request, body: bytes) -> list[tuple[bytes, bytes]]:
 
 
 def test_the_body_is_the_signed_fields_in_order_then_the_file_with_a_content_length(
-    make_app: Callable[..., AppServer], tmp_path: Path
+    shared: AppServer, tmp_path: Path
 ) -> None:
-    server = make_app(env=LIMITS)
+    server = shared
     path = tmp_path / "cat.png"
     data = padded_png(path, 1, 3 * CHUNK + 5)
     spy = Spy(server.transport())
@@ -110,11 +154,11 @@ def test_the_body_is_the_signed_fields_in_order_then_the_file_with_a_content_len
 
 
 def test_a_file_larger_than_a_chunk_is_read_from_disk_in_chunks(
-    make_app: Callable[..., AppServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    shared: AppServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = make_app(env=LIMITS)
+    server = shared
     path = tmp_path / "cat.png"
-    size = 5 * CHUNK + 123
+    size = 2 * CHUNK + 123
     data = padded_png(path, 2, size)
     reads: list[tuple[int, int]] = []  # (asked, got)
     read = ProgressReader.read
@@ -129,15 +173,15 @@ def test_a_file_larger_than_a_chunk_is_read_from_disk_in_chunks(
         content_type, _ = client.check_file(path)
         form = client.sign(filename="cat.png", content_type=content_type, size=size)
         client.post_file(form, path)
-    assert [asked for asked, _ in reads] == [CHUNK] * 7  # never the whole file (-1)
-    assert [got for _, got in reads] == [CHUNK] * 5 + [123, 0]
+    assert [asked for asked, _ in reads] == [CHUNK] * 4  # never the whole file (-1)
+    assert [got for _, got in reads] == [CHUNK] * 2 + [123, 0]
     assert (server.data_dir / "objects" / form.key).read_bytes() == data
 
 
 def test_a_retried_post_sends_the_whole_body_again_and_progress_restarts_from_0(
-    make_app: Callable[..., AppServer], tmp_path: Path
+    shared: AppServer, tmp_path: Path
 ) -> None:
-    server = make_app(env=LIMITS)
+    server = shared
     path = tmp_path / "cat.png"
     size = 2 * CHUNK + 7
     data = padded_png(path, 3, size)
@@ -154,18 +198,52 @@ def test_a_retried_post_sends_the_whole_body_again_and_progress_restarts_from_0(
     assert seen == [(sent, size) for sent in attempt * 3]
 
 
+class _Dropping(httpx.BaseTransport):
+    """The app in-process, but the first ``drops`` POSTs to storage are cut off once
+    :data:`DROP_AFTER` bytes of their body were read: the client gets the ``httpx.WriteError``
+    httpx raises for a connection reset while it sends, with its file read part way."""
+
+    def __init__(self, inner: httpx.BaseTransport, drops: int) -> None:
+        self.inner = inner
+        self.drops = drops
+        self.posts = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path == "/storage":
+            self.posts += 1
+            if self.drops:
+                self.drops -= 1
+                assert isinstance(request.stream, httpx.SyncByteStream)
+                sent = 0
+                for chunk in request.stream:
+                    sent += len(chunk)
+                    if sent >= DROP_AFTER:
+                        raise httpx.WriteError(
+                            "[Errno 104] Connection reset by peer", request=request
+                        )
+                raise AssertionError("the body ended before it was dropped")
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+#: How much of a dropped body was sent: a file's first chunk and the fields before it.
+DROP_AFTER = CHUNK
+
+
 def test_progress_goes_from_0_to_the_size_on_each_attempt_of_a_dropped_upload(
-    make_server: Callable[..., LiveServer], tmp_path: Path
+    shared: AppServer, tmp_path: Path
 ) -> None:
-    server = make_server(env=LIMITS)
+    server = shared
     path = tmp_path / "cat.png"
-    size = 4 * RESET_AFTER
+    size = 3 * CHUNK + 9
     padded_png(path, 4, size)
     seen: list[tuple[int, int]] = []
-    faults = {("POST", "/storage"): ["reset", "reset"]}
-    with flaky_proxy(server.url, faults) as proxy, Client(proxy.url, **FAST) as client:
+    dropping = _Dropping(server.transport(), drops=2)
+    with Client(server.url, transport=dropping, **FAST) as client:
         image = client.upload(path, progress=lambda sent, total: seen.append((sent, total)))
-        assert proxy.count("POST", "/storage") == 3
+        assert dropping.posts == 3
     assert {total for _, total in seen} == {size}
     sent = [sent for sent, _ in seen]
     starts = [index for index, value in enumerate(sent) if value == 0]
@@ -204,7 +282,8 @@ def test_a_filename_with_quotes_newlines_and_non_ascii_is_stored_under_the_serve
     backend: str,
 ) -> None:
     path = tmp_path / "cat.png"
-    data = padded_png(path, 5, CHUNK + 1)
+    data = png(5, (32, 32))  # its name is the point, not its size
+    path.write_bytes(data)
     if backend == "rgw":
         rgw: RGW = request.getfixturevalue("rgw")
         bucket: str = request.getfixturevalue("bucket")
@@ -219,13 +298,12 @@ def test_a_filename_with_quotes_newlines_and_non_ascii_is_stored_under_the_serve
                 for item in listed
             }
     else:
-        server = make_app(env=LIMITS)
+        server = request.getfixturevalue("shared")
         transport = server.transport()
+        stored = Stored(server)
 
         def incoming() -> dict[str, bytes]:
-            root = server.data_dir / "objects"
-            found = (root / "incoming").rglob("*") if (root / "incoming").exists() else []
-            return {str(p.relative_to(root)): p.read_bytes() for p in found if p.is_file()}
+            return stored.new("incoming/")
 
     with Client(server.url, transport=transport) as client:
         content_type, size = client.check_file(path)
@@ -279,7 +357,7 @@ _XML_403 = b"403<Error><Code>AccessDenied</Code><Message>denied</Message></Error
     ],
 )  # fmt: skip
 def test_upload_and_upload_result_are_one_flow(
-    make_app: Callable[..., AppServer],
+    shared: AppServer,
     tmp_path: Path,
     answers: dict[tuple[str, str], bytes],
     data: bytes | None,
@@ -289,9 +367,10 @@ def test_upload_and_upload_result_are_one_flow(
 ) -> None:
     """What ``upload`` raises, ``upload_result`` reports: the same code, and the status the stage
     it failed at gives (refused before storage, failed on the way, rejected by verification)."""
-    server = make_app(env=LIMITS)
+    server = shared
     path = tmp_path / "cat.png"
     path.write_bytes(png(6, (32, 32)) if data is None else data)
+    before = Stored(server)
     transport = _Refusing(server.transport(), answers)
     with Client(server.url, transport=transport, retries=0) as client:
         with pytest.raises(S3DropError) as raised:
@@ -301,8 +380,7 @@ def test_upload_and_upload_result_are_one_flow(
     assert (result.status, result.error_code) == (status, code)
     assert (result.id is not None) == signed
     assert result.path == str(path)
-    root = server.data_dir / "objects"
-    stored = [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()]
+    stored = list(before.new())
     if answers.get(_COMPLETE):  # posted, never completed: in quarantine until swept
         assert [key.split("/")[0] for key in stored] == ["incoming", "incoming"]  # both tries
     else:
