@@ -1,8 +1,8 @@
 """``python -m bench [NAME...]``: run the benchmarks, print the table, write bench/results/latest.json.
 
-Names: sign, limits, upload, verify, gallery, e2e, dedupe, sandbox, heic (default: all, in that
-order), and the groups ``issue13`` (sign, limits, verify, e2e) and ``issue15`` (the web-image
-figures). Hooks: a module ``bench/<name>.py`` for a name in :data:`HOOKS` that defines
+Names: sign, limits, upload, verify, gallery, e2e, dedupe, sandbox, heic, and the hooks variants,
+placeholders, client_body (default: all, in that order), and the groups ``issue13`` (sign,
+limits, verify, e2e) and ``issue15`` (the web-image figures; not client_body, issue 11's). Hooks: a module ``bench/<name>.py`` for a name in :data:`HOOKS` that defines
 ``bench(resources, args) -> Report`` runs like the built-in ones. See bench/README.md.
 """
 
@@ -30,12 +30,17 @@ from .common import RESULTS, Pending, Report, Row, Series, machine
 
 BUILT_IN = ("sign", "limits", "upload", "verify", "gallery", "e2e", "dedupe", "sandbox", "heic")
 #: Benchmarks other work adds as ``bench/<name>.py`` with ``bench(resources, args) -> Report``.
-HOOKS = ("variants", "placeholders")
+HOOKS = ("variants", "placeholders", "client_body")
 NAMES = BUILT_IN + tuple(name for name in HOOKS if (Path(__file__).parent / f"{name}.py").exists())
 #: Names that stand for several: what ``./scripts/bench`` runs when given none is ``issue13``.
 GROUPS = {
     "issue13": ("sign", "limits", "verify", "e2e"),
-    "issue15": ("gallery", "dedupe", "heic", *NAMES[len(BUILT_IN) :]),
+    "issue15": (
+        "gallery",
+        "dedupe",
+        "heic",
+        *(n for n in ("variants", "placeholders") if n in NAMES),
+    ),
 }
 
 

@@ -1,6 +1,7 @@
 """The client's POST to storage: httpx's multipart encoder vs the hand-built body it replaced.
 
-``python -m bench.client_body [--rounds N] [--mib N]``: one local-backend server (the bench app, one
+``python -m bench client_body`` (``./scripts/bench client_body`` also writes its rows into
+bench/README.md's table), or alone ``python -m bench.client_body [--rounds N] [--mib N]``: one local-backend server (the bench app, one
 uvicorn worker pinned to its own CPU); per round, the same 10 MiB file posted with a freshly signed
 form by :meth:`s3drop.client.Client.post_file` (httpx's encoder reading a
 :class:`~s3drop.client.multipart.ProgressReader`, 64 KiB reads, progress reported) and by the body
@@ -21,6 +22,7 @@ import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from s3drop.client import Client
 from s3drop.policy import UploadForm
@@ -67,6 +69,11 @@ def _hand_built_body(
         "Content-Length": str(len(head) + size + len(tail)),
     }
     return headers, body()
+
+
+def bench(resources: Any, args: argparse.Namespace) -> Report:
+    """``python -m bench client_body``: the hook :data:`bench.__main__.HOOKS` names."""
+    return run(resources.workdir, rounds=args.rounds or 5)
 
 
 def run(workdir: Path, *, rounds: int, mib: int = 10) -> Report:
