@@ -315,6 +315,20 @@ def test_field_accepts_the_users_own_image(s3drop_image_factory: Any, user: User
     assert Profile.objects.get(user=user).avatar == image.id
 
 
+def test_the_image_factory_posts_any_filename_and_any_bytes(
+    s3drop_image_factory: Any, user: User
+) -> None:
+    """The fixture's body is httpx's multipart encoding (a boundary of its own, the name escaped):
+    a name with quotes and CR LF, and bytes holding the fixed boundary the hand-built body used,
+    are stored and promoted (storage answered 400 to each before)."""
+    old_boundary = b"\r\n--s3drop-fixture-boundary--\r\n"
+    image = samples.png(7, (32, 32))
+    data = image[:-12] + samples.png_chunk(b"tEXt", b"note\0" + old_boundary) + image[-12:]
+    stored_image = s3drop_image_factory(owner=user, data=data, filename='my "best"\r\ncat.png')
+    assert stored_image.filename == 'my "best"cat.png'
+    assert (stored_image.width, stored_image.height, stored_image.owner) == (32, 32, "ada")
+
+
 @pytest.mark.parametrize(
     ("value", "code"),
     [("not-an-id", "invalid"), ("8204117022960ysdmyc35mf", "image_missing")],
