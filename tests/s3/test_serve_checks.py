@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from tests.cli_inprocess import run_cli
 from tests.conftest import RGW, LiveServer
+from tests.inprocess import AppServer
+from tests.routed import routed
 from tests.test_client import noise_png
 
+from s3drop import Settings
 from s3drop.client import Client
 from s3drop.errors import S3Error
 
@@ -24,14 +27,9 @@ pytestmark = pytest.mark.s3
 def s3drop(
     *args: str, env: dict[str, str], cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "s3drop", *args],
-        env={**os.environ, "COLUMNS": "200", **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-    )
+    """``s3drop *args``, in this process (what the command says is the point, not its process;
+    ``serve``, whose start-up is, runs as a process: ``make_server``)."""
+    return run_cli(*args, env=env, cwd=cwd)
 
 
 def warnings_of(server: LiveServer, expected: int, seconds: float = 20) -> list[str]:
@@ -131,7 +129,17 @@ def test_people_see_plain_words_and_operators_the_details(
 
     # Signing needs storage now (the duplicate check), so it is refused in the same plain words.
     noise_png(tmp_path / "cat.png", 12)
-    run = s3drop("upload", "cat.png", "--server", server.url, "--no-progress", env={}, cwd=tmp_path)
+    run = s3drop(  # no retries: the same 502 five times over says nothing more here
+        "upload",
+        "cat.png",
+        "--server",
+        server.url,
+        "--no-progress",
+        "--retries",
+        "0",
+        env={},
+        cwd=tmp_path,
+    )
     assert run.returncode == 1
     assert run.stdout.startswith(
         "failed    cat.png  storage_access_denied: Storage is not set up correctly"
@@ -140,14 +148,15 @@ def test_people_see_plain_words_and_operators_the_details(
 
 
 def test_a_storage_refusal_with_no_message_still_says_what_happened(
-    rgw: RGW, bucket: str, make_server: Callable[..., LiveServer], tmp_path: Path
+    rgw: RGW, bucket: str, make_app: Callable[..., AppServer], tmp_path: Path
 ) -> None:
     """RGW answers a refused form with AccessDenied and an empty message; the client's line (what
-    `s3drop upload` prints after `failed`) still says what happened."""
-    server = make_server(env=rgw.env(bucket))
+    `s3drop upload` prints after `failed`) still says what happened. (The app in-process, RGW
+    over the network.)"""
+    server = make_app(env=rgw.env(bucket))
     path = tmp_path / "cat.png"
     data = noise_png(path, 12)
-    with Client(server.url) as client:
+    with Client(server.url, transport=routed(server)) as client:
         form = client.sign(filename="cat.png", content_type="image/png", size=len(data))
         form.fields["x-amz-signature"] = "0" * 64  # altered: the store refuses it
         with pytest.raises(S3Error) as refused:
@@ -160,14 +169,19 @@ def test_a_storage_refusal_with_no_message_still_says_what_happened(
     assert rgw.client().list_objects_v2(Bucket=bucket).get("KeyCount") == 0
 
 
-def test_the_ceph_env_file_points_s3drop_at_rgw(rgw: RGW) -> None:
-    script = f". {rgw.directory / 's3.env'} && {sys.executable} -c " + (
-        "'from s3drop import Settings; s = Settings(bucket=\"b\"); print(s.endpoint_url, s.region)'"
-    )
+def test_the_ceph_env_file_points_s3drop_at_rgw(rgw: RGW, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shell that sources the file has what s3drop's Settings read (the shell is the point:
+    ``export`` lines; s3drop reads the environment it leaves, here in this process)."""
+    script = f". {rgw.directory / 's3.env'} && env -0"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     run = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.split() == [rgw.endpoint, "us-east-1"]
+    exported = dict(line.split("=", 1) for line in run.stdout.split("\0") if line)
+    for name, value in exported.items():
+        if name.startswith("AWS_"):
+            monkeypatch.setenv(name, value)
+    settings = Settings(bucket="b")
+    assert [settings.endpoint_url, settings.region] == [rgw.endpoint, "us-east-1"]
 
 
 def test_a_config_error_names_the_variable_once(tmp_path: Path) -> None:
