@@ -1,8 +1,9 @@
 """Duplicates caught before upload: signing answers 409 ``already_uploaded`` with the image the
 caller already has, and nothing is signed, posted or stored.
 
-Over real HTTP on a live server, on the local backend and on Ceph RGW; the library's own cases
-(one storage request, shared galleries, the same bytes accepted twice) in-process.
+Over HTTP, the app in-process (what it answers is the point, not its process), on the local
+backend and on Ceph RGW (posted to over the network); the library's own cases (one storage request,
+shared galleries, the same bytes accepted twice) without HTTP.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from s3drop.storage.base import Storage
 
 from . import samples
 from .conftest import run_async
-from .flow import Backend, complete, live_backend, post, sign
+from .flow import complete, sign
+from .routed import AppBackend, app_backend
 
 TOKENS = {"alice": "alice-token-0123456789abcdef", "bob": "bob-token-0123456789abcdef01"}
 
@@ -32,26 +34,26 @@ TOKENS = {"alice": "alice-token-0123456789abcdef", "bob": "bob-token-0123456789a
 @pytest.fixture(scope="module", params=["local", "rgw"])
 def backend(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Backend]:
+) -> Iterator[AppBackend]:
     tokens = ",".join(f"{name}:{token}" for name, token in TOKENS.items())
-    with live_backend(request, tmp_path_factory, env={"S3DROP_TOKENS": tokens}) as found:
+    with app_backend(request, tmp_path_factory, env={"S3DROP_TOKENS": tokens}) as found:
         yield found
 
 
-def _client(backend: Backend, who: str) -> httpx.Client:
-    return backend.server.client(headers={"Authorization": f"Bearer {TOKENS[who]}"})
+def _client(backend: AppBackend, who: str) -> httpx.Client:
+    return backend.http(headers={"Authorization": f"Bearer {TOKENS[who]}"})
 
 
-def _counter(backend: Backend, name: str) -> float:
-    """The sum of one counter's samples in the server's ``/metrics``."""
-    text = httpx.get(f"{backend.server.url}/metrics", timeout=30).text
+def _counter(backend: AppBackend, name: str) -> float:
+    """The sum of one counter's samples in the app's ``/metrics``."""
+    text = backend.get("/metrics").text
     found = re.findall(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, flags=re.MULTILINE)
     return sum(float(value) for value in found)
 
 
-def _accept(backend: Backend, http: httpx.Client, data: bytes, **extra: Any) -> dict[str, Any]:
+def _accept(backend: AppBackend, http: httpx.Client, data: bytes, **extra: Any) -> dict[str, Any]:
     form = sign(http, data, "image/png", **extra)
-    post(backend, form, data)
+    backend.post(form, data)
     return complete(http, form["id"])
 
 
@@ -68,7 +70,7 @@ def _sign_answer(http: httpx.Client, data: bytes, sha256: str | None = None) -> 
 
 
 def test_the_same_bytes_again_are_answered_at_signing_and_nothing_is_sent(
-    backend: Backend,
+    backend: AppBackend,
 ) -> None:
     data = samples.png(101)
     with _client(backend, "alice") as alice:
@@ -87,7 +89,7 @@ def test_the_same_bytes_again_are_answered_at_signing_and_nothing_is_sent(
         assert body["image"]["id"] == image["id"]
         assert body["image"]["bytes"] == image["bytes"]
         assert body["image"]["filename"] == "upload.bin"
-        shown = httpx.get(backend.url(body["image"]["url"]), timeout=30)
+        shown = backend.get(body["image"]["url"])
         assert shown.status_code == 200
         assert len(shown.content) == image["bytes"]
         # Nothing signed, nothing received, nothing stored.
@@ -100,7 +102,7 @@ def test_the_same_bytes_again_are_answered_at_signing_and_nothing_is_sent(
         assert len(listed) == len(backend.keys("owners/alice/"))
 
 
-def test_another_owner_with_the_same_bytes_signs_normally(backend: Backend) -> None:
+def test_another_owner_with_the_same_bytes_signs_normally(backend: AppBackend) -> None:
     data = samples.png(102)
     with _client(backend, "alice") as alice, _client(backend, "bob") as bob:
         _accept(backend, alice, data)
@@ -109,7 +111,7 @@ def test_another_owner_with_the_same_bytes_signs_normally(backend: Backend) -> N
         assert "upload" in answer.json()
 
 
-def test_a_deleted_image_no_longer_counts(backend: Backend) -> None:
+def test_a_deleted_image_no_longer_counts(backend: AppBackend) -> None:
     data = samples.png(103)
     digest = hashlib.sha256(data).hexdigest()
     with _client(backend, "alice") as alice:
@@ -122,13 +124,13 @@ def test_a_deleted_image_no_longer_counts(backend: Backend) -> None:
         assert answer.status_code == 201, answer.text
 
 
-def test_the_marker_is_the_servers_hash_never_the_clients_claim(backend: Backend) -> None:
+def test_the_marker_is_the_servers_hash_never_the_clients_claim(backend: AppBackend) -> None:
     claimed, sent = samples.png(104), samples.png(105)
     claimed_digest = hashlib.sha256(claimed).hexdigest()
     with _client(backend, "alice") as alice:
         # A client that claims another image's checksum: refused at completion, no marker.
         form = sign(alice, sent, "image/png", sha256=claimed_digest)
-        post(backend, form, sent)
+        backend.post(form, sent)
         refused = alice.post(f"/api/uploads/{form['id']}/complete")
         assert refused.status_code == 422
         assert refused.json()["error"]["code"] == "checksum_mismatch"
