@@ -24,9 +24,9 @@ from s3drop.policy import digest_key
 from s3drop.storage.base import Storage
 
 from . import samples
+from .appflow import app_backend, fetch, post
 from .conftest import run_async
-from .flow import complete, sign
-from .routed import AppBackend, app_backend
+from .flow import Backend, complete, sign
 
 TOKENS = {"alice": "alice-token-0123456789abcdef", "bob": "bob-token-0123456789abcdef01"}
 
@@ -34,26 +34,26 @@ TOKENS = {"alice": "alice-token-0123456789abcdef", "bob": "bob-token-0123456789a
 @pytest.fixture(scope="module", params=["local", "rgw"])
 def backend(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[AppBackend]:
+) -> Iterator[Backend]:
     tokens = ",".join(f"{name}:{token}" for name, token in TOKENS.items())
     with app_backend(request, tmp_path_factory, env={"S3DROP_TOKENS": tokens}) as found:
         yield found
 
 
-def _client(backend: AppBackend, who: str) -> httpx.Client:
-    return backend.http(headers={"Authorization": f"Bearer {TOKENS[who]}"})
+def _client(backend: Backend, who: str) -> httpx.Client:
+    return backend.server.client(headers={"Authorization": f"Bearer {TOKENS[who]}"})
 
 
-def _counter(backend: AppBackend, name: str) -> float:
+def _counter(backend: Backend, name: str) -> float:
     """The sum of one counter's samples in the app's ``/metrics``."""
-    text = backend.get("/metrics").text
+    text = fetch(backend, "/metrics").text
     found = re.findall(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, flags=re.MULTILINE)
     return sum(float(value) for value in found)
 
 
-def _accept(backend: AppBackend, http: httpx.Client, data: bytes, **extra: Any) -> dict[str, Any]:
+def _accept(backend: Backend, http: httpx.Client, data: bytes, **extra: Any) -> dict[str, Any]:
     form = sign(http, data, "image/png", **extra)
-    backend.post(form, data)
+    post(backend, form, data)
     return complete(http, form["id"])
 
 
@@ -70,7 +70,7 @@ def _sign_answer(http: httpx.Client, data: bytes, sha256: str | None = None) -> 
 
 
 def test_the_same_bytes_again_are_answered_at_signing_and_nothing_is_sent(
-    backend: AppBackend,
+    backend: Backend,
 ) -> None:
     data = samples.png(101)
     with _client(backend, "alice") as alice:
@@ -89,7 +89,7 @@ def test_the_same_bytes_again_are_answered_at_signing_and_nothing_is_sent(
         assert body["image"]["id"] == image["id"]
         assert body["image"]["bytes"] == image["bytes"]
         assert body["image"]["filename"] == "upload.bin"
-        shown = backend.get(body["image"]["url"])
+        shown = fetch(backend, body["image"]["url"])
         assert shown.status_code == 200
         assert len(shown.content) == image["bytes"]
         # Nothing signed, nothing received, nothing stored.
@@ -102,7 +102,7 @@ def test_the_same_bytes_again_are_answered_at_signing_and_nothing_is_sent(
         assert len(listed) == len(backend.keys("owners/alice/"))
 
 
-def test_another_owner_with_the_same_bytes_signs_normally(backend: AppBackend) -> None:
+def test_another_owner_with_the_same_bytes_signs_normally(backend: Backend) -> None:
     data = samples.png(102)
     with _client(backend, "alice") as alice, _client(backend, "bob") as bob:
         _accept(backend, alice, data)
@@ -111,7 +111,7 @@ def test_another_owner_with_the_same_bytes_signs_normally(backend: AppBackend) -
         assert "upload" in answer.json()
 
 
-def test_a_deleted_image_no_longer_counts(backend: AppBackend) -> None:
+def test_a_deleted_image_no_longer_counts(backend: Backend) -> None:
     data = samples.png(103)
     digest = hashlib.sha256(data).hexdigest()
     with _client(backend, "alice") as alice:
@@ -124,13 +124,13 @@ def test_a_deleted_image_no_longer_counts(backend: AppBackend) -> None:
         assert answer.status_code == 201, answer.text
 
 
-def test_the_marker_is_the_servers_hash_never_the_clients_claim(backend: AppBackend) -> None:
+def test_the_marker_is_the_servers_hash_never_the_clients_claim(backend: Backend) -> None:
     claimed, sent = samples.png(104), samples.png(105)
     claimed_digest = hashlib.sha256(claimed).hexdigest()
     with _client(backend, "alice") as alice:
         # A client that claims another image's checksum: refused at completion, no marker.
         form = sign(alice, sent, "image/png", sha256=claimed_digest)
-        backend.post(form, sent)
+        post(backend, form, sent)
         refused = alice.post(f"/api/uploads/{form['id']}/complete")
         assert refused.status_code == 422
         assert refused.json()["error"]["code"] == "checksum_mismatch"

@@ -23,8 +23,8 @@ from s3drop.uploads import S3Drop
 from s3drop.variants import draft_size, plan, variant_height
 
 from . import samples
-from .flow import complete, sign
-from .routed import AppBackend, app_backend
+from .appflow import app_backend, fetch, upload
+from .flow import Backend, complete
 from .test_complete import keys, quarantine
 
 TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp", "image/avif"]
@@ -358,29 +358,25 @@ def test_a_variant_too_tall_for_webp_is_not_made_and_the_image_is_accepted() -> 
 @pytest.fixture(params=["local", "rgw"])
 def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[AppBackend]:
+) -> Iterator[Backend]:
     """The app in-process (what it answers is the point), on the local backend or RGW."""
     with app_backend(request, tmp_path_factory, env={"S3DROP_VARIANT_FORMATS": BOTH}) as found:
         yield found
 
 
 def test_over_http_the_variants_are_served_and_deleted_with_their_image(
-    served: AppBackend,
+    served: Backend,
 ) -> None:
     backend = served
-    with backend.http() as http:
-        data = samples.png(size=(700, 400))
-        form = sign(http, data, "image/png")
-        backend.post(form, data)
-        upload_id = form["id"]
-        assert backend.keys(form["key"]) == [form["key"]]
+    with backend.server.client() as http:
+        upload_id = upload(backend, http, samples.png(size=(700, 400)), "image/png")
         image = complete(http, upload_id)
         expected = [f"variants/{upload_id}.{w}.{e}" for w in (320, 640) for e in ("avif", "webp")]
         assert backend.keys("variants/") == expected
         for source in image["sources"]:
             for candidate in source["srcset"].split(", ")[:-1]:
                 url, width = candidate.split(" ")
-                answer = backend.get(url)  # signed like the original
+                answer = fetch(backend, url)  # signed like the original
                 assert answer.status_code == 200, answer.text
                 assert answer.headers["content-type"] == source["type"]
                 assert f"{Image.open(io.BytesIO(answer.content)).width}w" == width

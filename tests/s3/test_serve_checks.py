@@ -14,7 +14,6 @@ import pytest
 from tests.cli_inprocess import run_cli
 from tests.conftest import RGW, LiveServer
 from tests.inprocess import AppServer
-from tests.routed import routed
 from tests.test_client import noise_png
 
 from s3drop import Settings
@@ -151,16 +150,16 @@ def test_a_storage_refusal_with_no_message_still_says_what_happened(
     rgw: RGW, bucket: str, make_app: Callable[..., AppServer], tmp_path: Path
 ) -> None:
     """RGW answers a refused form with AccessDenied and an empty message; the client's line (what
-    `s3drop upload` prints after `failed`) still says what happened. (The app in-process, RGW
-    over the network.)"""
+    `s3drop upload` prints after `failed`) still says what happened. (Signed by the app
+    in-process; posted to RGW over the network.)"""
     server = make_app(env=rgw.env(bucket))
     path = tmp_path / "cat.png"
     data = noise_png(path, 12)
-    with Client(server.url, transport=routed(server)) as client:
-        form = client.sign(filename="cat.png", content_type="image/png", size=len(data))
-        form.fields["x-amz-signature"] = "0" * 64  # altered: the store refuses it
-        with pytest.raises(S3Error) as refused:
-            client.post_file(form, path)
+    with Client(server.url, transport=server.transport()) as signer:
+        form = signer.sign(filename="cat.png", content_type="image/png", size=len(data))
+    form.fields["x-amz-signature"] = "0" * 64  # altered: the store refuses it
+    with Client(server.url) as client, pytest.raises(S3Error) as refused:
+        client.post_file(form, path)
     assert refused.value.code == "AccessDenied"
     assert refused.value.message == (
         "storage refused the upload: access denied (the form was refused: expired, altered, or "
