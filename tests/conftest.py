@@ -172,8 +172,9 @@ def bucket(rgw: RGW) -> Iterator[str]:
     yield name
     paginator = client.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=name):
-        for item in page.get("Contents", []):
-            client.delete_object(Bucket=name, Key=item["Key"])
+        if page.get("Contents"):  # one request a page, not one an object
+            keys = [{"Key": item["Key"]} for item in page["Contents"]]
+            client.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
     client.delete_bucket(Bucket=name)
 
 
