@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from tests.cli_inprocess import run_cli
-from tests.conftest import RGW, LiveServer
+from tests.conftest import RGW, LiveServer, start_server
 from tests.inprocess import AppServer
 from tests.test_client import noise_png
 
@@ -83,6 +83,34 @@ def test_init_with_an_origin_adds_it_to_the_apps_own(rgw: RGW, bucket: str) -> N
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
 
 
+@pytest.fixture(scope="module")
+def serve_on_rgw(
+    rgw: RGW, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[dict[str, str]], LiveServer]]:
+    """``serve_on_rgw(change)``: ``s3drop serve`` on a bucket of this module's, with ``change``
+    to its environment; one server per change for the module (they only read: each refuses
+    everything), stopped at its end."""
+    bucket = rgw.new_bucket("t-serve")
+    servers: dict[tuple[tuple[str, str], ...], LiveServer] = {}
+
+    def serve(change: dict[str, str]) -> LiveServer:
+        key = tuple(sorted(change.items()))
+        if key not in servers:
+            with pytest.MonkeyPatch.context() as patch:
+                for name in list(os.environ):
+                    if name.startswith(("AWS_", "S3DROP_")):
+                        patch.delenv(name)
+                servers[key] = start_server(
+                    tmp_path_factory.mktemp("serve"), env={**rgw.env(bucket), **change}
+                )
+        return servers[key]
+
+    yield serve
+    for server in servers.values():
+        server.stop()
+    rgw.client().delete_bucket(Bucket=bucket)
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
@@ -94,13 +122,9 @@ def test_init_with_an_origin_adds_it_to_the_apps_own(rgw: RGW, bucket: str) -> N
     ],
 )
 def test_serve_says_at_start_what_would_fail_every_upload(
-    rgw: RGW,
-    bucket: str,
-    make_server: Callable[..., LiveServer],
-    change: dict[str, str],
-    expected: str,
+    serve_on_rgw: Callable[[dict[str, str]], LiveServer], change: dict[str, str], expected: str
 ) -> None:
-    server = make_server(env={**rgw.env(bucket), **change})
+    server = serve_on_rgw(change)
     warnings = warnings_of(server, 1)
     assert len(warnings) == 1, server.output()
     assert warnings[0].startswith(expected), warnings[0]
@@ -109,9 +133,10 @@ def test_serve_says_at_start_what_would_fail_every_upload(
 
 
 def test_people_see_plain_words_and_operators_the_details(
-    rgw: RGW, bucket: str, make_server: Callable[..., LiveServer], tmp_path: Path
+    rgw: RGW, serve_on_rgw: Callable[[dict[str, str]], LiveServer], tmp_path: Path
 ) -> None:
-    server = make_server(env={**rgw.env(bucket), "AWS_SECRET_ACCESS_KEY": "not-the-secret"})
+    server = serve_on_rgw({"AWS_SECRET_ACCESS_KEY": "not-the-secret"})
+    bucket = server.env["S3DROP_BUCKET"]
     answer = httpx.get(f"{server.url}/api/images")
     assert answer.status_code == 502
     error = answer.json()["error"]
