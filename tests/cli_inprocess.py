@@ -18,7 +18,7 @@ from subprocess import CompletedProcess
 
 import pytest
 
-from s3drop.__main__ import main  # what ``python -m s3drop`` runs, wherever it lives
+from s3drop.cli import main
 
 
 def run_cli(
