@@ -163,6 +163,11 @@ SVG = (
 
 def hostile_files() -> dict[str, tuple[bytes, str]]:
     """Every hostile file the API must refuse: name -> (bytes, the type it is declared as)."""
+    return dict(_hostile_files())
+
+
+@functools.cache  # made once a session: the suite asks for it once per case (~0.1 s each)
+def _hostile_files() -> dict[str, tuple[bytes, str]]:
     good = jpeg(7)
     return {
         "HTML declared image/png": (HTML, "image/png"),
@@ -454,6 +459,11 @@ def heic_of_items(count: int) -> bytes:
 
 def hostile_heic_files() -> dict[str, tuple[bytes, str]]:
     """The hostile-file suite's cases on the HEIC path: name -> (bytes, declared type)."""
+    return dict(_hostile_heic_files())
+
+
+@functools.cache  # made once a session, as _hostile_files
+def _hostile_heic_files() -> dict[str, tuple[bytes, str]]:
     good = heic(7)
     return {
         "truncated HEIC": (good[: len(good) // 2], "image/heic"),

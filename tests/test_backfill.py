@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from s3drop.policy import parse_image_key
 from s3drop.uploads import S3Drop
 
 from . import samples
+from .cli_inprocess import run_cli
 from .test_complete import quarantine
 
 MakeDrop = Callable[..., S3Drop]
@@ -166,14 +165,14 @@ def test_a_run_stopped_anywhere_loses_nothing_and_the_next_finishes(
 
 
 def test_the_command_counts_then_fills_with_a_progress_bar(tmp_path: Path) -> None:
-    env = {**os.environ, "S3DROP_DATA_DIR": str(tmp_path / "data")}
+    """``s3drop variants``, in this process (what it prints is the point, not its process)."""
+    env = {"S3DROP_DATA_DIR": str(tmp_path / "data")}
     before = S3Drop(Settings(data_dir=tmp_path / "data", variant_formats=""))
     for seed in range(2):
         before.complete(quarantine(before, samples.jpeg(seed, size=(700, 400)), "image/jpeg"))
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "s3drop", "variants", *args]
-        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+        return run_cli("variants", *args, env=env)
 
     counted = run("--json")
     assert (counted.returncode, json.loads(counted.stdout)) == (0, {"missing": 2})

@@ -2,9 +2,10 @@
 
 Library-level tests write the quarantined object with ``storage.put`` (the browser's POST is not
 the point there; and storage would refuse an empty body, so that is the only way to test one). The
-API tests go the whole way over real HTTP: sign, post the form to storage (the local backend or a
-real Ceph RGW), complete, list, delete. Every refusal proves nothing remains in quarantine or in
-the gallery. The API's answers to the hostile files are written to
+API tests go the whole way over HTTP, the app in-process (``tests.appflow``): sign, post the form
+to storage (the local backend's receiver in the app, or a real Ceph RGW over the network),
+complete, list, delete; ``serve --workers 2`` is a live server. Every refusal proves nothing
+remains in quarantine or in the gallery. The API's answers to the hostile files are written to
 ``test-output/hostile-files.md``.
 """
 
@@ -42,8 +43,10 @@ from s3drop.policy import encode_meta, filename_label, new_upload_id, quarantine
 from s3drop.uploads import S3Drop
 
 from . import samples
+from .appflow import app_backend, fetch, post, upload
 from .conftest import OUTPUT, LiveServer
-from .flow import Backend, complete, live_backend, post, sign, upload
+from .flow import Backend, complete, sign
+from .flow import post as live_post
 
 TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp", "image/heic"]
 
@@ -406,7 +409,7 @@ HOSTILE_ROWS: list[tuple[str, str, str, int, str, str]] = []
 def backend(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Backend]:
-    with live_backend(
+    with app_backend(
         request, tmp_path_factory, env={"S3DROP_ALLOWED_TYPES": ",".join(TYPES)}
     ) as found:
         yield found
@@ -482,13 +485,13 @@ def test_the_whole_flow_over_http(backend: Backend) -> None:
 
         listed = http.get("/api/images").json()
         assert form["id"] in [item["id"] for item in listed["images"]]
-        full = httpx.get(backend.url(image["url"]), timeout=30)
+        full = fetch(backend, image["url"])
         assert full.status_code == 200
         assert full.headers["content-type"] == "image/jpeg"
         assert len(full.content) == image["bytes"]
         assert b"Exif" not in full.content
         assert Image.open(io.BytesIO(full.content)).size == (160, 96)
-        thumb = httpx.get(backend.url(image["thumbnail_url"]), timeout=30)
+        thumb = fetch(backend, image["thumbnail_url"])
         assert thumb.status_code == 200
         assert Image.open(io.BytesIO(thumb.content)).format == "WEBP"
 
@@ -565,7 +568,7 @@ def test_a_form_posted_again_after_completion_makes_no_second_image(backend: Bac
         image = complete(http, form["id"])
         promoted = _stored_for(backend, form["id"])
         assert promoted["incoming/"] == []
-        thumbnail = httpx.get(backend.url(image["thumbnail_url"]), timeout=30).content
+        thumbnail = fetch(backend, image["thumbnail_url"]).content
 
         post(backend, form, second)  # storage cannot know the form was used: it takes the file
         assert backend.keys(form["key"]) == [form["key"]]
@@ -575,7 +578,7 @@ def test_a_form_posted_again_after_completion_makes_no_second_image(backend: Bac
         assert error["code"] == "already_completed"
         assert "sign a new upload" in error["message"]
         assert _stored_for(backend, form["id"]) == promoted  # the new file is gone
-        assert httpx.get(backend.url(image["thumbnail_url"]), timeout=30).content == thumbnail
+        assert fetch(backend, image["thumbnail_url"]).content == thumbnail
         assert _images_counted(backend) == counted + 1
         assert len(_audited(backend, "accept", form["id"])) == 1
         assert [e["reason"] for e in _audited(backend, "refuse", form["id"])] == [
@@ -602,9 +605,14 @@ def test_concurrent_completions_of_one_id_promote_once_and_count_once(backend: B
         form = sign(http, data, "image/png")
         post(backend, form, data)
         counted = _images_counted(backend)
-    url = f"{backend.server.url}/api/uploads/{form['id']}/complete"
+    url = f"/api/uploads/{form['id']}/complete"
+
+    def one(_: int) -> httpx.Response:
+        with backend.server.client() as http:  # a client (a connection) each
+            return http.post(url)
+
     with concurrent.futures.ThreadPoolExecutor(5) as pool:
-        answers = list(pool.map(lambda _: httpx.post(url, timeout=60), range(5)))
+        answers = list(pool.map(one, range(5)))
     assert [answer.status_code for answer in answers] == [200] * 5, [a.text for a in answers]
     images = [answer.json()["image"] for answer in answers]
     assert {(image["id"], image["bytes"], image["width"]) for image in images} == {
@@ -629,7 +637,7 @@ def test_a_form_signed_for_one_size_takes_no_other(backend: Backend) -> None:
         assert answer.status_code == 201
         form = answer.json()["upload"]
         for body in (data, data[:2]):
-            refused = httpx.post(
+            refused = http.post(
                 backend.url(form["url"]),
                 data=form["fields"],
                 files={"file": ("lie.png", body, "image/png")},
@@ -691,7 +699,7 @@ def test_completions_spread_over_two_workers_promote_once_and_count_once(
     for _ in range(8):
         with server.client() as http:
             form = sign(http, data, "image/png")
-            post(local, form, data)
+            live_post(local, form, data)
         target = url.format(form["id"])
         with concurrent.futures.ThreadPoolExecutor(6) as pool:
             answers = list(pool.map(lambda t: httpx.post(t, timeout=60), [target] * 6))

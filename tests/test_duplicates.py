@@ -1,8 +1,9 @@
 """Duplicates caught before upload: signing answers 409 ``already_uploaded`` with the image the
 caller already has, and nothing is signed, posted or stored.
 
-Over real HTTP on a live server, on the local backend and on Ceph RGW; the library's own cases
-(one storage request, shared galleries, the same bytes accepted twice) in-process.
+Over HTTP, the app in-process (what it answers is the point, not its process), on the local
+backend and on Ceph RGW (posted to over the network); the library's own cases (one storage request,
+shared galleries, the same bytes accepted twice) without HTTP.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from s3drop.policy import digest_key
 from s3drop.storage.base import Storage
 
 from . import samples
+from .appflow import app_backend, fetch, post
 from .conftest import run_async
-from .flow import Backend, complete, live_backend, post, sign
+from .flow import Backend, complete, sign
 
 TOKENS = {"alice": "alice-token-0123456789abcdef", "bob": "bob-token-0123456789abcdef01"}
 
@@ -34,7 +36,7 @@ def backend(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Backend]:
     tokens = ",".join(f"{name}:{token}" for name, token in TOKENS.items())
-    with live_backend(request, tmp_path_factory, env={"S3DROP_TOKENS": tokens}) as found:
+    with app_backend(request, tmp_path_factory, env={"S3DROP_TOKENS": tokens}) as found:
         yield found
 
 
@@ -43,8 +45,8 @@ def _client(backend: Backend, who: str) -> httpx.Client:
 
 
 def _counter(backend: Backend, name: str) -> float:
-    """The sum of one counter's samples in the server's ``/metrics``."""
-    text = httpx.get(f"{backend.server.url}/metrics", timeout=30).text
+    """The sum of one counter's samples in the app's ``/metrics``."""
+    text = fetch(backend, "/metrics").text
     found = re.findall(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, flags=re.MULTILINE)
     return sum(float(value) for value in found)
 
@@ -87,7 +89,7 @@ def test_the_same_bytes_again_are_answered_at_signing_and_nothing_is_sent(
         assert body["image"]["id"] == image["id"]
         assert body["image"]["bytes"] == image["bytes"]
         assert body["image"]["filename"] == "upload.bin"
-        shown = httpx.get(backend.url(body["image"]["url"]), timeout=30)
+        shown = fetch(backend, body["image"]["url"])
         assert shown.status_code == 200
         assert len(shown.content) == image["bytes"]
         # Nothing signed, nothing received, nothing stored.

@@ -219,15 +219,18 @@ class _FullAtTheImage(LocalStorage):
 def test_a_refused_heic_leaves_nothing_under_variants(tmp_path: Path) -> None:
     """A HEIC wide enough for variants, refused as corrupt (cut in its picture data) or failing
     to be stored after its variants were written: nothing is left under variants/ (nor anywhere
-    but the quarantine copy a retry of the full disk needs)."""
+    but the quarantine copy a retry of the full disk needs). Small widths for a small picture:
+    the order of the writes is the point, not the size (a 720 x 540 HEVC encode and its AVIF
+    variants cost seconds of CPU)."""
     settings = Settings(
         data_dir=tmp_path / "data",
         allowed_types=HEIC_ALLOWED,  # type: ignore[arg-type]
         variant_formats="image/webp,image/avif",  # type: ignore[arg-type]
+        variant_widths="40,80",  # type: ignore[arg-type]
     )
     app = create_app(settings, storage=_FullAtTheImage(settings))
     drop: S3Drop = app.state.drop
-    data = samples.heic(21, size=(720, 540))
+    data = samples.heic(21, size=(160, 120))
     with asgi_client(app) as http:
         form = _post(http, data[: len(data) - 200], "image/heic")
         refused = http.post(f"/api/uploads/{form['id']}/complete")

@@ -107,13 +107,17 @@ def s3_order(keys: list[str], prefix: str, start_after: str | None, limit: int) 
 
 
 def test_listing_is_in_the_byte_order_of_whole_keys(storage: Storage) -> None:
+    """Every prefix from every start, a page of one and the whole listing; pages of three too on
+    the local backend, whose folder walk could go wrong across a page (S3 has no folders: on RGW
+    they would be 240 requests more that only repeat what MaxKeys already showed)."""
     for key in TRICKY_KEYS:
         storage.put(key, key.encode(), content_type="text/plain", metadata={"k": "v"})
     prefixes = ["", "a", "a/", "a-", "a/y", "owners/", "owners/alice", "owners/alice/", "z/", "q"]
     afters = [None, "", "a/", "a/y", "a/y/", "owners/alice/", "zz", *TRICKY_KEYS]
+    limits = (1, 3, 1000) if isinstance(storage, LocalStorage) else (1, 1000)
     for prefix in prefixes:
         for after in afters:
-            for limit in (1, 3, 1000):
+            for limit in limits:
                 listed = storage.list_objects(prefix, start_after=after, limit=limit)
                 expected = s3_order(TRICKY_KEYS, prefix, after, limit)
                 assert [info.key for info in listed] == expected, (prefix, after, limit)

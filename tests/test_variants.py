@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 from PIL import Image
 
@@ -24,7 +23,8 @@ from s3drop.uploads import S3Drop
 from s3drop.variants import draft_size, plan, variant_height
 
 from . import samples
-from .flow import Backend, complete, live_backend, upload
+from .appflow import app_backend, fetch, upload
+from .flow import Backend, complete
 from .test_complete import keys, quarantine
 
 TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp", "image/avif"]
@@ -359,11 +359,14 @@ def test_a_variant_too_tall_for_webp_is_not_made_and_the_image_is_accepted() -> 
 def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Backend]:
-    with live_backend(request, tmp_path_factory, env={"S3DROP_VARIANT_FORMATS": BOTH}) as found:
+    """The app in-process (what it answers is the point), on the local backend or RGW."""
+    with app_backend(request, tmp_path_factory, env={"S3DROP_VARIANT_FORMATS": BOTH}) as found:
         yield found
 
 
-def test_over_http_the_variants_are_served_and_deleted_with_their_image(served: Backend) -> None:
+def test_over_http_the_variants_are_served_and_deleted_with_their_image(
+    served: Backend,
+) -> None:
     backend = served
     with backend.server.client() as http:
         upload_id = upload(backend, http, samples.png(size=(700, 400)), "image/png")
@@ -373,7 +376,7 @@ def test_over_http_the_variants_are_served_and_deleted_with_their_image(served: 
         for source in image["sources"]:
             for candidate in source["srcset"].split(", ")[:-1]:
                 url, width = candidate.split(" ")
-                answer = httpx.get(backend.url(url), timeout=30)  # signed like the original
+                answer = fetch(backend, url)  # signed like the original
                 assert answer.status_code == 200, answer.text
                 assert answer.headers["content-type"] == source["type"]
                 assert f"{Image.open(io.BytesIO(answer.content)).width}w" == width

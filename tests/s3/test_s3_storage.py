@@ -9,7 +9,8 @@ from typing import Any
 
 import boto3
 import pytest
-from tests.conftest import RGW, LiveServer, free_port
+from tests.conftest import RGW, free_port
+from tests.inprocess import AppServer
 
 from s3drop import Settings
 from s3drop.errors import (
@@ -105,10 +106,11 @@ def test_an_unreachable_store_raises_storage_unavailable(
 
 
 def test_an_unreachable_store_is_a_503_with_a_reason_over_http(
-    make_server: Callable[..., LiveServer],
+    make_app: Callable[..., AppServer],
 ) -> None:
-    """Every storage-touching endpoint answers 503 with a JSON reason; signing needs no store."""
-    server = make_server(
+    """Every storage-touching endpoint answers 503 with a JSON reason; signing needs no store.
+    (HTTP semantics: the app in-process.)"""
+    server = make_app(
         env={
             "S3DROP_BUCKET": "photos",
             "AWS_ENDPOINT_URL_S3": _dead_endpoint(),

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import RGW, LiveServer
+from tests.cli_inprocess import run_cli
+from tests.conftest import RGW, LiveServer, start_server
+from tests.inprocess import AppServer
 from tests.test_client import noise_png
 
+from s3drop import Settings
 from s3drop.client import Client
 from s3drop.errors import S3Error
 
@@ -24,14 +26,9 @@ pytestmark = pytest.mark.s3
 def s3drop(
     *args: str, env: dict[str, str], cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "s3drop", *args],
-        env={**os.environ, "COLUMNS": "200", **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-    )
+    """``s3drop *args``, in this process (what the command says is the point, not its process;
+    ``serve``, whose start-up is, runs as a process: ``make_server``)."""
+    return run_cli(*args, env=env, cwd=cwd)
 
 
 def warnings_of(server: LiveServer, expected: int, seconds: float = 20) -> list[str]:
@@ -86,6 +83,34 @@ def test_init_with_an_origin_adds_it_to_the_apps_own(rgw: RGW, bucket: str) -> N
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
 
 
+@pytest.fixture(scope="module")
+def serve_on_rgw(
+    rgw: RGW, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[dict[str, str]], LiveServer]]:
+    """``serve_on_rgw(change)``: ``s3drop serve`` on a bucket of this module's, with ``change``
+    to its environment; one server per change for the module (they only read: each refuses
+    everything), stopped at its end."""
+    bucket = rgw.new_bucket("t-serve")
+    servers: dict[tuple[tuple[str, str], ...], LiveServer] = {}
+
+    def serve(change: dict[str, str]) -> LiveServer:
+        key = tuple(sorted(change.items()))
+        if key not in servers:
+            with pytest.MonkeyPatch.context() as patch:
+                for name in list(os.environ):
+                    if name.startswith(("AWS_", "S3DROP_")):
+                        patch.delenv(name)
+                servers[key] = start_server(
+                    tmp_path_factory.mktemp("serve"), env={**rgw.env(bucket), **change}
+                )
+        return servers[key]
+
+    yield serve
+    for server in servers.values():
+        server.stop()
+    rgw.client().delete_bucket(Bucket=bucket)
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
@@ -97,13 +122,9 @@ def test_init_with_an_origin_adds_it_to_the_apps_own(rgw: RGW, bucket: str) -> N
     ],
 )
 def test_serve_says_at_start_what_would_fail_every_upload(
-    rgw: RGW,
-    bucket: str,
-    make_server: Callable[..., LiveServer],
-    change: dict[str, str],
-    expected: str,
+    serve_on_rgw: Callable[[dict[str, str]], LiveServer], change: dict[str, str], expected: str
 ) -> None:
-    server = make_server(env={**rgw.env(bucket), **change})
+    server = serve_on_rgw(change)
     warnings = warnings_of(server, 1)
     assert len(warnings) == 1, server.output()
     assert warnings[0].startswith(expected), warnings[0]
@@ -112,9 +133,10 @@ def test_serve_says_at_start_what_would_fail_every_upload(
 
 
 def test_people_see_plain_words_and_operators_the_details(
-    rgw: RGW, bucket: str, make_server: Callable[..., LiveServer], tmp_path: Path
+    rgw: RGW, serve_on_rgw: Callable[[dict[str, str]], LiveServer], tmp_path: Path
 ) -> None:
-    server = make_server(env={**rgw.env(bucket), "AWS_SECRET_ACCESS_KEY": "not-the-secret"})
+    server = serve_on_rgw({"AWS_SECRET_ACCESS_KEY": "not-the-secret"})
+    bucket = server.env["S3DROP_BUCKET"]
     answer = httpx.get(f"{server.url}/api/images")
     assert answer.status_code == 502
     error = answer.json()["error"]
@@ -131,7 +153,17 @@ def test_people_see_plain_words_and_operators_the_details(
 
     # Signing needs storage now (the duplicate check), so it is refused in the same plain words.
     noise_png(tmp_path / "cat.png", 12)
-    run = s3drop("upload", "cat.png", "--server", server.url, "--no-progress", env={}, cwd=tmp_path)
+    run = s3drop(  # no retries: the same 502 five times over says nothing more here
+        "upload",
+        "cat.png",
+        "--server",
+        server.url,
+        "--no-progress",
+        "--retries",
+        "0",
+        env={},
+        cwd=tmp_path,
+    )
     assert run.returncode == 1
     assert run.stdout.startswith(
         "failed    cat.png  storage_access_denied: Storage is not set up correctly"
@@ -140,18 +172,19 @@ def test_people_see_plain_words_and_operators_the_details(
 
 
 def test_a_storage_refusal_with_no_message_still_says_what_happened(
-    rgw: RGW, bucket: str, make_server: Callable[..., LiveServer], tmp_path: Path
+    rgw: RGW, bucket: str, make_app: Callable[..., AppServer], tmp_path: Path
 ) -> None:
     """RGW answers a refused form with AccessDenied and an empty message; the client's line (what
-    `s3drop upload` prints after `failed`) still says what happened."""
-    server = make_server(env=rgw.env(bucket))
+    `s3drop upload` prints after `failed`) still says what happened. (Signed by the app
+    in-process; posted to RGW over the network.)"""
+    server = make_app(env=rgw.env(bucket))
     path = tmp_path / "cat.png"
     data = noise_png(path, 12)
-    with Client(server.url) as client:
-        form = client.sign(filename="cat.png", content_type="image/png", size=len(data))
-        form.fields["x-amz-signature"] = "0" * 64  # altered: the store refuses it
-        with pytest.raises(S3Error) as refused:
-            client.post_file(form, path)
+    with Client(server.url, transport=server.transport()) as signer:
+        form = signer.sign(filename="cat.png", content_type="image/png", size=len(data))
+    form.fields["x-amz-signature"] = "0" * 64  # altered: the store refuses it
+    with Client(server.url) as client, pytest.raises(S3Error) as refused:
+        client.post_file(form, path)
     assert refused.value.code == "AccessDenied"
     assert refused.value.message == (
         "storage refused the upload: access denied (the form was refused: expired, altered, or "
@@ -160,14 +193,19 @@ def test_a_storage_refusal_with_no_message_still_says_what_happened(
     assert rgw.client().list_objects_v2(Bucket=bucket).get("KeyCount") == 0
 
 
-def test_the_ceph_env_file_points_s3drop_at_rgw(rgw: RGW) -> None:
-    script = f". {rgw.directory / 's3.env'} && {sys.executable} -c " + (
-        "'from s3drop import Settings; s = Settings(bucket=\"b\"); print(s.endpoint_url, s.region)'"
-    )
+def test_the_ceph_env_file_points_s3drop_at_rgw(rgw: RGW, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shell that sources the file has what s3drop's Settings read (the shell is the point:
+    ``export`` lines; s3drop reads the environment it leaves, here in this process)."""
+    script = f". {rgw.directory / 's3.env'} && env -0"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     run = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.split() == [rgw.endpoint, "us-east-1"]
+    exported = dict(line.split("=", 1) for line in run.stdout.split("\0") if line)
+    for name, value in exported.items():
+        if name.startswith("AWS_"):
+            monkeypatch.setenv(name, value)
+    settings = Settings(bucket="b")
+    assert [settings.endpoint_url, settings.region] == [rgw.endpoint, "us-east-1"]
 
 
 def test_a_config_error_names_the_variable_once(tmp_path: Path) -> None:
