@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,19 @@ from s3drop.client import Client
 from . import samples
 from .conftest import RGW, LiveServer, free_port
 from .flaky_proxy import flaky_proxy
+from .shared_server import shared_server
 from .test_client import noise_png
 
 MAX_BYTES = 100_000
 SMALL = {"S3DROP_MAX_BYTES": str(MAX_BYTES), "S3DROP_RATE_PER_MINUTE": "1000"}
+
+
+@pytest.fixture(scope="module")
+def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One server with ``SMALL`` for the tests that only read what they uploaded themselves
+    (distinct bytes each; metrics counted as differences)."""
+    with shared_server(tmp_path_factory, "cli", env=SMALL) as server:
+        yield server
 
 
 def s3drop(
@@ -74,6 +83,7 @@ def check_mixed_upload(
     server: LiveServer, tmp_path: Path, read: Callable[[dict[str, Any]], bytes]
 ) -> None:
     files = mixed_folder(tmp_path)
+    before = _metrics(server)
     run = s3drop(
         "upload", "photos", "--server", server.url, "--no-progress", "--json", cwd=tmp_path
     )
@@ -104,15 +114,19 @@ def check_mixed_upload(
         assert result["image"]["filename"] == Path(path).name
         assert read(result) == files[path], "the stored bytes are the original's"
     # Refused files were never sent: two signs, two posts to storage.
-    with server.client() as http:
-        metrics = http.get("/metrics").text
-    assert _sample(metrics, "s3drop_uploads_signed_total") == 2
-    assert _sample(metrics, "s3drop_uploads_accepted_total") == 2
+    metrics = _metrics(server)
+    for name in ("s3drop_uploads_signed_total", "s3drop_uploads_accepted_total"):
+        assert _sample(metrics, name) - _sample(before, name) == 2, name
     # The summary, on standard error, names each file not accepted and why.
     summary = run.stderr.strip().splitlines()
     assert summary[0] == "2 of 5 files accepted; not accepted:"
     assert sorted(line.split(":")[0].strip() for line in summary[1:]) == sorted(expected)
     assert "photos/huge.png: refused, file_too_large: huge.png is" in run.stderr
+
+
+def _metrics(server: LiveServer) -> str:
+    with server.client() as http:
+        return http.get("/metrics").text
 
 
 def _sample(metrics: str, name: str) -> float:
@@ -123,10 +137,8 @@ def _sample(metrics: str, name: str) -> float:
     )
 
 
-def test_upload_a_folder_of_mixed_files(
-    make_server: Callable[..., LiveServer], tmp_path: Path
-) -> None:
-    server = make_server(env=SMALL)
+def test_upload_a_folder_of_mixed_files(small_server: LiveServer, tmp_path: Path) -> None:
+    server = small_server
 
     def read(result: dict[str, Any]) -> bytes:
         return httpx.get(result["url"]).content
@@ -153,9 +165,9 @@ def test_upload_a_folder_of_mixed_files_to_rgw(
 
 
 def test_plain_output_is_one_line_per_file_and_a_summary(
-    make_server: Callable[..., LiveServer], tmp_path: Path
+    small_server: LiveServer, tmp_path: Path
 ) -> None:
-    server = make_server(env=SMALL)
+    server = small_server
     noise_png(tmp_path / "a.png", 10)
     (tmp_path / "b.txt").write_text("hello")
     run = s3drop("upload", "a.png", "b.txt", "missing.png", "--server", server.url, cwd=tmp_path)
@@ -209,9 +221,9 @@ def test_a_phone_heic_is_uploaded_as_the_heif_the_server_takes_and_stored_as_jpe
 
 
 def test_globs_are_expanded_when_the_shell_did_not(
-    make_server: Callable[..., LiveServer], tmp_path: Path
+    small_server: LiveServer, tmp_path: Path
 ) -> None:
-    server = make_server(env=SMALL)
+    server = small_server
     for name in ("a.png", "b.png", "c.jpg"):
         noise_png(tmp_path / name, 10)  # c.jpg holds a PNG: judged by its bytes, accepted
     run = s3drop("upload", "*.png", "--server", server.url, "--json", cwd=tmp_path)
@@ -220,9 +232,9 @@ def test_globs_are_expanded_when_the_shell_did_not(
 
 
 def test_upload_survives_a_connection_dropped_mid_upload(
-    make_server: Callable[..., LiveServer], tmp_path: Path
+    small_server: LiveServer, tmp_path: Path
 ) -> None:
-    server = make_server(env=SMALL)
+    server = small_server
     original = noise_png(tmp_path / "a.png", 150)  # ~68 kB, cut after 64 kB
     faults = {("POST", "/storage"): ["reset", "reset"]}
     with flaky_proxy(server.url, faults) as proxy:
@@ -372,14 +384,12 @@ def test_the_token_is_sent_as_a_bearer_token(
     assert image["id"] == uploaded["id"]
 
 
-def test_progress_bars_on_a_terminal(
-    make_server: Callable[..., LiveServer], tmp_path: Path
-) -> None:
+def test_progress_bars_on_a_terminal(small_server: LiveServer, tmp_path: Path) -> None:
     """On a terminal (a pseudo-terminal here): bars, then every file's line and the summary."""
     import pty
     import select
 
-    server = make_server(env=SMALL)
+    server = small_server
     pictures = tmp_path / "pictures"
     pictures.mkdir()
     for index in range(4):
@@ -481,11 +491,11 @@ def test_a_port_in_use_is_one_line_and_no_banner(tmp_path: Path) -> None:
     assert not (tmp_path / "s3drop-data").exists()
 
 
-def test_the_banner_says_where_images_go(live_server: LiveServer) -> None:
-    port = live_server.url.rsplit(":", 1)[1]
-    banner = live_server.output().splitlines()[0]
+def test_the_banner_says_where_images_go(small_server: LiveServer) -> None:
+    port = small_server.url.rsplit(":", 1)[1]
+    banner = small_server.output().splitlines()[0]
     assert banner == (
-        f"s3drop {__version__}: local storage in {live_server.data_dir}, http://127.0.0.1:{port}/"
+        f"s3drop {__version__}: local storage in {small_server.data_dir}, http://127.0.0.1:{port}/"
     )
 
 
@@ -508,7 +518,8 @@ def test_one_way_of_writing_sizes(make_server: Callable[..., LiveServer], tmp_pa
         assert http.get("/api/images").json()["images"] == []
 
 
-def test_upload_json_gives_absolute_urls(live_server: LiveServer, tmp_path: Path) -> None:
+def test_upload_json_gives_absolute_urls(small_server: LiveServer, tmp_path: Path) -> None:
+    live_server = small_server
     noise_png(tmp_path / "a.png", 10)
     run = s3drop("upload", "a.png", "--server", live_server.url, "--json", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
@@ -519,10 +530,11 @@ def test_upload_json_gives_absolute_urls(live_server: LiveServer, tmp_path: Path
 
 
 def test_upload_of_a_file_already_in_the_gallery_says_so_and_sends_nothing(
-    make_server: Callable[..., LiveServer], tmp_path: Path
+    small_server: LiveServer, tmp_path: Path
 ) -> None:
-    server = make_server(env=SMALL)
+    server = small_server
     noise_png(tmp_path / "cat.png", 40)
+    before = _metrics(server)
     first = s3drop("upload", "cat.png", "--server", server.url, "--no-progress", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     image_id = first.stdout.split()[2]
@@ -534,11 +546,14 @@ def test_upload_of_a_file_already_in_the_gallery_says_so_and_sends_nothing(
         f"duplicate  cat.png  {image_id}  already in your gallery, nothing sent"
     ]
     assert again.stderr.strip() == "0 of 1 file accepted, 1 already in your gallery"
-    with server.client() as http:
-        metrics = http.get("/metrics").text
-    assert _sample(metrics, "s3drop_uploads_signed_total") == 1  # the first upload's only
-    assert _sample(metrics, "s3drop_uploads_duplicate_total") == 1
-    assert _sample(metrics, "s3drop_uploads_received_total") == 1
+    metrics = _metrics(server)
+
+    def counted(name: str) -> float:
+        return _sample(metrics, name) - _sample(before, name)
+
+    assert counted("s3drop_uploads_signed_total") == 1  # the first upload's only
+    assert counted("s3drop_uploads_duplicate_total") == 1
+    assert counted("s3drop_uploads_received_total") == 1
     as_json = s3drop("upload", "cat.png", "--json", "--server", server.url, cwd=tmp_path)
     document = json.loads(as_json.stdout)
     assert document["counts"]["duplicate"] == 1
