@@ -115,12 +115,13 @@ def test_readyz_follows_rgw_going_away_and_coming_back(
 
 
 def test_readyz_gives_up_on_storage_that_never_answers(
-    make_server: Callable[..., LiveServer],
+    make_app: Callable[..., AppServer],
 ) -> None:
-    """An endpoint that accepts connections and never answers: 503 after READY_TIMEOUT."""
+    """An endpoint that accepts connections and never answers: 503 after READY_TIMEOUT.
+    In-process: the app's own deadline is the point, not a process."""
     with socket.create_server(("127.0.0.1", 0)) as silent:
         endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        server = make_server(
+        server = make_app(
             env={
                 "AWS_ACCESS_KEY_ID": "test",
                 "AWS_SECRET_ACCESS_KEY": "test-secret",
@@ -129,9 +130,10 @@ def test_readyz_gives_up_on_storage_that_never_answers(
                 "S3DROP_BUCKET": "silent",
             }
         )
-        started = time.monotonic()
-        answer = httpx.get(f"{server.url}/readyz", timeout=30)
-        waited = time.monotonic() - started
+        with server.client() as http:
+            started = time.monotonic()
+            answer = http.get("/readyz", timeout=30)
+            waited = time.monotonic() - started
     assert answer.status_code == 503
     assert answer.json()["error"] == {
         "code": "storage_unavailable",
