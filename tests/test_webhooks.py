@@ -140,10 +140,13 @@ def hooked_env(receiver: Receiver) -> dict[str, str]:
 @pytest.fixture
 def hooked_app(make_app: Callable[..., AppServer], receiver: Receiver) -> Iterator[AppServer]:
     """The app in-process, sending its webhooks to ``receiver`` (HTTP and the outbox are the
-    point, not a process); its outbox stopped at the end, before the receiver is."""
+    point, not a process); its outbox stopped at the end, before the receiver is (the decode
+    workers stay: other in-process apps of this process share them)."""
     server = make_app(env=hooked_env(receiver))
     yield server
-    server.app.state.drop.close()  # type: ignore[attr-defined]
+    drop: S3Drop = server.app.state.drop  # type: ignore[attr-defined]
+    assert drop.webhooks is not None
+    drop.webhooks.close()
 
 
 def upload(server: LiveServer | AppServer, http: httpx.Client, data: bytes) -> str:
