@@ -87,22 +87,23 @@ class LiveServer:
                 self.process.wait()
 
 
+_ONE_DECODER = {"S3DROP_DECODE_WORKERS": "1"}
+
+
 def start_server(
     tmp: Path, *, env: dict[str, str] | None = None, args: list[str] | None = None
 ) -> LiveServer:
     """Start ``s3drop serve`` on a free port with ``env`` (S3DROP_* etc.) and wait until it answers.
 
-    One decode worker (plus the small lane) unless ``env`` says otherwise: every start warms the
-    whole pool, a process of ~0.1 CPU-second each, and no test of a served app needs two."""
+    One decode worker (plus the small lane) unless ``env`` configures the decode sandbox
+    (``S3DROP_DECODE_*``): every start warms the whole pool, a process of ~0.1 CPU-second each,
+    and a test that is not about the sandbox needs no second one."""
     port = free_port()
     data_dir = tmp / f"data-{port}"
     log = tmp / f"server-{port}.log"
-    full_env = {
-        **os.environ,
-        "S3DROP_DATA_DIR": str(data_dir),
-        "S3DROP_DECODE_WORKERS": "1",
-        **(env or {}),
-    }
+    env = env or {}
+    pool = {} if any(name.startswith("S3DROP_DECODE_") for name in env) else _ONE_DECODER
+    full_env = {**os.environ, "S3DROP_DATA_DIR": str(data_dir), **pool, **env}
     command = [sys.executable, "-m", "s3drop", "serve", "--port", str(port), *(args or [])]
     with log.open("wb") as out:
         process = subprocess.Popen(
