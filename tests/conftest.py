@@ -14,6 +14,7 @@ import fcntl
 import functools
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import tempfile
@@ -87,32 +88,58 @@ class LiveServer:
                 self.process.wait()
 
 
+_ONE_DECODER = {"S3DROP_DECODE_WORKERS": "1"}
+
+
 def start_server(
     tmp: Path, *, env: dict[str, str] | None = None, args: list[str] | None = None
 ) -> LiveServer:
-    """Start ``s3drop serve`` on a free port with ``env`` (S3DROP_* etc.) and wait until it answers."""
+    """Start ``s3drop serve`` on a free port with ``env`` (S3DROP_* etc.) and wait until it answers.
+
+    One decode worker (plus the small lane) unless ``env`` configures the decode sandbox
+    (``S3DROP_DECODE_*``): every start warms the whole pool, a process of ~0.1 CPU-second each,
+    and a test that is not about the sandbox needs no second one."""
     port = free_port()
     data_dir = tmp / f"data-{port}"
     log = tmp / f"server-{port}.log"
-    full_env = {**os.environ, "S3DROP_DATA_DIR": str(data_dir), **(env or {})}
+    env = env or {}
+    pool = {} if any(name.startswith("S3DROP_DECODE_") for name in env) else _ONE_DECODER
+    full_env = {**os.environ, "S3DROP_DATA_DIR": str(data_dir), **pool, **env}
     command = [sys.executable, "-m", "s3drop", "serve", "--port", str(port), *(args or [])]
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=tmp
         )
     server = LiveServer(f"http://127.0.0.1:{port}", process, log, data_dir, full_env)
-    deadline = time.monotonic() + 30
+    if not _wait_until_serving(server, port, deadline=time.monotonic() + 30):
+        server.stop()
+        raise RuntimeError(f"s3drop did not answer within 30 s:\n{server.output()}")
+    return server
+
+
+def _wait_until_serving(server: LiveServer, port: int, *, deadline: float) -> bool:
+    """Wait until ``server`` answers ``/healthz`` with 200 (True) or ``deadline`` passes (False);
+    raise with its log if it exits first. A connect attempt every 10 ms costs next to nothing,
+    so the test goes on as soon as the port listens; then one GET waits for the answer."""
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"s3drop exited with {process.returncode}:\n{server.output()}")
+        if server.process.poll() is not None:
+            raise RuntimeError(
+                f"s3drop exited with {server.process.returncode}:\n{server.output()}"
+            )
         try:
-            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
-                return server
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                pass
+        except OSError:
+            time.sleep(0.01)
+            continue
+        try:
+            left = max(deadline - time.monotonic(), 1)
+            if httpx.get(f"{server.url}/healthz", timeout=left).status_code == 200:
+                return True
         except httpx.HTTPError:
             pass
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"s3drop did not answer within 30 s:\n{server.output()}")
+        time.sleep(0.01)
+    return False
 
 
 @pytest.fixture

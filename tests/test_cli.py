@@ -1,5 +1,9 @@
 """The command line against live servers: ``upload`` (a folder of mixed files, on the local backend
-and on RGW), ``ls``, ``rm``, ``--help``, ``--version`` and one-line errors."""
+and on RGW), ``ls``, ``rm``, ``--help``, ``--version`` and one-line errors.
+
+What a command prints and answers runs in this process (:func:`tests.cli_inprocess.run_cli`, the
+same ``main()``); the entry point, its one-line errors, a terminal's progress bars, ``serve`` and
+the two end-to-end uploads (mixed folder, dropped connection) run ``python -m s3drop``."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +27,22 @@ from s3drop.cli import cli
 from s3drop.client import Client
 
 from . import samples
+from .cli_inprocess import run_cli
 from .conftest import RGW, LiveServer, free_port
 from .flaky_proxy import flaky_proxy
+from .shared_server import shared_server
 from .test_client import noise_png
 
 MAX_BYTES = 100_000
 SMALL = {"S3DROP_MAX_BYTES": str(MAX_BYTES), "S3DROP_RATE_PER_MINUTE": "1000"}
+
+
+@pytest.fixture(scope="module")
+def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One server with ``SMALL`` for the tests that only read what they uploaded themselves
+    (distinct bytes each; metrics counted as differences)."""
+    with shared_server(tmp_path_factory, "cli", env=SMALL) as server:
+        yield server
 
 
 def s3drop(
@@ -74,6 +88,7 @@ def check_mixed_upload(
     server: LiveServer, tmp_path: Path, read: Callable[[dict[str, Any]], bytes]
 ) -> None:
     files = mixed_folder(tmp_path)
+    before = _metrics(server)
     run = s3drop(
         "upload", "photos", "--server", server.url, "--no-progress", "--json", cwd=tmp_path
     )
@@ -104,15 +119,19 @@ def check_mixed_upload(
         assert result["image"]["filename"] == Path(path).name
         assert read(result) == files[path], "the stored bytes are the original's"
     # Refused files were never sent: two signs, two posts to storage.
-    with server.client() as http:
-        metrics = http.get("/metrics").text
-    assert _sample(metrics, "s3drop_uploads_signed_total") == 2
-    assert _sample(metrics, "s3drop_uploads_accepted_total") == 2
+    metrics = _metrics(server)
+    for name in ("s3drop_uploads_signed_total", "s3drop_uploads_accepted_total"):
+        assert _sample(metrics, name) - _sample(before, name) == 2, name
     # The summary, on standard error, names each file not accepted and why.
     summary = run.stderr.strip().splitlines()
     assert summary[0] == "2 of 5 files accepted; not accepted:"
     assert sorted(line.split(":")[0].strip() for line in summary[1:]) == sorted(expected)
     assert "photos/huge.png: refused, file_too_large: huge.png is" in run.stderr
+
+
+def _metrics(server: LiveServer) -> str:
+    with server.client() as http:
+        return http.get("/metrics").text
 
 
 def _sample(metrics: str, name: str) -> float:
@@ -123,10 +142,8 @@ def _sample(metrics: str, name: str) -> float:
     )
 
 
-def test_upload_a_folder_of_mixed_files(
-    make_server: Callable[..., LiveServer], tmp_path: Path
-) -> None:
-    server = make_server(env=SMALL)
+def test_upload_a_folder_of_mixed_files(small_server: LiveServer, tmp_path: Path) -> None:
+    server = small_server
 
     def read(result: dict[str, Any]) -> bytes:
         return httpx.get(result["url"]).content
@@ -153,12 +170,12 @@ def test_upload_a_folder_of_mixed_files_to_rgw(
 
 
 def test_plain_output_is_one_line_per_file_and_a_summary(
-    make_server: Callable[..., LiveServer], tmp_path: Path
+    small_server: LiveServer, tmp_path: Path
 ) -> None:
-    server = make_server(env=SMALL)
+    server = small_server
     noise_png(tmp_path / "a.png", 10)
     (tmp_path / "b.txt").write_text("hello")
-    run = s3drop("upload", "a.png", "b.txt", "missing.png", "--server", server.url, cwd=tmp_path)
+    run = run_cli("upload", "a.png", "b.txt", "missing.png", "--server", server.url, cwd=tmp_path)
     assert run.returncode == 1
     lines = sorted(run.stdout.splitlines())
     assert len(lines) == 3
@@ -170,7 +187,7 @@ def test_plain_output_is_one_line_per_file_and_a_summary(
     assert lines[2] == "refused   missing.png  not_found: no such file or folder: missing.png"
     assert run.stderr.splitlines()[0] == "1 of 3 files accepted; not accepted:"
     noise_png(tmp_path / "c.png", 12)  # a.png again would be a duplicate (its own test)
-    everything_accepted = s3drop("upload", "c.png", "--server", server.url, cwd=tmp_path)
+    everything_accepted = run_cli("upload", "c.png", "--server", server.url, cwd=tmp_path)
     assert everything_accepted.returncode == 0
     assert everything_accepted.stderr == "1 of 1 file accepted\n"
 
@@ -183,7 +200,7 @@ def test_an_avif_whose_brand_is_a_compatible_one_is_uploaded(
     server accepts it."""
     server = make_server(env={**SMALL, "S3DROP_ALLOWED_TYPES": "image/avif"})
     (tmp_path / "generic.avif").write_bytes(samples.avif_of_compatible_brand())
-    run = s3drop("upload", "generic.avif", "--server", server.url, "--json", cwd=tmp_path)
+    run = run_cli("upload", "generic.avif", "--server", server.url, "--json", cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     [result] = json.loads(run.stdout)["results"]
     assert result["status"] == "accepted"
@@ -199,7 +216,7 @@ def test_a_phone_heic_is_uploaded_as_the_heif_the_server_takes_and_stored_as_jpe
     decoded in the server's sandbox, stored as a JPEG."""
     server = make_server(env={**SMALL, "S3DROP_ALLOWED_TYPES": "image/heif"})
     (tmp_path / "IMG_0007.HEIC").write_bytes(samples.oriented_heic(6, size=(64, 48)))
-    run = s3drop("upload", "IMG_0007.HEIC", "--server", server.url, "--json", cwd=tmp_path)
+    run = run_cli("upload", "IMG_0007.HEIC", "--server", server.url, "--json", cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     [result] = json.loads(run.stdout)["results"]
     assert (result["image"]["format"], result["image"]["width"]) == ("jpeg", 64)
@@ -209,20 +226,20 @@ def test_a_phone_heic_is_uploaded_as_the_heif_the_server_takes_and_stored_as_jpe
 
 
 def test_globs_are_expanded_when_the_shell_did_not(
-    make_server: Callable[..., LiveServer], tmp_path: Path
+    small_server: LiveServer, tmp_path: Path
 ) -> None:
-    server = make_server(env=SMALL)
+    server = small_server
     for name in ("a.png", "b.png", "c.jpg"):
         noise_png(tmp_path / name, 10)  # c.jpg holds a PNG: judged by its bytes, accepted
-    run = s3drop("upload", "*.png", "--server", server.url, "--json", cwd=tmp_path)
+    run = run_cli("upload", "*.png", "--server", server.url, "--json", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert [r["path"] for r in json.loads(run.stdout)["results"]] == ["a.png", "b.png"]
 
 
 def test_upload_survives_a_connection_dropped_mid_upload(
-    make_server: Callable[..., LiveServer], tmp_path: Path
+    small_server: LiveServer, tmp_path: Path
 ) -> None:
-    server = make_server(env=SMALL)
+    server = small_server
     original = noise_png(tmp_path / "a.png", 150)  # ~68 kB, cut after 64 kB
     faults = {("POST", "/storage"): ["reset", "reset"]}
     with flaky_proxy(server.url, faults) as proxy:
@@ -247,18 +264,18 @@ def test_ls_and_rm_through_the_server_and_directly(
     at = ["--server", server.url]
     direct = {"S3DROP_DATA_DIR": str(server.data_dir)}
 
-    first = s3drop("ls", *at, "--limit", "2", "--json")
+    first = run_cli("ls", *at, "--limit", "2", "--json")
     page = json.loads(first.stdout)
     assert [image["id"] for image in page["images"]] == newest_first[:2]
     second = json.loads(
-        s3drop("ls", *at, "--limit", "2", "--cursor", page["next_cursor"], "--json").stdout
+        run_cli("ls", *at, "--limit", "2", "--cursor", page["next_cursor"], "--json").stdout
     )
     assert [image["id"] for image in second["images"]] == newest_first[2:]
     assert second["next_cursor"] is None
-    same = json.loads(s3drop("ls", "--direct", "--json", env=direct, cwd=tmp_path).stdout)
+    same = json.loads(run_cli("ls", "--direct", "--json", env=direct, cwd=tmp_path).stdout)
     assert [image["id"] for image in same["images"]] == newest_first
 
-    table = s3drop("ls", *at, "--limit", "2")
+    table = run_cli("ls", *at, "--limit", "2")
     assert table.returncode == 0
     header, *rows = table.stdout.splitlines()
     assert header.split()[:5] == ["ID", "UPLOADED", "SIZE", "FORMAT", "BYTES"]
@@ -266,16 +283,16 @@ def test_ls_and_rm_through_the_server_and_directly(
     assert rows[0].split()[3:5] == ["12x12", "png"]
     # The hint repeats what shapes the page, so pasting it gives the next page of the same list.
     assert table.stderr.strip() == f"more: s3drop ls --limit 2 --cursor {page['next_cursor']}"
-    direct_page = s3drop("ls", "--direct", "--limit", "2", env=direct, cwd=tmp_path)
+    direct_page = run_cli("ls", "--direct", "--limit", "2", env=direct, cwd=tmp_path)
     assert direct_page.stderr.strip().startswith("more: s3drop ls --direct --limit 2 --cursor ")
 
-    removed = s3drop("rm", *at, newest_first[0])
+    removed = run_cli("rm", *at, newest_first[0])
     assert (removed.returncode, removed.stdout) == (0, f"deleted {newest_first[0]}\n")
-    again = s3drop("rm", *at, newest_first[0], newest_first[1])
+    again = run_cli("rm", *at, newest_first[0], newest_first[1])
     assert again.returncode == 1
     assert again.stdout == f"deleted {newest_first[1]}\n"
     assert again.stderr == f"s3drop: error: not_found: no image {newest_first[0]!r}\n"
-    as_json = s3drop("rm", *at, newest_first[0], "--json")
+    as_json = run_cli("rm", *at, newest_first[0], "--json")
     assert as_json.returncode == 1
     assert json.loads(as_json.stdout) == {
         "deleted": [],
@@ -283,9 +300,9 @@ def test_ls_and_rm_through_the_server_and_directly(
             {"id": newest_first[0], "code": "not_found", "message": f"no image {newest_first[0]!r}"}
         ],
     }
-    gone = s3drop("rm", "--direct", newest_first[2], env=direct, cwd=tmp_path)
+    gone = run_cli("rm", "--direct", newest_first[2], env=direct, cwd=tmp_path)
     assert gone.returncode == 0, gone.stderr
-    empty = s3drop("ls", *at)
+    empty = run_cli("ls", *at)
     assert (empty.stdout, empty.stderr) == ("", "no images\n")
 
 
@@ -351,35 +368,33 @@ def test_the_token_is_sent_as_a_bearer_token(
     noise_png(tmp_path / "a.png", 10)
     noise_png(tmp_path / "b.png", 11)
     # No token: one error up front, not one refusal per file.
-    refused = s3drop("upload", "a.png", "b.png", "--server", server.url, "--json", cwd=tmp_path)
+    refused = run_cli("upload", "a.png", "b.png", "--server", server.url, "--json", cwd=tmp_path)
     assert refused.returncode == 2
     assert refused.stdout == ""
     assert refused.stderr == (
         f"s3drop: error: the server at {server.url}/ needs a token: pass --token or set "
         "S3DROP_TOKEN\n"
     )
-    wrong = s3drop("upload", "a.png", "--server", server.url, "--token", "x" * 20, cwd=tmp_path)
+    wrong = run_cli("upload", "a.png", "--server", server.url, "--token", "x" * 20, cwd=tmp_path)
     assert (wrong.returncode, len(wrong.stderr.splitlines())) == (2, 1)
     assert wrong.stderr.startswith("s3drop: error: ")
-    by_option = s3drop(
+    by_option = run_cli(
         "upload", "a.png", "--server", server.url, "--token", token, "--json", cwd=tmp_path
     )
     assert by_option.returncode == 0, by_option.stderr
     [uploaded] = json.loads(by_option.stdout)["results"]
-    by_env = s3drop("ls", "--json", env={"S3DROP_SERVER": server.url, "S3DROP_TOKEN": token})
+    by_env = run_cli("ls", "--json", env={"S3DROP_SERVER": server.url, "S3DROP_TOKEN": token})
     assert by_env.returncode == 0, by_env.stderr
     [image] = json.loads(by_env.stdout)["images"]
     assert image["id"] == uploaded["id"]
 
 
-def test_progress_bars_on_a_terminal(
-    make_server: Callable[..., LiveServer], tmp_path: Path
-) -> None:
+def test_progress_bars_on_a_terminal(small_server: LiveServer, tmp_path: Path) -> None:
     """On a terminal (a pseudo-terminal here): bars, then every file's line and the summary."""
     import pty
     import select
 
-    server = make_server(env=SMALL)
+    server = small_server
     pictures = tmp_path / "pictures"
     pictures.mkdir()
     for index in range(4):
@@ -436,16 +451,16 @@ def test_a_server_without_a_scheme_works_and_none_there_fails_at_once(
     live_server: LiveServer, tmp_path: Path
 ) -> None:
     bare = live_server.url.removeprefix("http://")
-    listing = s3drop("ls", "--server", bare)
+    listing = run_cli("ls", "--server", bare)
     assert (listing.returncode, listing.stderr) == (0, "no images\n")
     noise_png(tmp_path / "a.png", 10)
     nowhere = f"127.0.0.1:{free_port()}"
-    run = s3drop("upload", "a.png", "--server", nowhere, cwd=tmp_path)  # default: 4 retries
+    run = run_cli("upload", "a.png", "--server", nowhere, cwd=tmp_path)  # default: 4 retries
     assert run.returncode != 0
     # Connection refused before the server ever answered: said once, not retried for seconds.
     assert run.stderr.startswith(f"s3drop: error: cannot reach http://{nowhere}/api/config: ")
     assert "attempts" not in run.stderr
-    bad = s3drop("ls", "--server", "ftp://example.com")
+    bad = run_cli("ls", "--server", "ftp://example.com")
     assert bad.returncode != 0
     assert bad.stderr == "s3drop: error: --server: not an http(s) URL: 'ftp://example.com'\n"
 
@@ -454,7 +469,7 @@ def test_reading_commands_never_create_a_store(tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     for command in (["ls", "--direct"], ["rm", "--direct", "8204117022960ysdmyc35mf"], ["sweep"]):
-        run = s3drop(*command, cwd=elsewhere)
+        run = run_cli(*command, cwd=elsewhere)
         assert run.returncode == 1, command
         assert run.stdout == ""
         assert run.stderr == (
@@ -481,11 +496,11 @@ def test_a_port_in_use_is_one_line_and_no_banner(tmp_path: Path) -> None:
     assert not (tmp_path / "s3drop-data").exists()
 
 
-def test_the_banner_says_where_images_go(live_server: LiveServer) -> None:
-    port = live_server.url.rsplit(":", 1)[1]
-    banner = live_server.output().splitlines()[0]
+def test_the_banner_says_where_images_go(small_server: LiveServer) -> None:
+    port = small_server.url.rsplit(":", 1)[1]
+    banner = small_server.output().splitlines()[0]
     assert banner == (
-        f"s3drop {__version__}: local storage in {live_server.data_dir}, http://127.0.0.1:{port}/"
+        f"s3drop {__version__}: local storage in {small_server.data_dir}, http://127.0.0.1:{port}/"
     )
 
 
@@ -493,7 +508,7 @@ def test_one_way_of_writing_sizes(make_server: Callable[..., LiveServer], tmp_pa
     server = make_server(env={"S3DROP_MAX_BYTES": "10MiB"})
     poster = tmp_path / "poster.png"
     poster.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(13_215_657 - 8))
-    run = s3drop("upload", "poster.png", "--server", server.url, "--no-progress", cwd=tmp_path)
+    run = run_cli("upload", "poster.png", "--server", server.url, "--no-progress", cwd=tmp_path)
     assert run.stdout == (
         "refused   poster.png  file_too_large: poster.png is 12.6 MiB; the server takes at "
         "most 10 MiB\n"
@@ -508,9 +523,10 @@ def test_one_way_of_writing_sizes(make_server: Callable[..., LiveServer], tmp_pa
         assert http.get("/api/images").json()["images"] == []
 
 
-def test_upload_json_gives_absolute_urls(live_server: LiveServer, tmp_path: Path) -> None:
+def test_upload_json_gives_absolute_urls(small_server: LiveServer, tmp_path: Path) -> None:
+    live_server = small_server
     noise_png(tmp_path / "a.png", 10)
-    run = s3drop("upload", "a.png", "--server", live_server.url, "--json", cwd=tmp_path)
+    run = run_cli("upload", "a.png", "--server", live_server.url, "--json", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     [result] = json.loads(run.stdout)["results"]
     for url in (result["url"], result["image"]["url"], result["image"]["thumbnail_url"]):
@@ -519,27 +535,31 @@ def test_upload_json_gives_absolute_urls(live_server: LiveServer, tmp_path: Path
 
 
 def test_upload_of_a_file_already_in_the_gallery_says_so_and_sends_nothing(
-    make_server: Callable[..., LiveServer], tmp_path: Path
+    small_server: LiveServer, tmp_path: Path
 ) -> None:
-    server = make_server(env=SMALL)
+    server = small_server
     noise_png(tmp_path / "cat.png", 40)
-    first = s3drop("upload", "cat.png", "--server", server.url, "--no-progress", cwd=tmp_path)
+    before = _metrics(server)
+    first = run_cli("upload", "cat.png", "--server", server.url, "--no-progress", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     image_id = first.stdout.split()[2]
 
-    again = s3drop("upload", "cat.png", "--server", server.url, "--no-progress", cwd=tmp_path)
+    again = run_cli("upload", "cat.png", "--server", server.url, "--no-progress", cwd=tmp_path)
 
     assert again.returncode == 0, again.stderr  # the file is in the gallery: nothing failed
     assert again.stdout.splitlines() == [
         f"duplicate  cat.png  {image_id}  already in your gallery, nothing sent"
     ]
     assert again.stderr.strip() == "0 of 1 file accepted, 1 already in your gallery"
-    with server.client() as http:
-        metrics = http.get("/metrics").text
-    assert _sample(metrics, "s3drop_uploads_signed_total") == 1  # the first upload's only
-    assert _sample(metrics, "s3drop_uploads_duplicate_total") == 1
-    assert _sample(metrics, "s3drop_uploads_received_total") == 1
-    as_json = s3drop("upload", "cat.png", "--json", "--server", server.url, cwd=tmp_path)
+    metrics = _metrics(server)
+
+    def counted(name: str) -> float:
+        return _sample(metrics, name) - _sample(before, name)
+
+    assert counted("s3drop_uploads_signed_total") == 1  # the first upload's only
+    assert counted("s3drop_uploads_duplicate_total") == 1
+    assert counted("s3drop_uploads_received_total") == 1
+    as_json = run_cli("upload", "cat.png", "--json", "--server", server.url, cwd=tmp_path)
     document = json.loads(as_json.stdout)
     assert document["counts"]["duplicate"] == 1
     (result,) = document["results"]

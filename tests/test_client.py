@@ -8,7 +8,7 @@ import io
 import os
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -29,9 +29,18 @@ from s3drop.errors import (
 from .conftest import LiveServer, free_port
 from .flaky_proxy import flaky_proxy
 from .inprocess import AppServer
+from .shared_server import shared_server
 
 FAST = {"backoff": 0.01, "max_backoff": 0.05}
 LIMITS = {"S3DROP_RATE_PER_MINUTE": "1000"}
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One server for this module's retry tests (each behind a proxy of its own, with files of
+    its own): what a test must not leave behind is compared with what was there before it."""
+    with shared_server(tmp_path_factory, "client", env=LIMITS) as server:
+        yield server
 
 
 def noise_png(path: Path, side: int) -> bytes:
@@ -58,9 +67,10 @@ def leftovers(server: LiveServer) -> list[Path]:
 
 
 def test_upload_is_retried_after_the_connection_drops_mid_upload(
-    make_server: Callable[..., LiveServer], tmp_path: Path
+    live_server: LiveServer, tmp_path: Path
 ) -> None:
-    server = make_server(env=LIMITS)
+    server = live_server
+    before = quarantined(server), leftovers(server)
     original = noise_png(tmp_path / "noise.png", 600)  # ~1 MB: the drop comes 64 KiB in
     faults = {("POST", "/storage"): ["reset", "reset"]}
     seen: list[tuple[int, int]] = []
@@ -73,8 +83,7 @@ def test_upload_is_retried_after_the_connection_drops_mid_upload(
         # The image's URL names the proxy the client used; read it from the server itself.
         assert http.get(httpx.URL(image["url"]).raw_path.decode()).content == original
     # The dropped attempts left nothing behind, in quarantine or half-written.
-    assert quarantined(server) == []
-    assert leftovers(server) == []
+    assert (quarantined(server), leftovers(server)) == before
     # Progress restarted from 0 for each attempt and ended at the file's size.
     assert seen[-1] == (len(original), len(original))
     assert [sent for sent, _ in seen].count(0) == 3
@@ -106,6 +115,7 @@ def test_5xx_and_429_are_retried_with_backoff_honouring_retry_after(
 def test_a_refusal_is_never_retried(live_server: LiveServer, tmp_path: Path) -> None:
     path = tmp_path / "a.png"
     noise_png(path, 20)
+    before = stored_files(live_server)
     with flaky_proxy(live_server.url) as proxy, Client(proxy.url, **FAST) as client:
         # The server refuses to sign (413): one request.
         with pytest.raises(FileTooLarge):
@@ -123,7 +133,7 @@ def test_a_refusal_is_never_retried(live_server: LiveServer, tmp_path: Path) -> 
         with pytest.raises(NotFound):
             client.complete(form.id)
         assert proxy.count("POST", f"/api/uploads/{form.id}/complete") == 1
-    assert stored_files(live_server) == []
+    assert stored_files(live_server) == before
 
 
 def test_429_with_a_long_retry_after_is_not_waited_for(
@@ -140,6 +150,7 @@ def test_429_with_a_long_retry_after_is_not_waited_for(
 def test_gives_up_after_the_last_retry(live_server: LiveServer, tmp_path: Path) -> None:
     noise_png(tmp_path / "a.png", 200)
     faults = {("POST", "/storage"): ["reset"] * 10}
+    before = stored_files(live_server), leftovers(live_server)
     with (
         flaky_proxy(live_server.url, faults) as proxy,
         Client(proxy.url, retries=2, **FAST) as client,
@@ -148,8 +159,7 @@ def test_gives_up_after_the_last_retry(live_server: LiveServer, tmp_path: Path) 
             client.upload(tmp_path / "a.png")
         assert proxy.count("POST", "/storage") == 3
     assert "no answer after 3 attempts" in failed.value.message
-    assert stored_files(live_server) == []
-    assert leftovers(live_server) == []
+    assert (stored_files(live_server), leftovers(live_server)) == before
 
 
 def test_no_server_is_one_clear_error() -> None:

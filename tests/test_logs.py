@@ -200,14 +200,21 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                 return
-        time.sleep(0.1)
+        time.sleep(0.02)
     pytest.fail("the server did not answer within 30 s")
 
 
-def _sign(url: str, n: int) -> None:
+def _fresh_connections() -> httpx.Client:
+    """One client for a test's many requests (a client of its own costs ~20 ms of CPU: its TLS
+    context), opening a new connection for each, as separate callers would (and so that the
+    kernel spreads them over the workers)."""
+    return httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
+
+
+def _sign(http: httpx.Client, url: str, n: int) -> None:
     body = {"filename": f"log-{n}.png", "content_type": "image/png", "size": 1000}
     # On a loop stuck writing to standard error this waits its 30 s and fails.
-    answer = httpx.post(f"{url}/api/uploads", json=body, timeout=30)
+    answer = http.post(f"{url}/api/uploads", json=body, timeout=30)
     assert answer.status_code == 201, answer.text
 
 
@@ -223,6 +230,7 @@ def test_a_server_whose_stderr_nobody_reads_keeps_its_loop_free(tmp_path: Path) 
         "S3DROP_DATA_DIR": str(tmp_path / "data"),
         "S3DROP_RATE_PER_MINUTE": "100000",
         "S3DROP_PORT": str(port),
+        "S3DROP_DECODE_WORKERS": "1",  # nothing is decoded: the fewest workers to warm
     }
     command = [sys.executable, "-m", "tests.loop_probe", "--port", str(port), "--serve-logs"]
     written = bytearray()
@@ -233,13 +241,16 @@ def test_a_server_whose_stderr_nobody_reads_keeps_its_loop_free(tmp_path: Path) 
         try:
             _wait_until_up(url, process)
             one_flow(url, 0)  # warm up (as tests/test_event_loop.py does)
-            with httpx.Client(base_url=url, timeout=30) as http:
+            with (
+                httpx.Client(base_url=url, timeout=30) as http,
+                _fresh_connections() as signer,
+            ):
                 assert http.get("/healthz").status_code == 200  # FastAPI's route caches
                 assert http.get("/_probe/report").status_code == 200
                 assert http.post("/_probe/start").status_code == 200
                 with ThreadPoolExecutor(4) as pool:
                     for start in range(0, 100, 20):
-                        list(pool.map(lambda n: _sign(url, n), range(start, start + 20)))
+                        list(pool.map(lambda n: _sign(signer, url, n), range(start, start + 20)))
                         assert http.get("/healthz").status_code == 200
                 report: dict[str, Any] = http.get("/_probe/report").json()
             full = _unread(read)
@@ -271,6 +282,7 @@ def test_serve_workers_write_every_line_at_sigterm(tmp_path: Path) -> None:
         **os.environ,
         "S3DROP_DATA_DIR": str(tmp_path / "data"),
         "S3DROP_RATE_PER_MINUTE": "100000",
+        "S3DROP_DECODE_WORKERS": "1",  # nothing is decoded: the fewest workers to warm
     }
     command = [sys.executable, "-m", "s3drop", "serve", "--port", str(port), "--workers", "2"]
     written = bytearray()
@@ -280,8 +292,8 @@ def test_serve_workers_write_every_line_at_sigterm(tmp_path: Path) -> None:
         os.close(write)
         try:
             _wait_until_up(url, process)
-            with ThreadPoolExecutor(4) as pool:
-                list(pool.map(lambda n: _sign(url, n), range(80)))
+            with ThreadPoolExecutor(4) as pool, _fresh_connections() as signer:
+                list(pool.map(lambda n: _sign(signer, url, n), range(80)))
             assert httpx.get(f"{url}/healthz", timeout=30).status_code == 200
             full = _unread(read)
             reader = _drain(read, written)

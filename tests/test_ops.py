@@ -10,7 +10,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,18 @@ from s3drop.web.ops import READY_TIMEOUT
 
 from .conftest import RGW, LiveServer
 from .inprocess import AppServer
+from .shared_server import shared_server
 from .test_client import noise_png
 
 LIMITS = {"S3DROP_RATE_PER_MINUTE": "1000"}
+
+
+@pytest.fixture(scope="module")
+def plain_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One ``s3drop serve`` with the defaults, for the tests that only send it a request or two
+    and read their own answers or log lines (text logs, HEAD)."""
+    with shared_server(tmp_path_factory, "ops") as server:
+        yield server
 
 
 def fresh() -> httpx.HTTPTransport:
@@ -115,12 +124,13 @@ def test_readyz_follows_rgw_going_away_and_coming_back(
 
 
 def test_readyz_gives_up_on_storage_that_never_answers(
-    make_server: Callable[..., LiveServer],
+    make_app: Callable[..., AppServer],
 ) -> None:
-    """An endpoint that accepts connections and never answers: 503 after READY_TIMEOUT."""
+    """An endpoint that accepts connections and never answers: 503 after READY_TIMEOUT.
+    In-process: the app's own deadline is the point, not a process."""
     with socket.create_server(("127.0.0.1", 0)) as silent:
         endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        server = make_server(
+        server = make_app(
             env={
                 "AWS_ACCESS_KEY_ID": "test",
                 "AWS_SECRET_ACCESS_KEY": "test-secret",
@@ -129,9 +139,10 @@ def test_readyz_gives_up_on_storage_that_never_answers(
                 "S3DROP_BUCKET": "silent",
             }
         )
-        started = time.monotonic()
-        answer = httpx.get(f"{server.url}/readyz", timeout=30)
-        waited = time.monotonic() - started
+        with server.client() as http:
+            started = time.monotonic()
+            answer = http.get("/readyz", timeout=30)
+            waited = time.monotonic() - started
     assert answer.status_code == 503
     assert answer.json()["error"] == {
         "code": "storage_unavailable",
@@ -398,13 +409,13 @@ def test_json_logs_are_one_object_per_line_without_signatures(
     assert secret not in server.output()
 
 
-def test_text_logs_redact_signatures_too(live_server: LiveServer) -> None:
+def test_text_logs_redact_signatures_too(plain_server: LiveServer) -> None:
     secret = "fedcba9876543210" * 4
-    with live_server.client() as http:
+    with plain_server.client() as http:
         http.get(f"/storage/incoming/x.png?expires=1&signature={secret}")
-    live_server.stop()
-    assert "signature=REDACTED" in live_server.output()
-    assert secret not in live_server.output()
+    # Its access line, once the log has settled (written by the server's log thread).
+    assert "/storage/incoming/x.png?expires=1&signature=REDACTED" in plain_server.output()
+    assert secret not in plain_server.output()
 
 
 def test_json_formatter_keeps_extras_and_audit_fields() -> None:
@@ -475,9 +486,9 @@ def test_sigterm_lets_an_upload_in_flight_finish(
     client.close()
 
 
-def test_head_answers_like_get(live_server: LiveServer) -> None:
+def test_head_answers_like_get(plain_server: LiveServer) -> None:
     """Uptime checkers use HEAD."""
     for path in ("/", "/healthz"):
-        answer = httpx.head(f"{live_server.url}{path}")
+        answer = httpx.head(f"{plain_server.url}{path}")
         assert answer.status_code == 200, path
         assert answer.content == b""

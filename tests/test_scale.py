@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,23 +22,45 @@ import pytest
 from . import samples
 from .conftest import RGW, LiveServer
 from .redis_server import RedisServer
+from .shared_server import shared_server
 
 PUBLIC = "https://photos.example.com"
 ALICE, BOB, CAROL = "alice-token-0123456789", "bob-token-0123456789ab", "carol-token-012345678"
 
 
-def _instances(
-    make_server: Callable[..., LiveServer], rgw: RGW, bucket: str, redis: RedisServer, **env: str
-) -> list[LiveServer]:
+#: The instances' limit of signs a minute (per caller): the first test signs once, the second
+#: counts to it.
+LIMIT = 7
+
+
+@pytest.fixture(scope="module")
+def instances(
+    tmp_path_factory: pytest.TempPathFactory, rgw: RGW, redis_session: RedisServer
+) -> Iterator[list[LiveServer]]:
+    """The two instances and their bucket, for both tests that use them (each test takes the
+    ``redis_server`` fixture: Redis is emptied, so every count starts from nothing); each test
+    has callers of its own, and reads its own lines of the audit trail."""
+    bucket = rgw.new_bucket("t-scale")
     shared = {
         **rgw.env(bucket),
-        "S3DROP_REDIS_URL": redis.url,
+        "S3DROP_REDIS_URL": redis_session.url,
         "S3DROP_TOKENS": f"alice:{ALICE},bob:{BOB},carol:{CAROL}",
         "S3DROP_PUBLIC_URL": PUBLIC,
         "S3DROP_TRUSTED_PROXIES": "127.0.0.1",
-        **env,
+        "S3DROP_RATE_PER_MINUTE": str(LIMIT),
     }
-    return [make_server(env=shared) for _ in range(2)]
+    try:
+        with (
+            shared_server(tmp_path_factory, "scale-a", env=shared) as first,
+            shared_server(tmp_path_factory, "scale-b", env=shared) as second,
+        ):
+            yield [first, second]
+    finally:
+        s3 = rgw.client()
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                s3.delete_object(Bucket=bucket, Key=item["Key"])
+        s3.delete_bucket(Bucket=bucket)
 
 
 def _client(server: LiveServer, token: str, client_address: str) -> httpx.Client:
@@ -69,9 +91,9 @@ def _audit(server: LiveServer, event: str) -> list[dict[str, Any]]:
 
 
 def test_two_instances_share_nothing_but_the_bucket_and_redis(
-    make_server: Callable[..., LiveServer], rgw: RGW, bucket: str, redis_server: RedisServer
+    instances: list[LiveServer], redis_server: RedisServer
 ) -> None:
-    first, second = _instances(make_server, rgw, bucket, redis_server)
+    first, second = instances
     assert first.data_dir != second.data_dir
     data = samples.png(8)
     with _client(first, ALICE, "203.0.113.7") as one, _client(second, ALICE, "203.0.113.7") as two:
@@ -101,17 +123,17 @@ def test_two_instances_share_nothing_but_the_bucket_and_redis(
         assert [http.get("/api/images").json()["images"] for http in (one, two)] == [[], []]
         assert two.get(f"/api/images/{image['id']}").status_code == 404
     # one accept, counted once, in Redis; and nothing of it on either machine's disk
-    assert len(_audit(first, "accept")) + len(_audit(second, "accept")) == 1
+    assert len(_audit(first, "accept")) + len(_audit(second, "accept")) == 1  # none elsewhere
     for server in (first, second):
         files = sorted(str(p.relative_to(server.data_dir)) for p in server.data_dir.rglob("*"))
         assert not any("limits" in name or name.startswith("objects") for name in files), files
 
 
 def test_a_limit_of_n_signs_a_minute_holds_exactly_across_two_instances(
-    make_server: Callable[..., LiveServer], rgw: RGW, bucket: str, redis_server: RedisServer
+    instances: list[LiveServer], redis_server: RedisServer
 ) -> None:
-    limit = 7
-    servers = _instances(make_server, rgw, bucket, redis_server, S3DROP_RATE_PER_MINUTE=str(limit))
+    limit = LIMIT
+    servers = instances
     data = samples.png(4)
     if time.time() % 60 > 45:  # all of it inside one minute's window
         time.sleep(61 - time.time() % 60)

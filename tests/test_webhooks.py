@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from s3drop.webhooks import (
 
 from . import samples
 from .conftest import LiveServer
+from .inprocess import AppServer
 
 SECRET = generate_secret()
 
@@ -136,13 +137,25 @@ def hooked_env(receiver: Receiver) -> dict[str, str]:
     }
 
 
-def upload(server: LiveServer, http: httpx.Client, data: bytes) -> str:
-    """Sign and post ``data`` to the live server's storage; its upload id."""
+@pytest.fixture
+def hooked_app(make_app: Callable[..., AppServer], receiver: Receiver) -> Iterator[AppServer]:
+    """The app in-process, sending its webhooks to ``receiver`` (HTTP and the outbox are the
+    point, not a process); its outbox stopped at the end, before the receiver is (the decode
+    workers stay: other in-process apps of this process share them)."""
+    server = make_app(env=hooked_env(receiver))
+    yield server
+    drop: S3Drop = server.app.state.drop  # type: ignore[attr-defined]
+    assert drop.webhooks is not None
+    drop.webhooks.close()
+
+
+def upload(server: LiveServer | AppServer, http: httpx.Client, data: bytes) -> str:
+    """Sign and post ``data`` to the server's storage; its upload id."""
     claim = {"filename": "cat.png", "content_type": "image/png", "size": len(data)}
     signed = http.post("/api/uploads", json=claim)
     assert signed.status_code == 201, signed.text
     form = signed.json()["upload"]
-    posted = httpx.post(  # the form's URL is absolute (relative before mount's merge)
+    posted = http.post(  # the form's URL is absolute (relative before mount's merge)
         urljoin(server.url + "/", form["url"]),
         data=form["fields"],
         files={"file": ("cat.png", data)},
@@ -211,9 +224,9 @@ def test_the_cli_makes_a_secret() -> None:
 # --- delivery, through a live server ------------------------------------------------------------
 
 
-def test_each_accepted_image_arrives_once_signed(make_server: Any, receiver: Receiver) -> None:
+def test_each_accepted_image_arrives_once_signed(hooked_app: AppServer, receiver: Receiver) -> None:
     """Completed, completed again, and raced by five concurrent completes: one delivery each."""
-    server: LiveServer = make_server(env=hooked_env(receiver))
+    server = hooked_app
     with server.client() as http:
         first = upload(server, http, samples.png(1, (40, 30)))
         answer = http.post(f"/api/uploads/{first}/complete")
@@ -224,7 +237,7 @@ def test_each_accepted_image_arrives_once_signed(make_server: Any, receiver: Rec
         with concurrent.futures.ThreadPoolExecutor(5) as pool:
             answers = list(
                 pool.map(
-                    lambda _: httpx.post(f"{server.url}/api/uploads/{raced}/complete", timeout=30),
+                    lambda _: http.post(f"/api/uploads/{raced}/complete", timeout=30),
                     range(5),
                 )
             )
@@ -285,9 +298,11 @@ def test_two_workers_racing_on_one_upload_send_one_webhook(
     assert server.output().count('"event":"accept"') == 3
 
 
-def test_a_500_is_retried_and_a_replay_is_refused(make_server: Any, receiver: Receiver) -> None:
+def test_a_500_is_retried_and_a_replay_is_refused(
+    hooked_app: AppServer, receiver: Receiver
+) -> None:
     receiver.failures = 2
-    server: LiveServer = make_server(env=hooked_env(receiver))
+    server = hooked_app
     with server.client() as http:
         upload_id = upload(server, http, samples.png(3, (40, 30)))
         assert http.post(f"/api/uploads/{upload_id}/complete").status_code == 200
@@ -308,12 +323,12 @@ def test_a_500_is_retried_and_a_replay_is_refused(make_server: Any, receiver: Re
 
 
 def test_the_request_is_answered_before_the_slow_receiver(
-    make_server: Any, receiver: Receiver
+    hooked_app: AppServer, receiver: Receiver
 ) -> None:
     """The receiver holds every delivery until the test lets go: the completion is answered,
     and a rejection and a delete after it too, while the receiver holds the first delivery."""
     receiver.hold = threading.Event()
-    server: LiveServer = make_server(env=hooked_env(receiver))
+    server = hooked_app
     with server.client() as http:
         upload_id = upload(server, http, samples.png(4, (40, 30)))
         assert http.post(f"/api/uploads/{upload_id}/complete").status_code == 200
