@@ -107,12 +107,14 @@ def _post(server: LiveServer | AppServer, body: bytes, boundary: str) -> httpx.R
 # --- the parts flood --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("parts", [8_000, 20_000])
 @pytest.mark.alone  # asserts answers within a bound of wall time
 def test_a_flood_of_empty_parts_is_refused_fast_and_never_blocks_the_server(
-    refusing_server: LiveServer, parts: int
+    refusing_server: LiveServer,
 ) -> None:
-    """Issue 10 #1: 8,000 empty parts took 5.8 s and froze every request; 20,000, 34 s."""
+    """Issue 10 #1: 8,000 empty parts took 5.8 s and froze every request; 20,000, 34 s. The
+    8,000 alone fail the bounds below on that code (a second case of 20,000 was one more alone
+    stretch for the other xdist worker to sit out, refused at the same 65th part)."""
+    parts = 8_000
     boundary = "flood"
     body = _multipart(boundary, [(f"x-ignore-{n}", "") for n in range(parts)])
     answers: list[tuple[httpx.Response, float]] = []
