@@ -30,6 +30,7 @@ from s3drop.uploads import S3Drop
 
 from . import samples
 from .appflow import app_backend, fetch, upload
+from .cli_inprocess import run_cli
 from .conftest import start_server
 from .flow import Backend, complete
 
@@ -280,13 +281,9 @@ def test_the_sweep_command(drop: S3Drop, tmp_path: Path) -> None:
     env = {**os.environ, "S3DROP_DATA_DIR": str(tmp_path / "data")}
 
     def sweep(*args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "-m", "s3drop", "sweep", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        # In this process (what the command prints is the point); the refusal below is a real
+        # `python -m s3drop` run.
+        result = run_cli("sweep", *args, env={"S3DROP_DATA_DIR": str(tmp_path / "data")})
         assert result.returncode == 0, result.stderr
         return result.stdout.strip()
 
