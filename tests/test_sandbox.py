@@ -262,6 +262,7 @@ def test_completions_beyond_the_queue_get_503_busy_and_stay_retryable(
     with server.client() as http:
         retried = http.post(f"/api/uploads/{busy[0][0]}/complete")
     assert retried.status_code == 200, retried.text
+    server.app.state.drop.decoders.close()  # this test's own pool: its workers need not idle on
 
 
 @pytest.mark.alone  # asserts answers within a bound of wall time
