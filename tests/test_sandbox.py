@@ -289,10 +289,11 @@ def test_sigterm_with_bombs_in_flight_stops_the_server_promptly(
         except httpx.HTTPError as exc:
             results.append(exc)
 
+    idle = _idle_workers(server.process.pid)  # started and done importing: CPU time is tasks'
     threads = [threading.Thread(target=one, args=(upload_id,)) for upload_id in ids]
     for thread in threads:
         thread.start()
-    _wait_for_a_decode(server.process.pid)  # in flight: one decoding, the rest queued
+    _wait_for_a_decode(server.process.pid, idle)  # in flight: one decoding, the rest queued
     start = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
     code = server.process.wait(timeout=30)
@@ -309,19 +310,37 @@ def test_sigterm_with_bombs_in_flight_stops_the_server_promptly(
     assert backend.keys("images/") == [] or len(backend.keys("images/")) < 12
 
 
-def _wait_for_a_decode(pid: int) -> None:
-    """Until one of the server's decode workers has used 0.2 s of CPU on a task (12 x ~1 s of
-    CPU are in flight: one decoding, the rest queued)."""
-    start: dict[int, float] = {}
+def _idle_workers(pid: int) -> dict[int, float]:
+    """The server's decode workers' CPU times once none of them uses any (the pool starts them
+    in the background: their imports are done)."""
+    deadline = time.monotonic() + 30
+    before = _worker_cpu(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = _worker_cpu(pid)
+        if now and now == before:
+            return now
+        before = now
+    raise AssertionError(f"the decode workers never went idle: {before}")
+
+
+def _wait_for_a_decode(pid: int, idle: dict[int, float]) -> None:
+    """Until one of the server's workers, idle before, has used 0.2 s of CPU on a task."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        for child in _children(pid):
-            with contextlib.suppress(OSError):
-                used = _cpu_seconds(child)
-                if used - start.setdefault(child, used) > 0.2:
-                    return
+        for child, used in _worker_cpu(pid).items():
+            if child in idle and used - idle[child] > 0.2:
+                return
         time.sleep(0.02)
     raise AssertionError("no decode worker started decoding within 30 s")
+
+
+def _worker_cpu(pid: int) -> dict[int, float]:
+    found = {}
+    for child in _children(pid):
+        with contextlib.suppress(OSError):
+            found[child] = _cpu_seconds(child)
+    return found
 
 
 def _children(pid: int) -> list[int]:
