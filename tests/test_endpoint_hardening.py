@@ -1,7 +1,9 @@
 """Attacks on the local backend's storage endpoint and on the server's connections, over real HTTP.
 
-Each test runs ``s3drop serve`` (local backend, loopback) and plays the attacker with httpx or raw
-sockets: a flood of form parts, oversized part headers and fields, bad boundaries, an upload that
+The tests play the attacker with httpx or raw sockets against ``s3drop serve`` (local backend,
+loopback; one server shared by the tests whose requests are all refused, one with short timeouts
+for the clients that stop sending), or against the app in-process where neither uvicorn nor a
+socket is the point (the receiver's field cap, a full disk): a flood of form parts, oversized part headers and fields, bad boundaries, an upload that
 stops sending, idle and half-sent request heads, a flood of connections. Every refusal is checked
 for its status and S3 error code, and for leaving nothing behind (no object, nothing in ``tmp/``).
 """
@@ -23,17 +25,33 @@ import pytest
 
 from . import samples
 from .conftest import LiveServer, start_server
+from .inprocess import AppServer
+
+
+def _clean_server(tmp: Path, env: dict[str, str] | None = None) -> LiveServer:
+    """A live server with ``env`` and nothing from the machine's environment."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith(("AWS_", "S3DROP_", "BUCKET_NAME")):
+                patch.delenv(name)
+        return start_server(tmp, env=env)
 
 
 @pytest.fixture(scope="module")
 def refusing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """One server for the tests whose requests are all refused (so each still finds nothing
-    stored): a server start saved per test. Nothing from the machine's environment leaks in."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith(("AWS_", "S3DROP_", "BUCKET_NAME")):
-                patch.delenv(name)
-        server = start_server(tmp_path_factory.mktemp("refusing"))
+    stored): a server start saved per test."""
+    server = _clean_server(tmp_path_factory.mktemp("refusing"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def impatient_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One server with one-second timeouts for request heads and for uploads that stop, shared
+    by the tests of clients that stop sending (each is refused: nothing is ever stored)."""
+    env = {"S3DROP_UPLOAD_IDLE_TIMEOUT": "1", "S3DROP_HEADER_TIMEOUT": "1"}
+    server = _clean_server(tmp_path_factory.mktemp("impatient"), env)
     yield server
     server.stop()
 
@@ -45,16 +63,17 @@ def _s3_code(response: httpx.Response) -> str:
     return match[1]
 
 
-def _assert_nothing_stored(server: LiveServer) -> None:
+def _assert_nothing_stored(server: LiveServer | AppServer) -> None:
     objects = server.data_dir / "objects"
     stored = [p for p in objects.rglob("*") if p.is_file()] if objects.exists() else []
     assert stored == []
     assert list((server.data_dir / "tmp").iterdir()) == []
 
 
-def _sign(server: LiveServer, data: bytes) -> dict[str, object]:
+def _sign(server: LiveServer | AppServer, data: bytes) -> dict[str, object]:
     claim = {"filename": "cat.png", "content_type": "image/png", "size": len(data)}
-    response = httpx.post(server.url + "/api/uploads", json=claim, timeout=30)
+    with server.client() as http:
+        response = http.post("/api/uploads", json=claim)
     assert response.status_code == 201, response.text
     form: dict[str, object] = response.json()["upload"]
     return form
@@ -75,24 +94,27 @@ def _multipart(boundary: str, fields: list[tuple[str, str]], file: bytes | None 
     return bytes(out)
 
 
-def _post(server: LiveServer, body: bytes, boundary: str) -> httpx.Response:
-    return httpx.post(
-        server.url + "/storage",
-        content=body,
-        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-        timeout=60,
-    )
+def _post(server: LiveServer | AppServer, body: bytes, boundary: str) -> httpx.Response:
+    with server.client() as http:
+        http.timeout = httpx.Timeout(60)
+        return http.post(
+            "/storage",
+            content=body,
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
 
 
 # --- the parts flood --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("parts", [8_000, 20_000])
 @pytest.mark.alone  # asserts answers within a bound of wall time
 def test_a_flood_of_empty_parts_is_refused_fast_and_never_blocks_the_server(
-    live_server: LiveServer, parts: int
+    refusing_server: LiveServer,
 ) -> None:
-    """Issue 10 #1: 8,000 empty parts took 5.8 s and froze every request; 20,000, 34 s."""
+    """Issue 10 #1: 8,000 empty parts took 5.8 s and froze every request; 20,000, 34 s. The
+    8,000 alone fail the bounds below on that code (a second case of 20,000 was one more alone
+    stretch for the other xdist worker to sit out, refused at the same 65th part)."""
+    parts = 8_000
     boundary = "flood"
     body = _multipart(boundary, [(f"x-ignore-{n}", "") for n in range(parts)])
     answers: list[tuple[httpx.Response, float]] = []
@@ -100,11 +122,11 @@ def test_a_flood_of_empty_parts_is_refused_fast_and_never_blocks_the_server(
     def flood() -> None:
         for _ in range(3):  # several, so the probes overlap the parsing
             start = time.perf_counter()
-            answers.append((_post(live_server, body, boundary), time.perf_counter() - start))
+            answers.append((_post(refusing_server, body, boundary), time.perf_counter() - start))
 
     attacker = threading.Thread(target=flood)
     latencies: dict[str, list[float]] = {"/healthz": [], "/api/images": []}
-    with httpx.Client(base_url=live_server.url, timeout=60) as probe:
+    with httpx.Client(base_url=refusing_server.url, timeout=60) as probe:
         # Connected and warm (first-call imports) before the flood; what each probe takes with
         # no flood is the floor the 200 ms are counted from (it is a few ms on an idle machine,
         # more on a dev machine shared with other test runs).
@@ -122,6 +144,7 @@ def test_a_flood_of_empty_parts_is_refused_fast_and_never_blocks_the_server(
             start = time.perf_counter()
             assert probe.get(path).status_code == 200
             latencies[path].append(time.perf_counter() - start)
+            time.sleep(0.005)  # paced: a 200 ms stall is seen as well, with less CPU taken
         attacker.join(timeout=120)
     assert not attacker.is_alive()
     assert len(answers) == 3
@@ -136,7 +159,7 @@ def test_a_flood_of_empty_parts_is_refused_fast_and_never_blocks_the_server(
             f"{path} waited {max(waits) * 1000:.0f} ms (without the flood: "
             f"{idle[path] * 1000:.0f} ms)"
         )
-    _assert_nothing_stored(live_server)
+    _assert_nothing_stored(refusing_server)
 
 
 @pytest.mark.parametrize(
@@ -195,7 +218,8 @@ def test_part_headers_are_capped(
     _assert_nothing_stored(refusing_server)
 
 
-def test_fields_before_the_file_are_capped_at_s3s_20_kib(live_server: LiveServer) -> None:
+def test_fields_before_the_file_are_capped_at_s3s_20_kib(app_server: AppServer) -> None:
+    live_server = app_server  # the receiver's cap is the app's: no process needed
     data = samples.png(1, (40, 30))
     form = _sign(live_server, data)
     fields = list(form["fields"].items())  # type: ignore[attr-defined]
@@ -266,10 +290,8 @@ def _closed_within(
     return False, received
 
 
-def test_an_upload_that_stops_sending_is_cut_and_cleaned_up(
-    make_server: Callable[..., LiveServer],
-) -> None:
-    server = make_server(env={"S3DROP_UPLOAD_IDLE_TIMEOUT": "1"})
+def test_an_upload_that_stops_sending_is_cut_and_cleaned_up(impatient_server: LiveServer) -> None:
+    server = impatient_server
     data = samples.png(2, (400, 300))
     form = _sign(server, data)
     body = _multipart("stall", list(form["fields"].items()), data)  # type: ignore[attr-defined]
@@ -295,9 +317,10 @@ def test_an_upload_that_stops_sending_is_cut_and_cleaned_up(
 
 
 def test_an_api_body_that_stops_arriving_is_answered_408_and_closed(
-    make_server: Callable[..., LiveServer],
+    impatient_server: LiveServer,
 ) -> None:
-    server = make_server(env={"S3DROP_UPLOAD_IDLE_TIMEOUT": "1"})
+    server = impatient_server
+    before = len(server.output())  # the server is shared: this test's lines are what follows
     head = (
         b"POST /api/uploads HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         b"Content-Type: application/json\r\nContent-Length: 200\r\n\r\n"
@@ -311,16 +334,15 @@ def test_an_api_body_that_stops_arriving_is_answered_408_and_closed(
     assert b'"request_timeout"' in answer
     assert closed
     assert waited < 4, f"answered after {waited:.1f} s"
-    assert "Traceback" not in server.output()
-    assert '"event": "sign"' not in server.output().replace('"event":"sign"', '"event": "sign"')
+    logged = server.output()[before:]
+    assert "Traceback" not in logged
+    assert '"event": "sign"' not in logged.replace('"event":"sign"', '"event": "sign"')
     _assert_nothing_stored(server)
 
 
-def test_idle_and_half_sent_request_heads_are_closed(
-    make_server: Callable[..., LiveServer],
-) -> None:
+def test_idle_and_half_sent_request_heads_are_closed(impatient_server: LiveServer) -> None:
     """Issue 10: idle and partial-header connections were kept for more than 70 s."""
-    server = make_server(env={"S3DROP_HEADER_TIMEOUT": "1"})
+    server = impatient_server
     idle = [_connect(server) for _ in range(5)]
     slow = [_connect(server) for _ in range(5)]
     try:
@@ -329,6 +351,8 @@ def test_idle_and_half_sent_request_heads_are_closed(
         started = time.monotonic()
         open_ = set(range(len(slow)))
         for _ in range(12):  # a header byte every 0.25 s does not keep a head alive
+            if not open_:
+                break  # every one was closed (the first sends after the close still succeed)
             for index in list(open_):
                 try:
                     slow[index].sendall(b"X")
@@ -345,7 +369,8 @@ def test_idle_and_half_sent_request_heads_are_closed(
             sock.close()
 
 
-def test_an_endless_request_head_is_refused_431(live_server: LiveServer) -> None:
+def test_an_endless_request_head_is_refused_431(refusing_server: LiveServer) -> None:
+    live_server = refusing_server
     """httptools (llhttp) has no cap on a head's size: one header line of many MiB was buffered."""
     with contextlib.closing(_connect(live_server)) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ")
@@ -359,7 +384,9 @@ def test_an_endless_request_head_is_refused_431(live_server: LiveServer) -> None
     assert httpx.get(live_server.url + "/healthz", timeout=5).status_code == 200
 
 
-def test_a_refusal_before_a_long_body_ends_answers_once_and_closes(live_server: LiveServer) -> None:
+def test_a_refusal_before_a_long_body_ends_answers_once_and_closes(
+    refusing_server: LiveServer,
+) -> None:
     """Past what the server drains (16 MiB), the rest of a refused body is not read as a next
     request's head: one answer, then the connection closes."""
     size = 24 * 1024 * 1024
@@ -368,7 +395,7 @@ def test_a_refusal_before_a_long_body_ends_answers_once_and_closes(live_server: 
         f"Content-Type: multipart/form-data; boundary={'a' * 300}\r\n"
         f"Content-Length: {size}\r\n\r\n"
     ).encode()
-    with contextlib.closing(_connect(live_server)) as sock:
+    with contextlib.closing(_connect(refusing_server)) as sock:
         sock.sendall(head)
 
         def send_body() -> None:
@@ -383,7 +410,7 @@ def test_a_refusal_before_a_long_body_ends_answers_once_and_closes(live_server: 
     assert closed
     assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
     assert answer.count(b"HTTP/1.1 ") == 1, answer
-    _assert_nothing_stored(live_server)
+    _assert_nothing_stored(refusing_server)
 
 
 def _fds(server: LiveServer) -> int:
@@ -399,8 +426,11 @@ def test_connections_over_the_cap_are_answered_503_and_closed(
     socks = [_connect(server) for _ in range(60)]
     try:
         refused = 0
+        # One second for the server to refuse what is over the cap (every socket connected
+        # before it starts), not 0.2 s for each of the 20 it keeps open.
+        deadline = time.monotonic() + 1
         for sock in socks:
-            closed, answer = _closed_within(sock, 0.2)
+            closed, answer = _closed_within(sock, max(0.02, deadline - time.monotonic()))
             if closed:
                 assert answer.startswith(b"HTTP/1.1 503 "), answer[:200]
                 assert b"too_many_connections" in answer
@@ -460,13 +490,15 @@ def _fill(disk: Path, leave: int, name: str = "filler") -> Path:
 
 
 def test_a_full_disk_answers_507_and_leaves_nothing_half_written(
-    make_server: Callable[..., LiveServer], small_disk: Path
+    make_app: Callable[..., AppServer], small_disk: Path
 ) -> None:
     """Issue 10: a full disk gave a plain-text 500, left an orphan thumbnail and a half-written
     metadata temp file, and /readyz said ready with 4 KB free."""
     data_dir = small_disk / "data"
-    server = make_server(env={"S3DROP_DATA_DIR": str(data_dir), "S3DROP_MIN_FREE_BYTES": "1MiB"})
-    assert httpx.get(server.url + "/readyz", timeout=10).status_code == 200
+    # In-process: the app, its storage and its limits database meet the full disk, no process.
+    server = make_app(env={"S3DROP_DATA_DIR": str(data_dir), "S3DROP_MIN_FREE_BYTES": "1MiB"})
+    http = server.client()
+    assert http.get("/readyz").status_code == 200
     big = samples.png(3, (1200, 900))  # 1.5 MiB; its thumbnail about 2 KiB
     later = _sign(server, big)
     stored = _post(
@@ -487,13 +519,13 @@ def test_a_full_disk_answers_507_and_leaves_nothing_half_written(
     assert not list((data_dir / "objects").rglob(f"{refused['id']}*"))
 
     # /readyz: not ready below S3DROP_MIN_FREE_BYTES.
-    ready = httpx.get(server.url + "/readyz", timeout=10)
+    ready = http.get("/readyz")
     assert ready.status_code == 503
     assert ready.json()["error"]["code"] == "insufficient_storage"
 
     # The API: the thumbnail fits, the image does not; 507 in JSON, no orphan thumbnail, no
     # metadata temp file, the quarantined upload kept for a retry.
-    response = httpx.post(f"{server.url}/api/uploads/{later['id']}/complete", timeout=30)
+    response = http.post(f"/api/uploads/{later['id']}/complete")
     assert response.status_code == 507, response.text
     assert response.json()["error"]["code"] == "insufficient_storage"
     objects = data_dir / "objects"
@@ -507,7 +539,7 @@ def test_a_full_disk_answers_507_and_leaves_nothing_half_written(
     # Not a byte left: signing (the limits database) answers 507 too, and signs nothing.
     last = _fill(small_disk, 0, "last")
     claim = {"filename": "cat.png", "content_type": "image/png", "size": 100}
-    response = httpx.post(f"{server.url}/api/uploads", json=claim, timeout=30)
+    response = http.post("/api/uploads", json=claim)
     assert response.status_code == 507, response.text
     assert response.json()["error"]["code"] == "insufficient_storage"
     assert "upload" not in response.json()
@@ -516,9 +548,9 @@ def test_a_full_disk_answers_507_and_leaves_nothing_half_written(
     # server is ready.
     last.unlink()
     filler.unlink()
-    response = httpx.post(f"{server.url}/api/uploads/{later['id']}/complete", timeout=30)
+    response = http.post(f"/api/uploads/{later['id']}/complete")
     assert response.status_code == 200, response.text
-    assert httpx.get(server.url + "/readyz", timeout=10).status_code == 200
+    assert http.get("/readyz").status_code == 200
 
 
 # --- what a crash leaves behind ---------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The gallery: newest first, cursor pages without gaps or duplicates, one listing call a page,
 each user's own images unless shared, delete, and the sweep of uploads nobody completed.
-Library-level on the local backend, then over real HTTP on the local backend and on Ceph RGW, with
-two users' bearer tokens for who may see and delete what."""
+Library-level on the local backend, then over HTTP (the app in-process, ``tests.appflow``) on the
+local backend and on Ceph RGW, with two users' bearer tokens for who may see and delete what; the
+local server's own sweep on a live ``s3drop serve``."""
 
 from __future__ import annotations
 
@@ -28,8 +29,10 @@ from s3drop.storage.local import LocalStorage
 from s3drop.uploads import S3Drop
 
 from . import samples
-from .conftest import LiveServer, start_server
-from .flow import Backend, complete, live_backend, upload
+from .appflow import app_backend, fetch, upload
+from .cli_inprocess import run_cli
+from .conftest import start_server
+from .flow import Backend, complete
 
 
 @pytest.fixture
@@ -278,13 +281,9 @@ def test_the_sweep_command(drop: S3Drop, tmp_path: Path) -> None:
     env = {**os.environ, "S3DROP_DATA_DIR": str(tmp_path / "data")}
 
     def sweep(*args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "-m", "s3drop", "sweep", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        # In this process (what the command prints is the point); the refusal below is a real
+        # `python -m s3drop` run.
+        result = run_cli("sweep", *args, env={"S3DROP_DATA_DIR": str(tmp_path / "data")})
         assert result.returncode == 0, result.stderr
         return result.stdout.strip()
 
@@ -302,9 +301,12 @@ def test_the_sweep_command(drop: S3Drop, tmp_path: Path) -> None:
     assert "not a duration" in bad.stderr
 
 
-def test_the_local_server_sweeps_on_its_own(drop: S3Drop, tmp_path: Path) -> None:
+def test_the_local_server_sweeps_on_its_own_and_needs_nothing_else(
+    drop: S3Drop, tmp_path: Path
+) -> None:
     old = stale_upload(drop, age=timedelta(days=2))
     fresh = stale_upload(drop, age=timedelta(minutes=1))
+    # Nothing but where its files go: the local backend is the default.
     server = start_server(tmp_path, env={"S3DROP_DATA_DIR": str(tmp_path / "data")})
     try:
         deadline = time.monotonic() + 10
@@ -312,6 +314,9 @@ def test_the_local_server_sweeps_on_its_own(drop: S3Drop, tmp_path: Path) -> Non
             time.sleep(0.05)
         assert drop.storage.head(old) is None
         assert drop.storage.head(fresh) is not None
+        with server.client() as http:
+            answer = http.get("/api/images")
+        assert answer.json() == {"images": [], "next_cursor": None}
     finally:
         server.stop()
 
@@ -323,7 +328,7 @@ def test_the_local_server_sweeps_on_its_own(drop: S3Drop, tmp_path: Path) -> Non
 def backend(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Backend]:
-    with live_backend(request, tmp_path_factory) as found:
+    with app_backend(request, tmp_path_factory) as found:
         yield found
 
 
@@ -362,7 +367,7 @@ def test_pages_over_http(backend: Backend) -> None:
             if item["id"] == ids[0]
         ]
         assert (image["width"], image["height"], image["format"]) == (40, 30, "png")
-        assert httpx.get(backend.url(image["thumbnail_url"]), timeout=30).status_code == 200
+        assert fetch(backend, image["thumbnail_url"]).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -415,7 +420,7 @@ def test_one_image_with_its_filename_over_http(backend: Backend) -> None:
         assert item["filename"] == "upload.bin"  # the key carries it: no read per listed image
         same = {"id", "width", "height", "format", "bytes", "uploaded_at"}
         assert {name: full[name] for name in same} == {name: item[name] for name in same}
-        served = httpx.get(backend.url(full["url"]), timeout=30)
+        served = fetch(backend, full["url"])
         assert served.status_code == 200
         assert served.headers["content-disposition"] == "inline; filename*=UTF-8''upload.bin"
         assert len(served.content) == full["bytes"]
@@ -436,7 +441,7 @@ TOKENS = f"alice:{ALICE_TOKEN},bob:{BOB_TOKEN}"
 def users(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Backend]:
-    with live_backend(request, tmp_path_factory, env={"S3DROP_TOKENS": TOKENS}) as found:
+    with app_backend(request, tmp_path_factory, env={"S3DROP_TOKENS": TOKENS}) as found:
         yield found
 
 
@@ -445,7 +450,7 @@ def shared_users(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Backend]:
     env = {"S3DROP_TOKENS": TOKENS, "S3DROP_SHARED": "true"}
-    with live_backend(request, tmp_path_factory, env=env) as found:
+    with app_backend(request, tmp_path_factory, env=env) as found:
         yield found
 
 
@@ -508,9 +513,3 @@ def test_a_shared_gallery_lets_everyone_see_and_delete(shared_users: Backend) ->
         assert bob.delete(f"/api/images/{hers['id']}").status_code == 204
         assert [key for key in shared_users.keys("") if hers["id"] in key] == []
         assert _ids(alice) == [his["id"]]
-
-
-def test_a_live_server_on_the_local_backend_needs_nothing_else(live_server: LiveServer) -> None:
-    with live_server.client() as http:
-        answer = http.get("/api/images")
-    assert answer.json() == {"images": [], "next_cursor": None}

@@ -79,7 +79,7 @@ def test_a_primary_item_that_is_not_hevc_is_refused() -> None:
         heif.walk(bytes(data), 1, name="HEIC")
 
 
-@pytest.mark.parametrize("size", [(130, 66), (320, 240), (1001, 701)])
+@pytest.mark.parametrize("size", [(130, 66), (320, 240), (333, 257)])
 def test_the_coded_size_is_read_from_the_sps(size: tuple[int, int]) -> None:
     data = samples.heic(2, size)
     at = data.index(b"hvcC")
