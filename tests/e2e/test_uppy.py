@@ -29,7 +29,7 @@ from playwright.sync_api import Page
 
 from tests import samples
 from tests.conftest import RGW, LiveServer
-from tests.e2e.conftest import _module_server
+from tests.e2e.conftest import module_server
 from tests.e2e.test_page_rgw import bucket_init, bucket_keys
 
 pytestmark = pytest.mark.browser
@@ -301,7 +301,7 @@ def rgw_module(
     rgw.client().create_bucket(Bucket=name)
     bucket_init(rgw, name, page_server.url)
     env = {**rgw.env(name), "S3DROP_ALLOWED_ORIGINS": page_server.url}
-    server = _module_server(tmp_path_factory, env)  # isolated from the caller's environment
+    server = module_server(tmp_path_factory, env)  # isolated from the caller's environment
     yield RGWApi(server, name)
     server.stop()
     _empty(rgw, name)
