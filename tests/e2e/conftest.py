@@ -53,11 +53,15 @@ def module_server(
     tmp_path_factory: pytest.TempPathFactory, env: dict[str, str] | None = None
 ) -> LiveServer:
     """An s3drop started for a module's tests (stop it at the module's end): a start costs about
-    0.8 s of CPU, a test's own owner or an emptied gallery (``empty_gallery``) almost nothing."""
+    0.8 s of CPU, a test's own owner or an emptied gallery (``empty_gallery``) almost nothing.
+    No per-minute limit on signing (``env`` may set one)."""
     with pytest.MonkeyPatch.context() as patch:  # the same isolation as tests/conftest.py
         for name in list(os.environ):
             if name.startswith(("AWS_", "S3DROP_", "BUCKET_NAME")):
                 patch.delenv(name)
+        # Signs are not counted by any browser test, and a module's tests sign more than the
+        # default 60 a minute between them.
+        env = {"S3DROP_RATE_PER_MINUTE": "100000", **(env or {})}
         return start_server(tmp_path_factory.mktemp("shared-server"), env=env)
 
 
@@ -71,6 +75,13 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServ
     server = module_server(tmp_path_factory)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def empty_server(shared_server: LiveServer) -> LiveServer:
+    """``shared_server`` with an empty gallery, for a test that counts what the gallery shows."""
+    empty_gallery(shared_server)
+    return shared_server
 
 
 @pytest.fixture(scope="module")

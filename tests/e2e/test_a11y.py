@@ -159,8 +159,8 @@ def release(held: list[Route]) -> None:
 
 @pytest.fixture(scope="module")
 def a11y_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """One s3drop for the module (these tests count no signs: no per-minute limit in the way)."""
-    server = module_server(tmp_path_factory, {"S3DROP_RATE_PER_MINUTE": "100000"})
+    """One s3drop for the module."""
+    server = module_server(tmp_path_factory)
     yield server
     server.stop()
 

@@ -15,7 +15,7 @@ import io
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import FilePayload, Locator, Page, Request, Route, expect
 
 from tests.conftest import OUTPUT, LiveServer
+from tests.e2e.conftest import module_server
 
 pytestmark = pytest.mark.browser
 
@@ -542,8 +543,9 @@ def rewrite_listings(
 
 
 def test_gallery_shows_views_and_deletes_with_confirmation(
-    page: Page, live_server: LiveServer
+    page: Page, empty_server: LiveServer
 ) -> None:
+    live_server = empty_server
     names = {"alpine-morning.png": 21, "tidal-pool.png": 22, "old-town.png": 23}
     # Gallery pages without filenames (as the API lists them today): tiles fall back to the
     # upload time, and the viewer asks for the name.
@@ -712,8 +714,8 @@ def test_a_dialog_opened_again_at_once_acts_on_its_new_image(
         assert client.get(f"/api/images/{ids['race-z.png']}").status_code == 200
 
 
-def test_gallery_pages_with_load_more(page: Page, live_server: LiveServer) -> None:
-    open_page(page, live_server)
+def test_gallery_pages_with_load_more(page: Page, empty_server: LiveServer) -> None:
+    open_page(page, empty_server)
     count = 26  # the page asks for 24 at a time
     page.set_input_files(
         "#file-input",
@@ -733,11 +735,23 @@ def test_gallery_pages_with_load_more(page: Page, live_server: LiveServer) -> No
     assert len(set(ids)) == count
 
 
+TOKENS = {"tester": "s3drop-e2e-token-0123456789", "viewer": "s3drop-e2e-token-gallery-0123456789"}
+
+
+@pytest.fixture(scope="module")
+def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One s3drop asking for bearer tokens, one owner (and token) per test that uses it."""
+    tokens = ",".join(f"{name}:{token}" for name, token in TOKENS.items())
+    server = module_server(tmp_path_factory, {"S3DROP_TOKENS": tokens})
+    yield server
+    server.stop()
+
+
 def test_token_protected_server_asks_for_a_token_and_uploads(
-    page: Page, make_server: Callable[..., LiveServer]
+    page: Page, token_server: LiveServer
 ) -> None:
-    token = "s3drop-e2e-token-0123456789"
-    server = make_server(env={"S3DROP_TOKENS": f"tester:{token}"})
+    token, server = TOKENS["tester"], token_server
+    before = stored_objects(server)
     data = gradient_png(31)
     open_page(page, server)
     page.set_input_files("#file-input", files=[payload("private.png", data)])
@@ -752,7 +766,7 @@ def test_token_protected_server_asks_for_a_token_and_uploads(
         "That access token was not accepted; enter another"
     )
     final_state(item, "failed")
-    assert stored_objects(server) == {}
+    assert stored_objects(server) == before
 
     page.get_by_label("Access token").fill(token)
     signin.get_by_role("button", name="Use token").click()
@@ -852,11 +866,10 @@ def test_server_failures_are_explained_in_the_users_terms(
 
 
 def test_token_protected_gallery_shows_no_error_beside_the_sign_in(
-    page: Page, make_server: Callable[..., LiveServer]
+    page: Page, token_server: LiveServer
 ) -> None:
     """Issue 14 (17): the sign-in banner says what to do; the gallery waits, with no red error."""
-    token = "s3drop-e2e-token-gallery-0123456789"
-    server = make_server(env={"S3DROP_TOKENS": f"viewer:{token}"})
+    token, server = TOKENS["viewer"], token_server
     open_page(page, server)
     expect(page.locator("#signin")).to_be_visible()
     status = page.locator("#gallery-status")
