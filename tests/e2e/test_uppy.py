@@ -30,7 +30,7 @@ from playwright.sync_api import Page
 from tests import samples
 from tests.conftest import RGW, LiveServer
 from tests.e2e.conftest import module_server
-from tests.e2e.test_page_rgw import bucket_init, bucket_keys
+from tests.e2e.test_page_rgw import bucket_keys, bucket_ready
 
 pytestmark = pytest.mark.browser
 
@@ -299,7 +299,7 @@ def rgw_module(
 ) -> Iterator[RGWApi]:
     name = f"t-uppy-{secrets.token_hex(4)}"
     rgw.client().create_bucket(Bucket=name)
-    bucket_init(rgw, name, page_server.url)
+    bucket_ready(rgw, name, page_server.url)
     env = {**rgw.env(name), "S3DROP_ALLOWED_ORIGINS": page_server.url}
     server = module_server(tmp_path_factory, env)  # isolated from the caller's environment
     yield RGWApi(server, name)
