@@ -412,7 +412,7 @@ ui.confirmDelete.addEventListener("click", async () => {
     return;
   }
   const tile = tileOf(id);
-  const focused = Boolean(tile && tile.contains(document.activeElement));
+  const focused = Boolean(tile && tile.contains(document.activeElement)) || viewing === id;
   const next = removeTile(id);
   if (asking) {
     confirmReturnFocus = null;
