@@ -549,8 +549,8 @@ def test_self_hosted_copy_with_api_accept_theme_and_disabled_under_a_strict_csp(
     assert chooser_opened == []
     uploader.evaluate("e => e.removeAttribute('disabled')")  # the control: enabled, it opens
     dropzone.focus()
-    page.keyboard.press("Enter")
-    page.wait_for_timeout(300)
+    with page.expect_file_chooser():  # waited for, not a fixed time
+        page.keyboard.press("Enter")
     assert len(chooser_opened) == 1
     expect(element_row(page, "late.png")).to_have_count(0)
     assert len(uploader.evaluate("e => e.value")) == 2
