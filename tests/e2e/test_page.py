@@ -692,7 +692,9 @@ def test_a_dialog_opened_again_at_once_acts_on_its_new_image(
     tiles["race-x.png"].locator(".tile-delete").click()
     page.locator("#confirm-delete").click()
     expect(page.locator("#confirm-delete")).to_be_disabled()  # its DELETE is on its way
+    deadline = time.monotonic() + 10
     while not held:  # handed to the test by the route
+        assert time.monotonic() < deadline, "the DELETE never reached the route"
         page.wait_for_timeout(20)
     page.keyboard.press("Escape")
     expect(confirm).to_be_hidden()
