@@ -488,6 +488,55 @@ def test_page_with_mixed_states(page: Page, small_server: LiveServer) -> None:
             route.abort()
 
 
+def test_an_empty_queue_says_where_uploads_will_appear(
+    page: Page, empty_server: LiveServer
+) -> None:
+    """The room the page keeps for upload rows (queue-rows) holds a quiet note while the list is
+    empty: there on arrival, gone with the first row, back when "Clear finished" empties the list.
+    It is plain text, not a live region, and the room keeps its height throughout."""
+    server = empty_server
+    open_page(page, server)
+    page.mouse.move(0, 0)
+    empty = page.locator("#queue-empty")
+    below = page.locator("#gallery-title")
+    screenshot(page, "upload-page-empty.png", full_page=True)
+    page.emulate_media(color_scheme="dark")
+    screenshot(page, "upload-page-empty-dark.png", full_page=True)
+    page.emulate_media(color_scheme="light")
+    page.set_viewport_size({"width": 390, "height": 844})
+    screenshot(page, "upload-page-empty-narrow.png", full_page=True)
+    page.set_viewport_size({"width": 1200, "height": 900})
+
+    expect(empty).to_be_visible()
+    expect(empty).to_have_text(re.compile(r"No uploads yet\W+Each file you add gets a row here"))
+    assert empty.evaluate(
+        "(el) => !el.closest('[aria-live], [role=log], [role=status], [role=alert]')"
+    ), "the note is read where it stands, not announced"
+    expect(page.get_by_role("list", name="Uploads")).to_have_count(0)  # no empty list to read
+    clear = page.get_by_role("button", name="Clear finished")
+    expect(clear).to_be_hidden()  # nothing to clear yet
+    top = below.bounding_box()
+    assert top is not None
+
+    page.set_input_files(
+        "#file-input",
+        files=[payload(f"first-{n}.png", gradient_png(40 + n)) for n in range(2)],
+    )
+    expect(empty).to_be_hidden()
+    for n in range(2):
+        final_state(row(page, f"first-{n}.png"), "done")
+    expect(page.get_by_role("list", name="Uploads").get_by_role("listitem")).to_have_count(2)
+    assert below.bounding_box() == top
+    page.mouse.move(0, 0)
+    screenshot(page, "upload-page-rows.png", full_page=True)
+
+    clear.click()
+    expect(page.locator("li.file")).to_have_count(0)
+    expect(empty).to_be_visible()
+    expect(clear).to_be_hidden()
+    assert below.bounding_box() == top
+
+
 # --- completion and the gallery ---------------------------------------------------------------
 
 
