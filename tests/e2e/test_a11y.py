@@ -18,16 +18,18 @@ import contextlib
 import io
 import json
 import re
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image, ImageChops
+from playwright.sync_api import Browser, Locator, Page, Route, expect
 from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import Locator, Page, Route, expect
 
 from tests.conftest import OUTPUT, LiveServer
+from tests.e2e.conftest import checked_page, empty_gallery, module_server
 from tests.e2e.test_page import (
     HeldUploads,
     final_state,
@@ -43,6 +45,14 @@ pytestmark = pytest.mark.browser
 AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
 WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
 
+#: No CSS transition runs, in the document or in any shadow root (getAnimations() first applies
+#: pending style changes, so one a scheme change starts is seen).
+TRANSITIONS_ENDED = """() => {
+  const hosts = [...document.querySelectorAll("*")].filter((el) => el.shadowRoot);
+  return [document, ...hosts.map((el) => el.shadowRoot)].every((root) =>
+    root.getAnimations().every((a) => !(a instanceof CSSTransition) || a.playState === "finished"));
+}"""
+
 
 @pytest.fixture(scope="module")
 def axe_source() -> str:
@@ -54,7 +64,7 @@ def axe_source() -> str:
 def axe_violations(page: Page, source: str, state: str) -> list[str]:
     """axe-core's violations in the page as it is now, one line each (rule, impact, where)."""
     page.mouse.move(0, 0)
-    page.wait_for_timeout(250)  # colour transitions (0.15 s) after a scheme change have ended
+    page.wait_for_function(TRANSITIONS_ENDED)  # colours after a scheme change or a hover are final
     # evaluate() runs outside the page's Content-Security-Policy, as a browser extension does.
     if not page.evaluate("() => typeof window.axe === 'object'"):
         page.evaluate(source)
@@ -147,9 +157,41 @@ def release(held: list[Route]) -> None:
             route.abort()
 
 
+@pytest.fixture(scope="module")
+def a11y_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One s3drop for the module."""
+    server = module_server(tmp_path_factory)
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def server(make_server: Callable[..., LiveServer]) -> LiveServer:
-    return make_server()
+def server(a11y_server: LiveServer) -> LiveServer:
+    """The module's s3drop with an empty gallery, as a fresh one has."""
+    empty_gallery(a11y_server)
+    return a11y_server
+
+
+@pytest.fixture(scope="module")
+def mixed(browser: Browser, a11y_server: LiveServer) -> Iterator[Page]:
+    """One page in the mixed-results state, made once for the tests that only look at it (axe and
+    the focus indicators, in each scheme and size); they run one after another in this module."""
+    empty_gallery(a11y_server)
+    with checked_page(browser) as page:
+        held = mixed_results(page, a11y_server)
+        yield page
+        release(held)
+
+
+@pytest.fixture
+def mixed_page(mixed: Page) -> Page:
+    """``mixed`` as a test first finds it: light, no forced colours, 1200 x 900, no dialog open."""
+    mixed.keyboard.press("Escape")
+    mixed.keyboard.press("Escape")
+    expect(mixed.locator("dialog[open]")).to_have_count(0)
+    mixed.emulate_media(color_scheme="light", forced_colors="none")
+    mixed.set_viewport_size({"width": 1200, "height": 900})
+    return mixed
 
 
 # --- axe-core ---------------------------------------------------------------------------------
@@ -182,9 +224,9 @@ def test_axe_finds_nothing_on_the_empty_and_the_uploading_page(
 
 
 def test_axe_finds_nothing_with_mixed_results_dialogs_dark_and_narrow(
-    page: Page, server: LiveServer, axe_source: str
+    mixed_page: Page, axe_source: str
 ) -> None:
-    held = mixed_results(page, server)
+    page = mixed_page
     problems = axe_violations(page, axe_source, "mixed results")
     shot(page, "a11y-mixed-light.png")
     page.locator(".tile-open").first.click()
@@ -214,44 +256,6 @@ def test_axe_finds_nothing_with_mixed_results_dialogs_dark_and_narrow(
     shot(page, "a11y-mixed-narrow.png")
     page.emulate_media(forced_colors="active")
     shot(page, "a11y-mixed-forced-colours.png")
-    release(held)
-    assert not problems, "\n".join(problems)
-
-
-HOST_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>A plain page</title>
-<script type="module" src="/static/s3drop-uploader.js"></script></head>
-<body><main><h1>Your photos</h1>
-<form><s3drop-uploader name="photos" multiple {theme}></s3drop-uploader></form>
-</main></body></html>"""
-
-
-@pytest.mark.parametrize("theme", ["", 'theme="dark"'])
-def test_axe_finds_nothing_in_the_element_on_a_plain_page(
-    page: Page, server: LiveServer, axe_source: str, theme: str
-) -> None:
-    """The element alone, with its own default palette, in a page that styles nothing."""
-    page.route(
-        f"{server.url}/plain.html",
-        lambda route: route.fulfill(content_type="text/html", body=HOST_PAGE.format(theme=theme)),
-    )
-    page.goto(f"{server.url}/plain.html")
-    uploader = page.locator("s3drop-uploader")
-    expect(uploader.locator("#dropzone-limits")).to_contain_text("up to")
-    state = "element" + (", dark" if theme else "")
-    problems = axe_violations(page, axe_source, f"{state}, empty")
-    uploader.locator("#file-input").set_input_files(
-        [
-            payload("kestrel.png", gradient_png(41)),
-            payload("clip.mov", b"\0\0\0\x14ftypqt  " + bytes(64), "video/quicktime"),
-            payload("fake.png", b"<!doctype html>" + bytes(200)),
-        ]
-    )
-    final_state(uploader.locator('li.file[data-name="kestrel.png"]'), "done")
-    final_state(uploader.locator('li.file[data-name="clip.mov"]'), "refused")
-    final_state(uploader.locator('li.file[data-name="fake.png"]'), "rejected")
-    problems += axe_violations(page, axe_source, f"{state}, results")
-    shot(page, f"a11y-element{'-dark' if theme else ''}.png")
     assert not problems, "\n".join(problems)
 
 
@@ -322,10 +326,8 @@ def focusable_controls(page: Page) -> Iterator[tuple[str, Locator]]:
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark", "forced colours"])
-def test_every_focus_indicator_contrasts_three_to_one(
-    page: Page, server: LiveServer, scheme: str
-) -> None:
-    held = mixed_results(page, server)
+def test_every_focus_indicator_contrasts_three_to_one(mixed_page: Page, scheme: str) -> None:
+    page = mixed_page
     if scheme == "dark":
         page.emulate_media(color_scheme="dark")
     elif scheme == "forced colours":
@@ -342,10 +344,56 @@ def test_every_focus_indicator_contrasts_three_to_one(
         measured[name.replace("-", " ")] = focus_contrast(page, page.locator(f"#{name}"), name)
     page.keyboard.press("Escape")
     page.keyboard.press("Escape")
-    release(held)
     _record("focus", {f"{scheme}: {name}": round(value, 2) for name, value in measured.items()})
     weak = {name: round(value, 2) for name, value in measured.items() if value < 3}
     assert not weak, f"{scheme}: focus indicators under 3:1: {weak}"
+
+
+HOST_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>A plain page</title>
+<script type="module" src="/static/s3drop-uploader.js"></script></head>
+<body><main><h1>Your photos</h1>
+<form><s3drop-uploader name="photos" multiple></s3drop-uploader></form>
+</main></body></html>"""
+
+
+def test_axe_finds_nothing_in_the_element_on_a_plain_page(
+    page: Page, server: LiveServer, axe_source: str
+) -> None:
+    """The element alone, with its own default palette and with theme="dark", in a page that
+    styles nothing: each state is checked in both (the theme is the attribute's CSS alone)."""
+    page.route(
+        f"{server.url}/plain.html",
+        lambda route: route.fulfill(content_type="text/html", body=HOST_PAGE),
+    )
+    page.goto(f"{server.url}/plain.html")
+    uploader = page.locator("s3drop-uploader")
+    expect(uploader.locator("#dropzone-limits")).to_contain_text("up to")
+
+    def both_themes(state: str, shoot: bool = False) -> list[str]:
+        found = axe_violations(page, axe_source, f"element, {state}")
+        if shoot:
+            shot(page, "a11y-element.png")
+        uploader.evaluate("(el) => el.setAttribute('theme', 'dark')")
+        found += axe_violations(page, axe_source, f"element, dark, {state}")
+        if shoot:
+            shot(page, "a11y-element-dark.png")
+        uploader.evaluate("(el) => el.removeAttribute('theme')")
+        return found
+
+    problems = both_themes("empty")
+    uploader.locator("#file-input").set_input_files(
+        [
+            payload("kestrel.png", gradient_png(41)),
+            payload("clip.mov", b"\0\0\0\x14ftypqt  " + bytes(64), "video/quicktime"),
+            payload("fake.png", b"<!doctype html>" + bytes(200)),
+        ]
+    )
+    final_state(uploader.locator('li.file[data-name="kestrel.png"]'), "done")
+    final_state(uploader.locator('li.file[data-name="clip.mov"]'), "refused")
+    final_state(uploader.locator('li.file[data-name="fake.png"]'), "rejected")
+    problems += both_themes("results", shoot=True)
+    assert not problems, "\n".join(problems)
 
 
 def test_focus_after_a_delete_lands_on_a_visible_neighbour(page: Page, server: LiveServer) -> None:
@@ -509,6 +557,12 @@ def test_a_four_file_upload_barely_shifts_the_page(page: Page, server: LiveServe
 
 # --- a repeat visit ---------------------------------------------------------------------------
 
+
+def next_second() -> None:
+    """Wait until the clock's second has changed (at most a second, half of one on average)."""
+    time.sleep(1.02 - time.time() % 1)
+
+
 FETCHED = """() => performance.getEntriesByType("resource")
     .filter((entry) => /\\/(storage\\/thumbs|static)\\//.test(entry.name))
     .map((entry) => ({name: new URL(entry.name).pathname, bytes: entry.transferSize,
@@ -525,13 +579,13 @@ def test_a_reload_fetches_no_thumbnail_or_static_file_again(page: Page, server: 
     )
     for name in names:
         final_state(row(page, name), "done")
-    page.wait_for_timeout(1100)  # a second later: the old code signed every URL anew
+    next_second()  # the old code signed every URL anew, and a signature counts seconds
     page.reload()
     expect(page.locator(".tile")).to_have_count(3)
     page.wait_for_function(
         "() => [...document.querySelectorAll('.tile-img')].every(i => i.complete && i.naturalWidth)"
     )
-    page.wait_for_timeout(1100)
+    next_second()
     page.reload()
     expect(page.locator(".tile")).to_have_count(3)
     page.wait_for_function(

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -20,6 +21,7 @@ from playwright.sync_api import Page, Route, expect
 from s3drop.policy import parse_image_key
 from tests import samples
 from tests.conftest import RGW, LiveServer
+from tests.e2e.conftest import module_server
 from tests.e2e.test_page import (
     final_state,
     gradient_png,
@@ -28,7 +30,7 @@ from tests.e2e.test_page import (
     row,
     stored_objects,
 )
-from tests.e2e.test_page_rgw import bucket_init, bucket_keys
+from tests.e2e.test_page_rgw import bucket_keys, bucket_ready
 
 pytestmark = pytest.mark.browser
 
@@ -43,41 +45,82 @@ class Served:
     read: Callable[[str], bytes]
 
 
-def _serve(
-    request: pytest.FixtureRequest,
-    make_server: Callable[..., LiveServer],
-    env: dict[str, str] | None = None,
-) -> Served:
-    if request.param == "local":
-        server = make_server(env=env)
+#: The downscaling tests' settings; the byte limit is over-the-limit's (every other file these
+#: tests send is far under 200 KiB).
+DOWNSCALING = {
+    "S3DROP_CLIENT_MAX_SIDE": "400",
+    "S3DROP_CLIENT_QUALITY": "80",
+    "S3DROP_MAX_BYTES": "200KiB",
+}
+
+
+class Servers:
+    """The module's servers, one per backend and settings, started when a test first needs one:
+    tests on one server use bytes of their own and compare storage before and after."""
+
+    def __init__(self, request: pytest.FixtureRequest, tmp: pytest.TempPathFactory) -> None:
+        self.request, self.tmp = request, tmp
+        self.served: dict[tuple[str, tuple[tuple[str, str], ...]], Served] = {}
+        self.buckets: list[str] = []
+
+    def get(self, backend: str, env: dict[str, str] | None = None) -> Served:
+        settings = tuple(sorted((env or {}).items()))
+        if (backend, settings) not in self.served:
+            self.served[backend, settings] = self._start(backend, env or {})
+        return self.served[backend, settings]
+
+    def _start(self, backend: str, env: dict[str, str]) -> Served:
+        if backend == "local":
+            server = module_server(self.tmp, env)
+            return Served(
+                server,
+                f"{server.url}/storage",
+                lambda: sorted(stored_objects(server)),
+                lambda key: stored_objects(server)[key],
+            )
+        rgw: RGW = self.request.getfixturevalue("rgw")
+        bucket = f"t-dedupe-{secrets.token_hex(4)}"
+        rgw.client().create_bucket(Bucket=bucket)
+        self.buckets.append(bucket)
+        server = module_server(self.tmp, {**rgw.env(bucket), **env})
+        bucket_ready(rgw, bucket, server.url)  # the page posts to RGW from the server's origin
+        client = rgw.client()
         return Served(
             server,
-            f"{server.url}/storage",
-            lambda: sorted(stored_objects(server)),
-            lambda key: stored_objects(server)[key],
+            rgw.endpoint,
+            lambda: bucket_keys(rgw, bucket),
+            lambda key: client.get_object(Bucket=bucket, Key=key)["Body"].read(),
         )
-    rgw: RGW = request.getfixturevalue("rgw")
-    bucket: str = request.getfixturevalue("bucket")
-    server = make_server(env={**rgw.env(bucket), **(env or {})})
-    bucket_init(rgw, bucket, server.url)  # the page posts to RGW from the server's origin
-    client = rgw.client()
-    return Served(
-        server,
-        rgw.endpoint,
-        lambda: bucket_keys(rgw, bucket),
-        lambda key: client.get_object(Bucket=bucket, Key=key)["Body"].read(),
-    )
+
+    def stop(self) -> None:
+        for served in self.served.values():
+            served.server.stop()
+        if self.buckets:
+            rgw: RGW = self.request.getfixturevalue("rgw")
+            client = rgw.client()
+            for bucket in self.buckets:
+                for key in bucket_keys(rgw, bucket):
+                    client.delete_object(Bucket=bucket, Key=key)
+                client.delete_bucket(Bucket=bucket)
+
+
+@pytest.fixture(scope="module")
+def servers(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Servers]:
+    started = Servers(request, tmp_path_factory)
+    yield started
+    started.stop()
 
 
 @pytest.fixture(params=["local", pytest.param("rgw", marks=pytest.mark.s3)])
-def served(request: pytest.FixtureRequest, make_server: Callable[..., LiveServer]) -> Served:
-    return _serve(request, make_server)
+def served(request: pytest.FixtureRequest, servers: Servers) -> Served:
+    return servers.get(request.param)
 
 
 @pytest.fixture(params=["local", pytest.param("rgw", marks=pytest.mark.s3)])
-def downscaling(request: pytest.FixtureRequest, make_server: Callable[..., LiveServer]) -> Served:
-    env = {"S3DROP_CLIENT_MAX_SIDE": "400", "S3DROP_CLIENT_QUALITY": "80"}
-    return _serve(request, make_server, env)
+def downscaling(request: pytest.FixtureRequest, servers: Servers) -> Served:
+    return servers.get(request.param, DOWNSCALING)
 
 
 class StoragePosts:
@@ -159,7 +202,8 @@ def test_downscale_sends_an_upright_copy_at_the_configured_side(
     assert message == "Done \u00b7 400 \u00d7 240"
     (sent,) = posts.sent
     assert sent < len(original)
-    (key,) = [key for key in downscaling.stored() if key.startswith("images/")]
+    (image_id,) = page.evaluate("document.querySelector('s3drop-uploader').value")
+    (key,) = [key for key in downscaling.stored() if key.startswith(f"images/{image_id}.")]
     facts = parse_image_key(key)
     assert facts is not None
     assert (facts.width, facts.height, facts.content_type) == (400, 240, "image/jpeg")
@@ -180,8 +224,8 @@ def test_downscale_sends_an_upright_copy_at_the_configured_side(
     assert len(posts.sent) == 1
 
 
-def test_downscale_is_off_by_default(page: Page, make_server: Callable[..., LiveServer]) -> None:
-    server = make_server()
+def test_downscale_is_off_by_default(page: Page, servers: Servers) -> None:
+    server = servers.get("local").server
     original = samples.oriented_jpeg(6, size=(1600, 960))
     open_page(page, server)
     assert page.evaluate("document.querySelector('s3drop-uploader').config.client_max_side") is None
@@ -194,9 +238,9 @@ def test_downscale_is_off_by_default(page: Page, make_server: Callable[..., Live
 
 
 def test_a_file_over_the_limit_is_sent_when_its_downscaled_copy_is_within_it(
-    page: Page, make_server: Callable[..., LiveServer]
+    page: Page, servers: Servers
 ) -> None:
-    server = make_server(env={"S3DROP_CLIENT_MAX_SIDE": "400", "S3DROP_MAX_BYTES": "200KiB"})
+    server = servers.get("local", DOWNSCALING).server
     big = samples.jpeg(7, size=(2400, 1600))  # noise: far over 200 KiB
     assert len(big) > 200 * 1024
     posts = StoragePosts(page, f"{server.url}/storage")
@@ -213,9 +257,9 @@ def test_a_file_over_the_limit_is_sent_when_its_downscaled_copy_is_within_it(
 
 
 def test_an_opaque_png_is_downscaled_to_jpeg_when_webp_is_not_allowed(
-    page: Page, make_server: Callable[..., LiveServer]
+    page: Page, servers: Servers
 ) -> None:
-    server = make_server(env={"S3DROP_CLIENT_MAX_SIDE": "400"})  # PNG and JPEG allowed
+    server = servers.get("local", DOWNSCALING).server  # PNG and JPEG allowed
     open_page(page, server)
     page.set_input_files(
         "s3drop-uploader #file-input", files=[payload("shot.png", gradient_png(93, (1200, 800)))]

@@ -25,6 +25,7 @@ from playwright.sync_api import Page, expect
 
 from tests.ceph.cluster import RGW, free_port
 from tests.conftest import ROOT, LiveServer
+from tests.e2e.conftest import module_server
 from tests.e2e.test_page import (
     assert_stored,
     drop_files,
@@ -34,7 +35,7 @@ from tests.e2e.test_page import (
     screenshot,
     stored_objects,
 )
-from tests.e2e.test_page_rgw import bucket_init, bucket_keys
+from tests.e2e.test_page_rgw import bucket_keys, bucket_ready
 
 pytestmark = pytest.mark.browser
 
@@ -94,8 +95,9 @@ class StaticHost:
     posts: list[tuple[str, list[tuple[str, str]]]] = field(default_factory=list)
 
 
-@pytest.fixture
-def host() -> Iterator[StaticHost]:
+@pytest.fixture(scope="module")
+def site() -> Iterator[StaticHost]:
+    """The module's static host (one origin, so one s3drop can allow it for every test)."""
     port = free_port()
     site = StaticHost(f"http://127.0.0.1:{port}")
 
@@ -131,6 +133,26 @@ def host() -> Iterator[StaticHost]:
     yield site
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def host(site: StaticHost) -> StaticHost:
+    """The module's static host with no pages, headers or posts yet."""
+    site.pages.clear()
+    site.headers.clear()
+    site.posts.clear()
+    return site
+
+
+@pytest.fixture(scope="module")
+def element_server(
+    site: StaticHost, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """One s3drop (local backend) allowing the module's host, for the tests that need no token;
+    each uploads bytes of its own and compares storage before and after."""
+    server = module_server(tmp_path_factory, {"S3DROP_ALLOWED_ORIGINS": site.url})
+    yield server
+    server.stop()
 
 
 def events(page: Page, kind: str) -> list[dict[str, Any]]:
@@ -175,12 +197,12 @@ def api_for_host(
 ) -> Api:
     allowed = {"S3DROP_ALLOWED_ORIGINS": host.url}
     if request.param == "local":
-        server = make_server(env=allowed)
+        server = request.getfixturevalue("element_server")
         return Api(server, lambda: sorted(stored_objects(server)))
     rgw: RGW = request.getfixturevalue("rgw")
     bucket: str = request.getfixturevalue("bucket")
     server = make_server(env={**rgw.env(bucket), **allowed})
-    bucket_init(rgw, bucket, host.url)  # the browser posts to RGW from the host's origin
+    bucket_ready(rgw, bucket, host.url)  # the browser posts to RGW from the host's origin
     return Api(server, lambda: bucket_keys(rgw, bucket))
 
 
@@ -395,9 +417,9 @@ def test_element_in_a_form_submits_the_accepted_ids(
 
 
 def test_element_by_keyboard_replaces_a_single_image(
-    page: Page, host: StaticHost, make_server: Callable[..., LiveServer]
+    page: Page, host: StaticHost, element_server: LiveServer
 ) -> None:
-    server = make_server(env={"S3DROP_ALLOWED_ORIGINS": host.url})
+    server = element_server
     host.pages["/"] = host_page(
         server.url,
         head=f"<script>{RECORDER}</script>",
@@ -460,11 +482,11 @@ STATIC = ROOT / "src" / "s3drop" / "web" / "static"
 
 
 def test_self_hosted_copy_with_api_accept_theme_and_disabled_under_a_strict_csp(
-    page: Page, host: StaticHost, make_server: Callable[..., LiveServer]
+    page: Page, host: StaticHost, element_server: LiveServer
 ) -> None:
     """The module copied into the host's own static folder (so ``api`` must say where the API
     is), on a page whose Content-Security-Policy allows no inline script or style at all."""
-    server = make_server(env={"S3DROP_ALLOWED_ORIGINS": host.url})
+    server = element_server
     host.headers["Content-Security-Policy"] = (
         f"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: {server.url}; "
         f"connect-src 'self' {server.url}; object-src 'none'; base-uri 'none'"
@@ -527,8 +549,8 @@ def test_self_hosted_copy_with_api_accept_theme_and_disabled_under_a_strict_csp(
     assert chooser_opened == []
     uploader.evaluate("e => e.removeAttribute('disabled')")  # the control: enabled, it opens
     dropzone.focus()
-    page.keyboard.press("Enter")
-    page.wait_for_timeout(300)
+    with page.expect_file_chooser():  # waited for, not a fixed time
+        page.keyboard.press("Enter")
     assert len(chooser_opened) == 1
     expect(element_row(page, "late.png")).to_have_count(0)
     assert len(uploader.evaluate("e => e.value")) == 2

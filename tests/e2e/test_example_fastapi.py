@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -22,16 +21,24 @@ from tests.e2e.examples import Example, running_example
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def example(tmp_path: Path) -> Iterator[Example]:
-    """The journal, started by its own ``run`` script (tests/e2e/examples.py)."""
-    with running_example("fastapi", tmp_path, "JOURNAL_DATA") as running:
+@pytest.fixture(scope="module")
+def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Example]:
+    """The journal, started once for the module by its own ``run`` script (tests/e2e/examples.py);
+    each test signs in users of its own and looks at the rows and objects it added."""
+    with running_example("fastapi", tmp_path_factory.mktemp("journal"), "JOURNAL_DATA") as running:
         yield running
 
 
 def rows(example: Example, table: str) -> list[tuple[object, ...]]:
     """What the journal's own table holds."""
     return example.rows("journal.sqlite3", f"select * from {table}")  # noqa: S608 - our names
+
+
+def new_rows(
+    example: Example, table: str, before: list[tuple[object, ...]]
+) -> list[tuple[object, ...]]:
+    """The rows of ``table`` that were not there ``before`` (the module shares one journal)."""
+    return [row for row in rows(example, table) if row not in before]
 
 
 def stored(example: Example, prefix: str) -> list[str]:
@@ -62,6 +69,8 @@ def state(page: Page, name: str, expected: str) -> str:
 
 
 def test_a_post_with_a_photo_from_sign_in_to_reload(page: Page, example: Example) -> None:
+    posts, photos = rows(example, "posts"), rows(example, "photos")
+    images = stored(example, "images/")
     sign_in(page, example, "alice")
     # A file that is not what it says: the element shows the server's reason, nothing is saved.
     choose(page, "holiday.png", b"<!doctype html><title>not a picture</title>" + b" " * 200)
@@ -72,9 +81,9 @@ def test_a_post_with_a_photo_from_sign_in_to_reload(page: Page, example: Example
     page.click("#new-post button[type=submit]")
     expect(page.locator("p.error")).to_have_text("Add at least one photo.")
     expect(page.locator("input[name=title]")).to_have_value("Nothing to show")  # kept
-    assert rows(example, "posts") == []
-    assert rows(example, "photos") == []
-    assert stored(example, "images/") == []
+    assert rows(example, "posts") == posts
+    assert rows(example, "photos") == photos
+    assert stored(example, "images/") == images
 
     # A real photo: uploaded through the element, its id submitted with the journal's own form.
     accepted: list[str] = []
@@ -97,9 +106,9 @@ def test_a_post_with_a_photo_from_sign_in_to_reload(page: Page, example: Example
     page.fill("input[name=title]", "Harbour at dawn")
     page.click("#new-post button[type=submit]")
     expect(page.locator("article.post h3")).to_have_text("Harbour at dawn")
-    ((post_id, _user, title, _created),) = rows(example, "posts")
+    ((post_id, _user, title, _created),) = new_rows(example, "posts", posts)
     assert title == "Harbour at dawn"
-    assert rows(example, "photos") == [(post_id, 0, accepted[0])]
+    assert new_rows(example, "photos", photos) == [(post_id, 0, accepted[0])]
 
     # Reload: the photo comes from the journal's row, through s3drop's stable URL.
     page.reload()
@@ -134,20 +143,21 @@ def test_a_post_with_a_photo_from_sign_in_to_reload(page: Page, example: Example
 
 
 def test_another_user_sees_none_of_it(page: Page, example: Example) -> None:
-    sign_in(page, example, "alice")
+    posts, photos = rows(example, "posts"), rows(example, "photos")
+    sign_in(page, example, "carol")
     choose(page, "mine.png", samples.encode(samples.quadrants((80, 60)), "PNG"))
     state(page, "mine.png", "done")
     page.fill("input[name=title]", "Mine")
     page.click("#new-post button[type=submit]")
     expect(page.locator("article.post")).to_have_count(1)
-    ((image_id,),) = [(row[2],) for row in rows(example, "photos")]
+    ((image_id,),) = [(row[2],) for row in new_rows(example, "photos", photos)]
     page.click(".signed-in button")
-    sign_in(page, example, "bob")
+    sign_in(page, example, "dave")
     expect(page.locator("#no-posts")).to_be_visible()
-    # Nor may bob post alice's image id as his own, or read it.
+    # Nor may dave post carol's image id as his own, or read it.
     answer = page.request.post(f"{example.url}/posts", form={"title": "Stolen", "photos": image_id})
     assert answer.status == 422
-    assert len(rows(example, "posts")) == 1
+    assert len(rows(example, "posts")) == len(posts) + 1
     theirs = page.request.get(
         f"{example.url}/uploads/api/images/{image_id}/original", max_redirects=0
     )

@@ -15,7 +15,7 @@ import io
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import FilePayload, Locator, Page, Request, Route, expect
 
 from tests.conftest import OUTPUT, LiveServer
+from tests.e2e.conftest import module_server
 
 pytestmark = pytest.mark.browser
 
@@ -487,6 +488,55 @@ def test_page_with_mixed_states(page: Page, small_server: LiveServer) -> None:
             route.abort()
 
 
+def test_an_empty_queue_says_where_uploads_will_appear(
+    page: Page, empty_server: LiveServer
+) -> None:
+    """The room the page keeps for upload rows (queue-rows) holds a quiet note while the list is
+    empty: there on arrival, gone with the first row, back when "Clear finished" empties the list.
+    It is plain text, not a live region, and the room keeps its height throughout."""
+    server = empty_server
+    open_page(page, server)
+    page.mouse.move(0, 0)
+    empty = page.locator("#queue-empty")
+    below = page.locator("#gallery-title")
+    screenshot(page, "upload-page-empty.png", full_page=True)
+    page.emulate_media(color_scheme="dark")
+    screenshot(page, "upload-page-empty-dark.png", full_page=True)
+    page.emulate_media(color_scheme="light")
+    page.set_viewport_size({"width": 390, "height": 844})
+    screenshot(page, "upload-page-empty-narrow.png", full_page=True)
+    page.set_viewport_size({"width": 1200, "height": 900})
+
+    expect(empty).to_be_visible()
+    expect(empty).to_have_text(re.compile(r"No uploads yet\W+Each file you add gets a row here"))
+    assert empty.evaluate(
+        "(el) => !el.closest('[aria-live], [role=log], [role=status], [role=alert]')"
+    ), "the note is read where it stands, not announced"
+    expect(page.get_by_role("list", name="Uploads")).to_have_count(0)  # no empty list to read
+    clear = page.get_by_role("button", name="Clear finished")
+    expect(clear).to_be_hidden()  # nothing to clear yet
+    top = below.bounding_box()
+    assert top is not None
+
+    page.set_input_files(
+        "#file-input",
+        files=[payload(f"first-{n}.png", gradient_png(40 + n)) for n in range(2)],
+    )
+    expect(empty).to_be_hidden()
+    for n in range(2):
+        final_state(row(page, f"first-{n}.png"), "done")
+    expect(page.get_by_role("list", name="Uploads").get_by_role("listitem")).to_have_count(2)
+    assert below.bounding_box() == top
+    page.mouse.move(0, 0)
+    screenshot(page, "upload-page-rows.png", full_page=True)
+
+    clear.click()
+    expect(page.locator("li.file")).to_have_count(0)
+    expect(empty).to_be_visible()
+    expect(clear).to_be_hidden()
+    assert below.bounding_box() == top
+
+
 # --- completion and the gallery ---------------------------------------------------------------
 
 
@@ -542,8 +592,9 @@ def rewrite_listings(
 
 
 def test_gallery_shows_views_and_deletes_with_confirmation(
-    page: Page, live_server: LiveServer
+    page: Page, empty_server: LiveServer
 ) -> None:
+    live_server = empty_server
     names = {"alpine-morning.png": 21, "tidal-pool.png": 22, "old-town.png": 23}
     # Gallery pages without filenames (as the API lists them today): tiles fall back to the
     # upload time, and the viewer asks for the name.
@@ -639,8 +690,83 @@ def test_gallery_shows_views_and_deletes_with_confirmation(
     assert victim not in tile_ids(page)
 
 
-def test_gallery_pages_with_load_more(page: Page, live_server: LiveServer) -> None:
-    open_page(page, live_server)
+def test_a_dialog_opened_again_at_once_acts_on_its_new_image(
+    page: Page, shared_server: LiveServer
+) -> None:
+    """A dialog's close event comes a task after it closed. On a busy page the next click can come
+    first: a viewer or delete dialog opened again before it must not be emptied by the stale
+    event (it was: the viewer's Delete and the dialog's Delete did nothing, issue 11's flaky
+    a11y test). And a delete whose answer comes after its dialog was dismissed and opened for
+    another image closes nothing: the tile goes, the other image's question stays."""
+    names = ["race-x.png", "race-y.png", "race-z.png"]
+    open_page(page, shared_server)
+    page.set_input_files(
+        "#file-input", files=[payload(name, gradient_png(240 + i)) for i, name in enumerate(names)]
+    )
+    for name in names:
+        final_state(row(page, name), "done")
+    tiles = {name: page.locator(".tile").filter(has_text=name) for name in names}
+    ids = {name: tiles[name].get_attribute("data-id") for name in names}
+    viewer, confirm = page.locator("#viewer"), page.locator("#confirm")
+
+    def in_one_task(first: str, then: str) -> None:
+        page.evaluate(
+            "([a, b]) => { document.querySelector(a).click(); document.querySelector(b).click(); }",
+            [first, then],
+        )
+
+    # Close the viewer and open another image in it at once; then its Delete asks about that one.
+    tiles["race-x.png"].locator(".tile-open").click()
+    expect(page.locator("#viewer-title")).to_have_text("race-x.png")
+    in_one_task("#viewer-close", f'.tile[data-id="{ids["race-y.png"]}"] .tile-open')
+    expect(page.locator("#viewer-title")).to_have_text("race-y.png")
+    page.locator("#viewer-delete").click()
+    expect(confirm).to_be_visible()
+    expect(page.locator("#confirm-text")).to_contain_text("race-y.png")
+    # Keep it, and ask again at once: the dialog's Delete deletes.
+    in_one_task("#confirm-cancel", "#viewer-delete")
+    expect(confirm).to_be_visible()
+    page.locator("#confirm-delete").click()
+    expect(confirm).to_be_hidden()
+    expect(viewer).to_be_hidden()
+    expect(tiles["race-y.png"]).to_have_count(0)
+    expect(page.locator("#announcer")).to_contain_text("Deleted race-y.png")
+    with shared_server.client() as client:
+        assert client.get(f"/api/images/{ids['race-y.png']}").status_code == 404
+
+    # A delete answered after its dialog was dismissed and opened for another image.
+    held: list[Route] = []
+    pattern = f"{shared_server.url}/api/images/{ids['race-x.png']}"
+    page.route(pattern, lambda route: held.append(route))
+    tiles["race-x.png"].locator(".tile-delete").click()
+    page.locator("#confirm-delete").click()
+    expect(page.locator("#confirm-delete")).to_be_disabled()  # its DELETE is on its way
+    deadline = time.monotonic() + 10
+    while not held:  # handed to the test by the route
+        assert time.monotonic() < deadline, "the DELETE never reached the route"
+        page.wait_for_timeout(20)
+    page.keyboard.press("Escape")
+    expect(confirm).to_be_hidden()
+    tiles["race-z.png"].locator(".tile-delete").click()
+    expect(page.locator("#confirm-text")).to_contain_text("race-z.png")
+    assert len(held) == 1, held
+    held[0].continue_()
+    expect(tiles["race-x.png"]).to_have_count(0)
+    expect(page.locator("#announcer")).to_contain_text("Deleted race-x.png")
+    expect(confirm).to_be_visible()
+    expect(page.locator("#confirm-text")).to_contain_text("race-z.png")
+    expect(page.locator("#confirm-delete")).to_be_enabled()
+    expect(page.locator("#confirm-cancel")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(confirm).to_be_hidden()
+    page.unroute(pattern)
+    with shared_server.client() as client:
+        assert client.get(f"/api/images/{ids['race-x.png']}").status_code == 404
+        assert client.get(f"/api/images/{ids['race-z.png']}").status_code == 200
+
+
+def test_gallery_pages_with_load_more(page: Page, empty_server: LiveServer) -> None:
+    open_page(page, empty_server)
     count = 26  # the page asks for 24 at a time
     page.set_input_files(
         "#file-input",
@@ -660,11 +786,23 @@ def test_gallery_pages_with_load_more(page: Page, live_server: LiveServer) -> No
     assert len(set(ids)) == count
 
 
+TOKENS = {"tester": "s3drop-e2e-token-0123456789", "viewer": "s3drop-e2e-token-gallery-0123456789"}
+
+
+@pytest.fixture(scope="module")
+def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One s3drop asking for bearer tokens, one owner (and token) per test that uses it."""
+    tokens = ",".join(f"{name}:{token}" for name, token in TOKENS.items())
+    server = module_server(tmp_path_factory, {"S3DROP_TOKENS": tokens})
+    yield server
+    server.stop()
+
+
 def test_token_protected_server_asks_for_a_token_and_uploads(
-    page: Page, make_server: Callable[..., LiveServer]
+    page: Page, token_server: LiveServer
 ) -> None:
-    token = "s3drop-e2e-token-0123456789"
-    server = make_server(env={"S3DROP_TOKENS": f"tester:{token}"})
+    token, server = TOKENS["tester"], token_server
+    before = stored_objects(server)
     data = gradient_png(31)
     open_page(page, server)
     page.set_input_files("#file-input", files=[payload("private.png", data)])
@@ -679,7 +817,7 @@ def test_token_protected_server_asks_for_a_token_and_uploads(
         "That access token was not accepted; enter another"
     )
     final_state(item, "failed")
-    assert stored_objects(server) == {}
+    assert stored_objects(server) == before
 
     page.get_by_label("Access token").fill(token)
     signin.get_by_role("button", name="Use token").click()
@@ -779,11 +917,10 @@ def test_server_failures_are_explained_in_the_users_terms(
 
 
 def test_token_protected_gallery_shows_no_error_beside_the_sign_in(
-    page: Page, make_server: Callable[..., LiveServer]
+    page: Page, token_server: LiveServer
 ) -> None:
     """Issue 14 (17): the sign-in banner says what to do; the gallery waits, with no red error."""
-    token = "s3drop-e2e-token-gallery-0123456789"
-    server = make_server(env={"S3DROP_TOKENS": f"viewer:{token}"})
+    token, server = TOKENS["viewer"], token_server
     open_page(page, server)
     expect(page.locator("#signin")).to_be_visible()
     status = page.locator("#gallery-status")

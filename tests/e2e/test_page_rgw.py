@@ -16,9 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,9 +27,12 @@ import httpx
 import pytest
 from playwright.sync_api import Page, Request, Route, expect
 
+from s3drop.bucket import init_bucket, open_bucket
+from s3drop.config import Settings
 from s3drop.placeholders import Placeholder
 from s3drop.policy import image_key
 from tests.conftest import RGW, LiveServer
+from tests.e2e.conftest import module_server
 from tests.e2e.test_page import (
     final_state,
     gradient_png,
@@ -54,6 +58,19 @@ def bucket_init(rgw: RGW, bucket: str, origin: str) -> list[dict[str, str]]:
     assert result.returncode == 0, result.stdout + result.stderr
     steps: list[dict[str, str]] = json.loads(result.stdout)
     return steps
+
+
+def bucket_ready(rgw: RGW, bucket: str, origin: str) -> None:
+    """What ``bucket init --origin`` does (private, CORS for ``origin``, the quarantine's
+    lifecycle), by the library in this process: for tests whose point is not the command (the
+    first test below runs the command itself), without a Python start of its own."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith(("AWS_", "S3DROP_", "BUCKET_NAME")):
+                patch.delenv(name)
+        for name, value in rgw.env(bucket).items():
+            patch.setenv(name, value)
+        init_bucket(open_bucket(Settings(_env_file=None)), origins=[origin])
 
 
 def bucket_keys(rgw: RGW, bucket: str) -> list[str]:
@@ -253,11 +270,28 @@ def test_page_posts_cross_origin_to_rgw_and_the_bytes_are_stored(
     )
 
 
+@dataclass
+class NoCors:
+    server: LiveServer
+    bucket: str
+
+
+@pytest.fixture(scope="module")
+def no_cors(rgw: RGW, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NoCors]:
+    """s3drop on a bucket `bucket init` never set CORS on, for the tests that store nothing."""
+    bucket = f"t-nocors-{secrets.token_hex(4)}"
+    rgw.client().create_bucket(Bucket=bucket)
+    server = module_server(tmp_path_factory, rgw.env(bucket))
+    yield NoCors(server, bucket)
+    server.stop()
+    rgw.client().delete_bucket(Bucket=bucket)  # empty: both tests prove nothing was stored
+
+
 def test_without_cors_on_the_bucket_the_page_explains_and_nothing_is_stored(
-    page: Page, rgw: RGW, bucket: str, make_server: Callable[..., LiveServer]
+    page: Page, rgw: RGW, no_cors: NoCors
 ) -> None:
     """The negative control: the same upload to a bucket `bucket init` never set CORS on."""
-    server = make_server(env=rgw.env(bucket))
+    server, bucket = no_cors.server, no_cors.bucket
     s3 = rgw.client()
     with pytest.raises(s3.exceptions.ClientError, match="NoSuchCORSConfiguration"):
         s3.get_bucket_cors(Bucket=bucket)
@@ -287,11 +321,11 @@ def test_without_cors_on_the_bucket_the_page_explains_and_nothing_is_stored(
 
 
 def test_the_csp_recorder_sees_a_policy_without_the_storage_origin(
-    page: Page, rgw: RGW, bucket: str, make_server: Callable[..., LiveServer]
+    page: Page, rgw: RGW, no_cors: NoCors
 ) -> None:
     """A control for the other tests' clean CSP record: with RGW's origin cut out of the policy
     the app sends, the browser blocks the post to RGW and the page fixture's recorder sees it."""
-    server = make_server(env=rgw.env(bucket))
+    server, bucket = no_cors.server, no_cors.bucket
 
     def narrow(route: Route) -> None:
         response = route.fetch()

@@ -357,7 +357,10 @@ ui.viewerClose.addEventListener("click", () => ui.viewer.close());
 ui.viewer.addEventListener("click", (event) => {
   if (event.target === ui.viewer) ui.viewer.close(); // a click on the backdrop
 });
+// A dialog's close event comes a task after close(): one opened again before it ran (a second
+// image opened, or a second delete asked, at once on a busy page) is not closed; its state stays.
 ui.viewer.addEventListener("close", () => {
+  if (ui.viewer.open) return;
   viewing = null;
   ui.viewerImg.removeAttribute("src");
   if (returnFocus && returnFocus.isConnected) returnFocus.focus();
@@ -382,6 +385,7 @@ function askDelete(id, opener) {
 }
 
 ui.confirm.addEventListener("close", () => {
+  if (ui.confirm.open) return; // opened again for another image meanwhile (see the viewer's)
   deleting = null;
   if (confirmReturnFocus && confirmReturnFocus.isConnected) confirmReturnFocus.focus();
 });
@@ -393,29 +397,46 @@ ui.confirmDelete.addEventListener("click", async () => {
   ui.confirmDelete.disabled = true;
   ui.confirmError.hidden = true;
   const result = await api("DELETE", `images/${encodeURIComponent(id)}`);
-  ui.confirmDelete.disabled = false;
+  // While storage answered, the dialog may have been dismissed, or opened for another image:
+  // the answer then closes nothing and writes in no one else's dialog.
+  const asking = deleting === id && ui.confirm.open;
+  if (asking) ui.confirmDelete.disabled = false;
   if (!result.ok && result.status !== 404) {
-    ui.confirmError.textContent = `Could not delete: ${userMessage(result)}`;
+    const why = `Could not delete: ${userMessage(result)}`;
+    if (!asking) {
+      announce(`${name}: ${why}`);
+      return;
+    }
+    ui.confirmError.textContent = why;
     ui.confirmError.hidden = false;
     return;
   }
+  const tile = tileOf(id);
+  const focused = Boolean(tile && tile.contains(document.activeElement)) || viewing === id;
   const next = removeTile(id);
-  confirmReturnFocus = null;
-  ui.confirm.close();
+  if (asking) {
+    confirmReturnFocus = null;
+    ui.confirm.close();
+  }
   if (viewing === id) {
     returnFocus = null;
     ui.viewer.close();
   }
   announce(`Deleted ${name}`);
+  if (!asking && !focused) return; // the person has gone on elsewhere: focus stays there
   // Focus moves to the tile that took its place (or the one before it); with none left, to the
   // gallery's heading. Each shows its ring.
   if (next) next.querySelector(".tile-open").focus({ focusVisible: true });
   else el("gallery-title").focus();
 });
 
+function tileOf(id) {
+  return ui.gallery.querySelector(`.tile[data-id="${CSS.escape(id)}"]`);
+}
+
 /** Remove an image's tile; returns the tile now nearest to where it was, if any. */
 function removeTile(id) {
-  const tile = ui.gallery.querySelector(`.tile[data-id="${CSS.escape(id)}"]`);
+  const tile = tileOf(id);
   const next = tile ? tile.nextElementSibling || tile.previousElementSibling : null;
   if (tile) tile.remove();
   gallery.ids.delete(id);

@@ -136,9 +136,13 @@ const MARKUP = `
   <div class="queue-head">
     <p class="queue-title" id="queue-title" part="queue-title">Uploads</p>
     <p class="queue-summary" id="queue-summary" part="summary"></p>
-    <button class="button button-quiet" part="button clear" type="button" id="clear-finished">Clear finished</button>
+    <button class="button button-quiet" part="button clear" type="button" id="clear-finished" hidden>Clear finished</button>
   </div>
   <ul class="files" id="files" part="files" aria-labelledby="queue-title"></ul>
+  <div class="queue-empty" id="queue-empty">
+    <p class="queue-empty-title">No uploads yet</p>
+    <p>Each file you add gets a row here, with its progress and the server’s check.</p>
+  </div>
 </div>
 <div class="visually-hidden" id="live" role="log" aria-live="polite"></div>
 `;
@@ -290,8 +294,21 @@ button, input, label { font: inherit; color: inherit; }
 .queue-title { font-size: 1.05em; font-weight: 650; }
 .queue-summary { flex: 1; color: var(--_text-3); font-size: 0.88em; }
 .files { display: grid; align-content: start; gap: 8px; margin: 0; padding: 0; list-style: none; }
-/* queue-rows="N": room for N rows is kept from the start (more scroll), so nothing below moves. */
-:host([queue-rows]) .queue[hidden] { display: block !important; visibility: hidden; }
+.queue-empty { display: none; }
+/* queue-rows="N": room for N rows is kept from the start (more scroll), so nothing below moves.
+ * While the list is empty that room holds a note (plain text where it stands, not announced), in
+ * the same grid cell as the list, which keeps the height and leaves the accessibility tree. */
+:host([queue-rows]) .queue { display: grid; grid-template-columns: minmax(0, 1fr); }
+:host([queue-rows]) .queue[hidden] { display: grid !important; }
+:host([queue-rows]) .files,
+:host([queue-rows]) .queue-empty { grid-row: 2; grid-column: 1; }
+:host([queue-rows]) .queue[hidden] .files { visibility: hidden; }
+:host([queue-rows]) .queue[hidden] .queue-empty {
+  display: flex; flex-direction: column; align-items: center; justify-content: center; gap: 4px;
+  padding: 16px; border: 1px dashed var(--_border); border-radius: var(--_radius-sm);
+  color: var(--_text-3); text-align: center;
+}
+.queue-empty-title { color: var(--_text-2); font-weight: 600; }
 :host([queue-rows]) .files {
   /* N rows and a glimpse of the next, so a longer list shows that it scrolls. */
   height: calc((var(--_rows, 3) + 0.4) * 86px); overflow-y: auto; padding: 3px 5px 3px 3px;
