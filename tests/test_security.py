@@ -557,10 +557,12 @@ def test_a_locked_limits_database_answers_503_and_never_stalls_the_loop(
         assert answer.headers["retry-after"] == "1"
         assert "upload" not in answer.json()
     assert BUSY_TIMEOUT * 0.9 <= waited < BUSY_TIMEOUT * 3 + 2
-    # A sign waiting on the loop would hold every probe for BUSY_TIMEOUT (three signs: three
-    # times); half of it leaves room for a busy machine and still tells the two apart.
+    # A sign waiting on the loop would hold the probe in flight for (nearly) all of BUSY_TIMEOUT,
+    # and no probe could complete meanwhile. A free loop answers each at once; 0.8 of it leaves
+    # room for a scheduler hiccup on a loaded machine (one probe of 0.59 s was seen at a load
+    # average of 15, under other suites) and still tells the two apart.
     assert len(probes) >= 20
-    assert max(probes) < BUSY_TIMEOUT / 2, probes
+    assert max(probes) < BUSY_TIMEOUT * 0.8, probes
     assert len(_signs(live_server)) == 1
     assert _stored(live_server) == []
     assert _counters(live_server) == {"addr:127.0.0.1:req": 1, "addr:127.0.0.1:bytes": 1000}

@@ -14,9 +14,18 @@ from ._version import __version__
 if typing.TYPE_CHECKING:
     from .auth import Principal as Principal
     from .config import Settings as Settings
+    from .errors import AlreadyCompleted as AlreadyCompleted
     from .errors import AlreadyUploaded as AlreadyUploaded
+    from .errors import ConfigurationError as ConfigurationError
+    from .errors import Forbidden as Forbidden
     from .errors import ImageRejected as ImageRejected
+    from .errors import InsufficientStorage as InsufficientStorage
+    from .errors import NotAuthenticated as NotAuthenticated
+    from .errors import NotFound as NotFound
+    from .errors import RateLimited as RateLimited
     from .errors import S3DropError as S3DropError
+    from .errors import StorageError as StorageError
+    from .errors import UploadRefused as UploadRefused
     from .errors import WebhookRefused as WebhookRefused
     from .gallery import Image as Image
     from .gallery import ImagePage as ImagePage
@@ -28,17 +37,26 @@ if typing.TYPE_CHECKING:
 
 #: Where each public name lives.
 _EXPORTS = {
+    "AlreadyCompleted": ".errors",
     "AlreadyUploaded": ".errors",
+    "ConfigurationError": ".errors",
+    "Forbidden": ".errors",
     "Image": ".gallery",
     "ImagePage": ".gallery",
-    "ImageURL": ".gallery",
     "ImageRejected": ".errors",
+    "ImageURL": ".gallery",
+    "InsufficientStorage": ".errors",
+    "NotAuthenticated": ".errors",
+    "NotFound": ".errors",
     "Placeholder": ".placeholders",
     "Principal": ".auth",
+    "RateLimited": ".errors",
     "S3Drop": ".uploads",
     "S3DropError": ".errors",
     "Settings": ".config",
+    "StorageError": ".errors",
     "UploadForm": ".policy",
+    "UploadRefused": ".errors",
     "WebhookEvent": ".webhooks",
     "WebhookRefused": ".errors",
 }

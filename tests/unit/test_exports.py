@@ -71,3 +71,22 @@ def test_no_module_of_the_client_is_over_400_lines() -> None:
     }
     assert len(sizes) > 1
     assert max(sizes.values()) <= 400, sizes
+
+
+def test_every_error_the_readme_names_is_importable_from_s3drop() -> None:
+    """The README tells users what to catch (``UploadRefused``, ``NotAuthenticated``, ...): each
+    error class it names is exported by the package, not only by the module that defines it."""
+    import re
+    from pathlib import Path
+
+    import s3drop.errors as errors
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    named = {
+        name
+        for name in re.findall(r"`(?:s3drop\.)?([A-Z][A-Za-z0-9]+)`", readme)
+        if isinstance(getattr(errors, name, None), type)
+        and issubclass(getattr(errors, name), errors.S3DropError)
+    }
+    assert {"UploadRefused", "NotAuthenticated", "Forbidden", "AlreadyUploaded"} <= named
+    assert named <= set(s3drop.__all__), named - set(s3drop.__all__)

@@ -41,6 +41,14 @@ def s3_error(response: httpx.Response) -> tuple[str, str] | None:
     return parse_error(response.content)
 
 
+def error_code(response: httpx.Response) -> str | None:
+    """The ``code`` of the server's JSON error answer; None for any other answer."""
+    try:
+        return str(response.json()["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def _error_classes() -> dict[str, type[S3DropError]]:
     found: dict[str, type[S3DropError]] = {}
     todo: list[type[S3DropError]] = [S3DropError]
