@@ -158,10 +158,9 @@ def release(held: list[Route]) -> None:
 
 
 @pytest.fixture
-def server(default_server: LiveServer) -> LiveServer:
-    """The module's s3drop with an empty gallery, as a fresh one has."""
-    empty_gallery(default_server)
-    return default_server
+def server(shared_server: LiveServer) -> LiveServer:
+    """The session's default s3drop with an empty gallery, as a fresh one has."""
+    return shared_server
 
 
 @pytest.fixture(scope="module")
