@@ -29,7 +29,7 @@ from playwright.sync_api import Browser, Locator, Page, Route, expect
 from playwright.sync_api import Error as PlaywrightError
 
 from tests.conftest import OUTPUT, LiveServer
-from tests.e2e.conftest import checked_page, empty_gallery, module_server
+from tests.e2e.conftest import checked_page, empty_gallery
 from tests.e2e.test_page import (
     HeldUploads,
     final_state,
@@ -157,28 +157,19 @@ def release(held: list[Route]) -> None:
             route.abort()
 
 
-@pytest.fixture(scope="module")
-def a11y_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """One s3drop for the module."""
-    server = module_server(tmp_path_factory)
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def server(a11y_server: LiveServer) -> LiveServer:
-    """The module's s3drop with an empty gallery, as a fresh one has."""
-    empty_gallery(a11y_server)
-    return a11y_server
+def server(shared_server: LiveServer) -> LiveServer:
+    """The session's default s3drop with an empty gallery, as a fresh one has."""
+    return shared_server
 
 
 @pytest.fixture(scope="module")
-def mixed(browser: Browser, a11y_server: LiveServer) -> Iterator[Page]:
+def mixed(browser: Browser, default_server: LiveServer) -> Iterator[Page]:
     """One page in the mixed-results state, made once for the tests that only look at it (axe and
     the focus indicators, in each scheme and size); they run one after another in this module."""
-    empty_gallery(a11y_server)
+    empty_gallery(default_server)
     with checked_page(browser) as page:
-        held = mixed_results(page, a11y_server)
+        held = mixed_results(page, default_server)
         yield page
         release(held)
 

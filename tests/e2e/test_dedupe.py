@@ -56,12 +56,14 @@ DOWNSCALING = {
 
 class Servers:
     """The module's servers, one per backend and settings, started when a test first needs one:
-    tests on one server use bytes of their own and compare storage before and after."""
+    tests on one server use bytes of their own and compare storage before and after. The local
+    backend with no settings is the session's default server (``shared_server``, emptied first)."""
 
     def __init__(self, request: pytest.FixtureRequest, tmp: pytest.TempPathFactory) -> None:
         self.request, self.tmp = request, tmp
         self.served: dict[tuple[str, tuple[tuple[str, str], ...]], Served] = {}
         self.buckets: list[str] = []
+        self.started: list[LiveServer] = []  # stopped at the module's end (not the session's)
 
     def get(self, backend: str, env: dict[str, str] | None = None) -> Served:
         settings = tuple(sorted((env or {}).items()))
@@ -71,7 +73,11 @@ class Servers:
 
     def _start(self, backend: str, env: dict[str, str]) -> Served:
         if backend == "local":
-            server = module_server(self.tmp, env)
+            if env:
+                server = module_server(self.tmp, env)
+                self.started.append(server)
+            else:
+                server = self.request.getfixturevalue("default_server")
             return Served(
                 server,
                 f"{server.url}/storage",
@@ -83,6 +89,7 @@ class Servers:
         rgw.client().create_bucket(Bucket=bucket)
         self.buckets.append(bucket)
         server = module_server(self.tmp, {**rgw.env(bucket), **env})
+        self.started.append(server)
         bucket_ready(rgw, bucket, server.url)  # the page posts to RGW from the server's origin
         client = rgw.client()
         return Served(
@@ -93,8 +100,8 @@ class Servers:
         )
 
     def stop(self) -> None:
-        for served in self.served.values():
-            served.server.stop()
+        for server in self.started:
+            server.stop()
         if self.buckets:
             rgw: RGW = self.request.getfixturevalue("rgw")
             client = rgw.client()
@@ -115,6 +122,8 @@ def servers(
 
 @pytest.fixture(params=["local", pytest.param("rgw", marks=pytest.mark.s3)])
 def served(request: pytest.FixtureRequest, servers: Servers) -> Served:
+    if request.param == "local":
+        request.getfixturevalue("shared_server")  # the session's default, emptied for this test
     return servers.get(request.param)
 
 
@@ -224,8 +233,8 @@ def test_downscale_sends_an_upright_copy_at_the_configured_side(
     assert len(posts.sent) == 1
 
 
-def test_downscale_is_off_by_default(page: Page, servers: Servers) -> None:
-    server = servers.get("local").server
+def test_downscale_is_off_by_default(page: Page, shared_server: LiveServer) -> None:
+    server = shared_server
     original = samples.oriented_jpeg(6, size=(1600, 960))
     open_page(page, server)
     assert page.evaluate("document.querySelector('s3drop-uploader').config.client_max_side") is None

@@ -39,9 +39,9 @@ def _close(pixel: list[int], colour: tuple[int, int, int]) -> bool:
 
 
 def test_a_heic_uploaded_through_the_page_is_shown_upright(
-    page: Page, make_server: Callable[..., LiveServer]
+    page: Page, heic_server: LiveServer
 ) -> None:
-    server = make_server(env={"S3DROP_ALLOWED_TYPES": "image/png,image/jpeg,image/heic"})
+    server = heic_server
     open_page(page, server)
     # Taken with the phone turned (EXIF 6, irot 90 degrees in the HEIF); the browser gives a .heic
     # no type on Linux, so the element finds it by the server's extension list.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -208,12 +207,12 @@ def test_the_element_paints_the_placeholder_of_a_file_it_could_not_preview(
 
 
 def test_an_uploaded_heic_has_its_placeholder_in_the_row_until_its_jpeg_thumbnail_loads(
-    page: Page, make_server: Callable[..., LiveServer]
+    page: Page, heic_server: LiveServer
 ) -> None:
     """A real HEIC (Chromium cannot decode it, so the row has no preview of its own): the server
     converts it to a JPEG and answers its placeholder, which the row paints until the server's
     thumbnail has loaded."""
-    server = make_server(env={"S3DROP_ALLOWED_TYPES": "image/png,image/jpeg,image/heic"})
+    server = heic_server
     open_page(page, server)
     thumbs = Held(page, re.compile(r"/storage/thumbs/"))
     data = samples.oriented_heic(6, size=(320, 240))  # red, turned upright by its irot

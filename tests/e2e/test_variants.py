@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -38,9 +37,9 @@ def _name(url: str) -> str:
 
 
 def test_a_narrow_screen_fetches_a_small_variant_not_the_original(
-    browser: Browser, make_server: Callable[..., LiveServer]
+    browser: Browser, shared_server: LiveServer
 ) -> None:
-    server = make_server()
+    server = shared_server
     data = samples.jpeg(size=(2400, 1600))
     image = _upload(server, data)
     objects = server.data_dir / "objects"
