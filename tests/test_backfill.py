@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -22,27 +23,50 @@ from . import samples
 from .cli_inprocess import run_cli
 from .test_complete import quarantine
 
-MakeDrop = Callable[..., S3Drop]
+
+class MakeDrop:
+    """``make_drop(**settings)``: an S3Drop on this test's store (a data dir of its own, or the
+    test's RGW bucket); ``promoted()``: that store holding three images promoted before variants
+    existed (see :func:`promote_without_variants`)."""
+
+    def __init__(self, data_dir: Path, template: Callable[[], tuple[Path, list[str]]] | None):
+        self.data_dir = data_dir
+        self.template = template
+
+    def __call__(self, **settings: Any) -> S3Drop:
+        return S3Drop(Settings(data_dir=self.data_dir, **settings), limit_store=MemoryLimitStore())
+
+
+@pytest.fixture(scope="module")
+def local_template(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[[], tuple[Path, list[str]]]:
+    """The local store of :func:`promote_without_variants`, made once for the module (three
+    decodes, thumbnails and promotions) the first time a test asks; each test gets a copy."""
+    made: list[tuple[Path, list[str]]] = []
+
+    def template() -> tuple[Path, list[str]]:
+        if not made:
+            data_dir = tmp_path_factory.mktemp("backfill") / "data"
+            made.append((data_dir, _promote_three(MakeDrop(data_dir, None)(variant_formats=""))))
+        return made[0]
+
+    return template
 
 
 @pytest.fixture(params=["local", "rgw"])
 def make_drop(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    local_template: Callable[[], tuple[Path, list[str]]],
 ) -> MakeDrop:
     if request.param == "rgw":
         rgw = request.getfixturevalue("rgw")
         for name, value in rgw.env(request.getfixturevalue("bucket")).items():
             monkeypatch.setenv(name, value)
-    made: list[S3Drop] = []
-
-    def make(**settings: Any) -> S3Drop:
-        drop = S3Drop(
-            Settings(data_dir=tmp_path / "data", **settings), limit_store=MemoryLimitStore()
-        )
-        made.append(drop)
-        return drop
-
-    return make
+        return MakeDrop(tmp_path / "data", None)
+    return MakeDrop(tmp_path / "data", local_template)
 
 
 def keys(drop: S3Drop, prefix: str) -> list[str]:
@@ -51,8 +75,17 @@ def keys(drop: S3Drop, prefix: str) -> list[str]:
 
 def promote_without_variants(make_drop: MakeDrop) -> tuple[S3Drop, list[str]]:
     """Two wide JPEGs and one narrow PNG of alice's, promoted before variants existed; then a
-    drop with the default variants (WebP 320, 640, 1024)."""
-    before = make_drop(variant_formats="")
+    drop with the default variants (WebP 320, 640, 1024). On the local backend a copy of the
+    module's one such store (the files, their times and metadata as promoting left them)."""
+    if make_drop.template is None:
+        ids = _promote_three(make_drop(variant_formats=""))
+    else:
+        data_dir, ids = make_drop.template()
+        shutil.copytree(data_dir, make_drop.data_dir)
+    return make_drop(), ids
+
+
+def _promote_three(before: S3Drop) -> list[str]:
     ids = []
     for data, content_type in [
         (samples.jpeg(1, size=(700, 400)), "image/jpeg"),
@@ -63,7 +96,7 @@ def promote_without_variants(make_drop: MakeDrop) -> tuple[S3Drop, list[str]]:
         upload_id = quarantine(before, data, content_type, owner="alice", sha256=sha256)
         ids.append(before.complete(upload_id).id)
     assert keys(before, "variants/") == []
-    return make_drop(), ids
+    return ids
 
 
 def assert_whole(drop: S3Drop, ids: list[str]) -> None:
@@ -79,9 +112,8 @@ def assert_whole(drop: S3Drop, ids: list[str]) -> None:
         assert facts is not None
         image = drop.get_image(facts.id)  # through the thumbnail, which names the key
         assert image.key == key
-        markers = [
-            m for m in keys(drop, "digests/") if drop.storage.head(m).metadata["image"] == key
-        ]  # type: ignore[union-attr]
+        heads = [drop.storage.head(m) for m in keys(drop, "digests/")]
+        markers = [h for h in heads if h is not None and h.metadata["image"] == key]
         assert len(markers) == 1
         widths = [320, 640] if facts.width == 700 else []
         assert facts.variants == (f"w{'-'.join(map(str, widths))}" if widths else None)

@@ -1,11 +1,11 @@
 """Does storage enforce every limit s3drop signs? The same cases against every backend.
 
 Each case signs a form the way the app does (``S3Drop.presign``), then posts a real
-``multipart/form-data`` body over HTTP with httpx: to s3drop's app for the local backend (in-process,
-through httpx's ASGI transport; a live server where a real connection is the point), straight to
-Ceph RGW for the s3 backend. Every refusal asserts the status and that nothing was
-stored: not at the signed key, and nothing else in the whole store either. What each backend
-answered is collected into one table (see ``conftest.py``).
+``multipart/form-data`` body over HTTP with httpx: to s3drop's app for the local backend
+(in-process, through httpx's ASGI transport; served by uvicorn in this process on a real socket
+where a connection is the point), straight to Ceph RGW for the s3 backend. Every refusal asserts
+the status and that nothing was stored: not at the signed key, and nothing else in the whole store
+either. What each backend answered is collected into one table (see ``conftest.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 import boto3
 import httpx
 import pytest
-from tests.conftest import LiveServer
+import uvicorn
+from anyio.from_thread import start_blocking_portal
+from tests.ceph.cluster import free_port
 from tests.inprocess import AppServer
 
 from s3drop import S3Drop, Settings, UploadForm
@@ -105,14 +107,32 @@ def target(request: pytest.FixtureRequest, make_app: Callable[..., AppServer]) -
 
 @pytest.fixture(params=["local", "rgw"])
 def live_target(
-    request: pytest.FixtureRequest, make_server: Callable[..., LiveServer]
+    request: pytest.FixtureRequest, make_app: Callable[..., AppServer]
 ) -> Iterator[Target]:
-    """Like ``target``, with the local backend in a live ``s3drop serve``."""
+    """Like ``target``, with the local backend's app served by uvicorn on a real socket: in this
+    process, on a loop thread of its own (the connection is the point, not an interpreter start)."""
     if request.param == "local":
-        server = make_server()
+        server = make_app()
         settings = {"data_dir": server.data_dir, "max_bytes": MAX_BYTES}
         storage = LocalStorage(Settings(**settings))
-        yield Target("local", settings, storage, server.url, local_data=server.data_dir)
+        port = free_port()
+        config = uvicorn.Config(
+            server.app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"
+        )
+        uvicorn_server = uvicorn.Server(config)
+        with start_blocking_portal() as portal:
+            serving = portal.start_task_soon(uvicorn_server.serve)
+            deadline = time.monotonic() + 30
+            while not uvicorn_server.started:
+                assert not serving.done(), serving.exception()
+                assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
+                time.sleep(0.01)
+            try:
+                url = f"http://127.0.0.1:{port}"
+                yield Target("local", settings, storage, url, local_data=server.data_dir)
+            finally:
+                uvicorn_server.should_exit = True
+                serving.result(timeout=30)
         return
     yield from _rgw_target(request)
 
