@@ -65,6 +65,9 @@ def photo(seed: int = 0, size: tuple[int, int] = (320, 240)) -> Image.Image:
 
 
 def png(seed: int = 0, size: tuple[int, int] = (320, 240), **options: Any) -> bytes:
+    """A PNG of :func:`photo`. Its noise does not compress, so zlib level 1 by default: the same
+    size within 3 %, four times faster to make (0.04 s instead of 0.16 s; the suite makes hundreds)."""
+    options.setdefault("compress_level", 1)
     return encode(photo(seed, size), "PNG", **options)
 
 
@@ -189,11 +192,13 @@ def _after_soi(data: bytes) -> bytes:
     return data[2:]
 
 
+@functools.cache  # 10 MB made once a process: the same refusal on every backend
 def com_flood_jpeg(count: int = 2_500_000) -> bytes:
     """A small JPEG behind ``count`` empty comment segments (4 bytes each: 10 MB by default)."""
     return b"\xff\xd8" + b"\xff\xfe\x00\x02" * count + _after_soi(jpeg(size=(16, 16)))
 
 
+@functools.cache  # 10 MB made once a process: the same refusal on every backend
 def idat_flood_png(count: int = 800_000) -> bytes:
     """A small PNG whose image data is preceded by ``count`` empty IDAT chunks (12 bytes each:
     9.6 MB by default); an empty IDAT is valid, the zlib stream simply continues."""
@@ -302,6 +307,11 @@ def _png_with(*chunks: bytes) -> bytes:
 
 def hidden_in_kept_segments() -> dict[str, tuple[bytes, str]]:
     """Files that hide :data:`HIDDEN` in a segment s3drop keeps: name -> (bytes, content type)."""
+    return dict(_hidden_in_kept_segments())
+
+
+@functools.cache  # made once a process, as _hostile_files: asked for once per case (~0.15 s each)
+def _hidden_in_kept_segments() -> dict[str, tuple[bytes, str]]:
     jfif = b"JFIF\x00\x01\x01\x01\x00\x48\x00\x48\x00\x00"  # 72 dpi, no thumbnail
     adobe = b"Adobe\x00\x64\x00\x00\x00\x00\x01"  # transform 1: YCbCr
     fake_icc = b"ICC_PROFILE\x00\x01\x01" + HIDDEN * 8

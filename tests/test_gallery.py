@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from anyio.from_thread import start_blocking_portal
 
 from s3drop import Settings
 from s3drop.auth import Principal
@@ -27,12 +28,13 @@ from s3drop.policy import image_key, new_upload_id, quarantine_key
 from s3drop.storage.counting import CountingStorage
 from s3drop.storage.local import LocalStorage
 from s3drop.uploads import S3Drop
+from s3drop.web.app import create_app
 
 from . import samples
 from .appflow import app_backend, fetch, upload
 from .cli_inprocess import run_cli
-from .conftest import start_server
 from .flow import Backend, complete
+from .inprocess import AppServer
 
 
 @pytest.fixture
@@ -306,19 +308,24 @@ def test_the_local_server_sweeps_on_its_own_and_needs_nothing_else(
 ) -> None:
     old = stale_upload(drop, age=timedelta(days=2))
     fresh = stale_upload(drop, age=timedelta(minutes=1))
-    # Nothing but where its files go: the local backend is the default.
-    server = start_server(tmp_path, env={"S3DROP_DATA_DIR": str(tmp_path / "data")})
-    try:
+    # Nothing but where its files go: the local backend is the default. The app `s3drop serve`
+    # runs, with its lifespan (where the sweep starts), in this process: no interpreter start.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("S3DROP_DATA_DIR", str(tmp_path / "data"))
+        patch.setenv("S3DROP_DECODE_WORKERS", "1")  # as start_server: one worker is plenty
+        app = create_app(Settings())
+    with (
+        start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(app.router.lifespan_context(app)),
+        AppServer(app, tmp_path / "data", portal).client() as http,
+    ):
         deadline = time.monotonic() + 10
         while drop.storage.head(old) is not None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert drop.storage.head(old) is None
         assert drop.storage.head(fresh) is not None
-        with server.client() as http:
-            answer = http.get("/api/images")
-        assert answer.json() == {"images": [], "next_cursor": None}
-    finally:
-        server.stop()
+        answer = http.get("/api/images")
+    assert answer.json() == {"images": [], "next_cursor": None}
 
 
 # --- over HTTP, on each backend ---------------------------------------------------------------
