@@ -20,7 +20,7 @@ decodes to 400 MB. So it never runs in the server's own process:
   and every task in it.)
 - Workers are plain ``python -c`` processes (:mod:`s3drop.sandbox_worker`) talking over a socket
   pair (not multiprocessing, so an embedding program's ``__main__`` is never imported again),
-  started on first use (~0.3 s).
+  started on first use (~0.3 s; the app starts the first one at start-up, :meth:`DecodePool.warm`).
   A worker serves many tasks; one whose peak memory passed :data:`RECYCLE_RSS` is retired after
   its task, so memory goes back to the operating system, and its replacement starts at once in
   the background, so the next task does not wait for it.
@@ -270,9 +270,11 @@ class DecodePool:
         return worker
 
     def warm(self) -> None:
-        """Start every worker now, in the background (the app calls this at start-up)."""
-        for slot in self._slots:
-            self._refill(slot)
+        """Start the first worker now, in the background (the app calls this at start-up), so the
+        first completion does not wait for a start. The others start when first needed (a
+        completion while every started worker is busy): an idle server keeps one decoder process
+        rather than one per core plus the small lane."""
+        self._refill(self._slots[0])
 
     def _refill(self, slot: _Slot) -> None:
         """Start a worker for ``slot`` in the background, so its next task finds one ready."""

@@ -136,7 +136,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     drop: S3Drop = app.state.drop
     sweeper = asyncio.create_task(_sweep(drop)) if drop.storage.needs_sweeping else None
     restore = _close_on_signal(drop, asyncio.get_running_loop())
-    drop.decoders.warm()  # the first completion does not wait for a worker to start
+    drop.decoders.warm()  # the first completion does not wait for its worker to start
     try:
         yield
     finally:
