@@ -26,11 +26,11 @@ import os
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from s3drop.config import Settings
+from s3drop._config import Settings
+from s3drop._uploads import S3Drop
 from s3drop.limits import MemoryLimitStore, SQLiteLimitStore
-from s3drop.uploads import S3Drop
+from s3drop.web._routes import SignRequest
 from s3drop.web.app import create_app
-from s3drop.web.routes import SignRequest
 
 from . import fixes
 

@@ -3,8 +3,8 @@
 ``python -m bench client_body`` (``./scripts/bench client_body`` also writes its rows into
 bench/README.md's table), or alone ``python -m bench.client_body [--rounds N] [--mib N]``: one local-backend server (the bench app, one
 uvicorn worker pinned to its own CPU); per round, the same 10 MiB file posted with a freshly signed
-form by :meth:`s3drop.client.Client.post_file` (httpx's encoder reading a
-:class:`~s3drop.client.multipart.ProgressReader`, 64 KiB reads, progress reported) and by the body
+form by :meth:`s3drop._client.Client.post_file` (httpx's encoder reading a
+:class:`~s3drop._client.multipart.ProgressReader`, 64 KiB reads, progress reported) and by the body
 s3drop built by hand before (``_hand_built_body`` below, a copy of the old ``form_body``: its own
 boundary and part headers, 256 KiB reads, progress reported), through the same ``httpx.Client``.
 Order alternates each round. Wall and client CPU time of each post (signing not timed), and in
@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from s3drop.client import Client
-from s3drop.policy import UploadForm
+from s3drop._client import Client
+from s3drop._policy import UploadForm
 
 from .common import MiB, Report, Row, Series, Target, paired_ratio, serve
 from .upload import make_body
@@ -36,7 +36,7 @@ SETTINGS = {"S3DROP_RATE_PER_MINUTE": str(10**9), "S3DROP_BYTES_PER_HOUR": str(1
 def _hand_built_body(
     form: UploadForm, path: Path, progress: Callable[[int, int], None]
 ) -> tuple[dict[str, str], Iterator[bytes]]:
-    """The old ``s3drop.client.multipart.form_body``, as the baseline."""
+    """The old ``s3drop._client.multipart.form_body``, as the baseline."""
     size = path.stat().st_size
     boundary = f"s3drop-{secrets.token_hex(16)}"
 

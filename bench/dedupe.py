@@ -39,7 +39,7 @@ async def _measure(
 ) -> tuple[list[float], list[float], int]:
     import httpx
 
-    from s3drop import metrics
+    from s3drop import _metrics as metrics
     from s3drop.limits import MemoryLimitStore
     from s3drop.web.app import create_app
 
@@ -107,8 +107,8 @@ def _row(case: str, subject: list[float], baseline: list[float], duplicates: int
 
 
 def run(workdir: Path, resources: Any, *, rounds: int) -> Report:
-    from s3drop.config import Settings
-    from s3drop.uploads import S3Drop
+    from s3drop._config import Settings
+    from s3drop._uploads import S3Drop
 
     if not callable(getattr(S3Drop, "find_duplicate", None)):
         raise Pending("S3Drop.find_duplicate does not exist yet (issue 15)")

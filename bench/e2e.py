@@ -122,7 +122,7 @@ def _floor_pass(client: Any, bucket: str, bodies: list[bytes], count: int) -> fl
 
 def _post_pass(storage: Any, settings: Any, bodies: list[bytes], count: int) -> float:
     """The browser's part alone: a form signed in-process, posted straight to RGW."""
-    from s3drop.policy import check_upload
+    from s3drop._policy import check_upload
 
     local = threading.local()
 
@@ -182,7 +182,7 @@ def _rounds(
 
 
 def run(workdir: Path, resources: Any, *, rounds: int, count: int) -> Report:
-    from s3drop.uploads import S3Drop
+    from s3drop._uploads import S3Drop
 
     if not callable(getattr(S3Drop, "complete", None)):
         raise Pending("S3Drop.complete does not exist yet (issue 4)")
@@ -251,7 +251,7 @@ def run(workdir: Path, resources: Any, *, rounds: int, count: int) -> Report:
 def _storage(server: Any, bucket: str, workdir: Path) -> tuple[Any, Any]:
     import boto3
 
-    from s3drop.config import Settings
+    from s3drop._config import Settings
     from s3drop.storage.s3 import S3Storage
 
     settings = Settings(

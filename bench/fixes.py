@@ -18,11 +18,11 @@ def _workers_not_niced() -> None:
     diagnosis. On a machine that other work keeps busy (a shared CI or dev box at load 10+), a
     niced worker gets a tenth of a normal process's share, and the e2e figure measures that
     starvation rather than s3drop; on an idle machine the two should agree."""
-    from s3drop import sandbox_worker
+    from s3drop import _sandbox_worker as sandbox_worker
 
     sandbox_worker._BOOT = sandbox_worker._BOOT.replace(
-        "from s3drop.sandbox_worker import _main;",
-        "import s3drop.sandbox_worker as s; s.NICE = 0; from s3drop.sandbox_worker import _main;",
+        "from s3drop._sandbox_worker import _main;",
+        "import s3drop._sandbox_worker as s; s.NICE = 0; from s3drop._sandbox_worker import _main;",
     )
 
 
@@ -33,7 +33,7 @@ def _batch_wait() -> None:
     CPU per sign 0.86x with it, 0.89-0.92x without, so not adopted; kept to measure again."""
     import asyncio
 
-    from s3drop.limits import batch
+    from s3drop.limits import _batch as batch
 
     original = batch.TakeBatcher._drain
 

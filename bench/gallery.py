@@ -31,8 +31,8 @@ CALLS = {"local": 15, "rgw": 9}
 
 
 def _drop(settings: Any, storage: Any = None) -> Any:
+    from s3drop._uploads import S3Drop
     from s3drop.limits import MemoryLimitStore
-    from s3drop.uploads import S3Drop
 
     return S3Drop(settings, storage=storage, limit_store=MemoryLimitStore())
 
@@ -42,7 +42,7 @@ def _template(drop: Any) -> tuple[Callable[[str], str], bytes, str, dict[str, st
     (whatever the key scheme, the id is in it), and the promoted bytes, type and metadata."""
     import hashlib
 
-    from s3drop.policy import encode_meta, new_upload_id, quarantine_key
+    from s3drop._policy import encode_meta, new_upload_id, quarantine_key
 
     from .samples import camera_exif, photo
 
@@ -76,7 +76,7 @@ def _template(drop: Any) -> tuple[Callable[[str], str], bytes, str, dict[str, st
 
 
 def _ids(count: int) -> list[str]:
-    from s3drop.policy import new_upload_id
+    from s3drop._policy import new_upload_id
 
     now = time.time()
     return [new_upload_id(now - index) for index in range(count)]
@@ -119,7 +119,7 @@ def fill_local(workdir: Path, name: str, count: int) -> tuple[Any, Callable[[], 
     """A local drop in ``workdir/name`` holding one promoted image (:func:`_template`) stored again
     under ``count`` fresh ids; the drop, and the bare listing of its first page (``os.scandir``
     of the images folder, sorted into key order)."""
-    from s3drop.config import Settings
+    from s3drop._config import Settings
 
     drop = _drop(Settings(data_dir=workdir / name))
     key_for, data, content_type, metadata = _template(drop)
@@ -143,7 +143,7 @@ def fill_rgw(
     pool; the drop, the bare listing (``list_objects_v2(MaxKeys=50)``) and the fill's details."""
     import boto3
 
-    from s3drop.config import Settings
+    from s3drop._config import Settings
     from s3drop.storage.s3 import S3Storage
 
     bucket = server.new_bucket(name)
@@ -233,7 +233,7 @@ def rgw(workdir: Path, server: Any, *, rounds: int, count: int) -> tuple[Row, di
 
 
 def run(workdir: Path, resources: Any, *, rounds: int, count: int) -> Report:
-    from s3drop.uploads import S3Drop
+    from s3drop._uploads import S3Drop
 
     if not callable(getattr(S3Drop, "list_images", None)):
         raise Pending("S3Drop.list_images does not exist yet (issue 4)")

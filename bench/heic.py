@@ -44,8 +44,9 @@ def _psnr(a: Image.Image, b: Image.Image) -> float:
 
 
 def run(workdir: Path, *, rounds: int) -> Report:
-    from s3drop import formats, images
-    from s3drop.convert import register_heif
+    from s3drop import _formats as formats
+    from s3drop import _images as images
+    from s3drop._convert import register_heif
 
     register_heif()
     report = Report("heic", "HEIC 12 MP: verify + convert to JPEG vs libheif's decode alone")

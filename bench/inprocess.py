@@ -91,11 +91,11 @@ def _library(count: int) -> dict[str, float]:
     """The library calls the route makes, alone (microseconds per call)."""
     from pathlib import Path
 
-    from s3drop.auth import Principal
-    from s3drop.config import Settings
+    from s3drop._auth import Principal
+    from s3drop._config import Settings
+    from s3drop._policy import check_upload
+    from s3drop._uploads import S3Drop
     from s3drop.limits import MemoryLimitStore, SQLiteLimitStore
-    from s3drop.policy import check_upload
-    from s3drop.uploads import S3Drop
 
     settings = Settings(
         data_dir=Path(os.environ["S3DROP_DATA_DIR"]) / "library",

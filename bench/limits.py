@@ -56,7 +56,7 @@ def _redis() -> Iterator[RedisServer]:
 def _limits_alone(url: str, workdir: Path, *, count: int = 3000) -> dict[str, float]:
     """CPU microseconds per ``Limits.before_sign_async`` (16 concurrent tasks, one event loop,
     this process): the store's own cost to the server, without HTTP or sockets to the app."""
-    from s3drop.config import Settings
+    from s3drop._config import Settings
     from s3drop.limits import Limits, SQLiteLimitStore
     from s3drop.limits.redis import RedisLimitStore
 

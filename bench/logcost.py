@@ -1,7 +1,7 @@
 """``python -m bench.logcost``: what a sign's two log lines cost the thread that logs them.
 
 A sign logs its audit line (``s3drop.audit``) and uvicorn's access line. Under ``s3drop serve``
-both go through :class:`s3drop.logs.BackgroundHandler` (queued; formatted and written by a thread
+both go through :class:`s3drop._logs.BackgroundHandler` (queued; formatted and written by a thread
 of their own); the baseline, measured in the same run, is the same ``log_config`` with plain
 ``StreamHandler`` s (formatted and written by the caller: the event loop). Written to /dev/null,
 so the figures are CPU, not a slow reader. Prints JSON: CPU microseconds per sign's two lines, in
@@ -19,8 +19,8 @@ import statistics
 import sys
 import time
 
-from s3drop import audit
-from s3drop.logs import LogFormat, log_config, stop_background
+from s3drop import _audit as audit
+from s3drop._logs import LogFormat, log_config, stop_background
 
 LINES = 20_000
 ROUNDS = 5

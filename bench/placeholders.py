@@ -108,7 +108,7 @@ def placeholder_share(drop: Any, *, rounds: int) -> Row:
     listing itself replayed from memory (so only the per-key work is timed)."""
     import re
 
-    from s3drop.gallery import list_page
+    from s3drop._gallery import list_page
     from s3drop.storage.base import ObjectInfo
 
     listed = drop.storage.list_objects("images/", limit=PAGE + 1)
@@ -157,8 +157,8 @@ def sandbox_cost(*, rounds: int) -> list[Row]:
     """The placeholder vs the thumbnail it rides on, for a 24 MP JPEG (ms per image)."""
     from PIL import Image
 
-    from s3drop import images
-    from s3drop.placeholders import placeholder_of
+    from s3drop import _images as images
+    from s3drop._placeholders import placeholder_of
 
     from .samples import jpeg_photo
 
@@ -210,9 +210,9 @@ def sandbox_cost(*, rounds: int) -> list[Row]:
 
 def run(workdir: Path, resources: Any, *, rounds: int, count: int) -> Report:
     try:
-        from s3drop.placeholders import placeholder_of  # noqa: F401
+        from s3drop._placeholders import placeholder_of  # noqa: F401
     except ImportError as exc:
-        raise Pending("s3drop.placeholders does not exist yet (issue 15)") from exc
+        raise Pending("s3drop._placeholders does not exist yet (issue 15)") from exc
     report = Report("placeholders", f"Placeholders: a page of {PAGE} among {count}; their cost")
     row, details = local(workdir, rounds=rounds, count=count)
     report.rows.append(row)

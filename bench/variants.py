@@ -120,9 +120,9 @@ def run(workdir: Path, *, rounds: int, browser: bool = True) -> Report:
 
 
 def _heic(workdir: Path, *, rounds: int) -> Row:
-    from s3drop import images
-    from s3drop.config import Settings
-    from s3drop.convert import register_heif
+    from s3drop import _images as images
+    from s3drop._config import Settings
+    from s3drop._convert import register_heif
 
     from .heic import _sample
 
@@ -159,9 +159,9 @@ class _Promote(_Complete):
     def __init__(self, workdir: Path, *, pipeline: str) -> None:
         super().__init__(workdir, "image/jpeg")
         if pipeline != "with":
-            from s3drop.config import Settings
+            from s3drop._config import Settings
+            from s3drop._uploads import S3Drop
             from s3drop.limits import MemoryLimitStore
-            from s3drop.uploads import S3Drop
 
             data_dir, max_bytes = self.drop.settings.data_dir, self.drop.settings.max_bytes
             formats = "image/avif,image/webp" if pipeline == "avif" else ""

@@ -64,7 +64,7 @@ def sample(name: str) -> Path:
 
 
 def has_complete() -> bool:
-    from s3drop.uploads import S3Drop
+    from s3drop._uploads import S3Drop
 
     return callable(getattr(S3Drop, "complete", None))
 
@@ -181,9 +181,9 @@ class _Complete:
         import hashlib
         import os
 
-        from s3drop.config import Settings
+        from s3drop._config import Settings
+        from s3drop._uploads import S3Drop
         from s3drop.limits import MemoryLimitStore
-        from s3drop.uploads import S3Drop
 
         self.hashlib = hashlib
         self.content_type = content_type
@@ -192,7 +192,7 @@ class _Complete:
         self.drop = S3Drop(settings, limit_store=MemoryLimitStore())
 
     def __call__(self, data: bytes) -> object:
-        from s3drop.policy import encode_meta, new_upload_id, quarantine_key
+        from s3drop._policy import encode_meta, new_upload_id, quarantine_key
 
         upload_id = new_upload_id()
         self.drop.storage.put(
@@ -211,7 +211,7 @@ class _Complete:
         self.last = (time.perf_counter() - start, time.process_time() + self.worker_cpu() - cpu)
         return image
 
-    # The decode runs in a worker process of s3drop.sandbox: its CPU and memory count too.
+    # The decode runs in a worker process of s3drop._sandbox: its CPU and memory count too.
 
     def worker_cpu(self) -> float:
         import psutil  # type: ignore[import-untyped]

@@ -1,5 +1,5 @@
 """The command line in this process: ``run_cli("bucket", "doctor", env={...})`` runs what
-``python -m s3drop bucket doctor`` runs (:func:`s3drop.cli.main`, its one-line errors and exit
+``python -m s3drop bucket doctor`` runs (:func:`s3drop._cli.main`, its one-line errors and exit
 codes included) and answers as ``subprocess.run(..., capture_output=True, text=True)`` does, without
 starting an interpreter and importing s3drop again (about 0.6 s of CPU each). For tests of what a
 command does; a test of the process itself (the entry point, signals, what a real terminal shows)
@@ -18,7 +18,7 @@ from subprocess import CompletedProcess
 
 import pytest
 
-from s3drop.cli import main
+from s3drop._cli import main
 
 
 def run_cli(

@@ -65,7 +65,7 @@ class LiveServer:
     def output(self) -> str:
         """What the server wrote so far, once its log has settled.
 
-        The server writes its log lines from a thread of its own (``s3drop.logs``), a moment after
+        The server writes its log lines from a thread of its own (``s3drop._logs``), a moment after
         the response that caused them may have arrived here: read until the log is unchanged for
         50 ms (at most 5 s)."""
         text = self.log.read_text(errors="replace")

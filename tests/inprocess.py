@@ -46,7 +46,7 @@ class _PortalTransport(httpx.BaseTransport):
 
 @contextlib.contextmanager
 def asgi_transport(app: ASGIApp) -> Iterator[httpx.BaseTransport]:
-    """A sync transport on ``app`` in-process, for clients that take one (``s3drop.client``)."""
+    """A sync transport on ``app`` in-process, for clients that take one (``s3drop._client``)."""
     with start_blocking_portal() as portal:
         yield _PortalTransport(app, portal)
 
@@ -109,7 +109,7 @@ class AppServer:
         self._portal = portal
 
     def transport(self) -> httpx.BaseTransport:
-        """A sync transport on the app, for clients that take one (``s3drop.client``)."""
+        """A sync transport on the app, for clients that take one (``s3drop._client``)."""
         return _PortalTransport(self.app, self._portal)
 
     def client(self, **kwargs: Any) -> httpx.Client:
@@ -136,7 +136,7 @@ def app_servers(tmp: Path) -> Iterator[Callable[..., AppServer]]:
     environment plus ``env`` (``S3DROP_*``, ``AWS_*``), the way ``s3drop serve`` reads it, with a
     data folder of its own under ``tmp``. Every app's ``output()`` holds every line s3drop logged
     since it was made: a test that reads it makes one app."""
-    from s3drop.config import Settings
+    from s3drop._config import Settings
     from s3drop.web.app import create_app
 
     logger = logging.getLogger("s3drop")

@@ -175,7 +175,7 @@ async def main(port: int, *, serve_logs: bool = False) -> None:
     loop_thread = threading.get_ident()
     logging: dict[str, Any] = {"log_level": "warning"}
     if serve_logs:  # the logging of ``s3drop serve``: its audit trail and the access log
-        from s3drop.logs import log_config
+        from s3drop._logs import log_config
 
         logging = {"log_level": "info", "log_config": log_config("text")}
     install_watch()  # before the app opens anything (its SQLite connection, say)

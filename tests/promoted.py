@@ -8,7 +8,7 @@ import io
 from PIL import Image
 
 from s3drop import S3Drop
-from s3drop.policy import image_key, new_upload_id, owner_key, thumbnail_key
+from s3drop._policy import image_key, new_upload_id, owner_key, thumbnail_key
 
 from . import samples
 

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from s3drop import Settings
-from s3drop.backfill import fill_missing, pending
+from s3drop._backfill import fill_missing, pending
+from s3drop._policy import parse_image_key
+from s3drop._uploads import S3Drop
 from s3drop.limits import MemoryLimitStore
-from s3drop.policy import parse_image_key
-from s3drop.uploads import S3Drop
 
 from . import samples
 from .cli_inprocess import run_cli

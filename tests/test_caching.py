@@ -20,9 +20,9 @@ import httpx
 import pytest
 
 from s3drop import Settings
-from s3drop.policy import new_upload_id, quarantine_key
+from s3drop._policy import new_upload_id, quarantine_key
+from s3drop.web._assets import FOREVER, REVALIDATE
 from s3drop.web.app import STATIC, create_app
-from s3drop.web.assets import FOREVER, REVALIDATE
 from tests import samples
 
 T = TypeVar("T")

@@ -23,8 +23,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from s3drop import __version__
-from s3drop.cli import cli
-from s3drop.client import Client
+from s3drop._cli import cli
+from s3drop._client import Client
 
 from . import samples
 from .cli_inprocess import run_cli

@@ -1,4 +1,4 @@
-"""s3drop.client against a live server: the whole flow, retries of transient failures (through a
+"""s3drop._client against a live server: the whole flow, retries of transient failures (through a
 proxy that drops connections and answers 503 or 429 on purpose), no retry of a refusal, checks
 before any byte is sent, and a big file streamed from disk."""
 
@@ -15,8 +15,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from s3drop.client import Client, ServerConfig, sniff_type
-from s3drop.errors import (
+from s3drop._client import Client, ServerConfig, sniff_type
+from s3drop._errors import (
     FileEmpty,
     FileTooLarge,
     NotFound,

@@ -1,4 +1,4 @@
-"""What s3drop.client posts to storage, now that httpx's multipart encoder builds it: the signed
+"""What s3drop._client posts to storage, now that httpx's multipart encoder builds it: the signed
 fields in order then the file, with a ``Content-Length`` (S3's POST takes no chunked body); the
 file read from disk in chunks; progress from 0 to the size on every attempt of a retried upload;
 and a filename with quotes, CR/LF, a backslash and non-ASCII stored under the server's key, on
@@ -19,10 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from s3drop.client import Client
-from s3drop.client.multipart import ProgressReader
-from s3drop.errors import S3DropError
-from s3drop.filenames import sanitize_filename
+from s3drop._client import Client
+from s3drop._client.multipart import ProgressReader
+from s3drop._errors import S3DropError
+from s3drop._filenames import sanitize_filename
 
 from .conftest import RGW
 from .inprocess import AppServer, app_servers, files_in

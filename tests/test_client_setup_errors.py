@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from s3drop.client import Client
-from s3drop.errors import S3DropError
+from s3drop._client import Client
+from s3drop._errors import S3DropError
 
 
 @pytest.fixture

@@ -27,8 +27,8 @@ import pytest
 from PIL import Image
 
 from s3drop import Settings
-from s3drop.auth import Principal
-from s3drop.errors import (
+from s3drop._auth import Principal
+from s3drop._errors import (
     AlreadyCompleted,
     ChecksumMismatch,
     Forbidden,
@@ -38,9 +38,9 @@ from s3drop.errors import (
     SizeMismatch,
     TypeMismatch,
 )
+from s3drop._policy import encode_meta, filename_label, new_upload_id, quarantine_key
+from s3drop._uploads import S3Drop
 from s3drop.limits import MemoryLimitStore, app_limit_store
-from s3drop.policy import encode_meta, filename_label, new_upload_id, quarantine_key
-from s3drop.uploads import S3Drop
 
 from . import samples
 from .appflow import app_backend, fetch, post, upload
@@ -318,7 +318,7 @@ def test_a_form_posted_again_after_its_image_was_deleted_makes_no_image(
     drop: S3Drop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The id was claimed once and has no image: no second image, however long after."""
-    monkeypatch.setattr("s3drop.promote._AWAIT_PROMOTION", 0.2)  # no other process is writing
+    monkeypatch.setattr("s3drop._promote._AWAIT_PROMOTION", 0.2)  # no other process is writing
     alice = Principal("alice")
     data = samples.png(5)
     upload_id = quarantine(drop, data, "image/png", owner="alice")

@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from s3drop import AlreadyUploaded, S3Drop, Settings
-from s3drop.auth import Principal
+from s3drop._auth import Principal
+from s3drop._policy import digest_key
 from s3drop.limits import MemoryLimitStore
-from s3drop.policy import digest_key
 from s3drop.storage.base import Storage
 
 from . import samples

@@ -20,14 +20,14 @@ import pytest
 from anyio.from_thread import start_blocking_portal
 
 from s3drop import Settings
-from s3drop.auth import Principal
-from s3drop.errors import Forbidden, InvalidRequest, NotFound
+from s3drop._auth import Principal
+from s3drop._errors import Forbidden, InvalidRequest, NotFound
+from s3drop._placeholders import Placeholder
+from s3drop._policy import image_key, new_upload_id, quarantine_key
+from s3drop._uploads import S3Drop
 from s3drop.limits import MemoryLimitStore
-from s3drop.placeholders import Placeholder
-from s3drop.policy import image_key, new_upload_id, quarantine_key
-from s3drop.storage.counting import CountingStorage
+from s3drop.storage._counting import CountingStorage
 from s3drop.storage.local import LocalStorage
-from s3drop.uploads import S3Drop
 from s3drop.web.app import create_app
 
 from . import samples

@@ -15,9 +15,9 @@ import pytest
 from PIL import Image
 
 from s3drop import S3Drop
-from s3drop.config import Settings
-from s3drop.errors import InsufficientStorage
-from s3drop.responsive import VariantSet
+from s3drop._config import Settings
+from s3drop._errors import InsufficientStorage
+from s3drop._responsive import VariantSet
 from s3drop.storage.local import LocalStorage
 from s3drop.web.app import create_app
 

@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from s3drop import Image, ImageRejected, Principal, S3Drop, Settings
-from s3drop.errors import NotAnImage
+from s3drop._errors import NotAnImage
+from s3drop._policy import encode_meta, new_upload_id, quarantine_key
 from s3drop.limits import MemoryLimitStore
-from s3drop.policy import encode_meta, new_upload_id, quarantine_key
 from s3drop.web.app import create_app
 
 from . import samples

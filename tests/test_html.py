@@ -11,9 +11,9 @@ import pytest
 from django.utils.html import conditional_escape
 
 from s3drop import Settings
+from s3drop._uploads import S3Drop
 from s3drop.html import picture
 from s3drop.limits import MemoryLimitStore
-from s3drop.uploads import S3Drop
 
 from . import samples
 from .test_complete import quarantine

@@ -13,13 +13,13 @@ import httpx
 import pytest
 
 from s3drop import ImageURL, Settings
-from s3drop.auth import BearerTokens, Principal
-from s3drop.errors import Forbidden, InvalidRequest, NotFound
+from s3drop._auth import BearerTokens, Principal
+from s3drop._errors import Forbidden, InvalidRequest, NotFound
+from s3drop._policy import new_upload_id, quarantine_key, thumbnail_key
+from s3drop._uploads import S3Drop
 from s3drop.limits import MemoryLimitStore
-from s3drop.policy import new_upload_id, quarantine_key, thumbnail_key
-from s3drop.storage.counting import CountingStorage
+from s3drop.storage._counting import CountingStorage
 from s3drop.storage.local import LocalStorage
-from s3drop.uploads import S3Drop
 from s3drop.web.app import create_app
 
 from . import samples

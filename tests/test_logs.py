@@ -1,4 +1,4 @@
-"""Log lines are formatted and written off the event loop (``s3drop.logs.BackgroundHandler``).
+"""Log lines are formatted and written off the event loop (``s3drop._logs.BackgroundHandler``).
 
 A server whose standard error nobody reads (a full pipe) keeps answering, its loop free; a full
 queue drops lines (counted) instead of waiting; and a clean stop writes every line still queued.
@@ -25,8 +25,8 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from s3drop import logs
-from s3drop.logs import BackgroundHandler, stop_background
+from s3drop import _logs as logs
+from s3drop._logs import BackgroundHandler, stop_background
 
 from .conftest import ROOT, free_port
 from .test_event_loop import assert_loop_free, one_flow

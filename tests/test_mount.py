@@ -16,10 +16,10 @@ import pytest
 from fastapi import FastAPI
 
 from s3drop import S3Drop, Settings
-from s3drop.client import Client
+from s3drop._client import Client
 from s3drop.limits import MemoryLimitStore
+from s3drop.web._mount import request_base
 from s3drop.web.app import create_app
-from s3drop.web.mount import request_base
 
 from . import samples
 from .inprocess import BASE, asgi_client, asgi_transport, sign, stored, upload

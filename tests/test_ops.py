@@ -18,10 +18,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from s3drop.client import Client
-from s3drop.errors import FileTooLarge, ImageRejected, S3Error, TypeNotAllowed
-from s3drop.logs import JSONFormatter, redact
-from s3drop.web import ops
+from s3drop._client import Client
+from s3drop._errors import FileTooLarge, ImageRejected, S3Error, TypeNotAllowed
+from s3drop._logs import JSONFormatter, redact
+from s3drop.web import _ops as ops
 
 from .conftest import RGW, LiveServer
 from .inprocess import AppServer

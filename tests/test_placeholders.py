@@ -18,9 +18,9 @@ import pytest
 from PIL import Image
 
 from s3drop import S3Drop, Settings
-from s3drop.placeholders import Placeholder
-from s3drop.policy import new_upload_id, quarantine_key
-from s3drop.storage.counting import CountingStorage
+from s3drop._placeholders import Placeholder
+from s3drop._policy import new_upload_id, quarantine_key
+from s3drop.storage._counting import CountingStorage
 from s3drop.storage.local import LocalStorage
 from s3drop.web.app import create_app
 
@@ -132,7 +132,7 @@ def test_images_promoted_before_placeholders_answer_null_and_nothing_breaks(
     assert not [key for key in stored(drop) if old in key]
 
 
-# --- HEIC: converted to a JPEG (s3drop.convert), with the placeholder of what is stored ---------
+# --- HEIC: converted to a JPEG (s3drop._convert), with the placeholder of what is stored ---------
 
 HEIC_ALLOWED = "image/png,image/jpeg,image/heic,image/heif"
 

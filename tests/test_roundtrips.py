@@ -1,7 +1,7 @@
 """Storage requests per accepted image: counted, so that they cannot creep back (issue 13).
 
 The completion of one JPEG larger than the first read (64 KiB) is counted twice on Ceph RGW: by
-:class:`~s3drop.storage.counting.CountingStorage` around the backend (by kind and area) and by a
+:class:`~s3drop.storage._counting.CountingStorage` around the backend (by kind and area) and by a
 loopback proxy in front of RGW that sees every HTTP request boto3 sends (so a request the wrapper
 missed, or a retry, would show). The local backend is counted by the wrapper alone.
 """
@@ -22,17 +22,18 @@ import boto3
 import httpx
 import pytest
 
-from s3drop import Settings, formats
-from s3drop.auth import Principal
-from s3drop.errors import AlreadyCompleted, InvalidRequest
-from s3drop.formats import FORMATS
+from s3drop import Settings
+from s3drop import _formats as formats
+from s3drop._auth import Principal
+from s3drop._errors import AlreadyCompleted, InvalidRequest
+from s3drop._formats import FORMATS
+from s3drop._policy import is_upload_id, new_upload_id, quarantine_key, upload_type
+from s3drop._uploads import S3Drop
 from s3drop.limits import MemoryLimitStore, app_limit_store
-from s3drop.policy import is_upload_id, new_upload_id, quarantine_key, upload_type
+from s3drop.storage._counting import CountingStorage
 from s3drop.storage.base import Storage
-from s3drop.storage.counting import CountingStorage
 from s3drop.storage.local import LocalStorage
 from s3drop.storage.s3 import S3Storage
-from s3drop.uploads import S3Drop
 
 from . import samples
 from .conftest import RGW

@@ -27,10 +27,11 @@ import httpx
 import pytest
 from PIL import Image
 
-from s3drop import Settings, av1
-from s3drop.errors import CorruptImage, ServerBusy, TooExpensive
-from s3drop.images import ImageLimits
-from s3drop.sandbox import RECYCLE_RSS, DecodePool, SandboxLimits
+from s3drop import Settings
+from s3drop import _av1 as av1
+from s3drop._errors import CorruptImage, ServerBusy, TooExpensive
+from s3drop._images import ImageLimits
+from s3drop._sandbox import RECYCLE_RSS, DecodePool, SandboxLimits
 
 from . import samples
 from .appflow import RoutedServer

@@ -138,7 +138,7 @@ def test_a_wheel_installs_into_a_fresh_virtualenv_and_works(tmp_path: Path) -> N
         scripts = archive.read(entry_points).decode()
     missing = sorted(_package_files() - names)
     assert not missing, f"files of the package that the wheel lacks: {missing}"
-    assert "[console_scripts]\ns3drop = s3drop.cli:main" in scripts  # what pipx installs
+    assert "[console_scripts]\ns3drop = s3drop._cli:main" in scripts  # what pipx installs
 
     venv = tmp_path / "fresh"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)

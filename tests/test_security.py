@@ -291,8 +291,8 @@ def test_public_bind_without_auth_refuses_to_start(tmp_path: Path) -> None:
 
 
 def test_public_is_an_explicit_choice() -> None:
-    from s3drop.config import Settings
-    from s3drop.errors import ConfigurationError
+    from s3drop._config import Settings
+    from s3drop._errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="S3DROP_HOST"):
         Settings(host="0.0.0.0")
@@ -310,7 +310,7 @@ def test_a_custom_authentication_hook(tmp_path: Path) -> None:
     from collections.abc import Mapping
 
     from s3drop import Principal, Settings
-    from s3drop.errors import NotAuthenticated
+    from s3drop._errors import NotAuthenticated
     from s3drop.web.app import create_app
 
     def from_proxy(headers: Mapping[str, str], client: str | None) -> Principal:

@@ -17,7 +17,7 @@ import boto3
 import pytest
 
 from s3drop import Settings
-from s3drop.errors import NotFound
+from s3drop._errors import NotFound
 from s3drop.storage.base import Storage
 from s3drop.storage.local import LocalStorage
 from s3drop.storage.s3 import S3Storage

@@ -12,15 +12,15 @@ import pytest
 from PIL import Image
 
 from s3drop import Settings
-from s3drop.errors import ConfigurationError, InsufficientStorage
-from s3drop.formats import VARIANT_TYPES, by_type, by_variant_letter
-from s3drop.images import ImageLimits, process
+from s3drop._errors import ConfigurationError, InsufficientStorage
+from s3drop._formats import VARIANT_TYPES, by_type, by_variant_letter
+from s3drop._images import ImageLimits, process
+from s3drop._policy import filename_label, image_key, parse_image_key
+from s3drop._responsive import VariantSet, variant_key
+from s3drop._uploads import S3Drop
+from s3drop._variants import draft_size, plan, variant_height
 from s3drop.limits import MemoryLimitStore
-from s3drop.policy import filename_label, image_key, parse_image_key
-from s3drop.responsive import VariantSet, variant_key
 from s3drop.storage.local import LocalStorage
-from s3drop.uploads import S3Drop
-from s3drop.variants import draft_size, plan, variant_height
 
 from . import samples
 from .appflow import app_backend, fetch, upload
@@ -163,7 +163,7 @@ def test_settings_choose_widths_and_formats(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_the_registry_says_which_types_can_be_variants_and_their_letters() -> None:
-    """One entry per format (s3drop.formats) holds whether it can be a variant type, its encoder
+    """One entry per format (s3drop._formats) holds whether it can be a variant type, its encoder
     options and its letter in the key; the letters are stored in keys, so they are pinned here."""
     assert VARIANT_TYPES == ("image/avif", "image/webp")  # the order a <picture> lists them
     letters = {t: by_type(t).variant for t in VARIANT_TYPES}
@@ -318,7 +318,7 @@ def test_the_api_answers_srcset_and_sources_that_serve_the_variants(tmp_path: Pa
 
 
 def test_variant_urls_are_the_cdns_when_the_original_is(monkeypatch: pytest.MonkeyPatch) -> None:
-    from s3drop.gallery import describe
+    from s3drop._gallery import describe
     from s3drop.storage.s3 import S3Storage
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")

@@ -29,10 +29,10 @@ import httpx
 import pytest
 
 from s3drop import Principal, Settings, WebhookRefused
-from s3drop.errors import ConfigurationError
-from s3drop.outbox import WebhookSender
-from s3drop.policy import encode_meta, new_upload_id, quarantine_key
-from s3drop.uploads import S3Drop
+from s3drop._errors import ConfigurationError
+from s3drop._outbox import WebhookSender
+from s3drop._policy import encode_meta, new_upload_id, quarantine_key
+from s3drop._uploads import S3Drop
 from s3drop.webhooks import (
     RecentIds,
     generate_secret,
@@ -539,7 +539,7 @@ def test_the_readme_receiver_and_event_body(
 FORKED_CHILD = """
 import os, sys, time
 from pathlib import Path
-from s3drop.outbox import WebhookSender
+from s3drop._outbox import WebhookSender
 
 sender = WebhookSender(sys.argv[1], sys.argv[2], path=Path(sys.argv[3]))
 sender.start()

@@ -1,4 +1,4 @@
-from s3drop.cli import main
+from s3drop._cli import main
 
 if __name__ == "__main__":  # not when a decode worker (multiprocessing) imports it
     main()

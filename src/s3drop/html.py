@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
-from .gallery import Image
-from .responsive import Source, default_sizes
+from ._gallery import Image
+from ._responsive import Source, default_sizes
 
 
 class HTML(str):
@@ -41,7 +41,7 @@ def picture(
     decoding: str = "async",
     **attrs: Any,
 ) -> HTML:
-    """``<picture>`` for ``image`` (an :class:`~s3drop.gallery.Image`, or its API JSON).
+    """``<picture>`` for ``image`` (an :class:`~s3drop._gallery.Image`, or its API JSON).
 
     ``sizes`` says how wide the slot is (default: the viewport, never wider than the image);
     ``alt`` defaults to the filename when known, else ""; other keyword arguments become

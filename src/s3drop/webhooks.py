@@ -16,7 +16,7 @@ secret's bytes (``whsec_<base64>``). A Python receiver checks all of it in one c
     event = s3drop.webhooks.verify(secret, request.headers, request.body, seen=recent_ids)
 
 This module is what a sender and a receiver share (secrets, signatures, event bodies);
-:mod:`s3drop.outbox` delivers them.
+:mod:`s3drop._outbox` delivers them.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from .auth import Principal
-from .errors import ImageRejected, WebhookRefused
-from .gallery import Image
+from ._auth import Principal
+from ._errors import ImageRejected, WebhookRefused
+from ._gallery import Image
 
 #: The events a webhook receives.
 EVENTS = ("image.accepted", "image.rejected", "image.deleted")
@@ -151,7 +151,7 @@ def verify(
     seen: SeenIds | None = None,
     now: float | None = None,
 ) -> WebhookEvent:
-    """Check one delivery and return its event, or raise :class:`~s3drop.errors.WebhookRefused`.
+    """Check one delivery and return its event, or raise :class:`~s3drop._errors.WebhookRefused`.
 
     ``headers`` are the request's (any case), ``body`` its raw bytes, before any JSON parsing.
     Refused: a missing header, a signature that is not s3drop's for this secret, a timestamp more

@@ -33,11 +33,11 @@ from tests.ceph.cluster import free_port
 from tests.inprocess import AppServer
 
 from s3drop import S3Drop, Settings, UploadForm
-from s3drop.policy import encode_meta
+from s3drop._policy import encode_meta
+from s3drop.storage._sigv4 import signing_key
 from s3drop.storage.base import Storage
 from s3drop.storage.local import LocalStorage
 from s3drop.storage.s3 import S3Storage
-from s3drop.storage.sigv4 import signing_key
 
 MAX_BYTES = 64 * 1024
 FILENAME = "café photo.png"

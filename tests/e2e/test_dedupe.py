@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, Route, expect
 
-from s3drop.policy import parse_image_key
+from s3drop._policy import parse_image_key
 from tests import samples
 from tests.conftest import RGW, LiveServer
 from tests.e2e.conftest import module_server

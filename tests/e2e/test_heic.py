@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from playwright.sync_api import Page, expect
 
-from s3drop.units import format_size
+from s3drop._units import format_size
 from tests import samples
 from tests.conftest import LiveServer
 

@@ -27,10 +27,10 @@ import httpx
 import pytest
 from playwright.sync_api import Page, Request, Route, expect
 
-from s3drop.bucket import init_bucket, open_bucket
-from s3drop.config import Settings
-from s3drop.placeholders import Placeholder
-from s3drop.policy import image_key
+from s3drop._bucket import init_bucket, open_bucket
+from s3drop._config import Settings
+from s3drop._placeholders import Placeholder
+from s3drop._policy import image_key
 from tests.conftest import RGW, LiveServer
 from tests.e2e.conftest import module_server
 from tests.e2e.test_page import (

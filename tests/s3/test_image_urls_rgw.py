@@ -15,12 +15,12 @@ from tests.conftest import RGW
 from tests.inprocess import asgi_client
 
 from s3drop import Principal, Settings
-from s3drop.errors import Forbidden
+from s3drop._errors import Forbidden
+from s3drop._policy import new_upload_id, quarantine_key, thumbnail_key
+from s3drop._uploads import S3Drop
 from s3drop.limits import MemoryLimitStore
-from s3drop.policy import new_upload_id, quarantine_key, thumbnail_key
 from s3drop.storage.base import ObjectInfo
 from s3drop.storage.s3 import S3Storage
-from s3drop.uploads import S3Drop
 from s3drop.web.app import create_app
 
 

@@ -13,13 +13,13 @@ from tests.conftest import RGW, free_port
 from tests.inprocess import AppServer
 
 from s3drop import Settings
-from s3drop.errors import (
+from s3drop._errors import (
     BucketMissing,
     S3DropError,
     StorageAccessDenied,
     StorageUnavailable,
 )
-from s3drop.policy import new_upload_id
+from s3drop._policy import new_upload_id
 from s3drop.storage.s3 import S3Storage
 
 

@@ -17,8 +17,8 @@ from tests.inprocess import AppServer
 from tests.test_client import noise_png
 
 from s3drop import Settings
-from s3drop.client import Client
-from s3drop.errors import S3Error
+from s3drop._client import Client
+from s3drop._errors import S3Error
 
 pytestmark = pytest.mark.s3
 

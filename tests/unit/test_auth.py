@@ -4,9 +4,9 @@ import base64
 
 import pytest
 
-from s3drop.auth import BasicAuth, BearerTokens, Principal, anonymous, from_settings
-from s3drop.config import Settings
-from s3drop.errors import ConfigurationError, NotAuthenticated
+from s3drop._auth import BasicAuth, BearerTokens, Principal, anonymous, from_settings
+from s3drop._config import Settings
+from s3drop._errors import ConfigurationError, NotAuthenticated
 
 TOKENS = {"alice": "alice-token-0123456789", "bob": "bob-token-9876543210ab"}
 

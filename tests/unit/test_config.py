@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from s3drop.config import Settings
-from s3drop.errors import ConfigurationError
-from s3drop.units import parse_size
+from s3drop._config import Settings
+from s3drop._errors import ConfigurationError
+from s3drop._units import parse_size
 
 
 def test_zero_configuration_is_the_local_backend() -> None:
@@ -133,7 +133,7 @@ def test_hosts_and_proxies_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     ],
 )
 def test_which_hosts_the_app_answers(host: str, allowed: bool) -> None:
-    from s3drop.web.security import HostMiddleware
+    from s3drop.web._security import HostMiddleware
 
     settings = Settings(allowed_hosts="drop.example.com,*.corp.example")
     middleware = HostMiddleware(lambda *a: None, hosts=settings.hosts())  # type: ignore[arg-type]
@@ -162,8 +162,8 @@ def test_a_redis_url_is_checked_and_never_echoed() -> None:
 def test_the_library_creates_no_limits_file_and_the_app_uses_the_data_folder(
     tmp_path: Path,
 ) -> None:
+    from s3drop._uploads import S3Drop
     from s3drop.limits import MemoryLimitStore, SQLiteLimitStore, app_limit_store
-    from s3drop.uploads import S3Drop
     from s3drop.web.app import create_app
 
     settings = Settings(data_dir=tmp_path / "data")

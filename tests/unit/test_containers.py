@@ -13,9 +13,12 @@ import pytest
 from PIL import Image, ImageCms
 from tests import samples
 
-from s3drop import containers, formats, headers, images
-from s3drop.errors import CorruptImage, TooComplex
-from s3drop.plugins import png
+from s3drop import _containers as containers
+from s3drop import _formats as formats
+from s3drop import _headers as headers
+from s3drop import _images as images
+from s3drop._errors import CorruptImage, TooComplex
+from s3drop._plugins import png
 
 LIMITS = images.ImageLimits()
 

@@ -1,4 +1,4 @@
-"""The one JSON shape of a refusal, built in errors.py for every edge: the app, its middleware,
+"""The one JSON shape of a refusal, built in _errors.py for every edge: the app, its middleware,
 the operations endpoints and the framework adapters (integrations.api)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from s3drop.errors import (
+from s3drop._errors import (
     AlreadyUploaded,
     FileTooLarge,
     LimitsUnavailable,

@@ -1,10 +1,10 @@
 """Property tests of everything that reads untrusted bytes: the sniffer and the header readers
-(:mod:`s3drop.headers`), the structure walks and the metadata strip (:mod:`s3drop.containers`),
-and the whole judgement of a file (:func:`s3drop.images.check_header` then
-:func:`s3drop.images.process`).
+(:mod:`s3drop._headers`), the structure walks and the metadata strip (:mod:`s3drop._containers`),
+and the whole judgement of a file (:func:`s3drop._images.check_header` then
+:func:`s3drop._images.process`).
 
 For any bytes, and for random mutations of every sample file, the answer is a result or an
-:class:`~s3drop.errors.ImageRejected`, never another exception, within a time bound per example.
+:class:`~s3drop._errors.ImageRejected`, never another exception, within a time bound per example.
 The budget is fixed (derandomised, no example database), so CI runs the same examples every time;
 every bug found is kept as an ``@example``.
 """
@@ -25,8 +25,11 @@ from hypothesis import strategies as st
 from PIL import Image
 from tests import samples
 
-from s3drop import containers, formats, headers, images
-from s3drop.errors import ImageRejected
+from s3drop import _containers as containers
+from s3drop import _formats as formats
+from s3drop import _headers as headers
+from s3drop import _images as images
+from s3drop._errors import ImageRejected
 
 #: Pillow warns about the corrupt EXIF it reads in mutated files; the answer is what matters here.
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

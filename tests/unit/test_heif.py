@@ -11,9 +11,10 @@ import pytest
 from PIL import Image
 from tests import samples
 
-from s3drop import formats, images
-from s3drop.errors import CorruptImage, TooComplex, TooManyPixels, TypeMismatch
-from s3drop.plugins import heif, hevc
+from s3drop import _formats as formats
+from s3drop import _images as images
+from s3drop._errors import CorruptImage, TooComplex, TooManyPixels, TypeMismatch
+from s3drop._plugins import heif, hevc
 
 LIMITS = images.ImageLimits()
 ALLOWED = list(formats.FORMATS)

@@ -11,8 +11,11 @@ import pytest
 from PIL import Image, ImageCms, ImageFile
 from tests import samples
 
-from s3drop import containers, formats, headers, images
-from s3drop.errors import (
+from s3drop import _containers as containers
+from s3drop import _formats as formats
+from s3drop import _headers as headers
+from s3drop import _images as images
+from s3drop._errors import (
     CorruptImage,
     ImageRejected,
     NotAnImage,

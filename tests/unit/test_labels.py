@@ -1,4 +1,4 @@
-"""Key labels (s3drop.labels): bytes as lowercase base32, and back only from what encode wrote."""
+"""Key labels (s3drop._labels): bytes as lowercase base32, and back only from what encode wrote."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from s3drop import labels
+from s3drop import _labels as labels
 
 
 @given(st.binary(min_size=1, max_size=80))  # an empty label is never written

@@ -7,8 +7,8 @@ import pytest
 from tests.conftest import run_async
 from tests.redis_server import RedisServer
 
-from s3drop.config import Settings
-from s3drop.errors import RateLimited
+from s3drop._config import Settings
+from s3drop._errors import RateLimited
 from s3drop.limits import Limits, LimitStore, MemoryLimitStore, SQLiteLimitStore, Take
 from s3drop.limits.redis import RedisLimitStore
 
@@ -125,7 +125,7 @@ def test_a_locked_sqlite_store_gives_up_with_limits_unavailable(tmp_path: Path) 
     import sqlite3
     import time
 
-    from s3drop.errors import LimitsUnavailable
+    from s3drop._errors import LimitsUnavailable
     from s3drop.limits import BUSY_TIMEOUT
 
     path = tmp_path / "limits.sqlite3"
@@ -227,7 +227,7 @@ def test_redis_store_async_is_the_same_counters(redis_server: RedisServer) -> No
 
 def test_redis_store_fails_closed_naming_redis_and_recovers(own_redis: RedisServer) -> None:
 
-    from s3drop.errors import LimitsUnavailable
+    from s3drop._errors import LimitsUnavailable
 
     store = RedisLimitStore(own_redis.url)
     limits = Limits(Settings(), store)

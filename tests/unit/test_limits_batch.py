@@ -1,4 +1,4 @@
-"""Signs waiting on the limit store at once share one store call (s3drop.limits.batch), and the
+"""Signs waiting on the limit store at once share one store call (s3drop.limits._batch), and the
 limits stay exact: each sign's takes all or nothing, in arrival order."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 from tests.conftest import run_async
 from tests.redis_server import RedisServer
 
-from s3drop.config import Settings
-from s3drop.errors import LimitsUnavailable, RateLimited
+from s3drop._config import Settings
+from s3drop._errors import LimitsUnavailable, RateLimited
 from s3drop.limits import Full, Limits, SQLiteLimitStore, Take
 from s3drop.limits.redis import RedisLimitStore
 

@@ -18,8 +18,8 @@ import pytest
 from tests.conftest import run_async
 from tests.redis_server import RedisServer
 
-from s3drop.config import Settings
-from s3drop.errors import LimitsUnavailable
+from s3drop._config import Settings
+from s3drop._errors import LimitsUnavailable
 from s3drop.limits import Limits, Take
 from s3drop.limits.redis import RedisLimitStore
 

@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 from tests.test_storage_contract import s3_order
 
-from s3drop.config import Settings
-from s3drop.errors import InvalidRequest
+from s3drop._config import Settings
+from s3drop._errors import InvalidRequest
 from s3drop.storage.local import LocalStorage
 
 
@@ -87,7 +87,7 @@ def test_signed_reads_of_keys_that_need_quoting(storage: LocalStorage) -> None:
 def test_signed_reads_refuse_tampering(storage: LocalStorage) -> None:
     from urllib.parse import parse_qsl, urlsplit
 
-    from s3drop.errors import S3Error
+    from s3drop._errors import S3Error
 
     url = storage.presign_get("images/a.png", expires_in=60, filename="cat.png")
     query = dict(parse_qsl(urlsplit(url).query))

@@ -1,4 +1,4 @@
-"""Placeholders (s3drop.placeholders): the ThumbHash port against the reference encoder, the
+"""Placeholders (s3drop._placeholders): the ThumbHash port against the reference encoder, the
 dominant colour, their place in a key, and the vendored decoder the page uses.
 
 The reference is the ``thumbhash`` npm package (Evan Wallace's), pinned by
@@ -19,8 +19,8 @@ import pytest
 from PIL import Image, ImageDraw
 from tests import samples
 
-from s3drop.images import ImageLimits, process
-from s3drop.placeholders import (
+from s3drop._images import ImageLimits, process
+from s3drop._placeholders import (
     Placeholder,
     dominant_color,
     placeholder_of,
@@ -28,7 +28,7 @@ from s3drop.placeholders import (
     thumbhash_data_url,
     thumbhash_rgba,
 )
-from s3drop.policy import LABEL_BYTES, filename_label, image_key, owner_key, parse_image_key
+from s3drop._policy import LABEL_BYTES, filename_label, image_key, owner_key, parse_image_key
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "tests" / "e2e" / "node_modules" / "thumbhash" / "thumbhash.js"

@@ -7,16 +7,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from s3drop.config import Settings
-from s3drop.errors import (
+from s3drop._config import Settings
+from s3drop._errors import (
     ConfigurationError,
     FileEmpty,
     FileTooLarge,
     InvalidRequest,
     TypeNotAllowed,
 )
-from s3drop.formats import FORMATS
-from s3drop.policy import (
+from s3drop._formats import FORMATS
+from s3drop._policy import (
     Credentials,
     ImageKey,
     check_upload,
@@ -32,7 +32,7 @@ from s3drop.policy import (
     parse_image_key,
     sanitize_filename,
 )
-from s3drop.storage.sigv4 import sign_post
+from s3drop.storage._sigv4 import sign_post
 
 CREDENTIALS = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)

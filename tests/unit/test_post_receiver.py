@@ -19,10 +19,11 @@ from tests import samples
 from tests.conftest import run_async
 
 from s3drop import S3Drop
-from s3drop.config import Settings
-from s3drop.errors import ConfigurationError, InsufficientStorage, S3Error
+from s3drop._config import Settings
+from s3drop._errors import ConfigurationError, InsufficientStorage, S3Error
 from s3drop.storage import local
-from s3drop.storage.local import MAX_PARTS, MAX_PRE_DATA, LocalStorage, ReceivedPost, post
+from s3drop.storage.local import MAX_PARTS, MAX_PRE_DATA, LocalStorage, ReceivedPost
+from s3drop.storage.local import _post as post
 
 
 @pytest.fixture

@@ -15,14 +15,14 @@ from botocore.config import Config
 from botocore.stub import Stubber
 
 from s3drop import Settings
-from s3drop.bucket import (
+from s3drop._bucket import (
     BLOCK_PUBLIC_ACCESS,
     cors_rule,
     init_bucket,
     lifecycle_rule,
     quarantine_expiry,
 )
-from s3drop.errors import (
+from s3drop._errors import (
     BucketMissing,
     ConfigurationError,
     NotFound,
@@ -31,7 +31,7 @@ from s3drop.errors import (
     StorageError,
     StorageUnavailable,
 )
-from s3drop.policy import check_upload
+from s3drop._policy import check_upload
 from s3drop.storage import open_storage
 from s3drop.storage.s3 import S3Storage, post_url, translate
 

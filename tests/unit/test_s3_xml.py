@@ -7,8 +7,8 @@ from xml.etree import ElementTree
 from hypothesis import given
 from hypothesis import strategies as st
 
-from s3drop.errors import S3Error
-from s3drop.storage.s3_xml import error_body, error_document, parse_error, post_response
+from s3drop._errors import S3Error
+from s3drop.storage._s3_xml import error_body, error_document, parse_error, post_response
 
 
 def test_an_error_document_is_s3s() -> None:

@@ -17,12 +17,12 @@ import boto3
 import botocore.auth
 import pytest
 
-from s3drop.config import Settings
-from s3drop.policy import Credentials
+from s3drop._config import Settings
+from s3drop._policy import Credentials
 from s3drop.storage import base
+from s3drop.storage._sigv4 import GetSigner, canonical_host
 from s3drop.storage.base import MAX_URL_LIFETIME, URL_WINDOW, stable_signing
 from s3drop.storage.s3 import S3Storage
-from s3drop.storage.sigv4 import GetSigner, canonical_host
 
 NOW = datetime(2024, 2, 29, 23, 59, 58, 765432, tzinfo=UTC)
 KEYS = [

@@ -12,8 +12,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from s3drop.policy import Credentials, UploadRequest, encode_meta
-from s3drop.storage.sigv4 import sign_post
+from s3drop._policy import Credentials, UploadRequest, encode_meta
+from s3drop.storage._sigv4 import sign_post
 
 NOW = datetime(2024, 2, 29, 23, 59, 58, 765432, tzinfo=UTC)
 

@@ -14,10 +14,10 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from tests.unit.test_sign_get import CREDENTIALS, NOW, STORES, _storage
 
-from s3drop.errors import S3Error
-from s3drop.policy import Credentials, UploadRequest, decode_meta
-from s3drop.storage.sigv4 import PutSigner, put_headers
-from s3drop.storage.verify import verify_put
+from s3drop._errors import S3Error
+from s3drop._policy import Credentials, UploadRequest, decode_meta
+from s3drop.storage._sigv4 import PutSigner, put_headers
+from s3drop.storage._verify import verify_put
 
 DIGEST = hashlib.sha256(b"x").hexdigest()
 REQUESTS = [

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from s3drop.config import Settings
-from s3drop.errors import InvalidRequest
-from s3drop.policy import check_upload
+from s3drop._config import Settings
+from s3drop._errors import InvalidRequest
+from s3drop._policy import check_upload
 from s3drop.storage import open_storage
 from s3drop.storage.base import Storage, check_key
 from s3drop.storage.local import LocalStorage

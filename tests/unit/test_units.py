@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from s3drop.units import format_size, parse_size
+from s3drop._units import format_size, parse_size
 
 #: The one way sizes are written, in the CLI, the API's messages and the page: one table, which the
 #: uploader element's formatSize is held to as well (tests/e2e/test_element.py).

@@ -10,9 +10,9 @@ from datetime import datetime, timedelta
 import pytest
 from tests.unit.test_policy import CREDENTIALS, NOW, _policy, _signed
 
-from s3drop.errors import S3Error
-from s3drop.policy import Credentials
-from s3drop.storage.verify import verify_post
+from s3drop._errors import S3Error
+from s3drop._policy import Credentials
+from s3drop.storage._verify import verify_post
 
 
 def _verify(fields: dict[str, str], *, at: datetime = NOW) -> object:

@@ -25,13 +25,13 @@ from typing import Annotated, Any
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..auth import Principal
-from ..errors import InvalidRequest, NotFound, S3DropError, S3Error, error_headers, error_json
-from ..gallery import VARIANTS, ImageURL, Variant
-from ..policy import is_upload_id
+from .._auth import Principal
+from .._errors import InvalidRequest, NotFound, S3DropError, S3Error, error_headers, error_json
+from .._gallery import VARIANTS, ImageURL, Variant
+from .._policy import is_upload_id
+from .._uploads import S3Drop
+from ..storage._s3_xml import MEDIA_TYPE, error_body
 from ..storage.local import LocalStorage
-from ..storage.s3_xml import MEDIA_TYPE, error_body
-from ..uploads import S3Drop
 
 #: The largest JSON body the API reads (as the bundled app).
 MAX_JSON_BYTES = 16 * 1024
@@ -62,7 +62,7 @@ def json_answer(status: int, data: object, headers: Mapping[str, str] | None = N
 
 def error_answer(exc: S3DropError) -> Answer:
     """``{"error": {"code", "message"}}`` with the error's status and headers (``Retry-After``
-    on 429 and 503), as the bundled app answers it (:func:`~s3drop.errors.error_json`): a duplicate
+    on 429 and 503), as the bundled app answers it (:func:`~s3drop._errors.error_json`): a duplicate
     at signing (409 ``already_uploaded``) also carries the ``image`` already there."""
     return json_answer(exc.status, error_json(exc), error_headers(exc))
 
@@ -170,12 +170,12 @@ def delete_image(drop: S3Drop, principal: Principal, image_id: str) -> Answer:
 def image_url(drop: S3Drop, image_id: str, *, variant: str = "original") -> str:
     """A fresh URL for a stored image id (its ``"original"`` or ``"thumbnail"``), for a trusted
     caller: the host's own templates, whose views decide who sees the page. One HEAD at most
-    (:meth:`S3Drop.image_url <s3drop.uploads.S3Drop.image_url>`); raises NotFound."""
+    (:meth:`S3Drop.image_url <s3drop._uploads.S3Drop.image_url>`); raises NotFound."""
     return drop.image_url(image_id, variant=_variant(variant)).url
 
 
 def picture(drop: S3Drop, image: Any, **options: Any) -> str:
-    """:func:`s3drop.html.picture` of ``image``: an :class:`~s3drop.gallery.Image`, its JSON, or
+    """:func:`s3drop.html.picture` of ``image``: an :class:`~s3drop._gallery.Image`, its JSON, or
     a stored id (read as a trusted caller: two HEADs); "" for an empty or unknown id."""
     from ..html import HTML
     from ..html import picture as render

@@ -35,11 +35,11 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 
-from ..auth import Principal
-from ..errors import NotAuthenticated
-from ..uploads import S3Drop
+from .._auth import Principal
+from .._errors import NotAuthenticated
+from .._uploads import S3Drop
+from ..web._routes import current_principal
 from ..web.app import build_app
-from ..web.routes import current_principal
 
 __all__ = ["principal_dependency", "uploads_app"]
 
@@ -70,7 +70,7 @@ def uploads_app(
 def principal_dependency(
     user: Callable[..., Any], principal: PrincipalMapper | None = None
 ) -> Callable[..., Awaitable[Principal]]:
-    """A FastAPI dependency naming the s3drop :class:`~s3drop.auth.Principal` from the host's
+    """A FastAPI dependency naming the s3drop :class:`~s3drop._auth.Principal` from the host's
     ``user`` dependency: ``principal(user)`` (default: the user itself), which may give a
     Principal, a name (``Principal(name)``), or None (401). A blank name is refused (401), so
     signed-out users never share one owner. ``principal`` runs on the event loop: keep it a quick

@@ -44,8 +44,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request, send_file, session, url_for
 from markupsafe import Markup
 
-from ..auth import Principal
-from ..errors import (
+from .._auth import Principal
+from .._errors import (
     ConfigurationError,
     Forbidden,
     NotAuthenticated,
@@ -53,11 +53,11 @@ from ..errors import (
     S3DropError,
     json_error,
 )
-from ..gallery import ImageURL
-from ..placeholders import placeholder_style
-from ..policy import is_upload_id
+from .._gallery import ImageURL
+from .._placeholders import placeholder_style
+from .._policy import is_upload_id
+from .._uploads import S3Drop
 from ..storage.local import receiver_at
-from ..uploads import S3Drop
 from . import api
 
 #: Where a session's own anonymous owner name is kept.

@@ -1,11 +1,11 @@
 """Abuse limits on signing: requests per minute, bytes signed per hour, images stored in total.
 
 Counted per principal (per client address when anonymous). Over a limit, signing raises
-:class:`~s3drop.errors.RateLimited` with the seconds until the window frees up (the app answers 429
+:class:`~s3drop._errors.RateLimited` with the seconds until the window frees up (the app answers 429
 with ``Retry-After``) and signs nothing. Every check of one sign is one call to the store
 (:meth:`LimitStore.take` of three counters at once: one SQLite transaction, one Redis round trip),
 and on the event loop the signs waiting at the same moment share one
-(:meth:`~s3drop.limits.base.BatchLimitStore.take_many`, :mod:`s3drop.limits.batch`).
+(:meth:`~s3drop.limits.base.BatchLimitStore.take_many`, :mod:`s3drop.limits._batch`).
 
 Counters live in a :class:`LimitStore` (:mod:`s3drop.limits.base` is the contract):
 
@@ -13,7 +13,7 @@ Counters live in a :class:`LimitStore` (:mod:`s3drop.limits.base` is the contrac
   by every instance on every machine, so the limits hold exactly however many there are.
 - :class:`SQLiteLimitStore`: one file shared by every worker process of one machine. The bundled
   app and the CLI use ``<data folder>/limits.sqlite3`` when no Redis is set.
-- :class:`MemoryLimitStore`: this process only. What :class:`~s3drop.uploads.S3Drop` uses when it
+- :class:`MemoryLimitStore`: this process only. What :class:`~s3drop._uploads.S3Drop` uses when it
   is given no store and no Redis is set (a library creates no files it was not asked for).
 
 The same store also claims each upload id once (:meth:`Limits.claim`): a counter of limit 1 that
@@ -21,7 +21,7 @@ never expires, taken atomically by whichever completion promotes the upload, in 
 or machine shares the store. That is what makes "promoted once, counted once" hold across workers.
 
 A store that cannot answer (a SQLite file locked for longer than :data:`BUSY_TIMEOUT`, Redis down)
-raises :class:`~s3drop.errors.LimitsUnavailable`: signing fails closed, 503 with ``Retry-After``,
+raises :class:`~s3drop._errors.LimitsUnavailable`: signing fails closed, 503 with ``Retry-After``,
 nothing signed or counted.
 """
 
@@ -35,10 +35,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from ..config import Settings
-from ..errors import RateLimited
+from .._config import Settings
+from .._errors import RateLimited
+from ._batch import TakeBatcher, TakeMany
 from .base import AsyncLimitStore, BatchLimitStore, Full, LimitStore, Take
-from .batch import TakeBatcher, TakeMany
 from .memory import MemoryLimitStore
 from .sqlite import BUSY_TIMEOUT, SQLiteLimitStore
 
@@ -100,7 +100,7 @@ class Limits:
         #: Whether claims outlive this process (SQLite, Redis): a completion that claims an id
         #: then knows that no image of it was ever promoted, without asking storage.
         self.claims_durable = not isinstance(store, MemoryLimitStore)
-        # Signs waiting on an awaited or threaded store share its calls (s3drop.limits.batch),
+        # Signs waiting on an awaited or threaded store share its calls (s3drop.limits._batch),
         # when it can take several at once: one batcher per event loop.
         self._take_many = self._batched_call()
         self._batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TakeBatcher] = (
@@ -195,7 +195,7 @@ class Limits:
         self.store.add(f"{who}:images", delta, now=time.time())
 
     def check(self) -> None:
-        """Raise :class:`~s3drop.errors.LimitsUnavailable` unless the store answers now."""
+        """Raise :class:`~s3drop._errors.LimitsUnavailable` unless the store answers now."""
         self.store.peek("ready", now=time.time())
 
     async def check_async(self) -> None:

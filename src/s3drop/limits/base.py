@@ -11,12 +11,12 @@ hold ``now``, or forever when ``window`` is 0. Three operations, named for what 
 
 A store may also take several signs' counters in one call (:class:`BatchLimitStore`,
 ``take_many``: each list of takes all or nothing on its own, one round trip for all): the event
-loop then sends the signs waiting at the same time together (:mod:`s3drop.limits.batch`).
+loop then sends the signs waiting at the same time together (:mod:`s3drop.limits._batch`).
 
 A store declares whether its calls wait on I/O (``blocking``: a disk, a lock, a network): async
 callers run a blocking store in a thread. A store that also has the ``*_async`` methods
 (:class:`AsyncLimitStore`) is awaited on the event loop instead. A store that cannot answer raises
-:class:`~s3drop.errors.LimitsUnavailable` (nothing was counted).
+:class:`~s3drop._errors.LimitsUnavailable` (nothing was counted).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ passed; counters that never reset (stored images, upload claims) never expire.
 The event loop awaits it (``redis.asyncio``, :class:`~s3drop.limits.base.AsyncLimitStore`); the
 thread-pool side (completion, deletion) uses a synchronous client. When Redis does not answer
 (down, unreachable, slower than :data:`TIMEOUT`), every call raises
-:class:`~s3drop.errors.LimitsUnavailable`: signing fails closed with 503 and ``Retry-After``, and
+:class:`~s3drop._errors.LimitsUnavailable`: signing fails closed with 503 and ``Retry-After``, and
 works again by itself once Redis is back (each call reconnects).
 """
 
@@ -33,7 +33,7 @@ from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .. import __version__
-from ..errors import LimitsUnavailable
+from .._errors import LimitsUnavailable
 from .base import Full, Take, retry_after, window_start
 
 #: Seconds to wait for Redis to connect or answer before the call fails (503).
@@ -243,7 +243,7 @@ class _AsyncClient:
     A sign's take through the client costs the server ~60 us of CPU (command dispatch, pool
     checkout and release, the script object, the retry wrapper); the same EVALSHA sent on the
     connection directly ~30 us (with hiredis parsing the answer), and the event loop's batching
-    (:mod:`s3drop.limits.batch`) sends one for all the signs waiting.
+    (:mod:`s3drop.limits._batch`) sends one for all the signs waiting.
     """
 
     def __init__(self, connection: redis.asyncio.Redis, *, timeout: float) -> None:

@@ -2,8 +2,8 @@
 
 Blocking (a file, and locks other connections hold): async callers run it in a thread. A call
 that waits longer than :data:`BUSY_TIMEOUT` for another connection's lock gives up with
-:class:`~s3drop.errors.LimitsUnavailable` and counts nothing; on a full disk it is
-:class:`~s3drop.errors.InsufficientStorage` (507).
+:class:`~s3drop._errors.LimitsUnavailable` and counts nothing; on a full disk it is
+:class:`~s3drop._errors.InsufficientStorage` (507).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import InsufficientStorage, LimitsUnavailable
+from .._errors import InsufficientStorage, LimitsUnavailable
 from .base import Full, Take, retry_after, window_start
 
 #: Seconds a SQLite call waits for another connection's lock before the store gives up (503).

@@ -1,5 +1,5 @@
 """Where bytes are kept: the contract (:mod:`.base`), the backends (:mod:`.local`, :mod:`.s3`),
-the signing (:mod:`.sigv4`), S3's checks (:mod:`.verify`) and answers (:mod:`.s3_xml`).
+the signing (:mod:`._sigv4`), S3's checks (:mod:`._verify`) and answers (:mod:`._s3_xml`).
 
 :func:`open_storage` picks the backend the settings name; a backend's module is imported only
 then (boto3 only for S3).
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigurationError
+from .._errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from ..config import Settings
+    from .._config import Settings
     from .base import Storage
 
 

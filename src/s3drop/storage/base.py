@@ -13,10 +13,10 @@ disk, S3's POST policy semantics enforced by s3drop itself) and :class:`~s3drop.
 
 The base class is a template, as Django's ``Storage`` is: the public signing methods do the shared
 work once for every backend (the key checked by :func:`check_key`, the policy or URL signed with
-:mod:`~s3drop.storage.sigv4`, the :class:`UploadForm` built) over small hooks a backend fills in
+:mod:`~s3drop.storage._sigv4`, the :class:`UploadForm` built) over small hooks a backend fills in
 (``_signing_credentials``, ``_form_url``, ``_put_signer``, ``_presign_get``).
 
-Keys are always made by s3drop (see :mod:`s3drop.policy`); backends still refuse anything that could
+Keys are always made by s3drop (see :mod:`s3drop._policy`); backends still refuse anything that could
 leave their root, or that no S3 store would take.
 """
 
@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from ..errors import InvalidRequest
-from ..policy import Credentials, UploadForm, UploadRequest
-from .sigv4 import PutSigner, put_headers, sign_post
+from .._errors import InvalidRequest
+from .._policy import Credentials, UploadForm, UploadRequest
+from ._sigv4 import PutSigner, put_headers, sign_post
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -53,7 +53,7 @@ PLAIN_KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_-][A-Za-z0-9
 
 
 def check_key(key: str, *, max_bytes: int = MAX_KEY_BYTES) -> None:
-    """Refuse (:class:`~s3drop.errors.InvalidRequest`) a key that could leave a backend's root or
+    """Refuse (:class:`~s3drop._errors.InvalidRequest`) a key that could leave a backend's root or
     that no S3 store would take: empty, over ``max_bytes``, starting with ``/``, with an empty,
     ``.`` or ``..`` segment, a backslash or a NUL."""
     if len(key) <= max_bytes and PLAIN_KEY.fullmatch(key):  # ASCII: characters are bytes
@@ -154,7 +154,7 @@ class Storage:
     read_urls_expire: bool = True
 
     def check_key(self, key: str) -> None:
-        """Refuse (:class:`~s3drop.errors.InvalidRequest`) a key that could leave the backend's
+        """Refuse (:class:`~s3drop._errors.InvalidRequest`) a key that could leave the backend's
         root or that no S3 store would take (:func:`check_key`)."""
         check_key(key, max_bytes=self.max_key_bytes)
 
@@ -180,7 +180,7 @@ class Storage:
 
     def presign_put(self, request: UploadRequest, *, expires_in: int) -> UploadForm:
         """Sign a browser PUT of exactly ``request``: a URL (``method`` PUT) and the ``headers``
-        the body must be sent with (:func:`~s3drop.storage.sigv4.put_headers`); storage refuses
+        the body must be sent with (:func:`~s3drop.storage._sigv4.put_headers`); storage refuses
         any other key, size, type or metadata."""
         self.check_key(request.key)
         headers = put_headers(request)
@@ -225,7 +225,7 @@ class Storage:
     def read(self, key: str, *, start: int = 0, end: int | None = None) -> bytes:
         """Bytes ``start`` to ``end`` (exclusive; None for the end) of ``key``.
 
-        Raises :class:`~s3drop.errors.NotFound` when the object does not exist.
+        Raises :class:`~s3drop._errors.NotFound` when the object does not exist.
         """
         raise NotImplementedError
 
@@ -278,7 +278,7 @@ class Storage:
             after = page[-1].key
 
     def check(self) -> None:
-        """Raise a :class:`~s3drop.errors.StorageError` unless storage answers now."""
+        """Raise a :class:`~s3drop._errors.StorageError` unless storage answers now."""
         raise NotImplementedError
 
     def sweep_partial(self, older_than: float) -> int:
@@ -287,7 +287,7 @@ class Storage:
         object."""
         return 0
 
-    #: True when nothing but :meth:`~s3drop.uploads.S3Drop.sweep` removes abandoned uploads, so
+    #: True when nothing but :meth:`~s3drop._uploads.S3Drop.sweep` removes abandoned uploads, so
     #: the app runs it now and then (on S3 a lifecycle rule does).
     needs_sweeping: bool = False
 

@@ -7,8 +7,8 @@ chain resolves (environment, profile, instance role; refreshed when they expire)
 no network. No ACLs: the bucket stays private and images are read through presigned GETs, or a
 configured public base URL (a CDN).
 
-boto3's errors are translated once, by :func:`~s3drop.storage.s3_errors.translate`
-(:mod:`s3drop.storage.s3_errors`).
+boto3's errors are translated once, by :func:`~s3drop.storage._s3_errors.translate`
+(:mod:`s3drop.storage._s3_errors`).
 """
 
 from __future__ import annotations
@@ -24,18 +24,18 @@ import botocore.exceptions
 from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
 
-from ..config import Settings
-from ..errors import ConfigurationError, NotFound
-from ..policy import Credentials, inline_disposition
+from .._config import Settings
+from .._errors import ConfigurationError, NotFound
+from .._policy import Credentials, inline_disposition
+from ._s3_errors import boto_errors, bucket_missing, error_code, translate
+from ._sigv4 import GetSigner, PutSigner
 from .base import Download, ObjectInfo, Storage, stable_signing
-from .s3_errors import boto_errors, bucket_missing, error_code, translate
-from .sigv4 import GetSigner, PutSigner
 
 if TYPE_CHECKING:
     from botocore.credentials import Credentials as BotoCredentials
     from mypy_boto3_s3 import S3Client
 
-# Re-exported from s3_errors: bucket.py, doctor.py and tests import the translation from here.
+# Re-exported from s3_errors: _bucket.py, _doctor.py and tests import the translation from here.
 __all__ = [
     "S3Storage",
     "aws_endpoint",
@@ -154,12 +154,12 @@ class S3Storage(Storage):
 
     def _put_signer(self) -> PutSigner:
         """The URL boto3's ``generate_presigned_url('put_object', ...)`` would give for the
-        exact size, type, metadata and checksum (:func:`~s3drop.storage.sigv4.put_headers`)."""
+        exact size, type, metadata and checksum (:func:`~s3drop.storage._sigv4.put_headers`)."""
         return self.put_signer
 
     def _presign_get(self, key: str, *, expires_in: int, filename: str | None) -> str:
         """The URL boto3's ``generate_presigned_url`` would give, signed here in microseconds
-        (:mod:`s3drop.storage.sigv4`), or the CDN's."""
+        (:mod:`s3drop.storage._sigv4`), or the CDN's."""
         if self.public_base_url:
             return f"{self.public_base_url}/{quote(key)}"
         disposition = inline_disposition(filename) if filename else None

@@ -1,10 +1,10 @@
 """The bundled web app: the upload page, a small JSON API, and the storage backend's own routes.
 
-``create_app()`` builds it from :class:`~s3drop.config.Settings`; it runs on its own or mounted
-under any prefix of another ASGI app (every URL it gives out follows, see :mod:`.mount`).
+``create_app()`` builds it from :class:`~s3drop._config.Settings`; it runs on its own or mounted
+under any prefix of another ASGI app (every URL it gives out follows, see :mod:`._mount`).
 :func:`build_app` is what it shares with :func:`s3drop.integrations.fastapi.uploads_app` (the API,
 the receiver, the element, the error answers, the middleware); a project on another framework uses
-:class:`~s3drop.uploads.S3Drop` directly.
+:class:`~s3drop._uploads.S3Drop` directly.
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .._version import __version__
-from ..auth import Authenticator
-from ..config import Settings
-from ..errors import (
+from .._auth import Authenticator
+from .._config import Settings
+from .._errors import (
     LimitsUnavailable,
     NotAuthenticated,
     S3DropError,
@@ -37,16 +36,18 @@ from ..errors import (
     error_json,
     json_error,
 )
+from .._logs import stop_background
+from .._uploads import S3Drop
+from .._version import __version__
 from ..limits import LimitStore, app_limit_store
-from ..logs import stop_background
+from ..storage._sigv4 import PUT_HEADERS
 from ..storage.base import Storage
-from ..storage.sigv4 import PUT_HEADERS
-from ..uploads import S3Drop
-from . import ops, routes
-from .assets import StaticAssets
-from .mount import MountMiddleware
-from .security import HostMiddleware, SecurityMiddleware
-from .timeouts import BodyTimeoutMiddleware
+from . import _ops as ops
+from . import _routes as routes
+from ._assets import StaticAssets
+from ._mount import MountMiddleware
+from ._security import HostMiddleware, SecurityMiddleware
+from ._timeouts import BodyTimeoutMiddleware
 
 STATIC = Path(__file__).parent / "static"
 
@@ -82,7 +83,7 @@ def build_app(drop: S3Drop) -> FastAPI:
     s3drop's error answers, CORS and the browser hardening.
     :func:`create_app` adds the page and the operations endpoints;
     :func:`s3drop.integrations.fastapi.uploads_app` puts a host app's login in place of
-    :func:`~s3drop.web.routes.current_principal`."""
+    :func:`~s3drop.web._routes.current_principal`."""
     app = FastAPI(
         title="s3drop",
         version=__version__,

@@ -17,7 +17,7 @@ connections themselves. :class:`GuardedHttpToolsProtocol` (uvicorn's httptools p
 - a cap on open connections per worker (``S3DROP_MAX_CONNECTIONS``): one over it is answered
   ``503`` and closed at once, so a flood of idle connections cannot use up the descriptors.
 
-A request's body is bounded by :class:`~s3drop.web.timeouts.BodyTimeoutMiddleware` (any route:
+A request's body is bounded by :class:`~s3drop.web._timeouts.BodyTimeoutMiddleware` (any route:
 408 when the body stops arriving for ``S3DROP_UPLOAD_IDLE_TIMEOUT`` seconds, plus one) and, first,
 by the local backend's storage endpoint itself (400 ``RequestTimeout`` in S3's XML, its temp file
 removed).
@@ -31,8 +31,8 @@ import json
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from ..config import Settings
-from ..errors import json_error
+from .._config import Settings
+from .._errors import json_error
 
 #: Bytes of one request head (request line and headers). Browsers send a few KiB (cookies
 #: included); nginx takes 32 KiB by default, Node 16 KiB.

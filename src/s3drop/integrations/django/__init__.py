@@ -17,7 +17,7 @@ What it gives the host project:
 - on the local backend, the storage endpoint the browser posts the signed form to (``storage``);
 - :class:`~s3drop.integrations.django.fields.ImageIdField`, a model field holding an image id that
   checks the image exists and belongs to the row's user;
-- :class:`~s3drop.integrations.django.widgets.UploaderWidget`, the ``<s3drop-uploader>`` element
+- :class:`~s3drop.integrations.django._widgets.UploaderWidget`, the ``<s3drop-uploader>`` element
   as a form widget;
 - template tags (``{% load s3drop %}``): ``s3drop_url``, ``s3drop_thumbnail_url``, ``s3drop_img``;
 - system checks (``s3drop.E001``...), signals (:mod:`.signals`) and pytest fixtures (:mod:`.fixtures`).

@@ -11,4 +11,4 @@ class S3DropConfig(AppConfig):
     verbose_name = "s3drop uploads"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the checks)
+        from . import _checks as checks  # noqa: F401  (registers the checks)

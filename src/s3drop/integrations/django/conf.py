@@ -26,11 +26,11 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.module_loading import import_string
 
-from ...auth import Principal
-from ...config import Settings
-from ...errors import NotAuthenticated
+from ..._auth import Principal
+from ..._config import Settings
+from ..._errors import NotAuthenticated
+from ..._uploads import S3Drop
 from ...storage.local import receiver_at
-from ...uploads import S3Drop
 
 #: Where a session's own anonymous owner name is kept.
 SESSION_OWNER = "s3drop.owner"
@@ -106,7 +106,7 @@ def principal_for_user(user: Any) -> Principal:
 
 def principal_for(request: HttpRequest) -> Principal:
     """Who is calling: the signed-in user; or, if allowed, this session's own anonymous owner;
-    else :class:`~s3drop.errors.NotAuthenticated`."""
+    else :class:`~s3drop._errors.NotAuthenticated`."""
     user = getattr(request, "user", None)
     address = request.META.get("REMOTE_ADDR")
     if user is not None and user.is_authenticated:

@@ -22,11 +22,11 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from ...auth import Principal
-from ...errors import Forbidden, NotFound, S3DropError
-from ...policy import is_upload_id
+from ..._auth import Principal
+from ..._errors import Forbidden, NotFound, S3DropError
+from ..._policy import is_upload_id
+from ._widgets import UploaderWidget
 from .conf import get_drop, principal_for_user
-from .widgets import UploaderWidget
 
 #: How long an image id is.
 ID_LENGTH = 23

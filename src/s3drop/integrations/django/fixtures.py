@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from ...auth import Principal
-from ...gallery import Image
-from ...uploads import S3Drop
+from ..._auth import Principal
+from ..._gallery import Image
+from ..._uploads import S3Drop
 from .conf import get_drop, principal_for_user
 
 
@@ -51,7 +51,7 @@ def store_image(
     """Upload ``data`` as ``principal`` the way a browser does, and complete it.
 
     The body is httpx's multipart encoding of the signed fields in order, then the file (a
-    boundary of its own, the file's name escaped), as :mod:`s3drop.client` posts it."""
+    boundary of its own, the file's name escaped), as :mod:`s3drop._client` posts it."""
     import httpx
 
     from ...storage.local import LocalStorage

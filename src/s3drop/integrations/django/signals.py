@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from django.dispatch import Signal
 
-from ...auth import Principal
-from ...errors import ImageRejected
-from ...gallery import Image
-from ...uploads import S3Drop
+from ..._auth import Principal
+from ..._errors import ImageRejected
+from ..._gallery import Image
+from ..._uploads import S3Drop
 
 image_accepted = Signal()
 image_rejected = Signal()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from . import views
+from . import _views as views
 
 app_name = "s3drop"
 

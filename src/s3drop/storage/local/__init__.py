@@ -4,7 +4,7 @@ The app itself receives the browser's ``multipart/form-data`` POST (:meth:`Local
 and checks it as S3 would: SigV4 signature over the policy (constant-time), expiry, every condition
 (exact key, exact Content-Type), no field the policy does not cover, and the size range, counted
 while the body streams, so a body is cut off the moment it passes the limit. Refusals carry S3's
-statuses and codes (:class:`~s3drop.errors.S3Error`).
+statuses and codes (:class:`~s3drop._errors.S3Error`).
 
 Bytes stream into ``<data>/tmp`` and are renamed into ``<data>/objects`` only when the whole body
 arrived and passed; a refused, aborted or half-sent upload leaves nothing behind. Each object's type
@@ -17,9 +17,9 @@ The app that serves the receiver says where it is for the request in hand
 Reads go through signed, expiring URLs (:meth:`presign_get`, checked by :meth:`check_get`): an
 HMAC over key, expiry and disposition; any change is refused.
 
-The package: this module is the store (the contract over files); :mod:`.files` turns keys into
-paths and lists folders in S3's key order; :mod:`.post` receives the browser's POST and
-:mod:`.put` a presigned PUT, over what :mod:`.receive` gives both.
+The package: this module is the store (the contract over files); :mod:`._files` turns keys into
+paths and lists folders in S3's key order; :mod:`._post` receives the browser's POST and
+:mod:`._put` a presigned PUT, over what :mod:`._receive` gives both.
 """
 
 from __future__ import annotations
@@ -40,21 +40,21 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 from urllib.parse import quote, quote_plus
 
-from ...config import Settings
-from ...errors import (
+from ..._config import Settings
+from ..._errors import (
     InsufficientStorage,
     InvalidRequest,
     NotFound,
     S3Error,
     StorageUnavailable,
 )
-from ...policy import Credentials, inline_disposition
-from ...units import format_size
+from ..._policy import Credentials, inline_disposition
+from ..._units import format_size
+from .._sigv4 import PutSigner
 from ..base import PLAIN_KEY, Download, ObjectInfo, Storage, check_key, stable_signing
-from ..sigv4 import PutSigner
-from .files import _disk_full, _walk
-from .post import MAX_PARTS, MAX_PRE_DATA, ReceivedPost, receive_post
-from .receive import BUCKET, REGION, drain
+from ._files import _disk_full, _walk
+from ._post import MAX_PARTS, MAX_PRE_DATA, ReceivedPost, receive_post
+from ._receive import BUCKET, REGION, drain
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -143,7 +143,7 @@ class LocalStorage(Storage):
         return self.base_url
 
     def _put_signer(self) -> PutSigner:
-        """Signs the URLs :func:`~s3drop.storage.local.put.receive_put` checks."""
+        """Signs the URLs :func:`~s3drop.storage.local._put.receive_put` checks."""
         if "://" not in self.base_url:
             raise InvalidRequest(
                 "PUT uploads to the local backend need its absolute URL (S3DROP_PUBLIC_URL)"
@@ -255,8 +255,8 @@ class LocalStorage(Storage):
 
     def check(self) -> None:
         """Raise unless the data folder is writable and has ``min_free_bytes`` free
-        (:class:`~s3drop.errors.StorageUnavailable` or
-        :class:`~s3drop.errors.InsufficientStorage`)."""
+        (:class:`~s3drop._errors.StorageUnavailable` or
+        :class:`~s3drop._errors.InsufficientStorage`)."""
         try:
             probe = self.tmp / f".probe-{secrets.token_hex(4)}"
             probe.write_bytes(b"")
@@ -336,12 +336,12 @@ class LocalStorage(Storage):
 
     # --- the HTTP half ---------------------------------------------------------------------------
 
-    #: Nothing but :meth:`~s3drop.uploads.S3Drop.sweep` removes abandoned uploads from a folder.
+    #: Nothing but :meth:`~s3drop._uploads.S3Drop.sweep` removes abandoned uploads from a folder.
     needs_sweeping = True
 
     def http_routes(self) -> list[BaseRoute]:
-        """The receiver and signed reads (:mod:`.serving`), at :data:`MOUNT`."""
-        from .serving import http_routes
+        """The receiver and signed reads (:mod:`._serving`), at :data:`MOUNT`."""
+        from ._serving import http_routes
 
         return http_routes(self)
 
@@ -352,7 +352,7 @@ class LocalStorage(Storage):
     async def receive_post(
         self, content_type: str | None, body: AsyncIterator[bytes]
     ) -> ReceivedPost:
-        """Take one browser POST (:func:`~s3drop.storage.local.post.receive_post`): check the
+        """Take one browser POST (:func:`~s3drop.storage.local._post.receive_post`): check the
         form as S3 does, stream the file, store it whole; raise :class:`S3Error` and store
         nothing on any refusal."""
         return await receive_post(self, content_type, body)

@@ -55,7 +55,7 @@ function tenths(size, power) {
 }
 
 /** Bytes for people: IEC binary units, at most one decimal, `.0` dropped (`512 bytes`,
- * `195.3 KiB`, `10 MiB`, `12.6 MiB`). The server's `s3drop.units.format_size` is the same rule. */
+ * `195.3 KiB`, `10 MiB`, `12.6 MiB`). The server's `s3drop._units.format_size` is the same rule. */
 export function formatSize(size) {
   if (size < 1024) return size === 1 ? "1 byte" : `${size} bytes`;
   let power = 1;

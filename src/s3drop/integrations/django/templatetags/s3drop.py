@@ -23,10 +23,10 @@ from django import template
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from ....errors import NotFound
-from ....gallery import ImageURL
-from ....placeholders import placeholder_style
-from ....policy import is_upload_id
+from ...._errors import NotFound
+from ...._gallery import ImageURL
+from ...._placeholders import placeholder_style
+from ...._policy import is_upload_id
 from ... import api
 from ..conf import get_drop, mounted
 
