@@ -1,4 +1,5 @@
-"""The upload flow of :mod:`tests.flow` in-process: ``app_backend`` builds ``create_app()`` in this
+"""The upload flow of :mod:`tests.flow` in-process (its ``post``, ``upload`` and ``fetch`` work on
+both, and are re-exported here): ``app_backend`` builds ``create_app()`` in this
 process (no interpreter start, no uvicorn) on the local backend or on a fresh bucket of the
 session's Ceph RGW, for tests of HTTP semantics that need no process.
 
@@ -20,7 +21,7 @@ import httpx
 import pytest
 
 from .ceph.cluster import RGW
-from .flow import Backend
+from .flow import Backend, fetch, post, upload
 from .inprocess import BASE, AppServer, app_servers
 
 _APP = httpx.URL(BASE)
@@ -96,30 +97,4 @@ def app_backend(
                 backend.s3.delete_bucket(Bucket=bucket)
 
 
-def post(backend: Backend, form: dict[str, Any], data: bytes, filename: str = "upload.bin") -> None:
-    """Post the form to storage as the browser does (:func:`tests.flow.post`): the fields in order,
-    the file last."""
-    with backend.server.client() as http:
-        answer = http.post(
-            backend.url(form["url"]),
-            data=form["fields"],
-            files={"file": (filename, data, form["content_type"])},
-        )
-    assert answer.status_code in (200, 201, 204), answer.text
-
-
-def upload(backend: Backend, http: httpx.Client, data: bytes, content_type: str) -> str:
-    """:func:`tests.flow.upload`: sign and post ``data``; its upload id, once storage holds it."""
-    from .flow import sign
-
-    form = sign(http, data, content_type)
-    post(backend, form, data)
-    assert backend.keys(form["key"]) == [form["key"]]
-    upload_id: str = form["id"]
-    return upload_id
-
-
-def fetch(backend: Backend, url: str) -> httpx.Response:
-    """GET an URL the API gave (the app's own, or RGW's signed one)."""
-    with backend.server.client() as http:
-        return http.get(backend.url(url))
+__all__ = ["Backend", "RoutedServer", "app_backend", "fetch", "post", "upload"]

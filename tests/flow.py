@@ -95,16 +95,23 @@ def sign(http: httpx.Client, data: bytes, content_type: str, **extra: Any) -> di
     return form
 
 
-def post(backend: Backend, form: dict[str, Any], data: bytes) -> None:
+def post(backend: Backend, form: dict[str, Any], data: bytes, filename: str = "upload.bin") -> None:
     """Post the form straight to storage, as the browser does: the fields in order, the file
-    last."""
-    answer = httpx.post(
-        backend.url(form["url"]),
-        data=form["fields"],
-        files={"file": ("upload.bin", data, form["content_type"])},
-        timeout=30,
-    )
+    last. Through the server's own client, so an in-process app (:mod:`tests.appflow`) is reached
+    the same way as a live one (and RGW over the network from both)."""
+    with backend.server.client() as http:
+        answer = http.post(
+            backend.url(form["url"]),
+            data=form["fields"],
+            files={"file": (filename, data, form["content_type"])},
+        )
     assert answer.status_code in (200, 201, 204), answer.text
+
+
+def fetch(backend: Backend, url: str) -> httpx.Response:
+    """GET an URL the API gave (the app's own, or RGW's signed one)."""
+    with backend.server.client() as http:
+        return http.get(backend.url(url))
 
 
 def upload(backend: Backend, http: httpx.Client, data: bytes, content_type: str) -> str:
