@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import signal
 import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import httpx
@@ -31,7 +32,7 @@ from s3drop import Settings
 from s3drop import _av1 as av1
 from s3drop._errors import CorruptImage, ServerBusy, TooExpensive
 from s3drop._images import ImageLimits
-from s3drop._sandbox import RECYCLE_RSS, DecodePool, SandboxLimits
+from s3drop._sandbox import RECYCLE_RSS, SMALL_PIXELS, DecodePool, SandboxLimits
 
 from . import samples
 from .appflow import RoutedServer
@@ -247,12 +248,36 @@ def test_an_avif_larger_than_its_header_says_is_refused(memory_limited: Backend)
 def test_completions_beyond_the_queue_get_503_busy_and_stay_retryable(
     make_app: Callable[..., AppServer],
 ) -> None:
-    # One worker, the small lane and one waiting: the fourth and later get 503 at once.
+    # One worker and one waiting (the image is too big for the small lane): the third and later
+    # get 503 at once. The worker is stopped (SIGSTOP) while they arrive, so the first task holds
+    # it however fast the decode and however slow the machine; the image need not be a bomb.
     server = make_app(env={"S3DROP_DECODE_WORKERS": "1", "S3DROP_DECODE_QUEUE": "1"})
     backend = Backend("local", RoutedServer(server))  # type: ignore[arg-type]
+    pool: DecodePool = server.app.state.drop.decoders
+    big = SMALL_PIXELS + 1
+    pool.process(small_png(), "image/png", ImageLimits(), pixels=big)  # the main worker is up
+    (worker,) = pool.pids()
+    data = samples.encode(Image.new("L", (3000, 2000)), "PNG")  # 6 MP, past the lane's 4 MP
     with server.client() as http:
-        ids = [app_upload(backend, http, png16(), "image/png") for _ in range(8)]
-    answers = complete_all(server, ids)
+        ids = [app_upload(backend, http, data, "image/png") for _ in range(8)]
+
+    def one(upload_id: str) -> httpx.Response:
+        with server.client() as http:
+            http.timeout = httpx.Timeout(120)
+            return http.post(f"/api/uploads/{upload_id}/complete")
+
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        with ThreadPoolExecutor(len(ids)) as threads:
+            futures = [threads.submit(one, upload_id) for upload_id in ids]
+            # Those the pool cannot hold answer while the worker is stopped; then it goes on.
+            deadline = time.monotonic() + 60
+            while sum(f.done() for f in futures) < len(ids) - 2 and time.monotonic() < deadline:
+                wait(futures, timeout=0.05, return_when=FIRST_COMPLETED)
+            os.kill(worker, signal.SIGCONT)
+            answers = [f.result() for f in futures]
+    finally:
+        os.kill(worker, signal.SIGCONT)
     busy = [(i, a) for i, a in zip(ids, answers, strict=True) if a.status_code == 503]
     assert busy, [a.status_code for a in answers]
     assert {a.status_code for a in answers} <= {200, 503}
@@ -466,20 +491,22 @@ def test_a_worker_keeps_serving_once_its_cpu_time_grew_past_the_first_backstop()
     and the upload it held was refused as undecodable."""
     pool = DecodePool(SandboxLimits(workers=1, cpu_seconds=1, memory=2 * 1024**3, queue=4))
     limits = ImageLimits()
-    data = samples.png(21, (2400, 1600), compress_level=1)
+    data = samples.encode(Image.new("RGB", (4000, 4000)), "PNG")  # 46 KB: CPU in the worker
     try:
         pool.process(data, "image/png", limits, pixels=49_000_000)  # the main worker, not the lane
         (pid,) = [slot.worker.pid for slot in pool._slots if slot.worker]
         start = _cpu_seconds(pid)
         # The old code lowered the hard limit at every task, to ceil(used + 1 s) + 3: the first
         # task to start after the worker's CPU time passed the next whole second could not raise
-        # it again. Past 1.1 s more than at the first task, the next task is such a task.
-        for _ in range(60):
-            assert pool.process(data, "image/png", limits, pixels=49_000_000).width == 2400
-            if _cpu_seconds(pid) - start > 1.1:
+        # it again. Once it is past ceil(start) (at most a second more), the next task is such a
+        # task (the worker reads the same clock ticks as /proc).
+        second = math.ceil(start)
+        for _ in range(120):
+            assert pool.process(data, "image/png", limits, pixels=49_000_000).width == 4000
+            if _cpu_seconds(pid) > second:
                 break
-        assert _cpu_seconds(pid) - start > 1.1, "the test did not use enough CPU to tell"
-        assert pool.process(data, "image/png", limits, pixels=49_000_000).width == 2400
+        assert _cpu_seconds(pid) > second, "the test did not use enough CPU to tell"
+        assert pool.process(data, "image/png", limits, pixels=49_000_000).width == 4000
         assert [slot.worker.pid for slot in pool._slots if slot.worker] == [pid]
     finally:
         pool.close()

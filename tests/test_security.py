@@ -520,24 +520,25 @@ def test_an_id_with_a_trailing_newline_is_no_id(app_server: AppServer) -> None:
 
 @pytest.mark.alone  # asserts answers within a bound of wall time
 def test_a_locked_limits_database_answers_503_and_never_stalls_the_loop(
-    live_server: LiveServer,
+    app_server: AppServer,
 ) -> None:
     """Another connection holds the SQLite write lock: signing waits off the event loop, gives up
     after BUSY_TIMEOUT with 503 limits_unavailable and Retry-After, and signs and counts nothing;
-    meanwhile /healthz and /api/images answer at once."""
+    meanwhile /healthz and /api/images answer at once. In-process: the app's event loop is the
+    portal's, which a sign waiting on it would hold up just the same, and no server start."""
     import sqlite3
     import time
     from concurrent.futures import ThreadPoolExecutor
 
     from s3drop.limits import BUSY_TIMEOUT
 
-    path = live_server.data_dir / "limits.sqlite3"
-    with live_server.client() as client:
+    path = app_server.data_dir / "limits.sqlite3"
+    with app_server.client() as client:
         assert client.post("/api/uploads", json=CLAIM).status_code == 201  # the table exists
     locker = sqlite3.connect(path, isolation_level=None)
     locker.execute("BEGIN EXCLUSIVE")
     try:
-        with live_server.client() as client, ThreadPoolExecutor(3) as pool:
+        with app_server.client() as client, ThreadPoolExecutor(3) as pool:
             started = time.monotonic()
             signs = [pool.submit(client.post, "/api/uploads", json=CLAIM) for _ in range(3)]
             probes: list[float] = []
@@ -563,8 +564,8 @@ def test_a_locked_limits_database_answers_503_and_never_stalls_the_loop(
     # average of 15, under other suites) and still tells the two apart.
     assert len(probes) >= 20
     assert max(probes) < BUSY_TIMEOUT * 0.8, probes
-    assert len(_signs(live_server)) == 1
-    assert _stored(live_server) == []
-    assert _counters(live_server) == {"addr:127.0.0.1:req": 1, "addr:127.0.0.1:bytes": 1000}
-    with live_server.client() as client:  # and once the lock is gone, signing works again
+    assert len(_signs(app_server)) == 1
+    assert _stored(app_server) == []
+    assert _counters(app_server) == {"addr:127.0.0.1:req": 1, "addr:127.0.0.1:bytes": 1000}
+    with app_server.client() as client:  # and once the lock is gone, signing works again
         assert client.post("/api/uploads", json=CLAIM).status_code == 201
