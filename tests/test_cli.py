@@ -2,8 +2,10 @@
 and on RGW), ``ls``, ``rm``, ``--help``, ``--version`` and one-line errors.
 
 What a command prints and answers runs in this process (:func:`tests.cli_inprocess.run_cli`, the
-same ``main()``); the entry point, its one-line errors, a terminal's progress bars, ``serve`` and
-the two end-to-end uploads (mixed folder, dropped connection) run ``python -m s3drop``."""
+same ``main()``; ``ls``/``rm`` and the token against the app in this process too, see
+:func:`cli_reaches`); the entry point, the ``--debug`` traceback, a terminal's progress bars,
+``serve`` and the two end-to-end uploads (mixed folder, dropped connection) run
+``python -m s3drop``."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from s3drop import __version__
+from s3drop import _client as s3drop_client
 from s3drop._cli import cli
 from s3drop._client import Client
 
@@ -30,6 +33,7 @@ from . import samples
 from .cli_inprocess import run_cli
 from .conftest import RGW, LiveServer, free_port
 from .flaky_proxy import flaky_proxy
+from .inprocess import AppServer
 from .shared_server import shared_server
 from .test_client import noise_png
 
@@ -251,11 +255,23 @@ def test_upload_survives_a_connection_dropped_mid_upload(
     assert httpx.get(server.url + httpx.URL(result["url"]).raw_path.decode()).content == original
 
 
+def cli_reaches(server: AppServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line's clients (``--server server.url``) reach ``server``, the app in this
+    process, over its ASGI transport: what a command asks and prints, without a server process."""
+    real = Client
+
+    def client(*args: Any, **kwargs: Any) -> Client:
+        return real(*args, transport=server.transport(), **kwargs)
+
+    monkeypatch.setattr(s3drop_client, "Client", client)
+
+
 def test_ls_and_rm_through_the_server_and_directly(
-    make_server: Callable[..., LiveServer], tmp_path: Path
+    make_app: Callable[..., AppServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = make_server(env=SMALL)
-    with Client(server.url) as client:
+    server = make_app(env=SMALL)
+    cli_reaches(server, monkeypatch)
+    with Client(server.url, transport=server.transport()) as client:
         uploaded = []
         for index in range(3):
             noise_png(tmp_path / f"img-{index}.png", 10 + index)
@@ -333,7 +349,9 @@ def test_version() -> None:
 def test_errors_are_one_line_without_a_traceback_unless_debug(tmp_path: Path) -> None:
     noise_png(tmp_path / "a.png", 10)
     nowhere = f"http://127.0.0.1:{free_port()}"
-    run = s3drop("upload", "a.png", "--server", nowhere, "--retries", "0", cwd=tmp_path)
+    # What main() prints runs in this process (an exception escaping it would fail the test here
+    # too); the one traceback, which the interpreter prints, is a real process's.
+    run = run_cli("upload", "a.png", "--server", nowhere, "--retries", "0", cwd=tmp_path)
     assert run.returncode != 0
     assert run.stdout == ""
     assert run.stderr.startswith(f"s3drop: error: cannot reach {nowhere}/api/config: ")
@@ -345,26 +363,27 @@ def test_errors_are_one_line_without_a_traceback_unless_debug(tmp_path: Path) ->
     assert debug.returncode != 0
     assert "Traceback" in debug.stderr
 
-    listing = s3drop("ls", "--server", nowhere)
+    listing = run_cli("ls", "--server", nowhere)
     assert listing.returncode != 0
     assert len(listing.stderr.splitlines()) == 1
 
-    bad = s3drop("serve", env={"S3DROP_MAX_BYTES": "0"}, cwd=tmp_path)
+    bad = run_cli("serve", env={"S3DROP_MAX_BYTES": "0"}, cwd=tmp_path)
     assert bad.returncode != 0
     assert bad.stderr.startswith("s3drop: error: S3DROP_MAX_BYTES: ")
     assert len(bad.stderr.splitlines()) == 1
 
-    usage = s3drop("upload")
+    usage = run_cli("upload")
     assert usage.returncode == 2
     assert "Missing argument" in usage.stderr
     assert "Traceback" not in usage.stderr
 
 
 def test_the_token_is_sent_as_a_bearer_token(
-    make_server: Callable[..., LiveServer], tmp_path: Path
+    make_app: Callable[..., AppServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     token = "alice-token-0123456789"
-    server = make_server(env={**SMALL, "S3DROP_TOKENS": f"alice:{token}"})
+    server = make_app(env={**SMALL, "S3DROP_TOKENS": f"alice:{token}"})
+    cli_reaches(server, monkeypatch)
     noise_png(tmp_path / "a.png", 10)
     noise_png(tmp_path / "b.png", 11)
     # No token: one error up front, not one refusal per file.

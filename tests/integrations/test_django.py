@@ -8,35 +8,75 @@ import html
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import django
 import pytest
-from django.conf import settings
 
-if not settings.configured:  # configured in process, never through os.environ
-    from tests.integrations.djangoproject import settings as project
-
-    settings.configure(**{name: getattr(project, name) for name in dir(project) if name.isupper()})
-    django.setup()
-
-from django.contrib.auth.models import User
-from django.core.checks import run_checks
-from django.core.exceptions import ValidationError
-from django.core.management import call_command
-from django.forms import modelform_factory
-from django.http import QueryDict
-from django.template import Context, Template
-from django.test import Client, override_settings
-
-from s3drop.integrations.django import signals
-from s3drop.integrations.django.fixtures import png_bytes
 from tests import samples
-from tests.integrations.djangoproject.models import Profile
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+    from django.core.checks import run_checks
+    from django.core.exceptions import ValidationError
+    from django.core.management import call_command
+    from django.forms import modelform_factory
+    from django.http import QueryDict
+    from django.template import Context, Template
+    from django.test import Client, override_settings
+
+    from s3drop.integrations.django import signals
+    from s3drop.integrations.django.fixtures import png_bytes
+    from tests.integrations.djangoproject.models import Profile
+
+
+def _set_up_django() -> None:
+    """Django is configured and set up when this module's first test runs, not when pytest
+    collects it: every xdist worker collects every module, and only the one that runs these tests
+    should pay for Django (its setup, the ORM, the test client). The names the tests use become
+    this module's globals here (the imports above are for the type checker)."""
+    import django
+    from django.conf import settings
+
+    if not settings.configured:  # configured in process, never through os.environ
+        from tests.integrations.djangoproject import settings as project
+
+        settings.configure(
+            **{name: getattr(project, name) for name in dir(project) if name.isupper()}
+        )
+        django.setup()
+    from django.contrib.auth.models import User
+    from django.core.checks import run_checks
+    from django.core.exceptions import ValidationError
+    from django.core.management import call_command
+    from django.forms import modelform_factory
+    from django.http import QueryDict
+    from django.template import Context, Template
+    from django.test import Client, override_settings
+
+    from s3drop.integrations.django import signals
+    from s3drop.integrations.django.fixtures import png_bytes
+    from tests.integrations.djangoproject.models import Profile
+
+    globals().update(
+        User=User,
+        run_checks=run_checks,
+        ValidationError=ValidationError,
+        call_command=call_command,
+        modelform_factory=modelform_factory,
+        QueryDict=QueryDict,
+        Context=Context,
+        Template=Template,
+        Client=Client,
+        override_settings=override_settings,
+        signals=signals,
+        png_bytes=png_bytes,
+        Profile=Profile,
+    )
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _database() -> None:
+    _set_up_django()
     call_command("migrate", run_syncdb=True, verbosity=0)
 
 
@@ -188,27 +228,29 @@ def test_post_without_csrf_token_is_refused_with_json(s3drop_data_dir: Path, use
     assert stored(s3drop_data_dir) == []
 
 
-@override_settings(S3DROP_ALLOW_ANONYMOUS=True)
 def test_anonymous_sessions_each_own_their_images(s3drop_data_dir: Path) -> None:
-    first, first_csrf = csrf_client(None)
-    second, second_csrf = csrf_client(None)
-    done = upload(first, samples.png(), first_csrf)
-    assert done.status_code == 200, done.content
-    image_id = done.json()["image"]["id"]
-    assert second.get("/uploads/api/images").json()["images"] == []
-    assert second.get(f"/uploads/api/images/{image_id}").status_code == 403
-    refused = second.delete(f"/uploads/api/images/{image_id}", headers=second_csrf)
-    assert refused.status_code == 403
-    assert error_of(refused)["code"] == "forbidden"
-    assert [item["id"] for item in first.get("/uploads/api/images").json()["images"]] == [image_id]
+    with override_settings(S3DROP_ALLOW_ANONYMOUS=True):
+        first, first_csrf = csrf_client(None)
+        second, second_csrf = csrf_client(None)
+        done = upload(first, samples.png(), first_csrf)
+        assert done.status_code == 200, done.content
+        image_id = done.json()["image"]["id"]
+        assert second.get("/uploads/api/images").json()["images"] == []
+        assert second.get(f"/uploads/api/images/{image_id}").status_code == 403
+        refused = second.delete(f"/uploads/api/images/{image_id}", headers=second_csrf)
+        assert refused.status_code == 403
+        assert error_of(refused)["code"] == "forbidden"
+        assert [item["id"] for item in first.get("/uploads/api/images").json()["images"]] == [
+            image_id
+        ]
 
 
-@override_settings(S3DROP_PRINCIPAL="tests.integrations.test_django.blank_name")
 def test_a_blank_owner_name_is_refused(s3drop_data_dir: Path, user: User) -> None:
-    response = sign(signed_in(user), samples.png())
-    assert response.status_code == 401
-    assert error_of(response)["code"] == "not_authenticated"
-    assert stored(s3drop_data_dir) == []
+    with override_settings(S3DROP_PRINCIPAL="tests.integrations.test_django.blank_name"):
+        response = sign(signed_in(user), samples.png())
+        assert response.status_code == 401
+        assert error_of(response)["code"] == "not_authenticated"
+        assert stored(s3drop_data_dir) == []
 
 
 def blank_name(user: Any) -> str:

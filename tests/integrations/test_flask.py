@@ -8,18 +8,41 @@ import hashlib
 import html
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from flask import Flask, render_template_string, session
-from flask.testing import FlaskClient
 
 from s3drop import Principal, S3Drop, Settings
-from s3drop.integrations.flask import s3drop_blueprint
 from s3drop.web.app import STATIC
 from tests import samples
 
+if TYPE_CHECKING:
+    from flask import Flask, render_template_string, session
+    from flask.testing import FlaskClient
+
+    from s3drop.integrations.flask import s3drop_blueprint
+
 ORIGIN = "http://localhost"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _flask() -> None:
+    """Flask is imported when this module's first test runs, not when pytest collects it: every
+    xdist worker collects every module, and only the one that runs these tests should pay for it.
+    The names the tests use become this module's globals here (the imports above are for the
+    type checker)."""
+    from flask import Flask, render_template_string, session
+    from flask.testing import FlaskClient
+
+    from s3drop.integrations.flask import s3drop_blueprint
+
+    globals().update(
+        Flask=Flask,
+        render_template_string=render_template_string,
+        session=session,
+        FlaskClient=FlaskClient,
+        s3drop_blueprint=s3drop_blueprint,
+    )
 
 
 def make_app(data_dir: Path, **options: Any) -> tuple[Flask, S3Drop]:

@@ -18,12 +18,10 @@ import secrets
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.signals import setting_changed
-from django.http import HttpRequest
-from django.urls import reverse
 from django.utils.module_loading import import_string
 
 from ..._auth import Principal
@@ -31,6 +29,9 @@ from ..._config import Settings
 from ..._errors import NotAuthenticated
 from ..._uploads import S3Drop
 from ...storage.local import receiver_at
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
 
 #: Where a session's own anonymous owner name is kept.
 SESSION_OWNER = "s3drop.owner"
@@ -70,6 +71,8 @@ def mounted() -> AbstractContextManager[None]:
     """Within the block, the local backend's URLs (upload forms, signed reads) point at this
     app's own storage endpoint, wherever the project included the URLs (``/uploads/storage``,
     under ``S3DROP["public_url"]`` when set)."""
+    from django.urls import reverse  # here: the fixtures plugin imports this module cheaply
+
     return receiver_at((get_drop().settings.public_url or "") + reverse("s3drop:storage"))
 
 

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.test import override_settings
 
 from ..._auth import Principal
 from ..._gallery import Image
@@ -79,6 +78,7 @@ def store_image(
 def s3drop_data_dir(tmp_path: Path) -> Iterator[Path]:
     """A fresh local-backend data folder for this test (``S3DROP["data_dir"]``)."""
     from django.conf import settings
+    from django.test import override_settings  # here: importing the plugin stays cheap
 
     data_dir = tmp_path / "s3drop-data"
     values = {**(getattr(settings, "S3DROP", None) or {}), "data_dir": data_dir}
