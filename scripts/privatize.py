@@ -33,7 +33,7 @@ What it does, in order:
    - the README's layout bullet (``- `src/s3drop/`: ...``), whose file names are nested in
      parentheses by package;
 5. writes the public list where it is checked: a README bullet, a paragraph of ``s3drop``'s
-   docstring and tests at the end of tests/unit/test_exports.py (between marker comments);
+   docstring and the list tests/unit/test_exports.py checks (between marker comments);
 6. sorts the imports and formats the Python files it changed (ruff from the tree's .venv, else PATH).
 
 Running it again changes nothing: the tree it leaves has no module the rule would rename and no
@@ -513,93 +513,9 @@ PUBLIC_MODULES = {
 PUBLIC_TREES = (
 """
         + trees
-        + '''
+        + """
 )
-
-
-def _modules() -> set[str]:
-    from pathlib import Path
-
-    top = Path(s3drop.__file__ or "").parent
-    names = set()
-    for path in top.rglob("*.py"):
-        parts = path.relative_to(top.parent).with_suffix("").parts
-        if parts[-1] == "__init__":
-            parts = parts[:-1]
-        if parts[-1] != "__main__":
-            names.add(".".join(parts))
-    return names
-
-
-def _is_private(name: str) -> bool:
-    return any(part.startswith("_") for part in name.split("."))
-
-
-def _is_public(name: str) -> bool:
-    return name in PUBLIC_MODULES or name.startswith(tuple(tree + "." for tree in PUBLIC_TREES))
-
-
-def test_every_module_is_public_or_private() -> None:
-    """A module is in the public list or has a ``_`` in its dotted name (``s3drop._cli.images``)."""
-    modules = _modules()
-    assert modules >= PUBLIC_MODULES, PUBLIC_MODULES - modules
-    assert not {name for name in PUBLIC_MODULES if _is_private(name)}
-    stray = {name for name in modules if not _is_private(name) and not _is_public(name)}
-    assert not stray, f"make these private (a leading _) or name them in the README: {stray}"
-
-
-def test_the_public_modules_are_what_the_readme_names() -> None:
-    """Every ``s3drop.x`` the README names is a public module, an attribute of one, or a logger's
-    name; and every public module is named there."""
-    import re
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    readme = (root / "README.md").read_text()
-    source = Path(s3drop.__file__ or "").parent
-    loggers = set()
-    for path in source.rglob("*.py"):
-        loggers.update(re.findall(r"""getLogger\\(\\s*["']([\\w.]+)["']""", path.read_text()))
-    modules = _modules()
-    named = {"s3drop"}
-    for token in re.findall(r"(?<![\\w./-])s3drop(?:\\.[A-Za-z_]\\w*)+", readme):
-        parts = token.split(".")
-        depth = max(n for n in range(1, len(parts) + 1) if ".".join(parts[:n]) in modules)
-        module, rest = ".".join(parts[:depth]), parts[depth:]
-        named.add(module)
-        if not rest or token in loggers or re.fullmatch(r"s3drop\\.[CEWI]\\d{3}", token):
-            continue  # a module, a logger's name or a Django check's id
-        if module == "s3drop":
-            assert rest[0] in s3drop.__all__, token
-            continue
-        path = source.parent.joinpath(*module.split("."))
-        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
-        defined = rf"^(?:async def|def|class) {rest[0]}\\b|^{rest[0]}\\b\\s*[:=]"
-        assert re.search(defined, path.read_text(), re.M), f"{token}: no {rest[0]} in {module}"
-    assert not {name for name in named if not _is_public(name)}, "the README names private modules"
-    assert named == PUBLIC_MODULES, (PUBLIC_MODULES - named, named - PUBLIC_MODULES)
-
-
-def test_logger_names_are_written_out() -> None:
-    """A module's name may change (made private); its logger's name, which users configure, must
-    not: every logger of the package is named explicitly."""
-    from pathlib import Path
-
-    for path in Path(s3drop.__file__ or "").parent.rglob("*.py"):
-        assert "getLogger(__name__)" not in path.read_text(), path
-
-
-def test_python_dash_m_s3drop_still_runs_the_command_line() -> None:
-    import subprocess
-    import sys
-
-    run = subprocess.run(
-        [sys.executable, "-m", "s3drop", "--help"], capture_output=True, text=True, check=True
-    )
-    assert "Usage:" in run.stdout
-
-
-'''
+"""
         + TESTS_END
     )
 

@@ -131,6 +131,7 @@ PUBLIC_TREES = (
     "s3drop.integrations.django.migrations",
     "s3drop.integrations.django.templatetags",
 )
+# -- end of public and private modules --
 
 
 def _modules() -> set[str]:
@@ -213,6 +214,3 @@ def test_python_dash_m_s3drop_still_runs_the_command_line() -> None:
         [sys.executable, "-m", "s3drop", "--help"], capture_output=True, text=True, check=True
     )
     assert "Usage:" in run.stdout
-
-
-# -- end of public and private modules --
