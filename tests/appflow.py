@@ -11,7 +11,6 @@ image URLs) over the network to RGW, as a browser's would.
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ import httpx
 import pytest
 
 from .ceph.cluster import RGW
+from .conftest import isolate
 from .flow import Backend, fetch, post, upload
 from .inprocess import BASE, AppServer, app_servers
 
@@ -82,9 +82,7 @@ def app_backend(
         app_servers(tmp_path_factory.mktemp(f"app-{request.param}")) as make,
         pytest.MonkeyPatch.context() as patch,
     ):
-        for name in list(os.environ):
-            if name.startswith(("AWS_", "S3DROP_", "BUCKET_NAME")):
-                patch.delenv(name)
+        isolate(patch)
         server = RoutedServer(make(env=full_env))
         patch.undo()
         backend = Backend(request.param, server, rgw, bucket)  # type: ignore[arg-type]

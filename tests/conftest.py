@@ -37,16 +37,28 @@ T = TypeVar("T")
 OUTPUT = ROOT / "test-output"
 
 
+#: What a test never inherits from the machine's environment: s3drop's settings and the AWS SDK's.
+MACHINE_SETTINGS = ("AWS_", "S3DROP_", "BUCKET_NAME")
+
+
+def isolate(patch: pytest.MonkeyPatch, folder: Path | None = None) -> None:
+    """No AWS_* or S3DROP_* setting leaks in from the machine; with ``folder``, no AWS config
+    file or instance metadata is read either, and ``folder`` is the working directory (so no
+    .env file is read). Undone with ``patch``."""
+    for name in list(os.environ):
+        if name.startswith(MACHINE_SETTINGS):
+            patch.delenv(name)
+    if folder is not None:
+        patch.setenv("AWS_CONFIG_FILE", str(folder / "no-aws-config"))
+        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(folder / "no-aws-credentials"))
+        patch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        patch.chdir(folder)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No AWS_* or S3DROP_* setting leaks in from the machine, and no .env file is read."""
-    for name in list(os.environ):
-        if name.startswith(("AWS_", "S3DROP_", "BUCKET_NAME")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.chdir(tmp_path)
+    """Each test: nothing from the machine's environment (:func:`isolate`)."""
+    isolate(monkeypatch, tmp_path)
 
 
 @dataclass

@@ -8,7 +8,6 @@ shows what its storage holds, so a test can prove what was or was not stored.
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +16,7 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 
-from .conftest import RGW, LiveServer, start_server
+from .conftest import RGW, LiveServer, isolate, start_server
 
 
 class Backend:
@@ -68,9 +67,7 @@ def live_backend(
         maker.close()
         full_env.update(rgw.env(bucket))
     with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith(("AWS_", "S3DROP_", "BUCKET_NAME")):
-                patch.delenv(name)
+        isolate(patch)
         server = start_server(tmp_path_factory.mktemp(request.param), env=full_env)
     backend = Backend(request.param, server, rgw, bucket)
     try:

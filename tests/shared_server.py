@@ -9,12 +9,11 @@ so tests cannot see each other's state.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 
 import pytest
 
-from .conftest import LiveServer, start_server
+from .conftest import LiveServer, isolate, start_server
 
 
 @contextlib.contextmanager
@@ -24,13 +23,8 @@ def shared_server(
     """A server started with ``env`` alone (as ``make_server`` would: nothing of the machine's
     AWS_* or S3DROP_* settings), stopped at the end of the ``with``."""
     with pytest.MonkeyPatch.context() as patch:
-        for variable in list(os.environ):
-            if variable.startswith(("AWS_", "S3DROP_", "BUCKET_NAME")):
-                patch.delenv(variable)
         tmp = tmp_path_factory.mktemp(name)
-        patch.setenv("AWS_CONFIG_FILE", str(tmp / "no-aws-config"))
-        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp / "no-aws-credentials"))
-        patch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        isolate(patch, tmp)
         server = start_server(tmp, env=env)
     try:
         yield server

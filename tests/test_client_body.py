@@ -12,7 +12,6 @@ real socket is tests/test_client.py::test_upload_is_retried_after_the_connection
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from s3drop._client.multipart import ProgressReader
 from s3drop._errors import S3DropError
 from s3drop._filenames import sanitize_filename
 
-from .conftest import RGW
+from .conftest import RGW, isolate
 from .inprocess import AppServer, app_servers, files_in
 from .samples import png, png_chunk
 
@@ -46,13 +45,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     tmp = tmp_path_factory.mktemp("client-body")
     with app_servers(tmp) as make:
         with pytest.MonkeyPatch.context() as env:
-            for name in list(os.environ):
-                if name.startswith(("AWS_", "S3DROP_", "BUCKET_NAME")):
-                    env.delenv(name)
-            env.setenv("AWS_CONFIG_FILE", str(tmp / "no-aws-config"))
-            env.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp / "no-aws-credentials"))
-            env.setenv("AWS_EC2_METADATA_DISABLED", "true")
-            env.chdir(tmp)  # no .env file is read
+            isolate(env, tmp)
             server = make(env=LIMITS)
         yield server
 

@@ -28,16 +28,14 @@ from s3drop import Settings
 from s3drop.web.app import create_app
 
 from . import samples
-from .conftest import LiveServer, start_server
+from .conftest import LiveServer, isolate, start_server
 from .inprocess import AppServer
 
 
 def _clean_server(tmp: Path, env: dict[str, str] | None = None) -> LiveServer:
     """A live server with ``env`` and nothing from the machine's environment."""
     with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith(("AWS_", "S3DROP_", "BUCKET_NAME")):
-                patch.delenv(name)
+        isolate(patch)
         return start_server(tmp, env=env)
 
 

@@ -7,7 +7,6 @@ fails at teardown, so every browser test also proves the page runs under the CSP
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.conftest import LiveServer, start_server
+from tests.conftest import LiveServer, isolate, start_server
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -55,10 +54,8 @@ def module_server(
     """An s3drop started for a module's tests (stop it at the module's end): a start costs about
     0.8 s of CPU, a test's own owner or an emptied gallery (``empty_gallery``) almost nothing.
     No per-minute limit on signing (``env`` may set one)."""
-    with pytest.MonkeyPatch.context() as patch:  # the same isolation as tests/conftest.py
-        for name in list(os.environ):
-            if name.startswith(("AWS_", "S3DROP_", "BUCKET_NAME")):
-                patch.delenv(name)
+    with pytest.MonkeyPatch.context() as patch:
+        isolate(patch)
         # Signs are not counted by any browser test, and a module's tests sign more than the
         # default 60 a minute between them.
         env = {"S3DROP_RATE_PER_MINUTE": "100000", **(env or {})}

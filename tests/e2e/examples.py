@@ -21,7 +21,7 @@ import httpx
 from PIL import Image
 
 from tests.ceph.cluster import free_port
-from tests.conftest import OUTPUT, ROOT
+from tests.conftest import MACHINE_SETTINGS, OUTPUT, ROOT
 
 #: The solid colours of the test photo's halves (left, right): any mix-up shows in the pixels.
 LEFT, RIGHT = (214, 48, 49), (36, 110, 222)
@@ -56,7 +56,7 @@ def running_example(name: str, tmp: Path, data_variable: str) -> Iterator[Exampl
     env = {  # the machine's storage settings stay out: the example runs on its own defaults
         name: value
         for name, value in os.environ.items()
-        if not name.startswith(("AWS_", "S3DROP_", "BUCKET_NAME", "DJANGO_SETTINGS_MODULE"))
+        if not name.startswith((*MACHINE_SETTINGS, "DJANGO_SETTINGS_MODULE"))
     }
     env[data_variable] = str(data)
     with log.open("wb") as out:

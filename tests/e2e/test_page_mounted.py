@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.ceph.cluster import free_port
-from tests.conftest import ROOT
+from tests.conftest import MACHINE_SETTINGS, ROOT
 
 from .test_page import final_state, gradient_png, payload, row
 
@@ -28,9 +28,7 @@ def mounted(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     port = free_port()
     data = tmp_path / "data"
     env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("AWS_", "S3DROP_", "BUCKET_NAME"))
+        name: value for name, value in os.environ.items() if not name.startswith(MACHINE_SETTINGS)
     }
     env["S3DROP_DATA_DIR"] = str(data)
     env["S3DROP_PORT"] = str(port)  # where it is served: its origin may call the API

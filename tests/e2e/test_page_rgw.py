@@ -31,7 +31,7 @@ from s3drop._bucket import init_bucket, open_bucket
 from s3drop._config import Settings
 from s3drop._placeholders import Placeholder
 from s3drop._policy import image_key
-from tests.conftest import RGW, LiveServer
+from tests.conftest import RGW, LiveServer, isolate
 from tests.e2e.conftest import module_server
 from tests.e2e.test_page import (
     final_state,
@@ -65,9 +65,7 @@ def bucket_ready(rgw: RGW, bucket: str, origin: str) -> None:
     lifecycle), by the library in this process: for tests whose point is not the command (the
     first test below runs the command itself), without a Python start of its own."""
     with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith(("AWS_", "S3DROP_", "BUCKET_NAME")):
-                patch.delenv(name)
+        isolate(patch)
         for name, value in rgw.env(bucket).items():
             patch.setenv(name, value)
         init_bucket(open_bucket(Settings(_env_file=None)), origins=[origin])

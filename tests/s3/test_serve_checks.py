@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.cli_inprocess import run_cli
-from tests.conftest import RGW, LiveServer, start_server
+from tests.conftest import RGW, LiveServer, isolate, start_server
 from tests.inprocess import AppServer
 from tests.test_client import noise_png
 
@@ -97,9 +97,7 @@ def serve_on_rgw(
         key = tuple(sorted(change.items()))
         if key not in servers:
             with pytest.MonkeyPatch.context() as patch:
-                for name in list(os.environ):
-                    if name.startswith(("AWS_", "S3DROP_")):
-                        patch.delenv(name)
+                isolate(patch)
                 servers[key] = start_server(
                     tmp_path_factory.mktemp("serve"), env={**rgw.env(bucket), **change}
                 )
