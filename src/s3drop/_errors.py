@@ -60,6 +60,9 @@ class S3DropError(Exception):
 
     status: int = 500
     code: str = "internal"
+    #: The server's setup is at fault (credentials, bucket, a setting), not the moment: the same
+    #: answer comes until someone fixes it, so a client says it at once instead of retrying.
+    setup: bool = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -68,6 +71,7 @@ class S3DropError(Exception):
 
 class ConfigurationError(S3DropError):
     code = "bad_configuration"
+    setup = True
 
 
 class StorageError(S3DropError):
@@ -89,10 +93,12 @@ class InsufficientStorage(StorageError):
 
 class StorageAccessDenied(StorageError):
     code = "storage_access_denied"
+    setup = True
 
 
 class BucketMissing(StorageError):
     code = "bucket_missing"
+    setup = True
 
 
 class NotFound(S3DropError):

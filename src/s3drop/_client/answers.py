@@ -41,12 +41,14 @@ def s3_error(response: httpx.Response) -> tuple[str, str] | None:
     return parse_error(response.content)
 
 
-def error_code(response: httpx.Response) -> str | None:
-    """The ``code`` of the server's JSON error answer; None for any other answer."""
+def is_setup_failure(response: httpx.Response) -> bool:
+    """Whether the server's JSON error names a fault of its setup (:attr:`S3DropError.setup`)."""
     try:
-        return str(response.json()["error"]["code"])
+        code = str(response.json()["error"]["code"])
     except (ValueError, KeyError, TypeError):
-        return None
+        return False
+    cls = _error_classes().get(code)
+    return cls is not None and cls.setup
 
 
 def _error_classes() -> dict[str, type[S3DropError]]:

@@ -22,10 +22,6 @@ from .answers import retry_after, without_query
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 _NOT_RETRIED_5XX = {501, 505}
-#: Server errors that name a fault of the server's setup, not of the moment (its storage refuses
-#: its credentials, its bucket is gone, a setting is wrong): the same answer comes until someone
-#: fixes it, so they are said at once instead of after every retry's wait.
-_SETUP_FAILURES = frozenset({"storage_access_denied", "bucket_missing", "bad_configuration"})
 
 
 class Transport:
@@ -126,7 +122,8 @@ class Transport:
                 return None
             return wait
         if status >= 500 and status not in _NOT_RETRIED_5XX:
-            return None if answers.error_code(response) in _SETUP_FAILURES else 0.0
+            # A fault of the server's setup answers the same until fixed: said at once.
+            return None if answers.is_setup_failure(response) else 0.0
         if status == 400 and (answers.s3_error(response) or ("",))[0] == "RequestTimeout":
             return 0.0  # S3: the body was not sent fast enough; retrying is its own advice
         return None
